@@ -15,7 +15,7 @@ All accumulation is fp32, as in both official code paths.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -1,0 +1,51 @@
+"""Griffin's recurrent block (§2.3, Fig. 2c; recurrentgemma ``RecurrentBlock``).
+
+    out = W_o [ RG-LRU(Conv1D_4(W_x u + b_x)) * GeLU_tanh(W_y u + b_y) ] + b_o
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqlib.layers.conv1d import Conv1D
+from seqlib.layers.init import linear
+from seqlib.layers.rglru import RGLRU
+
+
+@dataclass
+class RecurrentBlockCache:
+    rg_lru_state: torch.Tensor  # [B, R] fp32
+    conv1d_state: torch.Tensor  # [B, conv_width - 1, R]
+
+
+class RecurrentBlock(nn.Module):
+    def __init__(
+        self,
+        width: int,
+        lru_width: int,
+        num_heads: int,
+        conv1d_temporal_width: int = 4,
+        final_w_init_variance_scale: float = 1.0,
+        scan_backend: str = "auto",
+    ):
+        super().__init__()
+        self.linear_y = linear(width, lru_width)
+        self.linear_x = linear(width, lru_width)
+        self.linear_out = linear(lru_width, width, scale=final_w_init_variance_scale)
+        self.conv_1d = Conv1D(lru_width, conv1d_temporal_width)
+        self.rg_lru = RGLRU(lru_width, num_heads, scan_backend=scan_backend)
+
+    def init_cache(self, batch: int, device=None, dtype=torch.float32) -> RecurrentBlockCache:
+        return RecurrentBlockCache(self.rg_lru.init_cache(batch, device), self.conv_1d.init_cache(batch, device, dtype))
+
+    def forward(self, x: torch.Tensor, segment_pos: torch.Tensor, cache: RecurrentBlockCache | None = None):
+        y = F.gelu(self.linear_y(x), approximate="tanh")
+        x = self.linear_x(x)
+        x, conv_state = self.conv_1d(x, segment_pos, None if cache is None else cache.conv1d_state)
+        x, lru_state = self.rg_lru(x, segment_pos, None if cache is None else cache.rg_lru_state)
+        out = self.linear_out(x * y)
+        return out, (None if cache is None else RecurrentBlockCache(lru_state, conv_state))

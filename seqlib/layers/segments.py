@@ -1,0 +1,28 @@
+"""Document bookkeeping shared by the mixers.
+
+``segment_pos`` [B, T] is the position of each token inside its document; 0 starts a new one
+(recurrentgemma's convention). A running document id, ``cumsum(segment_pos == 0)``, tells which
+tokens may interact: the conv's document mask, local attention's mask and the decode caches all
+compare document ids.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def default_segment_pos(batch: int, length: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(length, device=device).expand(batch, length)
+
+
+def check_segment_pos(x: torch.Tensor, segment_pos: torch.Tensor) -> None:
+    if segment_pos.shape != x.shape[:2]:
+        raise ValueError(
+            f"segment_pos has shape {tuple(segment_pos.shape)}; it must be [B, T] = {tuple(x.shape[:2])}"
+        )
+
+
+def document_ids(segment_pos: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+    """Running document id per token: start (per row, default 0) + number of resets so far."""
+    ids = torch.cumsum((segment_pos == 0).long(), dim=1)
+    return ids if start is None else ids + start[:, None]

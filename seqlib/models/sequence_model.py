@@ -1,0 +1,141 @@
+"""One model class for every architecture: input adapter -> blocks -> final RMSNorm -> head.
+
+The input adapter is a token embedding or, for numeric-feature tasks, a linear map; the head is
+the tied embedding (Griffin §2: input and output embeddings are shared) when the outputs are the
+input vocabulary, a linear head otherwise, pooled over valid positions for sequence-level tasks.
+Blocks follow the interface ``(x, segment_pos, cache) -> (x, cache)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from seqlib.layers.attention import Attention
+from seqlib.layers.init import linear, normal_
+from seqlib.layers.mlp import MLPBlock
+from seqlib.layers.norms import RMSNorm
+from seqlib.layers.recurrent_block import RecurrentBlock
+from seqlib.layers.residual import ResidualBlock
+from seqlib.layers.rnn import RecurrentBaseline
+from seqlib.layers.segments import check_segment_pos, default_segment_pos
+from seqlib.models.config import ModelConfig
+from seqlib.tasks.base import TaskSpec
+
+
+def sinusoidal_encoding(positions: torch.Tensor, width: int) -> torch.Tensor:
+    """Vaswani et al. (2017) sin/cos position encoding at ``positions`` [B, T] -> [B, T, width]."""
+    half = width // 2
+    freq = torch.exp(-math.log(10_000.0) * torch.arange(half, device=positions.device) / half)
+    angle = positions.float()[..., None] * freq
+    enc = torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
+    return nn.functional.pad(enc, (0, width - 2 * half))
+
+
+def build_block(kind: str, cfg: ModelConfig) -> nn.Module:
+    D = cfg.d_model
+    out_scale = 2.0 / cfg.n_layers  # final_w_init_variance_scale (griffin.md §2.2)
+    if kind in ("lstm", "gru"):
+        return RecurrentBaseline(D, kind)
+    if kind == "recurrent":
+        mixer = RecurrentBlock(D, cfg.lru_width, cfg.blocks, cfg.conv_width, out_scale, cfg.scan_backend)
+    else:
+        window = cfg.window if kind == "local_attention" else None
+        use_rope = kind == "local_attention" or cfg.pos_encoding == "rope"
+        mixer = Attention(D, cfg.num_heads, cfg.num_kv_heads, window, use_rope, out_scale)
+    mlp = MLPBlock(D, cfg.ffw_width, out_scale) if cfg.ffw_width > 0 and cfg.mlp_expansion > 0 else None
+    return ResidualBlock(D, mixer, mlp)
+
+
+class SequenceModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, spec: TaskSpec):
+        super().__init__()
+        self.cfg, self.spec = cfg, spec
+        D = cfg.d_model
+        if spec.input_kind == "tokens":
+            if not spec.vocab_size:
+                raise ValueError("a token task needs spec.vocab_size")
+            self.embed = nn.Embedding(spec.vocab_size, D)
+            normal_(self.embed.weight, 1.0 / math.sqrt(D))
+        else:
+            if not spec.feature_dim:
+                raise ValueError("a feature task needs spec.feature_dim")
+            self.embed = linear(spec.feature_dim, D)
+        self.additive_pos = cfg.pos_encoding if "global_attention" in cfg.block_types else "none"
+        if self.additive_pos == "learned":
+            self.pos_embed = nn.Embedding(cfg.max_len, D)
+            normal_(self.pos_embed.weight, 1.0 / math.sqrt(D))
+        self.blocks = nn.ModuleList(build_block(kind, cfg) for kind in cfg.block_types)
+        self.final_norm = RMSNorm(D)
+        self.tied = spec.input_kind == "tokens" and spec.output_kind == "tokens" and spec.num_outputs == spec.vocab_size
+        self.head = None if self.tied else linear(D, spec.num_outputs)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def init_cache(self, batch: int, device=None, dtype=torch.float32) -> list:
+        return [block.init_cache(batch, device=device, dtype=dtype) for block in self.blocks]
+
+    def state_size(self, seq_len: int) -> dict[str, int]:
+        """Elements of decode state per sequence after ``seq_len`` tokens (zoology-style accounting)."""
+        sizes = {"rg_lru": 0, "conv": 0, "kv": 0, "rnn": 0}
+        for kind, block in zip(self.cfg.block_types, self.blocks):
+            if kind == "recurrent":
+                R = self.cfg.lru_width
+                sizes["rg_lru"] += R
+                sizes["conv"] += (self.cfg.conv_width - 1) * R
+            elif kind in ("lstm", "gru"):
+                sizes["rnn"] += (2 if kind == "lstm" else 1) * self.cfg.d_model
+            else:
+                attn = block.temporal_block
+                slots = seq_len if attn.window is None else min(seq_len, attn.window)
+                sizes["kv"] += 2 * slots * attn.num_kv_heads * attn.head_dim
+        sizes["total"] = sum(sizes.values())
+        return sizes
+
+    def embed_inputs(self, inputs: torch.Tensor, segment_pos: torch.Tensor) -> torch.Tensor:
+        x = self.embed(inputs)
+        if self.cfg.embed_scale_by_sqrt_dim:
+            x = x * math.sqrt(self.cfg.d_model)
+        pos = segment_pos.clamp_min(0)
+        if self.additive_pos == "sinusoidal":
+            x = x + sinusoidal_encoding(pos, self.cfg.d_model).to(x.dtype)
+        elif self.additive_pos == "learned":
+            if int(pos.max()) >= self.cfg.max_len:
+                raise ValueError(
+                    f"learned position embeddings cover positions < max_len={self.cfg.max_len}; "
+                    f"got position {int(pos.max())}"
+                )
+            x = x + self.pos_embed(pos)
+        return x
+
+    def forward(self, inputs: torch.Tensor, segment_pos: torch.Tensor | None = None, cache: list | None = None):
+        """inputs: [B, T] ids or [B, T, F] features; returns (logits, cache or None).
+
+        logits: [B, T, num_outputs] for per-position tasks, [B, num_outputs] for pooled ones.
+        """
+        expected = 2 if self.spec.input_kind == "tokens" else 3
+        if inputs.dim() != expected:
+            raise ValueError(
+                f"{self.spec.input_kind} inputs must have {expected} dims, got shape {tuple(inputs.shape)}"
+            )
+        B, T = inputs.shape[:2]
+        if segment_pos is None:
+            segment_pos = default_segment_pos(B, T, inputs.device)
+        check_segment_pos(inputs, segment_pos)
+        if cache is not None and len(cache) != len(self.blocks):
+            raise ValueError(f"cache has {len(cache)} entries for {len(self.blocks)} blocks")
+        x = self.embed_inputs(inputs, segment_pos)
+        new_cache = [] if cache is not None else None
+        for i, block in enumerate(self.blocks):
+            x, c = block(x, segment_pos, None if cache is None else cache[i])
+            if new_cache is not None:
+                new_cache.append(c)
+        x = self.final_norm(x)
+        if self.spec.output_kind == "pooled":
+            valid = (segment_pos >= 0).unsqueeze(-1).to(x.dtype)
+            x = (x * valid).sum(1) / valid.sum(1).clamp_min(1.0)
+        logits = x @ self.embed.weight.T.to(x.dtype) if self.tied else self.head(x)
+        return logits, new_cache
