@@ -43,16 +43,18 @@ class ModelConfig(BaseModel):
             raise ValueError(f"unknown model {self.name!r}; known models: {sorted(MODELS)}")
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
-        if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}")
+        types = set(self.block_types)
+        if types & {"local_attention", "global_attention"}:
+            if self.d_model % self.num_heads:
+                raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
+            if self.num_heads % self.num_kv_heads:
+                raise ValueError(f"num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}")
         if (self.d_model // self.num_heads) % 4 and self.uses_rope:
             raise ValueError(
                 f"head_dim d_model/num_heads = {self.d_model // self.num_heads} must be a multiple of 4 "
                 "(RoPE rotates the first half of each head in pairs)"
             )
-        if self.lru_width % self.blocks:
+        if "recurrent" in types and self.lru_width % self.blocks:
             raise ValueError(f"d_rnn {self.lru_width} is not divisible by gate_blocks {self.blocks}")
         return self
 
