@@ -91,7 +91,18 @@ def available_backends() -> list[str]:
     return [*LINEAR_SCANS, *FUSED_SCANS]
 
 
+def _load_gpu_kernels() -> None:
+    """Import ``seqlib.kernels`` once: it registers the Triton backend when Triton and CUDA exist."""
+    if not FUSED_SCANS and torch.cuda.is_available():
+        try:
+            import seqlib.kernels  # noqa: F401
+        except ImportError:
+            pass
+
+
 def resolve_backend(backend: str, device: torch.device) -> str:
+    if device.type == "cuda":
+        _load_gpu_kernels()
     if backend == "auto":
         if device.type == "cuda" and "triton" in FUSED_SCANS:
             return "triton"
