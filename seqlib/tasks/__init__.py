@@ -1,0 +1,31 @@
+"""Synthetic tasks, registered by name: ``get_task("mqar", seq_len=128)``, ``list_tasks()``."""
+
+from __future__ import annotations
+
+from .base import Batch, Task, TaskSpec
+from .chomsky import CHOMSKY_TASKS
+from .copying import InductionHeads, SelectiveCopying
+from .dp import DP_TASKS
+from .flipflop import FlipFlop
+from .mqar import MQAR
+
+TASKS: dict[str, type[Task]] = {
+    t.name: t for t in (MQAR, *CHOMSKY_TASKS, FlipFlop, *DP_TASKS, SelectiveCopying, InductionHeads)
+}
+
+
+def list_tasks() -> list[str]:
+    """Names of the registered tasks, sorted."""
+    return sorted(TASKS)
+
+
+def get_task(name: str, **params) -> Task:
+    """An instance of the task registered as ``name``, built with ``params``."""
+    try:
+        cls = TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; valid names: {', '.join(list_tasks())}") from None
+    return cls(**params)
+
+
+__all__ = ["TASKS", "Batch", "Task", "TaskSpec", "get_task", "list_tasks"]

@@ -61,7 +61,7 @@ class Batch:
     segment_pos: torch.Tensor
     meta: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         return Batch(
             self.inputs.to(device),
             self.targets.to(device),
