@@ -1,0 +1,1 @@
+"""Benchmarks (GPU): ``python -m seqlib.bench.scan`` times the RG-LRU scan backends."""

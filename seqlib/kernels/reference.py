@@ -1,0 +1,80 @@
+"""A float64 RG-LRU oracle and a relative-error check for the fused kernel.
+
+The oracle is the ``sequential`` backend of :mod:`seqlib.layers.scan` (recurrentgemma's
+``rnn_scan`` loop, Griffin §2.4 / App. A) written out in float64 instead of fp32, with the same
+bounded sqrt derivative (``SqrtBoundDerivative``). No Triton needed: the GPU tests, the CPU
+interpreter test and the benchmark all use it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from seqlib.layers.scan import C_RGLRU, linear_scan_sequential, sqrt_bound_derivative
+
+
+def rg_lru_reference(x, gate_x, gate_a, a_param, reset, h0=None, dtype=torch.float64):
+    """``rg_lru_scan(..., backend="sequential")`` computed in ``dtype``: returns (y, h_last) in dtype."""
+    x, gate_x, gate_a, a_param = (t.to(dtype) for t in (x, gate_x, gate_a, a_param))
+    log_a = -C_RGLRU * torch.sigmoid(gate_a) * F.softplus(a_param)
+    a = torch.exp(log_a)
+    rs = reset[..., None].to(dtype)
+    mult = rs + (1.0 - rs) * sqrt_bound_derivative(1.0 - torch.exp(2.0 * log_a))
+    b = x * torch.sigmoid(gate_x) * mult
+    return linear_scan_sequential(a * (1.0 - rs), b, None if h0 is None else h0.to(dtype))
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref|| / ||ref|| in float64 (max |out| if ref is all zeros); NaN anywhere -> inf."""
+    out, ref = out.double(), ref.double()
+    if not torch.isfinite(out).all():
+        return float("inf")
+    den = ref.norm()
+    if den == 0:
+        return out.abs().max().item() if out.numel() else 0.0
+    return ((out - ref).norm() / den).item()
+
+
+def make_inputs(B, T, R, dtype, device, generator, *, reset_prob=0.02, h0=True, a_near_one=False):
+    """Random RG-LRU inputs: gate pre-activations ~ N(0, 1), x ~ N(0, 1), a_param spread over the
+    init range (a^2 in [0.81, 0.998]) and beyond, resets mid-sequence, optional fp32 h0."""
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator, device=device)
+
+    x, gx, ga = (randn(B, T, R).to(dtype) for _ in range(3))
+    # a = exp(-softplus(a_param)); softplus^-1(-log a) for a in [0.5, 0.9995]
+    u = torch.rand(R, generator=generator, device=device)
+    neg_log_a = -torch.log(0.5 + 0.4995 * u)
+    a_param = torch.log(torch.expm1(neg_log_a))
+    if a_near_one:
+        # softplus(a_param) ~ 1e-9 .. 1e-6: 1 - a_t^2 is tiny, so the sqrt gradient cap (1000) binds
+        a_param = -14.0 - 7.0 * torch.rand(R, generator=generator, device=device)
+    reset = torch.rand(B, T, generator=generator, device=device) < reset_prob
+    h = randn(B, R) if h0 else None
+    return x, gx, ga, a_param, reset, h
+
+
+def compare(fn, x, gx, ga, a_param, reset, h0=None, *, use_h_last=True, generator=None):
+    """Run ``fn`` (the kernel's entry point) and the float64 oracle on the same inputs, forward and
+    backward with random upstream gradients; return {name: relative error}."""
+    leaves = [t.detach().clone().requires_grad_() for t in (x, gx, ga, a_param)]
+    h0k = None if h0 is None else h0.detach().clone().requires_grad_()
+    y, h_last = fn(*leaves, reset, h0k)
+    dy = torch.randn(y.shape, generator=generator, device=y.device).to(y.dtype)
+    dh = torch.randn(h_last.shape, generator=generator, device=y.device)
+    loss = (y.float() * dy.float()).sum() + ((h_last * dh).sum() if use_h_last else 0.0)
+    loss.backward()
+
+    leaves_r = [t.detach().double().requires_grad_() for t in (x, gx, ga, a_param)]
+    h0r = None if h0 is None else h0.detach().double().requires_grad_()
+    y_r, h_r = rg_lru_reference(*leaves_r, reset, h0r)
+    loss_r = (y_r * dy.double()).sum() + ((h_r * dh.double()).sum() if use_h_last else 0.0)
+    loss_r.backward()
+
+    errs = {"y": rel_err(y, y_r), "h_last": rel_err(h_last, h_r)}
+    for name, k, r in zip(("dx", "dgate_x", "dgate_a", "da_param"), leaves, leaves_r):
+        errs[name] = rel_err(k.grad, r.grad) if k.grad is not None else float("inf")
+    if h0 is not None:
+        errs["dh0"] = rel_err(h0k.grad, h0r.grad) if h0k.grad is not None else float("inf")
+    return errs
