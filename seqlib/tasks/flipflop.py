@@ -7,7 +7,7 @@ import numpy as np
 from ._common import check_int, check_prob, make_batch, streams
 from .base import Batch, Task, TaskSpec
 
-W, R, I, ZERO, ONE = 0, 1, 2, 3, 4  # the HF dataset's ids {'w':0,'r':1,'i':2,'0':3,'1':4}
+WRITE, READ, IGNORE, ZERO, ONE = 0, 1, 2, 3, 4  # the HF dataset's ids {'w':0,'r':1,'i':2,'0':3,'1':4}
 
 
 class FlipFlop(Task):
@@ -54,7 +54,7 @@ class FlipFlop(Task):
         tokens = self.generate(rng, n, p_i)
         targets = np.zeros_like(tokens)
         targets[:, :-1] = tokens[:, 1:]
-        mask = tokens == R
+        mask = tokens == READ
         meta = {"num_reads": mask.sum(axis=1), "p_i": np.full(n, p_i)}
         return make_batch(tokens, targets, mask, meta)
 
@@ -64,12 +64,12 @@ class FlipFlop(Task):
         steps = self.seq_len // 2
         p_w = (1.0 - p_i) / 2
         u = rng.random((n, steps))
-        instr = np.where(u < p_w, W, np.where(u < 2 * p_w, R, I))
-        instr[:, 0], instr[:, -1] = W, R
+        instr = np.where(u < p_w, WRITE, np.where(u < 2 * p_w, READ, IGNORE))
+        instr[:, 0], instr[:, -1] = WRITE, READ
         bits = rng.integers(0, 2, size=(n, steps))
         idx = np.arange(steps)
-        last_write = np.maximum.accumulate(np.where(instr == W, idx, 0), axis=1)
-        bits = np.where(instr == R, np.take_along_axis(bits, last_write, axis=1), bits)
+        last_write = np.maximum.accumulate(np.where(instr == WRITE, idx, 0), axis=1)
+        bits = np.where(instr == READ, np.take_along_axis(bits, last_write, axis=1), bits)
         tokens = np.empty((n, self.seq_len), dtype=np.int64)
         tokens[:, 0::2] = instr
         tokens[:, 1::2] = bits + ZERO
