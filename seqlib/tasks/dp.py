@@ -25,9 +25,38 @@ def shift_rows(a: np.ndarray, shifts: np.ndarray, fill) -> np.ndarray:
     return windows[np.arange(n), s - shifts]
 
 
+def shift_bitsets(words: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Per row, the set ``{t + shifts[b]}`` of a bitset stored as little-endian uint64 words ``[n, K]``.
+
+    Bit t lives in word t // 64 at bit t % 64; bits shifted out of ``[0, 64K)`` are dropped.
+    """
+    q, r = np.divmod(shifts.astype(np.int64), 64)
+    low = shift_rows(words, q, np.uint64(0))  # word j - q
+    high = shift_rows(words, q + 1, np.uint64(0))  # word j - q - 1 supplies the bits crossing a word border
+    r = r.astype(np.uint64)[:, None]
+    carry = np.where(r > 0, high >> ((np.uint64(64) - r) % np.uint64(64)), np.uint64(0))
+    return (low << r) | carry
+
+
+def bitset_has(words: np.ndarray, bit: np.ndarray) -> np.ndarray:
+    """Whether bit ``bit[...]`` is set in ``words`` (same leading shape; out-of-range bits are unset)."""
+    k = words.shape[-1]
+    inside = (bit >= 0) & (bit < 64 * k)
+    b = np.clip(bit, 0, 64 * k - 1)
+    word = np.take_along_axis(words, b // 64, axis=-1)
+    return inside & ((word >> (b % 64).astype(np.uint64)) & np.uint64(1)).astype(bool)
+
+
+def bitset_unpack(words: np.ndarray, width: int) -> np.ndarray:
+    """``[n, width]`` booleans from little-endian uint64 word rows (byte order fixed, machine-independent)."""
+    raw = np.ascontiguousarray(words, dtype="<u8").view(np.uint8)
+    return np.unpackbits(raw, axis=1, bitorder="little")[:, :width].astype(bool)
+
+
 def _uniform_choice(rng: np.random.Generator, allowed: np.ndarray) -> np.ndarray:
     """Per row, a column index uniform among the True entries of ``allowed`` (each row needs one)."""
-    return np.argmax(np.where(allowed, rng.random(allowed.shape), -1.0), axis=1)
+    pick = (rng.random(len(allowed)) * allowed.sum(axis=1)).astype(np.int64)
+    return np.argmax(np.cumsum(allowed, axis=1) > pick[:, None], axis=1)
 
 
 class DPTask(Task):
@@ -219,13 +248,13 @@ class SubsetSum(DPTask):
         x = rng.integers(-5 * scale, 5 * scale + 1, size=(n, m))
         off = 5 * scale * m + 1
         width = 2 * off + 1
-        reach = np.zeros((n, width), dtype=bool)  # nonempty subset sums, offset by `off`
+        words = np.zeros((n, (width + 63) // 64), dtype=np.uint64)  # nonempty subset sums + off, as bits
         rows = np.arange(n)
         for i in range(m):
-            # sums of items 0..i lie in off ± 5·s·(i+1): update only that window
-            a, b = off - 5 * scale * (i + 1), off + 5 * scale * (i + 1) + 1
-            reach[:, a:b] |= shift_rows(reach[:, a:b], x[:, i], False)
-            reach[rows, off + x[:, i]] = True
+            words |= shift_bitsets(words, x[:, i])
+            bit = off + x[:, i]
+            words[rows, bit // 64] |= np.uint64(1) << (bit % 64).astype(np.uint64)
+        reach = bitset_unpack(words, width)
         lo = np.argmax(reach, axis=1) - 1
         hi = width - np.argmax(reach[:, ::-1], axis=1)
         col = np.arange(width)[None, :]
@@ -315,19 +344,17 @@ class BalancedPartition(DPTask):
         x = rng.integers(1, 10 * scale + 1, size=(n, m))
         total = x.sum(axis=1)
         width = 10 * scale * m + 1
-        reach = np.zeros((n, m + 1, width), dtype=bool)  # subset sums (empty included) of items i..
-        reach[:, m, 0] = True
+        reach = np.zeros((n, m + 1, (width + 63) // 64), dtype=np.uint64)  # bitsets: sums of items i..
+        reach[:, m, 0] = 1  # the empty subset
         for i in range(m - 1, -1, -1):
-            top = 10 * scale * (m - i) + 1  # sums of items i.. are below this
-            reach[:, i, :top] = reach[:, i + 1, :top] | shift_rows(reach[:, i + 1, :top], x[:, i], False)
+            reach[:, i] = reach[:, i + 1] | shift_bitsets(reach[:, i + 1], x[:, i])
         sums = np.arange(width)[None, :]
-        gap = np.where(reach[:, 0], np.abs(2 * sums - total[:, None]), 10**9)
+        gap = np.where(bitset_unpack(reach[:, 0], width), np.abs(2 * sums - total[:, None]), 10**9)
         best = np.argmin(gap, axis=1)
         targets = np.stack([best, total - best], axis=1)  # either side of the optimal split
-        rows = np.arange(n)[:, None]
         chosen = np.zeros((n, m), dtype=np.int64)
         for i in range(m):
-            ok = (targets >= 0) & reach[rows, i + 1, np.clip(targets, 0, width - 1)]
+            ok = bitset_has(reach[:, i + 1], targets)
             take = ~ok.any(axis=1)
             chosen[:, i] = take
             targets = targets - (x[:, i] * take)[:, None]
