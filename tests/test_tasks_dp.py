@@ -133,3 +133,23 @@ def test_bad_parameters():
         get_task("lis", num_items=8, ood_num_items=8)
     with pytest.raises(ValueError, match="num_items"):
         get_task("lis", num_items=1)
+
+
+def test_bitset_shift_matches_boolean_shift():
+    from seqlib.tasks.dp import bitset_has, bitset_unpack, shift_bitsets
+
+    rng = np.random.default_rng(0)
+    bits = rng.random((30, 300)) < 0.3
+    words = np.zeros((30, 5), dtype=np.uint64)
+    for r, t in zip(*np.nonzero(bits)):
+        words[r, t // 64] |= np.uint64(1) << np.uint64(t % 64)
+    assert (bitset_unpack(words, 300) == bits).all()
+    shifts = rng.integers(-150, 150, size=30)  # several words, both directions
+    got = bitset_unpack(shift_bitsets(words, shifts), 320)
+    for r in range(30):
+        want = np.zeros(320, dtype=bool)
+        idx = np.nonzero(bits[r])[0] + shifts[r]
+        want[idx[(idx >= 0) & (idx < 320)]] = True
+        assert (got[r] == want).all()
+    probe = np.array([[5, -1, 400]] * 30)
+    assert (bitset_has(words, probe) == np.stack([bits[:, 5], np.zeros(30, bool), np.zeros(30, bool)], 1)).all()

@@ -106,3 +106,12 @@ def test_value_split_ids_are_disjoint():
 def test_bad_parameters(params, match):
     with pytest.raises(ValueError, match=match):
         get_task("mqar", **{"vocab_size": 8192, **params})
+
+
+def test_hand_checked_minimal_example():
+    # V=8, L=4, D=1: space = 1 slot, so every example is `k v k 0` with v labelled on the query k
+    b = MQAR(vocab_size=8, seq_len=4, num_kv_pairs=1, random_non_queries=False).sample("train", 20, 0)
+    for x, y, m in zip(b.inputs.tolist(), b.targets.tolist(), b.mask.tolist()):
+        k, v = x[0], x[1]
+        assert 1 <= k <= 3 and 4 <= v <= 7
+        assert x == [k, v, k, 0] and m == [False, False, True, False] and y[2] == v
