@@ -51,7 +51,7 @@ class _LengthSplits(Task):
 
 
 class SelectiveCopying(_LengthSplits):
-    """Selective copying (Griffin §6.2: vocab 16, T = 1024, 16 data tokens; Jing et al. 2019 / Mamba §4.1).
+    """Selective copying (Griffin §6.2: vocab 16, T = 1024, 16 data tokens; the task of Mamba §4.1.1).
 
     Griffin's generator is not public; our protocol follows MAD's ``generate_selective_copying_instance``
     (``athms/mad-lab`` ``mad/data/instances.py``) in layout and ids: ``k = 16`` data tokens uniform over
@@ -102,7 +102,7 @@ class SelectiveCopying(_LengthSplits):
 
 
 class InductionHeads(_LengthSplits):
-    """Induction heads (Griffin §6.2: vocab 16, train T = 256; Olsson et al. 2022, H3 §3.1).
+    """Induction heads (Griffin §6.2: vocab 16, train T = 256; cf. Olsson et al. 2022 and the H3 synthetic task).
 
     Griffin's generator is not public; our protocol (the H3-style associative-recall form): a
     sequence of ``T`` tokens uniform over ``0..V−2``, except that the trigger token ``V−1`` occurs
