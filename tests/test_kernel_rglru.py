@@ -62,7 +62,9 @@ def _check(K, B, T, R, dtype, *, h0=True, use_h_last=True, reset_prob=0.02, a_ne
     return errs
 
 
-CONFIGS = [((32, 32, 4), (32, 32, 4)), ((16, 64, 4), (32, 16, 4)), ((32, 16, 2), (64, 32, 8))]
+# (fwd, bwd) configs; a trailing 4 in fwd selects the segmented forward kernel
+CONFIGS = [((32, 32, 4), (32, 32, 4)), ((16, 64, 4), (32, 16, 4)), ((32, 16, 2), (64, 32, 8)),
+           ((64, 16, 4, 4), (64, 16, 4)), ((32, 16, 2, 4), (64, 32, 8)), ((128, 32, 8, 4), (128, 16, 4))]
 
 
 @pytest.mark.gpu

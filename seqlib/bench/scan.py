@@ -34,10 +34,10 @@ import torch.nn.functional as F
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 
-FWD_SWEEP = [(32, 32, 4), (64, 32, 4), (32, 32, 8), (64, 32, 8), (16, 32, 4), (32, 16, 4), (64, 16, 4),
-             (16, 64, 4), (32, 64, 4), (32, 16, 2), (16, 16, 2)]
-BWD_SWEEP = [(32, 32, 4), (32, 32, 8), (16, 32, 4), (32, 16, 4), (64, 16, 4), (64, 32, 8), (16, 64, 4),
-             (32, 16, 2), (16, 16, 2)]
+FWD_SWEEP = [(64, 32, 4), (64, 16, 4), (32, 16, 4),  # plain: one inclusive scan per step
+             (128, 16, 4, 4), (64, 16, 4, 4), (128, 16, 8, 4), (64, 32, 8, 4), (64, 16, 2, 4),  # segmented
+             (128, 32, 8, 4), (32, 16, 2, 4), (64, 32, 4, 4), (256, 16, 8, 4)]
+BWD_SWEEP = [(32, 16, 2), (32, 16, 4), (32, 32, 4), (64, 16, 4), (16, 32, 4), (64, 32, 8), (128, 16, 4)]
 
 
 def _git_commit() -> str:
@@ -154,7 +154,8 @@ def main(argv=None) -> int:
                 err = rel_err(y, y_ref)
                 t_inf = bench(lambda cfg=cfg: K.rglru_fwd(x, gx, ga, a_param, reset, config=cfg))
                 t_trn = bench(lambda cfg=cfg: K.rglru_fwd(x, gx, ga, a_param, reset, store_ckpt=True, config=cfg))
-                fwd_rows.append({"config": cfg, "ms": t_inf, "ms_ckpt": t_trn, "err": err})
+                fwd_rows.append({"config": cfg, "ms": t_inf, "ms_ckpt": t_trn, "err": err,
+                                 "frac_of_copy_bw": 4 * s * N / copy_bw * 1e3 / t_inf})
             except Exception as exc:  # noqa: BLE001
                 fwd_rows.append({"config": cfg, "error": f"{type(exc).__name__}: {exc}"[:300]})
             print("fwd", fwd_rows[-1], flush=True)

@@ -1,0 +1,192 @@
+"""Sliding-window attention benchmark (issue 6, item 2): ``python -m seqlib.bench.attention``.
+
+Griffin's local MQA shape (H=8 query heads, one KV head, Dh=128, bf16, W=1024 so a query sees
+W + 1 keys) at T in {4096, 8192}, forward and forward+backward, for
+
+* ``flex``        -- our path, :func:`seqlib.layers.flex.fast_attention` (compiled FlexAttention,
+  sliding-window block mask, ``enable_gqa``);
+* ``fla``         -- ``fla.ops.attn.parallel_attn(window_size=W + 1)`` (fla counts the query in its
+  window: keys in [i - window_size + 1, i]);
+* ``sdpa_mask``   -- SDPA with a boolean [T, T] mask (no flash kernel; O(T^2) work);
+* ``flash_causal`` -- full causal flash SDPA, the yardstick.
+
+``ratio`` = time / (flash_causal time * window share), where the window share is the number of
+(query, key) pairs inside the window over those of full causal attention; the goal is <= 1.5 and
+faster than fla. Times are ``triton.testing.do_bench`` medians (ms). Each record (device, commit,
+versions, numbers) is written as JSON under ``results/bench/``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+BENCH_DIR = Path(os.environ.get("SEQLIB_BENCH_DIR", "results/bench"))
+
+
+def _version(module: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:  # noqa: BLE001 - not installed
+        return None
+
+
+def environment() -> dict:
+    commit = os.environ.get("SEQLIB_COMMIT")
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+            commit = commit.strip()
+        except Exception:  # noqa: BLE001 - no git on the device machine
+            commit = "unknown"
+    cuda = torch.cuda.is_available()
+    return {
+        "device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
+        "commit": commit,
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "triton": _version("triton"),
+            "fla-core": _version("fla-core"),
+        },
+    }
+
+
+def save_record(kind: str, record: dict) -> Path:
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    path = BENCH_DIR / f"{kind}-{stamp}.json"
+    path.write_text(json.dumps({"kind": kind, **environment(), **record}, indent=1))
+    return path
+
+
+def window_share(T: int, W: int) -> float:
+    """(query, key) pairs with 0 <= i - j <= W over the causal pairs 0 <= j <= i < T."""
+    window_pairs = sum(min(i, W) + 1 for i in range(T))
+    return window_pairs / (T * (T + 1) / 2)
+
+
+def _bench(fn, backward: bool, inputs, grad_out):
+    from triton.testing import do_bench
+
+    if not backward:
+        def run():
+            with torch.no_grad():
+                fn()
+        return do_bench(run, warmup=25, rep=100, return_mode="median")
+
+    def run():
+        fn().backward(grad_out)
+
+    return do_bench(run, warmup=25, rep=100, grad_to_none=list(inputs), return_mode="median")
+
+
+def _one_length(T: int, W: int, B: int, H: int, Dh: int) -> list[dict]:
+    from seqlib.layers.flex import fast_attention
+
+    dev = torch.device("cuda")
+    rows = []
+    g = torch.Generator(device=dev).manual_seed(T)
+    q = torch.randn(B, T, H, Dh, device=dev, dtype=torch.bfloat16, generator=g).requires_grad_()
+    k = torch.randn(B, T, 1, Dh, device=dev, dtype=torch.bfloat16, generator=g).requires_grad_()
+    v = torch.randn(B, T, 1, Dh, device=dev, dtype=torch.bfloat16, generator=g).requires_grad_()
+    do = torch.randn(B, T, H, Dh, device=dev, dtype=torch.bfloat16, generator=g)
+    seg = torch.arange(T, device=dev).expand(B, T)
+    i = torch.arange(T, device=dev)
+    bool_mask = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] <= W)
+    qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))
+
+    def flex():
+        return fast_attention(q, k, v, seg, W)
+
+    def sdpa_mask():
+        return F.scaled_dot_product_attention(qt, kt, vt, attn_mask=bool_mask, enable_gqa=True).transpose(1, 2)
+
+    def flash_causal(gqa=True):
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        kk, vv = (kt, vt) if gqa else (kt.repeat(1, H, 1, 1), vt.repeat(1, H, 1, 1))
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            return F.scaled_dot_product_attention(qt, kk, vv, is_causal=True, enable_gqa=gqa).transpose(1, 2)
+
+    try:
+        with torch.no_grad():
+            flash_causal()
+    except RuntimeError as exc:  # the flash kernel may not take enable_gqa: repeat K/V instead
+        print(f"flash SDPA with enable_gqa failed ({exc}); timing it with K/V repeated to H heads")
+        flash_causal = functools.partial(flash_causal, gqa=False)
+    variants = {"flex": flex, "sdpa_mask": sdpa_mask, "flash_causal": flash_causal}
+    try:
+        from fla.ops.attn import parallel_attn
+
+        variants["fla"] = lambda: parallel_attn(q, k, v, window_size=W + 1)
+    except Exception as exc:  # noqa: BLE001
+        print(f"fla parallel_attn unavailable: {exc}")
+    with torch.no_grad():
+        ref = sdpa_mask().float()
+        errors = {name: float((fn().float() - ref).norm() / ref.norm()) for name, fn in variants.items()}
+    share = window_share(T, W)
+    times = {}
+    for name, fn in variants.items():
+        for mode in ("fwd", "fwd+bwd"):
+            try:
+                times[(name, mode)] = _bench(fn, mode == "fwd+bwd", (q, k, v), do)
+            except Exception as exc:  # noqa: BLE001 - e.g. no flash kernel for this shape
+                print(f"{name} {mode} T={T} failed: {type(exc).__name__}: {exc}")
+    for (name, mode), ms in times.items():
+        base = times.get(("flash_causal", mode))
+        rows.append({
+            "T": T, "W": W, "B": B, "H": H, "Hkv": 1, "Dh": Dh, "dtype": "bfloat16", "variant": name,
+            "pass": mode, "ms": ms, "window_share": share,
+            "ratio_to_flash_share": ms / (base * share) if base else None,
+            "rel_err_vs_sdpa_mask": errors.get(name) if mode == "fwd" else None,
+        })
+    return rows
+
+
+def main(T_values=(4096, 8192), W=1024, B=4, H=8, Dh=128) -> dict:
+    rows = []
+    for T in T_values:
+        rows += _one_length(T, W, B, H, Dh)
+        torch.cuda.empty_cache()
+    goals = []
+    for T in T_values:
+        for mode in ("fwd", "fwd+bwd"):
+            get = {r["variant"]: r for r in rows if r["T"] == T and r["pass"] == mode}
+            if "flex" in get:
+                ratio = get["flex"]["ratio_to_flash_share"]
+                fla = get.get("fla")
+                goals.append({
+                    "T": T, "pass": mode, "flex_ratio": ratio, "ratio_met": ratio is not None and ratio <= 1.5,
+                    "flex_over_fla": get["flex"]["ms"] / fla["ms"] if fla else None,
+                    "faster_than_fla": (get["flex"]["ms"] < fla["ms"]) if fla else None,
+                })
+    record = {"config": {"W": W, "B": B, "H": H, "Hkv": 1, "Dh": Dh, "dtype": "bfloat16"}, "rows": rows,
+              "goals": goals}
+    path = save_record("attention", record)
+    print(f"\nattention benchmark ({environment()['device']}), record {path}")
+    print(f"{'T':>6} {'pass':>8} {'variant':>13} {'ms':>8} {'ratio':>7} {'rel_err':>9}")
+    for r in rows:
+        ratio = f"{r['ratio_to_flash_share']:.2f}" if r["ratio_to_flash_share"] else "-"
+        err = f"{r['rel_err_vs_sdpa_mask']:.1e}" if r["rel_err_vs_sdpa_mask"] is not None else ""
+        print(f"{r['T']:>6} {r['pass']:>8} {r['variant']:>13} {r['ms']:>8.3f} {ratio:>7} {err:>9}")
+    for g in goals:
+        print(f"goal T={g['T']} {g['pass']}: flex/(flash*share) = {g['flex_ratio']:.2f} "
+              f"({'met' if g['ratio_met'] else 'MISSED'} <= 1.5); flex/fla = {g['flex_over_fla']}")
+    return record
+
+
+if __name__ == "__main__":
+    main()
