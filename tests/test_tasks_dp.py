@@ -153,3 +153,12 @@ def test_bitset_shift_matches_boolean_shift():
         assert (got[r] == want).all()
     probe = np.array([[5, -1, 400]] * 30)
     assert (bitset_has(words, probe) == np.stack([bits[:, 5], np.zeros(30, bool), np.zeros(30, bool)], 1)).all()
+
+
+def test_subset_sum_with_many_repeated_values():
+    # 12 items over 11 values: repeats exercise the binary splitting of equal items
+    task = get_task("subset_sum", num_items=12, ood_num_items=13)
+    b = task.sample("train", 40, 5)
+    x = b.inputs.numpy()
+    assert max(np.bincount(x[r, :, 0].astype(int) + 5).max() for r in range(40)) >= 4
+    assert b.targets.tolist() == [subset_sum(x[r, :, 0].astype(int), int(x[r, 0, 1])) for r in range(40)]

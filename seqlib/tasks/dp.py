@@ -249,11 +249,18 @@ class SubsetSum(DPTask):
         off = 5 * scale * m + 1
         width = 2 * off + 1
         words = np.zeros((n, (width + 63) // 64), dtype=np.uint64)  # nonempty subset sums + off, as bits
-        rows = np.arange(n)
-        for i in range(m):
-            words |= shift_bitsets(words, x[:, i])
-            bit = off + x[:, i]
-            words[rows, bit // 64] |= np.uint64(1) << (bit % 64).astype(np.uint64)
+        # equal items are merged by binary splitting: c copies of v act as 0/1 pseudo-items of sizes
+        # 1, 2, 4, ..., rest (times v), whose nonempty subsets give exactly the counts 1..c
+        for v in range(-5 * scale, 5 * scale + 1):
+            count = (x == v).sum(axis=1)
+            done, size = np.zeros(n, dtype=np.int64), 1
+            while (count > done).any():
+                k = np.minimum(size, count - done)
+                words |= shift_bitsets(words, k * v)
+                has = np.nonzero(k > 0)[0]
+                bit = off + k[has] * v
+                words[has, bit // 64] |= np.uint64(1) << (bit % 64).astype(np.uint64)
+                done, size = done + k, 2 * size
         reach = bitset_unpack(words, width)
         lo = np.argmax(reach, axis=1) - 1
         hi = width - np.argmax(reach[:, ::-1], axis=1)
