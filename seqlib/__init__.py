@@ -1,11 +1,24 @@
 """seqlib: the sequence mixers, models, tasks and training engine behind the seqbook.
 
-Start with ``seqlib.models.build_model(ModelConfig(name="griffin"), spec)``; the models are
-listed by ``seqlib.models.list_models()``.
+Start with ``seqlib.build_model(ModelConfig(name="griffin"), spec)``; models are listed by
+``seqlib.list_models()`` and tasks by ``seqlib.tasks.list_tasks()``. Names are imported lazily so
+that ``import seqlib.tasks`` does not load the models.
 """
 
-from seqlib.models import ModelConfig, build_model, list_models
-from seqlib.tasks.base import Batch, TaskSpec
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["Batch", "ModelConfig", "TaskSpec", "build_model", "list_models"]
+_EXPORTS = {
+    "ModelConfig": "seqlib.models",
+    "build_model": "seqlib.models",
+    "list_models": "seqlib.models",
+    "Batch": "seqlib.tasks.base",
+    "TaskSpec": "seqlib.tasks.base",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'seqlib' has no attribute {name!r}")
