@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from seqlib.layers.attention import Attention
 from seqlib.layers.conv1d import Conv1D
 from seqlib.layers.norms import RMSNorm
-from seqlib.models import ModelConfig, build_model, list_models
+from seqlib.models import MODELS, ModelConfig, build_model, list_models
 from seqlib.models.sizing import count_params, match_budget
 from seqlib.tasks.base import TaskSpec
 
@@ -27,7 +27,9 @@ def tokens_with_reset(B=2, T=13):
     return inputs, segment_pos
 
 
-ALL = [(name, {}) for name in list_models()] + [
+# GPU-only models (the fla zoo) are tested in tests/test_zoo.py
+CPU_MODELS = [name for name in list_models() if not MODELS[name].requires_gpu]
+ALL = [(name, {}) for name in CPU_MODELS] + [
     ("transformer", {"pos_encoding": p}) for p in ("sinusoidal", "learned", "none")
 ]
 
@@ -118,7 +120,7 @@ def test_rmsnorm_formula():
     assert torch.allclose(norm(x), expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", CPU_MODELS)
 @pytest.mark.parametrize("target", [150_000, 2_000_000])
 def test_parameter_matching_hits_budget(name, target):
     cfg = match_budget(ModelConfig(name=name, n_layers=4, num_heads=4), SPEC, target)
@@ -138,7 +140,7 @@ def test_features_and_pooled_heads():
 
 
 def test_every_model_trains_a_step_without_nans():
-    for name in list_models():
+    for name in CPU_MODELS:
         model = build_model(small(name), SPEC)
         inputs, segment_pos = tokens_with_reset()
         logits, _ = model(inputs, segment_pos)

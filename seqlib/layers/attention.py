@@ -106,7 +106,14 @@ class Attention(nn.Module):
         pos = torch.arange(start, start + T, device=x.device).expand(B, T)
         doc = document_ids(segment_pos, None if cache is None else cache.doc)
         if cache is None:
-            out = masked_attention(q, k, v, attention_mask(pos, doc, pos, doc, self.window))
+            # CUDA fast path (FlexAttention / flash SDPA, seqlib.layers.flex); the reference is the CPU
+            # path and the oracle. ``attention_backend`` is set on the module by ``build_block``.
+            from seqlib.layers.flex import fast_attention, use_fast_path
+
+            if use_fast_path(getattr(self, "attention_backend", "auto"), x):
+                out = fast_attention(q, k, v, segment_pos, self.window)
+            else:
+                out = masked_attention(q, k, v, attention_mask(pos, doc, pos, doc, self.window))
             return self.proj_final(out.flatten(2)), None
         k_all = torch.cat([cache.keys.to(k.dtype), k], dim=1)
         v_all = torch.cat([cache.values.to(v.dtype), v], dim=1)

@@ -34,6 +34,7 @@ class ModelConfig(BaseModel):
     max_len: int = Field(4096, ge=1)
     scan_backend: Literal["auto", "sequential", "parallel", "triton"] = "auto"
     embed_scale_by_sqrt_dim: bool = False
+    attention_backend: Literal["auto", "reference", "flex"] = "auto"  # auto: FlexAttention/flash on CUDA
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:

@@ -34,7 +34,30 @@ MODELS: dict[str, ModelEntry] = {
     "transformer": ModelEntry(_repeat("global_attention"), "Transformer with global causal MQA"),
     "lstm": ModelEntry(_repeat("lstm"), "stacked LSTM baseline (no MLP, no residual)"),
     "gru": ModelEntry(_repeat("gru"), "stacked GRU baseline (no MLP, no residual)"),
+    "simplicial": ModelEntry(
+        _repeat("simplicial"), "windowed 2-simplicial attention (Clift et al. 2019; Roy et al. 2025), PyTorch"
+    ),
 }
+
+# The flash-linear-attention 0.6.0 zoo (seqlib.models.zoo): the same backbone, only the mixer differs.
+# Triton kernels, so GPU only; on a CPU ``build_model`` raises ModelUnavailable with the reason.
+ZOO_MODELS = {
+    "mamba2": "Mamba-2 (Dao & Gu 2024), fla Mamba2, no mamba_ssm: chunked-SSD PyTorch path",
+    "deltanet": "DeltaNet (Yang et al. 2024, delta rule, chunkwise)",
+    "gated_deltanet": "Gated DeltaNet (Yang et al. 2025)",
+    "rwkv7": "RWKV-7 'Goose' (Peng et al. 2025)",
+    "mesanet": "MesaNet (von Oswald et al. 2025)",
+    "path": "PaTH attention (Yang et al. 2025, Householder position encoding)",
+    "deltaformer": "DeltaFormer (Zhong et al. 2025)",
+    "nsa": "Native Sparse Attention (Yuan et al. 2025)",
+    "gla": "Gated Linear Attention (Yang et al. 2024)",
+    "retnet": "RetNet multi-scale retention (Sun et al. 2023)",
+    "hgrn2": "HGRN2 (Qin et al. 2024)",
+    "based": "Based linear attention, Taylor feature map (Arora et al. 2024)",
+    "gsa": "Gated Slot Attention (Zhang et al. 2024)",
+    "rwkv6": "RWKV-6 'Finch' (Peng et al. 2024)",
+}
+MODELS.update({name: ModelEntry(_repeat(name), desc, requires_gpu=True) for name, desc in ZOO_MODELS.items()})
 
 
 def list_models() -> list[str]:

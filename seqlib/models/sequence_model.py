@@ -22,6 +22,7 @@ from seqlib.layers.residual import ResidualBlock
 from seqlib.layers.rnn import RecurrentBaseline
 from seqlib.layers.segments import check_segment_pos, default_segment_pos
 from seqlib.models.config import ModelConfig
+from seqlib.models.zoo import ZOO_MIXERS, build_zoo_mixer
 from seqlib.tasks.base import TaskSpec
 
 
@@ -39,12 +40,15 @@ def build_block(kind: str, cfg: ModelConfig) -> nn.Module:
     out_scale = 2.0 / cfg.n_layers  # final_w_init_variance_scale (griffin.md §2.2)
     if kind in ("lstm", "gru"):
         return RecurrentBaseline(D, kind)
-    if kind == "recurrent":
+    if kind in ZOO_MIXERS:  # the flash-linear-attention zoo and 2-simplicial attention
+        mixer = build_zoo_mixer(kind, cfg)
+    elif kind == "recurrent":
         mixer = RecurrentBlock(D, cfg.lru_width, cfg.blocks, cfg.conv_width, out_scale, cfg.scan_backend)
     else:
         window = cfg.window if kind == "local_attention" else None
         use_rope = kind == "local_attention" or cfg.pos_encoding == "rope"
         mixer = Attention(D, cfg.num_heads, cfg.num_kv_heads, window, use_rope, out_scale)
+        mixer.attention_backend = cfg.attention_backend
     mlp = MLPBlock(D, cfg.ffw_width, out_scale) if cfg.ffw_width > 0 and cfg.mlp_expansion > 0 else None
     return ResidualBlock(D, mixer, mlp)
 

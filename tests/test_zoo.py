@@ -1,0 +1,166 @@
+"""The mixer zoo (seqlib.models.zoo): fla layers in the Hawk/Griffin backbone, 2-simplicial attention.
+
+CPU: zoo models are unavailable with a reason, the registry and the builders agree, and the
+windowed 2-simplicial attention equals a brute-force loop over (query, key, key') triples.
+GPU (``-m gpu``, needs fla 0.6.0): each zoo model's forward/backward is finite in bf16 autocast;
+packed documents (``cu_seqlens``) equal separate forwards; step decoding equals the full forward
+where fla supports it, and raises NotImplementedError with the reason where it does not.
+"""
+
+import math
+
+import pytest
+import torch
+
+from seqlib.models import ModelConfig, ModelUnavailable, build_model
+from seqlib.models.registry import MODELS, ZOO_MODELS
+from seqlib.models.zoo import BUILDERS, DECODE, VARLEN, ZOO_MIXERS, simplicial_attention
+from seqlib.tasks.base import TaskSpec
+
+VOCAB = 37
+SPEC = TaskSpec("tokens", "tokens", "ce", num_outputs=VOCAB, vocab_size=VOCAB)
+ZOO = sorted(ZOO_MODELS)
+
+
+def small(name, **kw):
+    return ModelConfig(**{"name": name, "d_model": 128, "n_layers": 2, "num_heads": 2, "window": 32, **kw})
+
+
+def test_registry_and_builders_agree():
+    assert set(ZOO_MODELS) == set(BUILDERS) == set(VARLEN) == set(DECODE)
+    assert ZOO_MIXERS == set(ZOO_MODELS) | {"simplicial"}
+    assert all(MODELS[n].requires_gpu for n in ZOO_MODELS) and not MODELS["simplicial"].requires_gpu
+    assert all(isinstance(DECODE[n], str) and DECODE[n] for n in ZOO if DECODE[n] is not True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU behaviour")
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_models_unavailable_on_cpu(name):
+    with pytest.raises(ModelUnavailable, match="needs a CUDA GPU"):
+        build_model(small(name), SPEC)
+
+
+def brute_force_simplicial(q, k1, v1, k2, v2, seg, w1, w2):
+    B, T, H, Dh = q.shape
+    Hkv = k1.shape[2]
+    doc = torch.cumsum((seg == 0).long(), 1)
+    out = torch.zeros(B, T, H, Dh, dtype=torch.float64)
+    for b in range(B):
+        for i in range(T):
+            for h in range(H):
+                kh = h // (H // Hkv)
+                scores, values = [], []
+                for j in range(max(0, i - w1), i + 1):
+                    for m in range(max(0, i - w2), i + 1):
+                        if doc[b, j] != doc[b, i] or doc[b, m] != doc[b, i]:
+                            continue
+                        s = (q[b, i, h] * k1[b, j, kh] * k2[b, m, kh]).sum() / math.sqrt(Dh)
+                        scores.append(s)
+                        values.append(v1[b, j, kh] * v2[b, m, kh])
+                p = torch.softmax(torch.stack(scores), 0)
+                out[b, i, h] = (p[:, None] * torch.stack(values)).sum(0)
+    return out
+
+
+@pytest.mark.parametrize("w1,w2,H,Hkv", [(4, 2, 2, 1), (6, 6, 4, 2), (1, 1, 1, 1)])
+def test_simplicial_matches_brute_force(w1, w2, H, Hkv):
+    gen = torch.Generator().manual_seed(w1 * 10 + w2)
+    B, T, Dh = 2, 11, 4
+    q = torch.randn(B, T, H, Dh, generator=gen, dtype=torch.float64)
+    k1, v1, k2, v2 = (torch.randn(B, T, Hkv, Dh, generator=gen, dtype=torch.float64) for _ in range(4))
+    seg = torch.arange(T).repeat(B, 1)
+    seg[1, 5:] = torch.arange(T - 5)  # a second document in row 1
+    pos = torch.arange(T).expand(B, T)
+    doc = torch.cumsum((seg == 0).long(), 1)
+    got = simplicial_attention(q, k1, v1, k2, v2, pos, doc, pos, doc, w1, w2)
+    want = brute_force_simplicial(q, k1, v1, k2, v2, seg, w1, w2)
+    assert torch.allclose(got.double(), want, atol=1e-5, rtol=1e-5)  # the kernel computes in fp32
+
+
+def test_simplicial_is_a_cpu_model():
+    model = build_model(small("simplicial", d_model=32, window=4), SPEC)
+    inputs = torch.randint(0, VOCAB, (2, 9))
+    logits, _ = model(inputs)
+    assert logits.shape == (2, 9, VOCAB) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", [n for n in ZOO if DECODE[n] is not True])
+def test_decode_unsupported_says_why(name):
+    from seqlib.models.zoo import FlaMixer
+
+    mixer = FlaMixer(name, torch.nn.Identity())
+    with pytest.raises(NotImplementedError, match=name):
+        mixer.init_cache(1)
+
+
+# ------------------------------------------------------------------------------ GPU
+
+
+def _fla_or_skip():
+    pytest.importorskip("fla", reason="flash-linear-attention 0.6.0 is not installed")
+
+
+def rel(a, b):
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_forward_backward_finite_gpu(name):
+    _fla_or_skip()
+    torch.manual_seed(0)
+    model = build_model(small(name), SPEC).cuda()
+    inputs = torch.randint(0, VOCAB, (2, 150), device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits, _ = model(inputs)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), inputs.flatten())
+    loss.backward()
+    assert torch.isfinite(loss)
+    for pname, p in model.named_parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all(), pname
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_documents_gpu(name):
+    """A row holding two documents equals the two documents run separately (fla varlen), or the
+    mixer refuses mid-row resets."""
+    _fla_or_skip()
+    torch.manual_seed(1)
+    model = build_model(small(name), SPEC).cuda()
+    T, cut = 160, 90
+    inputs = torch.randint(0, VOCAB, (1, T), device="cuda")
+    seg = torch.arange(T, device="cuda")[None].clone()
+    seg[0, cut:] = torch.arange(T - cut, device="cuda")
+    if not VARLEN[name]:
+        with pytest.raises(ValueError, match="one document per row"):
+            model(inputs, seg)
+        return
+    with torch.no_grad():
+        packed, _ = model(inputs, seg)
+        first, _ = model(inputs[:, :cut])
+        second, _ = model(inputs[:, cut:])
+    assert rel(packed, torch.cat([first, second], 1)) < 2e-2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_decode_matches_forward_gpu(name):
+    _fla_or_skip()
+    torch.manual_seed(2)
+    model = build_model(small(name), SPEC).cuda().eval()
+    T = 100
+    inputs = torch.randint(0, VOCAB, (2, T), device="cuda")
+    seg = torch.arange(T, device="cuda").expand(2, T)
+    if DECODE[name] is not True:
+        with pytest.raises(NotImplementedError, match=name):
+            model.init_cache(2, device="cuda")
+        return
+    with torch.no_grad():
+        full, _ = model(inputs, seg)
+        cache = model.init_cache(2, device="cuda")
+        outs = []
+        for lo, hi in [(0, 80)] + [(t, t + 1) for t in range(80, T)]:  # a prefill, then single steps
+            out, cache = model(inputs[:, lo:hi], seg[:, lo:hi], cache)
+            outs.append(out)
+    assert rel(torch.cat(outs, 1), full) < 2e-2
