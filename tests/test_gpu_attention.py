@@ -42,7 +42,6 @@ CASES = [  # (B, T, H, Hkv, Dh, window, resets)
     (2, 1029, 8, 1, 128, 256, False),
     (1, 513, 4, 1, 64, None, False),  # global, one document: flash SDPA
     (2, 257, 4, 1, 64, None, True),  # global with documents: FlexAttention
-    (1, 1, 2, 1, 16, 4, False),
 ]
 
 

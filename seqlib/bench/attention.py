@@ -64,10 +64,11 @@ def environment() -> dict:
     }
 
 
-def save_record(kind: str, record: dict) -> Path:
+def save_record(kind: str, record: dict, path: Path | None = None) -> Path:
+    """Write ``record`` with the environment as JSON (to ``path`` if given, to update a partial one)."""
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    path = BENCH_DIR / f"{kind}-{stamp}.json"
+    path = path or BENCH_DIR / f"{kind}-{stamp}.json"
     path.write_text(json.dumps({"kind": kind, **environment(), **record}, indent=1))
     return path
 

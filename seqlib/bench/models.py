@@ -98,6 +98,7 @@ def train_one(name: str, T: int, warmup: int = 2, steps: int = 4) -> dict:
 def train(models: list[str], lengths=LENGTHS, budget_s: float = 180.0) -> dict:
     deadline = time.monotonic() + budget_s
     rows = []
+    partial = save_record("models-train", {"rows": rows, "partial": True})
     for name in models:
         for T in lengths:
             if time.monotonic() > deadline:
@@ -109,6 +110,7 @@ def train(models: list[str], lengths=LENGTHS, budget_s: float = 180.0) -> dict:
                 rows.append({"model": name, "T": T, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
             finally:
                 torch.cuda.empty_cache()
+            save_record("models-train", {"rows": rows, "partial": True}, partial)
             r = rows[-1]
             print(f"train {name:>18} T={T:>5}: " + (
                 f"{r['tokens_per_s']:>10.0f} tok/s {r['peak_mem_gib']:6.2f} GiB" if "tokens_per_s" in r
@@ -127,7 +129,7 @@ def train(models: list[str], lengths=LENGTHS, budget_s: float = 180.0) -> dict:
     goals["griffin_ahead_8192_met"] = (goals["griffin_vs_transformer_8192"] or 0) > 1.0
     hh = [v for v in goals["hawk_vs_hgrn2"].values() if v is not None]
     goals["hawk_ge_hgrn2_met"] = bool(hh) and min(hh) >= 1.0
-    return {"rows": rows, "goals": goals, "config": {"target_params": TARGET, "tokens_per_batch": TOKENS_PER_BATCH,
+    return {"path": partial, "rows": rows, "goals": goals, "config": {"target_params": TARGET, "tokens_per_batch": TOKENS_PER_BATCH,
                                                    "n_layers": 12, "vocab": VOCAB, "dtype": "bf16 autocast"}}
 
 
@@ -217,7 +219,7 @@ def main(argv=None) -> None:
     if args.what in ("train", "all"):
         models = args.models or CORE + ["hgrn2"] + [m for m in ZOO_MODELS if m != "hgrn2"]
         rec = train(models, budget_s=args.budget)
-        path = save_record("models-train", rec)
+        path = save_record("models-train", rec, rec.pop("path"))
         print(f"\ntraining tokens/s ({env['device']}, commit {env['commit'][:10]}), record {path}")
         _table(rec, "T", "tokens_per_s", ".0f")
         print("\npeak memory GiB")
