@@ -168,9 +168,10 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     out = []
     cases = [  # (B, T, R, dtype, fwd config, bwd config, h0, a_near_one)
         (2, 7, 20, torch.float32, (8, 16, 4), (8, 16, 4), True, False),
-        (1, 37, 10, torch.float32, (8, 16, 4), (16, 16, 4), False, False),
+        (1, 37, 10, torch.float32, (8, 16, 4, 4), (16, 16, 4), False, False),  # segmented fwd
         (2, 1, 5, torch.bfloat16, (8, 16, 4), (8, 16, 4), True, False),
         (1, 19, 17, torch.bfloat16, (16, 16, 4), (16, 16, 4), True, True),
+        (2, 45, 24, torch.float32, (16, 16, 4, 4), (16, 16, 4), True, True),
     ]
     for B, T, R, dt, fwd, bwd, h0, near in cases:
         K.FWD_CONFIG = K.TRAIN_FWD_CONFIG = fwd
