@@ -41,3 +41,44 @@ lint: venv ## ruff
 
 clean: ## remove build outputs (keeps .venv and book/runs)
 	rm -rf _build .pytest_cache
+
+# ---- the book (book/, chapters/, seqlib/grid.py) -----------------------------------------------
+JB := $(VENV)/bin/jupyter-book
+FORCE ?=
+JUPYTERLAB_VERSION ?= 4.6.6
+WHEELHOUSE ?= wheelhouse
+WHEELHOUSE_PYTHON ?= 3.12
+# what a GPU run imports beyond a stock PyTorch+Triton CUDA image (pins taken from requirements.txt);
+# numpy comes with the image, scipy is only for the stats summaries (`python -m seqlib summary`, Results)
+WHEELHOUSE_PKGS ?= pandas pydantic PyYAML tqdm altair papermill ipykernel dask distributed
+WHEELHOUSE_IN_IMAGE ?= numpy
+
+book: venv ## build the site strictly into _build/html from the stored runs in book/runs (no re-execution)
+	$(JB) build . --all -W -n --keep-going
+
+run-all: venv ## execute the grid (params/grid.yaml) with papermill into book/runs; PROFILE=full|smoke|tiny, FORCE=1
+	PROFILE=$(PROFILE) FORCE=$(FORCE) $(PY) -m seqlib.grid
+
+lab: venv ## JupyterLab on chapters/ with the project's kernel (installs jupyterlab into .venv on first use)
+	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install -q jupyterlab==$(JUPYTERLAB_VERSION)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=chapters
+
+publish: book ## push _build/html to the gh-pages branch (ghp-import, with .nojekyll)
+	$(VENV)/bin/ghp-import -n -p -f _build/html
+
+wheelhouse: venv ## wheels for an offline GPU node (Python 3.12; WHEELHOUSE_PYTHON=) into wheelhouse/, < 60 MB
+	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	grep -iE '^($(subst $() ,|,$(strip $(WHEELHOUSE_PKGS))))==' requirements.txt > $(WHEELHOUSE)/requirements.txt
+	$(PY) -m pip download -q -d $(WHEELHOUSE) --only-binary=:all: --implementation cp \
+	  --python-version $(WHEELHOUSE_PYTHON) --abi cp$(subst .,,$(WHEELHOUSE_PYTHON)) \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -r $(WHEELHOUSE)/requirements.txt
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w $(WHEELHOUSE) .
+	echo seqlib >> $(WHEELHOUSE)/requirements.txt
+	cd $(WHEELHOUSE) && rm -f $(foreach p,$(WHEELHOUSE_IN_IMAGE),$(p)-*.whl)
+	@echo "wheelhouse: $$(ls $(WHEELHOUSE)/*.whl | wc -l) wheels, $$(du -sh $(WHEELHOUSE) | cut -f1) (limit 60M);" \
+	  "on the GPU node: pip install --no-index --find-links $(WHEELHOUSE) -r $(WHEELHOUSE)/requirements.txt"
+
+.PHONY: chromium
+chromium: ## Debian's chromium for the browser test (apt-get, as root, when missing)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || { echo "chromium is missing: sudo apt-get install chromium (the browser test will be skipped)"; }
