@@ -1,0 +1,80 @@
+"""Where an executed chapter came from: profile, device, commit, date and parameters.
+
+Every chapter calls :func:`show` in its first code cell after the ``parameters`` cell, so each
+notebook under ``book/runs/`` opens with its provenance, and a run made by the CPU ``smoke``
+profile says so. :func:`code_hash` is the grid runner's fingerprint of the code a run depends on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_NOTE = (
+    "**Produced by the CPU `{profile}` profile**: small models and short runs that check the "
+    "pipeline end to end. Its numbers are not results."
+)
+
+
+def git_commit() -> str:
+    """Short commit of the checkout, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def device() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, {torch.cuda.device_count()} visible)"
+    return f"CPU {platform.machine()}, {os.cpu_count()} cores"
+
+
+def collect(profile: str, **params) -> dict:
+    """The provenance record of this process: profile, device, commit, date, versions, parameters."""
+    return {
+        "profile": profile,
+        "device": device(),
+        "commit": git_commit(),
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "params": params,
+    }
+
+
+def as_markdown(record: dict) -> str:
+    params = ", ".join(f"`{k}={v!r}`" for k, v in record["params"].items()) or "none"
+    lines = [
+        f"**Provenance** · profile `{record['profile']}` · {record['device']} · commit `{record['commit']}` · "
+        f"{record['date']} · torch {record['torch']}, Python {record['python']} · parameters {params}",
+    ]
+    if record["profile"] != "full":
+        lines.append(SMOKE_NOTE.format(profile=record["profile"]))
+    return "\n\n".join(lines)
+
+
+def show(profile: str, **params) -> None:
+    """Display the provenance as Markdown (in a notebook)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(as_markdown(collect(profile, **params))))
+
+
+def code_hash(*paths: Path) -> str:
+    """sha256 over the given files and every ``seqlib/**/*.py``: a run is stale when any of them changes."""
+    digest = hashlib.sha256()
+    for path in sorted({Path(p).resolve() for p in paths} | set((REPO / "seqlib").rglob("*.py"))):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

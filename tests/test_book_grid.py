@@ -1,0 +1,94 @@
+"""The papermill grid runner (seqlib.grid): failures are recorded and the grid goes on, finished runs
+are skipped, a failed re-run keeps the earlier output, and the Dask path runs jobs on a local cluster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+pytestmark = pytest.mark.book
+
+
+def chapter(path: Path, body: str) -> None:
+    nb = new_notebook(cells=[
+        new_markdown_cell(f"# {path.stem}"),
+        new_code_cell('profile = "smoke"\nseed = 0\nmodel = "none"\ntask = "none"',
+                      metadata={"tags": ["parameters"]}),
+        new_code_cell(body),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def grid(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "seqlib.grid", "--grid", str(tmp / "grid.yaml"), "--chapters", str(tmp / "chapters"),
+         "--out", str(tmp / "runs"), "--failed", str(tmp / "failed"), "--profile", "tiny", *args],
+        capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> Path:
+    (tmp_path / "chapters").mkdir()
+    chapter(tmp_path / "chapters" / "concept.ipynb", 'print("concept", profile)')
+    chapter(tmp_path / "chapters" / "task.ipynb",
+            'if model == "broken":\n    raise RuntimeError("this model is broken")\nprint(task, model, seed)')
+    (tmp_path / "grid.yaml").write_text(
+        "runs:\n  - chapter: concept\n  - chapter: task\n    task: toy\n    models: [good, broken]\n"
+        "    params: {seed: 3}\n")
+    return tmp_path
+
+
+def outputs(path: Path) -> str:
+    return "".join(o.get("text", "") for c in nbformat.read(path, 4).cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_failure_is_recorded_and_the_grid_goes_on_then_resume_skips(book):
+    first = grid(book)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "profile tiny" in first.stdout
+    assert "FAILED toy/broken: RuntimeError: this model is broken" in first.stdout
+    assert "1 failed, 0 remaining" in first.stdout
+    assert outputs(book / "runs" / "concept.ipynb") == "concept tiny\n"
+    assert outputs(book / "runs" / "toy" / "good.ipynb") == "toy good 3\n"
+    assert not (book / "runs" / "toy" / "broken.ipynb").exists()
+    failed = nbformat.read(book / "failed" / "toy" / "broken.ipynb", 4)
+    assert failed.metadata["papermill"]["exception"] is True
+    assert not list((book / "runs").rglob(".*"))  # no temporary files left behind
+
+    stamp = (book / "runs" / "concept.ipynb").stat().st_mtime_ns
+    second = grid(book)
+    assert "2 up to date, 1 to run" in second.stdout, second.stdout
+    assert (book / "runs" / "concept.ipynb").stat().st_mtime_ns == stamp
+
+    (book / "grid.yaml").write_text((book / "grid.yaml").read_text().replace("seed: 3", "seed: 4"))
+    third = grid(book)
+    assert "1 up to date, 2 to run" in third.stdout, third.stdout
+    assert outputs(book / "runs" / "toy" / "good.ipynb") == "toy good 4\n"
+
+
+def test_failed_rerun_keeps_the_earlier_output(book):
+    (book / "grid.yaml").write_text("runs:\n  - chapter: concept\n")
+    assert grid(book).returncode == 0
+    before = (book / "runs" / "concept.ipynb").read_bytes()
+    chapter(book / "chapters" / "concept.ipynb", "1 / 0")
+    result = grid(book)
+    assert result.returncode == 1 and "ZeroDivisionError" in result.stdout, result.stdout
+    assert (book / "runs" / "concept.ipynb").read_bytes() == before
+    assert json.loads(before)["metadata"]["seqbook"]["params"] == {"profile": "tiny", "seed": 0}
+
+
+def test_dask_local_cluster_runs_two_jobs(book):
+    (book / "grid.yaml").write_text("runs:\n  - chapter: task\n    task: toy\n    models: [a, b]\n")
+    result = grid(book, "--workers", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "local Dask cluster, 2 workers" in result.stdout
+    assert "2 ran, 0 up to date, 0 failed" in result.stdout
+    assert outputs(book / "runs" / "toy" / "a.ipynb") == "toy a 0\n"
+    assert outputs(book / "runs" / "toy" / "b.ipynb") == "toy b 0\n"

@@ -1,0 +1,317 @@
+"""The book end to end: every chapter executes (tiny profile, CPU), the site builds strictly, and a
+real headless Chromium with no network opens every page.
+
+The site is built in a temporary copy (the stored runs in book/runs are not touched). The browser is
+Debian's ``chromium`` (``make chromium``), driven over the DevTools protocol with tornado's websocket
+client. Screenshots go to ``_build/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "_build" / "screenshots"
+CHROMIUM = shutil.which("chromium")
+# the flags that keep Chromium off the (closed) network: no background services, and every host but
+# the loopback resolves to nothing
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--disable-extensions", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+# pages (by file name) whose screenshots are kept; a page with charts also gets <name>_chart.png
+SHOTS = {"intro", "rg_lru", "results"}
+
+pytestmark = pytest.mark.book
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """Execute every chapter of the grid with the tiny profile into a copy of the book, then build it."""
+    root = tmp_path_factory.mktemp("book")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("runs"))
+    grid = subprocess.run(
+        [sys.executable, "-m", "seqlib.grid", "--profile", "tiny", "--force", "--out", str(root / "book" / "runs"),
+         "--failed", str(root / "failed")], capture_output=True, text=True, timeout=600)
+    assert grid.returncode == 0, f"a chapter failed under the tiny profile:\n{grid.stdout}\n{grid.stderr[-3000:]}"
+    build = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--all", "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, f"strict book build failed:\n{build.stdout[-5000:]}\n{build.stderr[-3000:]}"
+    return root / "_build" / "html"
+
+
+def test_every_chapter_is_in_the_grid():
+    grid = yaml.safe_load((REPO / "params" / "grid.yaml").read_text())
+    in_grid = {entry["chapter"] for entry in grid["runs"]}
+    chapters = {p.stem for p in (REPO / "chapters").glob("*.py")}
+    assert chapters <= in_grid, f"chapters missing from params/grid.yaml (never executed): {chapters - in_grid}"
+
+
+def test_stored_runs_are_not_executed_by_the_build():
+    """execute.exclude_patterns are matched right-anchored (myst-nb: PurePosixPath.match): every run must match."""
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    patterns = config["execute"]["exclude_patterns"]
+    for run in ["book/runs/rg_lru.ipynb", "book/runs/mqar/hawk.ipynb", *map(str, (REPO / "book" / "runs").rglob("*.ipynb"))]:
+        assert any(PurePosixPath(REPO / run).match(p) for p in patterns), f"{run} would be re-executed"
+
+
+def test_site_has_no_external_scripts_or_stylesheets(site):
+    """No page loads a script, stylesheet, font, image or frame from another host."""
+    tag = re.compile(r"<(script|link|img|iframe|source|embed)\b[^>]*>", re.I)
+    remote = re.compile(r"""\b(src|href)\s*=\s*["']?(https?:)?//""", re.I)
+    offenders = []
+    for page in site.rglob("*.html"):
+        text = page.read_text(errors="replace")
+        for m in tag.finditer(text):
+            element = m.group(0)
+            loads = not element.lower().startswith("<link") or re.search(r"rel=[\"']?(stylesheet|preload|modulepreload|icon)", element, re.I)
+            if loads and remote.search(element):
+                offenders.append(f"{page.relative_to(site)}: {element}")
+        assert "THEBE_JS_URL" not in text and "unpkg.com" not in text, f"{page}: thebe/CDN script left in the page"
+    assert not offenders, "pages load from the network:\n" + "\n".join(offenders)
+
+
+def test_site_pages_in_a_real_browser(site):
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is not installed: run `make chromium` (as root) first")
+    pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
+                   if not p.relative_to(site).as_posix().startswith(("_static/", "_sources/")))
+    with serve(site) as base:
+        problems = asyncio.run(visit_all(base, pages))
+    assert not problems, "\n".join(problems)
+    for shot in ("intro", "rg_lru"):
+        assert (SCREENSHOTS / f"{shot}.png").stat().st_size > 10_000, f"screenshot {shot}.png is missing or blank"
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+
+
+class serve:
+    """Serve a folder over HTTP on 127.0.0.1 in a thread; the context value is the base URL."""
+
+    def __init__(self, folder: Path):
+        handler = functools.partial(QuietHandler, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class Links(HTMLParser):
+    """Collects a page's ``href``s and element ``id``s."""
+
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+
+
+def parse(html: str) -> Links:
+    links = Links()
+    links.feed(html)
+    return links
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode("utf-8", errors="replace")
+
+
+class DevTools:
+    """A minimal Chrome DevTools protocol client: commands with replies, events kept in a list."""
+
+    def __init__(self, conn):
+        self.conn, self.next_id, self.events = conn, 0, []
+
+    async def send(self, method: str, **params) -> dict:
+        self.next_id += 1
+        await self.conn.write_message(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            raw = await asyncio.wait_for(self.conn.read_message(), timeout=60)
+            assert raw is not None, "chromium closed the DevTools connection"
+            message = json.loads(raw)
+            if message.get("id") == self.next_id:
+                assert "error" not in message, f"{method}: {message['error']}"
+                return message["result"]
+            if "method" in message:
+                self.events.append(message)
+
+    async def evaluate(self, expression: str):
+        result = await self.send("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+        assert "exceptionDetails" not in result, f"{expression[:60]}...: {result['exceptionDetails']}"
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout: float = 20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await self.evaluate(expression):
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+
+# true once MathJax has typeset (or when the page has no math), and every vega-embed chart has drawn
+MATH_DONE = "!window.MathJax || !MathJax.startup || !MathJax.startup.promise ? true : MathJax.startup.promise.then(() => true)"
+CHARTS_DONE = "[...document.querySelectorAll('.vega-chart')].every(d => d.querySelector('svg, canvas'))"
+PAGE_STATE = """(() => ({
+  math: document.querySelectorAll('div.math, span.math').length,
+  typeset: document.querySelectorAll('mjx-container').length,
+  mathErrors: document.querySelectorAll('mjx-merror').length,
+  charts: document.querySelectorAll('.vega-chart').length,
+  drawn: [...document.querySelectorAll('.vega-chart')].filter(d => d.querySelector('svg, canvas')).length,
+  brokenImages: [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
+}))()"""
+
+
+async def visit_all(base: str, pages: list[str]) -> list[str]:
+    from tornado.websocket import websocket_connect
+
+    problems = []
+    with tempfile.TemporaryDirectory() as profile_dir:
+        browser = subprocess.Popen(
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "--remote-debugging-port=0",
+             "--window-size=1280,1000", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            port_file = Path(profile_dir) / "DevToolsActivePort"
+            for _ in range(300):
+                if port_file.exists() and port_file.read_text().strip():
+                    break
+                await asyncio.sleep(0.1)
+            port = port_file.read_text().split()[0]
+            targets = json.loads(fetch(f"http://127.0.0.1:{port}/json/list"))
+            ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+            conn = await websocket_connect(ws_url, max_message_size=256 * 1024 * 1024)
+            tools = DevTools(conn)
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                await tools.send(f"{domain}.enable")
+            await tools.send("Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1,
+                             mobile=False)
+            for page in pages:
+                problems += await check_page(tools, base, page)
+            conn.close()
+        finally:
+            browser.terminate()
+            browser.wait(timeout=10)
+    return problems
+
+
+async def check_page(tools: DevTools, base: str, page: str) -> list[str]:
+    url = urljoin(base, page)
+    tools.events.clear()
+    await tools.send("Page.navigate", url=url)
+    if not await tools.wait_for("document.readyState === 'complete'"):
+        return [f"{page}: did not finish loading"]
+    problems = []
+    if not await tools.wait_for(MATH_DONE):
+        problems.append(f"{page}: MathJax did not finish")
+    if not await tools.wait_for(CHARTS_DONE):
+        problems.append(f"{page}: a chart did not render")
+    state = await tools.evaluate(PAGE_STATE)
+    if state["math"] and not state["typeset"]:
+        problems.append(f"{page}: {state['math']} equations but no mjx-container (MathJax did not typeset)")
+    if state["mathErrors"]:
+        problems.append(f"{page}: {state['mathErrors']} MathJax errors")
+    if state["drawn"] != state["charts"]:
+        problems.append(f"{page}: {state['charts'] - state['drawn']} of {state['charts']} charts not drawn")
+    problems += [f"{page}: image did not load: {src}" for src in state["brokenImages"]]
+    await asyncio.sleep(0.3)  # let late console messages arrive
+    await tools.evaluate("1")
+    problems += [f"{page}: {problem}" for problem in console_problems(tools.events, base)]
+    problems += [f"{page}: {problem}" for problem in broken_links(base, page)]
+
+    name = PurePosixPath(page).stem
+    if name in SHOTS:
+        await screenshot(tools, name)
+        if state["charts"]:
+            await tools.evaluate("document.querySelector('.vega-chart').scrollIntoView({block: 'center'})")
+            await screenshot(tools, f"{name}_chart")
+    return problems
+
+
+def console_problems(events: list[dict], base: str) -> list[str]:
+    problems = []
+    for event in events:
+        method, params = event["method"], event["params"]
+        if method == "Runtime.exceptionThrown":
+            details = params["exceptionDetails"]
+            problems.append(f"JS exception: {details.get('exception', {}).get('description') or details.get('text')}")
+        elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
+            problems.append("console error: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
+        elif (method == "Log.entryAdded" and params["entry"]["level"] == "error"
+              and not params["entry"].get("url", "").endswith("/favicon.ico")):
+            problems.append(f"browser error: {params['entry']['text']} {params['entry'].get('url', '')}")
+        elif method == "Network.requestWillBeSent":
+            request_url = params["request"]["url"]
+            if not request_url.startswith((base, "data:", "blob:", "about:", "chrome")):
+                problems.append(f"request leaves the site: {request_url}")
+        elif method == "Network.loadingFailed" and not params.get("canceled"):
+            problems.append(f"a resource failed to load: {params.get('errorText')}")
+        elif (method == "Network.responseReceived" and params["response"]["status"] >= 400
+              and not params["response"]["url"].endswith("/favicon.ico")):  # the browser's own request
+            problems.append(f"HTTP {params['response']['status']}: {params['response']['url']}")
+    return problems
+
+
+def broken_links(base: str, page: str) -> list[str]:
+    """Every same-site link of the page points at a file that exists, and its #fragment at an id there."""
+    problems = []
+    url = urljoin(base, page)
+    for href in parse(fetch(url)).hrefs:
+        target = urljoin(url, href)
+        if not target.startswith(base) or href.startswith(("mailto:", "javascript:")):
+            continue
+        parts = urlsplit(target)
+        try:
+            text = fetch(parts._replace(fragment="").geturl())
+        except OSError as err:
+            problems.append(f"broken link {href}: {err}")
+            continue
+        fragment = unquote(parts.fragment)
+        if fragment and parts.path.endswith(".html") and fragment not in parse(text).ids:
+            problems.append(f"broken anchor {href}")
+    return problems
+
+
+async def screenshot(tools: DevTools, name: str) -> None:
+    await asyncio.sleep(0.3)
+    shot = await tools.send("Page.captureScreenshot", format="png")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
