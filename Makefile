@@ -16,13 +16,13 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-cpu.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	@if $(PY) -c "import torch" 2>/dev/null; then echo "torch already installed"; \
 	elif [ -n "$(HAS_GPU)" ]; then $(PY) -m pip install -q torch==$(TORCH_VERSION); \
-	else $(PY) -m pip install -q --no-index torch==$(TORCH_VERSION) 2>/dev/null \
-	  || $(PY) -m pip install -q torch==$(TORCH_VERSION) --index-url $(TORCH_CPU_INDEX); fi
+	else $(PY) -m pip install -q --no-index --no-deps torch==$(TORCH_VERSION) 2>/dev/null \
+	  || $(PY) -m pip install -q --no-deps torch==$(TORCH_VERSION) --index-url $(TORCH_CPU_INDEX); fi
+	@if [ -z "$(HAS_GPU)" ]; then $(PY) -m pip install -q -r requirements-cpu.txt; fi
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null

@@ -92,12 +92,12 @@ def available_backends() -> list[str]:
 
 
 def _load_gpu_kernels() -> None:
-    """Import ``seqlib.kernels`` once: it registers the Triton backend when Triton and CUDA exist."""
-    if not FUSED_SCANS and torch.cuda.is_available():
-        try:
-            import seqlib.kernels  # noqa: F401
-        except ImportError:
-            pass
+    """Import ``seqlib.kernels`` (once; Python caches modules): it registers the Triton backend
+    when Triton and CUDA exist, and records why not otherwise."""
+    try:
+        import seqlib.kernels  # noqa: F401
+    except ImportError:
+        pass
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
