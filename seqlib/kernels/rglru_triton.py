@@ -55,8 +55,11 @@ import torch
 import triton
 import triton.language as tl
 
-C_RGLRU = 8.0
-MAX_SQRT_GRADIENT = 1000.0
+from seqlib.layers.scan import C_RGLRU, MAX_SQRT_GRADIENT
+
+# the kernels write c = 8 as a literal (-8.0) where it enters log a_t and its gradients; Triton's
+# interpreter cannot mix a module-level constexpr with tensors there, so keep them in step here
+assert C_RGLRU == 8.0, "update the -8.0 literals in the RG-LRU kernels"
 _MIN_4Z = 1.0 / MAX_SQRT_GRADIENT**2  # 1e-6
 
 # ex2/rcp.approx.ftz through inline PTX (relative error ~1e-7): a third fewer instructions
