@@ -26,11 +26,14 @@ $(VENV)/.installed: requirements.txt requirements-cpu.txt pyproject.toml
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@# per-clone git filters: chapter notebooks are committed without outputs (book/runs keeps them)
+	-git config filter.nbstripout.clean "$(CURDIR)/$(VENV)/bin/nbstripout" && git config filter.nbstripout.smudge cat \
+	  && git config diff.ipynb.textconv "$(CURDIR)/$(VENV)/bin/nbstripout -t"
 	touch $@
 
 venv: $(VENV)/.installed ## create .venv and install requirements.txt + seqlib (CPU torch unless a GPU is present)
 
-test: venv ## set up (if needed) and run the test suite (CPU)
+test: venv chromium ## set up (if needed: .venv, Debian chromium) and run the test suite (CPU)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-gpu: venv ## run the GPU tests (pytest -m gpu) on a CUDA machine
@@ -81,4 +84,4 @@ wheelhouse: venv ## wheels for an offline GPU node (Python 3.12; WHEELHOUSE_PYTH
 .PHONY: chromium
 chromium: ## Debian's chromium for the browser test (apt-get, as root, when missing)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
-	  || { echo "chromium is missing: sudo apt-get install chromium (the browser test will be skipped)"; }
+	  || { echo "chromium is missing: sudo apt-get install chromium (the browser test fails without it)"; }
