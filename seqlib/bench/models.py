@@ -212,13 +212,14 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", nargs="?", default="all", choices=["train", "decode", "all"])
     ap.add_argument("--models", nargs="*", default=None, help="training models (default: core + zoo)")
+    ap.add_argument("--lengths", nargs="*", type=int, default=list(LENGTHS), help="training lengths T")
     ap.add_argument("--budget", type=float, default=180.0, help="seconds for the training sweep")
     ap.add_argument("--decode-budget", type=float, default=120.0)
     args = ap.parse_args(argv)
     env = environment()
     if args.what in ("train", "all"):
         models = args.models or CORE + ["hgrn2"] + [m for m in ZOO_MODELS if m != "hgrn2"]
-        rec = train(models, budget_s=args.budget)
+        rec = train(models, lengths=tuple(args.lengths), budget_s=args.budget)
         path = save_record("models-train", rec, rec.pop("path"))
         print(f"\ntraining tokens/s ({env['device']}, commit {env['commit'][:10]}), record {path}")
         _table(rec, "T", "tokens_per_s", ".0f")
