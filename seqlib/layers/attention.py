@@ -66,6 +66,7 @@ class Attention(nn.Module):
         window: int | None = None,
         use_rope: bool = True,
         final_w_init_variance_scale: float = 1.0,
+        attention_backend: str = "auto",
     ):
         super().__init__()
         if width % num_heads:
@@ -77,6 +78,7 @@ class Attention(nn.Module):
         self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
         self.head_dim = width // num_heads
         self.window, self.use_rope = window, use_rope
+        self.attention_backend = attention_backend  # "auto": the fast path on CUDA (seqlib.layers.flex)
         self.proj_q = linear(width, width, bias=False)
         self.proj_k = linear(width, num_kv_heads * self.head_dim, bias=False)
         self.proj_v = linear(width, num_kv_heads * self.head_dim, bias=False)
@@ -94,6 +96,10 @@ class Attention(nn.Module):
             doc=torch.zeros(batch, device=device, dtype=torch.long),
         )
 
+    def state_size(self, seq_len: int) -> dict[str, int]:
+        slots = seq_len if self.window is None else min(seq_len, self.window)
+        return {"kv": 2 * slots * self.num_kv_heads * self.head_dim}
+
     def forward(self, x: torch.Tensor, segment_pos: torch.Tensor, cache: AttentionCache | None = None):
         B, T, _ = x.shape
         q = self.proj_q(x).unflatten(-1, (self.num_heads, self.head_dim))
@@ -107,10 +113,10 @@ class Attention(nn.Module):
         doc = document_ids(segment_pos, None if cache is None else cache.doc)
         if cache is None:
             # CUDA fast path (FlexAttention / flash SDPA, seqlib.layers.flex); the reference is the CPU
-            # path and the oracle. ``attention_backend`` is set on the module by ``build_block``.
+            # path and the oracle.
             from seqlib.layers.flex import fast_attention, use_fast_path
 
-            if use_fast_path(getattr(self, "attention_backend", "auto"), x):
+            if use_fast_path(self.attention_backend, x):
                 out = fast_attention(q, k, v, segment_pos, self.window)
             else:
                 out = masked_attention(q, k, v, attention_mask(pos, doc, pos, doc, self.window))

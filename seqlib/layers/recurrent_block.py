@@ -42,6 +42,10 @@ class RecurrentBlock(nn.Module):
     def init_cache(self, batch: int, device=None, dtype=torch.float32) -> RecurrentBlockCache:
         return RecurrentBlockCache(self.rg_lru.init_cache(batch, device), self.conv_1d.init_cache(batch, device, dtype))
 
+    def state_size(self, seq_len: int) -> dict[str, int]:
+        R = self.rg_lru.width
+        return {"rg_lru": R, "conv": (self.conv_1d.temporal_width - 1) * R}
+
     def forward(self, x: torch.Tensor, segment_pos: torch.Tensor, cache: RecurrentBlockCache | None = None):
         y = F.gelu(self.linear_y(x), approximate="tanh")
         x = self.linear_x(x)

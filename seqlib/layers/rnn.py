@@ -26,6 +26,9 @@ class RecurrentBaseline(nn.Module):
         zeros = torch.zeros(1, batch, self.width, device=device, dtype=torch.float32)
         return (zeros, zeros.clone()) if self.kind == "lstm" else zeros
 
+    def state_size(self, seq_len: int) -> dict[str, int]:
+        return {"rnn": (2 if self.kind == "lstm" else 1) * self.width}
+
     def _keep(self, state, keep):
         k = keep[None, :, None].to(torch.float32)
         return tuple(s * k for s in state) if isinstance(state, tuple) else state * k

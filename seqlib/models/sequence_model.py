@@ -21,6 +21,7 @@ from seqlib.layers.recurrent_block import RecurrentBlock
 from seqlib.layers.residual import ResidualBlock
 from seqlib.layers.rnn import RecurrentBaseline
 from seqlib.layers.segments import check_segment_pos, default_segment_pos
+from seqlib.layers.simplicial import SIMPLICIAL_WINDOW2, SimplicialAttention
 from seqlib.models.config import ModelConfig
 from seqlib.models.zoo import ZOO_MIXERS, build_zoo_mixer
 from seqlib.tasks.base import TaskSpec
@@ -40,15 +41,16 @@ def build_block(kind: str, cfg: ModelConfig) -> nn.Module:
     out_scale = 2.0 / cfg.n_layers  # final_w_init_variance_scale (griffin.md §2.2)
     if kind in ("lstm", "gru"):
         return RecurrentBaseline(D, kind)
-    if kind in ZOO_MIXERS:  # the flash-linear-attention zoo and 2-simplicial attention
+    if kind in ZOO_MIXERS:  # the flash-linear-attention zoo
         mixer = build_zoo_mixer(kind, cfg)
+    elif kind == "simplicial":
+        mixer = SimplicialAttention(D, cfg.num_heads, cfg.num_kv_heads, cfg.window, SIMPLICIAL_WINDOW2, out_scale)
     elif kind == "recurrent":
         mixer = RecurrentBlock(D, cfg.lru_width, cfg.blocks, cfg.conv_width, out_scale, cfg.scan_backend)
     else:
         window = cfg.window if kind == "local_attention" else None
         use_rope = kind == "local_attention" or cfg.pos_encoding == "rope"
-        mixer = Attention(D, cfg.num_heads, cfg.num_kv_heads, window, use_rope, out_scale)
-        mixer.attention_backend = cfg.attention_backend
+        mixer = Attention(D, cfg.num_heads, cfg.num_kv_heads, window, use_rope, out_scale, cfg.attention_backend)
     mlp = MLPBlock(D, cfg.ffw_width, out_scale) if cfg.ffw_width > 0 and cfg.mlp_expansion > 0 else None
     return ResidualBlock(D, mixer, mlp)
 
@@ -83,20 +85,14 @@ class SequenceModel(nn.Module):
         return [block.init_cache(batch, device=device, dtype=dtype) for block in self.blocks]
 
     def state_size(self, seq_len: int) -> dict[str, int]:
-        """Elements of decode state per sequence after ``seq_len`` tokens (zoology-style accounting)."""
-        sizes = {"rg_lru": 0, "conv": 0, "kv": 0, "rnn": 0}
-        for kind, block in zip(self.cfg.block_types, self.blocks):
-            if kind == "recurrent":
-                R = self.cfg.lru_width
-                sizes["rg_lru"] += R
-                sizes["conv"] += (self.cfg.conv_width - 1) * R
-            elif kind in ("lstm", "gru"):
-                sizes["rnn"] += (2 if kind == "lstm" else 1) * self.cfg.d_model
-            else:
-                attn = block.temporal_block
-                slots = seq_len if attn.window is None else min(seq_len, attn.window)
-                sizes["kv"] += 2 * slots * attn.num_kv_heads * attn.head_dim
-        sizes["total"] = sum(sizes.values())
+        """Elements of decode state per sequence after ``seq_len`` tokens (zoology-style accounting),
+        summed over blocks by kind (RG-LRU state, conv state, KV cache, RNN state, ...)."""
+        sizes: dict[str, int] = {}
+        for block in self.blocks:
+            mixer = block.temporal_block if isinstance(block, ResidualBlock) else block
+            for key, n in mixer.state_size(seq_len).items():
+                sizes[key] = sizes.get(key, 0) + n
+        sizes["total"] = -1 if "unknown" in sizes else sum(sizes.values())
         return sizes
 
     def embed_inputs(self, inputs: torch.Tensor, segment_pos: torch.Tensor) -> torch.Tensor:
