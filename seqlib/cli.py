@@ -1,0 +1,281 @@
+"""Command line: ``python -m seqlib {train,eval,results,list}`` (also the ``seqlib`` console script)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+EPILOG = """examples:
+  python -m seqlib list
+  python -m seqlib train --task mqar --model griffin --profile smoke
+  python -m seqlib train --task mqar --model hawk --set optim.lr_sweep=[1e-3,3e-3] --set optim.seeds=[0,1]
+  python -m seqlib train --task all --model all --profile smoke      # every pair, one at a time
+  python -m seqlib results --task mqar --best test
+  python -m seqlib eval 3f2a9c0d1e2b4a5c --split test_length --n 512
+
+configuration: params/defaults.yaml, params/models.yaml, params/tasks.yaml, each with a `profiles:`
+overlay (smoke, full); --set key.sub=value overrides any field (values are YAML). Unknown keys, wrong
+types and impossible values are errors naming the key and the file that set it."""
+
+
+def _names(arg: str, known: list[str], kind: str) -> list[str]:
+    names = known if arg == "all" else [s.strip() for s in arg.split(",") if s.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"error: unknown {kind}(s) {unknown}; known: {', '.join(known)}")
+    return names
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _headline(record: dict) -> str:
+    """'accuracy test=0.93 test_length=0.41' (or loss for regression) from a record's whole-split metrics."""
+    rows = [m for m in record.get("metrics", []) if m["slice_key"] == "all"]
+    metric = "accuracy" if any(m["metric"] == "accuracy" for m in rows) else "loss"
+    return f"{metric} " + " ".join(f"{m['split']}={m['value']:.3f}" for m in rows if m["metric"] == metric)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from seqlib.config import ConfigError, load_config
+    from seqlib.models import list_models
+    from seqlib.tasks import list_tasks
+    from seqlib.train import run_sweep
+
+    tasks = _names(args.task, list_tasks(), "task")
+    models = _names(args.model, list_models(), "model")
+    overrides = list(args.set or [])
+    if args.results_dir:
+        overrides.append(f"run.results_dir={args.results_dir}")
+    if args.no_progress:
+        overrides.append("run.progress=false")
+    counts = {"ok": 0, "failed": 0, "skipped": 0, "reused": 0}
+    failures, timings = [], []
+    for task in tasks:
+        for model in models:
+            try:
+                cfg = load_config(task, model, args.profile, overrides, args.params)
+            except ConfigError as e:
+                print(f"config error for {task} x {model}:\n{e}", file=sys.stderr)
+                counts["failed"] += 1
+                failures.append(f"{task} x {model}: config error")
+                continue
+            t0 = time.perf_counter()
+            print(f"== {task} x {model} (profile {args.profile}) -> {cfg.run.results_dir}", flush=True)
+
+            def report(outcome, i, n, task=task, model=model):
+                rec = outcome.record
+                tag = f"  [{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']} {rec['run_id']}"
+                if outcome.reused:
+                    counts["reused"] += 1
+                    print(f"{tag}: already done ({_headline(rec)}); --force re-runs it", flush=True)
+                    return
+                counts[rec["status"]] += 1
+                if rec["status"] == "ok":
+                    m = rec["measure"]
+                    print(f"{tag}: ok {_headline(rec)} | {m['num_params']:,} params, state {m['state_size']:,}, "
+                          f"{m['tokens_per_s']:,.0f} tok/s, step {m['step_time_s'] * 1e3:.1f} ms, "
+                          f"peak {m['peak_memory_bytes'] / 2**20:,.0f} MiB ({m['peak_memory_kind']}), "
+                          f"{rec['train']['steps_done']} steps, {m['wall_time_s']:.1f} s", flush=True)
+                else:
+                    print(f"{tag}: {rec['status'].upper()}: {rec['reason']}", flush=True)
+                    if rec["status"] == "failed":
+                        failures.append(f"{task} x {model} lr={rec['lr']:g} seed={rec['seed']}: {rec['reason']}")
+
+            outcomes = run_sweep(cfg, force=args.force, on_result=report)
+            timings.append((task, model, time.perf_counter() - t0))
+            if len(cfg.optim.lrs) > 1:
+                _print_best([o.record for o in outcomes])
+    print(f"\nsummary: {counts['ok']} ok, {counts['reused']} already done, {counts['skipped']} skipped, "
+          f"{counts['failed']} failed; {sum(t for *_, t in timings):.1f} s")
+    if len(timings) > 1:
+        for task, model, t in timings:
+            print(f"  {task:28s} {model:18s} {t:7.1f} s")
+    for line in failures:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _print_best(records: list[dict]) -> None:
+    from seqlib.results import records_frame
+    from seqlib.stats import best_over_lr, summarize_seeds
+
+    df = records_frame(records)
+    split = records[0].get("train", {}).get("select_split")
+    if split is None:
+        return
+    summary = summarize_seeds(best_over_lr(df, split))
+    if not summary.empty:
+        row = summary.iloc[0]
+        print(f"  best lr on {split}: {row['lr']:g}: accuracy {row['mean']:.3f} "
+              f"(95% CI {_fmt(row['ci_low'])}..{_fmt(row['ci_high'])}, {row['n_seeds']} seed(s))")
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from seqlib.results import load_results, runs_table
+    from seqlib.stats import best_over_lr, summarize_seeds
+
+    df = load_results(args.dir, strict=args.strict)
+    for col, value in (("task", args.task), ("model", args.model), ("profile", args.profile)):
+        if value:
+            df = df[df[col] == value]
+    if df.empty:
+        print(f"no results under {args.dir}")
+        return 0
+    if args.best:
+        table = summarize_seeds(best_over_lr(df, args.best, args.metric))
+        print(f"{args.metric} on {args.best}, best learning rate per (task, model), mean and 95% CI over seeds:")
+    else:
+        table = _display(runs_table(df, args.metric))
+    with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_rows", 10_000):
+        print(table.to_string(index=False, na_rep="-", formatters={c: _fmt for c in table.columns}))
+    return 0
+
+
+def _display(table: pd.DataFrame) -> pd.DataFrame:
+    """Human units for the runs table: MiB, milliseconds, thousands separators, short reasons."""
+    out = table.drop(columns=["config_hash"]).rename(columns={
+        "num_params": "params", "state_size": "state", "tokens_per_s": "tok/s", "steps_done": "steps"})
+    out["step_ms"] = table["step_time_s"] * 1e3
+    out["peak_MiB"] = table["peak_memory_bytes"] / 2**20
+    out["wall_s"] = table["wall_time_s"]
+    for col in ("params", "state", "tok/s", "steps", "peak_MiB"):
+        out[col] = out[col].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
+    out["reason"] = table["reason"].map(lambda r: "" if not isinstance(r, str) else r[:70])
+    metric_cols = [c for c in out.columns if ":" in c]
+    keep = ["run_id", "task", "model", "profile", "lr", "seed", "status", "steps", "params", "state", "tok/s",
+            "step_ms", "peak_MiB", "wall_s", *metric_cols]
+    return out[keep + (["reason"] if out["reason"].str.len().any() else [])]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Re-evaluate a stored checkpoint (never retrains); prints tidy metrics, optionally saves JSON."""
+    import torch
+
+    from seqlib.config import ExperimentConfig, parse_set
+    from seqlib.evaluate import evaluate_split, summarize
+    from seqlib.models import build_model
+    from seqlib.results import load_records
+    from seqlib.tasks import get_task
+    from seqlib.train import resolve_device, resolve_dtype
+
+    matches = [r for r in load_records(args.dir) if r["run_id"].startswith(args.run_id)]
+    if len(matches) != 1:
+        raise SystemExit(f"error: run id prefix {args.run_id!r} matches {len(matches)} records under {args.dir}")
+    rec = matches[0]
+    ckpt = Path(args.dir) / rec["task"] / rec["model"] / f"{rec['run_id']}.pt"
+    if rec["status"] != "ok" or not ckpt.exists():
+        raise SystemExit(f"error: run {rec['run_id']} has status {rec['status']} and "
+                         f"{'a' if ckpt.exists() else 'no'} checkpoint at {ckpt}")
+    cfg = ExperimentConfig.model_validate(rec["config"])
+    params = dict(cfg.task.params)
+    for item in args.task_param or []:
+        key, value = parse_set(item)
+        params[key] = value
+    task = get_task(cfg.task.name, **params)
+    device = resolve_device(args.device)
+    state = torch.load(ckpt, map_location=device, weights_only=True)
+    model = build_model(state["model_config"], task.spec).to(device)
+    model.load_state_dict(state["model"])
+    eval_seed = cfg.run.eval_seed if args.eval_seed is None else args.eval_seed
+    rows = []
+    for split in args.split or list(task.splits):
+        per_example = evaluate_split(model, task, split, args.n or cfg.run.eval_size_per_split.get(
+            split, cfg.run.eval_size), eval_seed, cfg.run.eval_batch_size, device,
+            resolve_dtype("auto", device))
+        rows += summarize(per_example, task.spec, split)
+    print(f"checkpoint {ckpt} ({rec['task']} x {rec['model']}, lr={rec['lr']:g}, seed={rec['seed']}, "
+          f"{state['steps_done']} steps); task params {params}")
+    table = pd.DataFrame(rows)
+    if not args.slices:
+        table = table[table["slice_key"] == "all"]
+    print(table.pivot_table(index=["split", "slice_key", "slice_value"], columns="metric", values="value",
+                            sort=False).to_string(float_format=lambda v: f"{v:.4f}"))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"run_id": rec["run_id"], "task_params": params,
+                                               "eval_seed": eval_seed, "metrics": rows}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from seqlib.models import MODELS
+    from seqlib.tasks import get_task, list_tasks
+
+    print("models:")
+    for name, entry in sorted(MODELS.items()):
+        gpu = " [GPU only]" if entry.requires_gpu else ""
+        print(f"  {name:20s} {entry.description}{gpu}")
+    print("tasks:")
+    for name in list_tasks():
+        task = get_task(name)
+        spec = task.spec
+        print(f"  {name:28s} splits {', '.join(task.splits)}; {spec.input_kind}->{spec.output_kind}, loss {spec.loss}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqlib", description="Train, evaluate and tabulate seqlib sequence models on synthetic tasks.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,results,list}")
+
+    p = sub.add_parser("train", help="train + evaluate (task, model) runs: every lr x seed; stores one record each",
+                       description="Train and evaluate every learning rate x seed of the resolved config. A run "
+                       "whose config hash already has an ok record is skipped unless --force. Exit status 1 if "
+                       "any run failed (skipped = model unavailable here, reported with its reason).",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    p.add_argument("--task", required=True, help="task name, comma-separated names, or 'all'")
+    p.add_argument("--model", required=True, help="model name, comma-separated names, or 'all'")
+    p.add_argument("--profile", default="smoke", help="profile overlay from params/*.yaml (default: smoke)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field, e.g. optim.lr=3e-4, model.d_model=64, task.params.seq_len=128")
+    p.add_argument("--force", action="store_true", help="re-run even if a record with the same config hash exists")
+    p.add_argument("--params", default=None, help="params directory (default: ./params or the repository's)")
+    p.add_argument("--results-dir", default=None, help="shorthand for --set run.results_dir=DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="re-evaluate a stored checkpoint (by run id) on any split / task params",
+                       description="Load the checkpoint of a stored ok run and evaluate it again, e.g. on more "
+                       "examples or longer lengths. Never retrains and never changes the stored record.")
+    p.add_argument("run_id", help="run id or a unique prefix (see `seqlib results`)")
+    p.add_argument("--dir", default="results", help="results directory (default: results)")
+    p.add_argument("--split", action="append", help="split to evaluate (repeatable; default: all)")
+    p.add_argument("--n", type=int, default=None, help="examples per split (default: the run's eval size)")
+    p.add_argument("--task-param", action="append", metavar="KEY=VALUE",
+                   help="override a task constructor parameter, e.g. max_test_len=200")
+    p.add_argument("--eval-seed", type=int, default=None, help="evaluation data seed (default: the run's run.eval_seed)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--slices", action="store_true", help="also print per-slice rows (length, ...)")
+    p.add_argument("--json", default=None, help="write the metrics to this JSON file")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("results", help="table of stored runs (or best-over-lr summaries with --best SPLIT)")
+    p.add_argument("--dir", default="results", help="results directory (default: results)")
+    p.add_argument("--task")
+    p.add_argument("--model")
+    p.add_argument("--profile")
+    p.add_argument("--metric", default="accuracy", help="metric per split in the table (default: accuracy)")
+    p.add_argument("--best", metavar="SPLIT", help="best lr per (task, model) on SPLIT; mean and 95%% CI over seeds")
+    p.add_argument("--strict", action="store_true", help="fail on a corrupt or partial record instead of warning")
+    p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("list", help="list the models and tasks")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

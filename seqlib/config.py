@@ -1,0 +1,386 @@
+"""Typed, validated run configuration loaded from ``params/*.yaml`` with profile overlays.
+
+A run is one (task, model) pair resolved from four files, each overlaid in this order (later wins):
+
+1. ``params/defaults.yaml``  -- sections ``optim``, ``run`` (and optionally ``param_budget``);
+2. ``params/models.yaml``    -- ``<model name>: {ModelConfig fields}``;
+3. ``params/tasks.yaml``     -- ``<task name>: {params: {...}, model: {...}, optim: {...}, run: {...}}``;
+4. ``--set key.sub=value`` overrides (values parsed as YAML: ``optim.seeds=[0,1,2]``).
+
+Every file may carry a top-level ``profiles:`` mapping ``<profile>: <same shape as the file>``; the
+selected profile's block is deep-merged over that file's base entries before the next file is applied.
+
+Unlike the Zoology harness, whose pydantic configs silently drop unknown fields
+(``../shared/reference/tasks.md`` §1.2), every model here is ``extra="forbid"``: an unknown key, a
+wrong type or an impossible value raises :class:`ConfigError` naming the dotted key and the file (and
+the path inside the file) that set it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from seqlib import tasks as task_registry
+from seqlib.models import ModelConfig
+
+PARAM_FILES = ("defaults.yaml", "models.yaml", "tasks.yaml")
+PROFILES_KEY = "profiles"
+# Fields that change where or how loudly a run is written, not what it computes: left out of the hash.
+UNHASHED = {"run": ("results_dir", "progress", "progress_interval", "save_checkpoint")}
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key and where it was set."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskConfig(_Strict):
+    """A registry task name plus the keyword arguments of its constructor (checked by building it)."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimConfig(_Strict):
+    """Optimisation. ``optimizer="muon"`` uses ``torch.optim.Muon`` for hidden 2-D matrices only
+    (see :func:`seqlib.train.build_optimizer`) and AdamW for everything else.
+
+    The schedule is linear warmup over ``warmup_steps`` then cosine decay to ``min_lr`` at ``steps``.
+    ``lr_sweep`` (empty = just ``lr``) and ``seeds`` define the runs of a sweep; the best learning rate
+    is chosen afterwards from the stored results (:func:`seqlib.stats.best_over_lr`).
+    """
+
+    optimizer: Literal["adamw", "muon"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    min_lr: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = Field(0, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    batch_size: int = Field(64, ge=1)
+    steps: int = Field(1000, ge=1)
+    early_stop_accuracy: float | None = Field(None, gt=0, le=1)
+    lr_sweep: list[float] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError(f"betas must lie in [0, 1), got {list(v)}")
+        return v
+
+    @field_validator("lr_sweep")
+    @classmethod
+    def _sweep(cls, v: list[float]) -> list[float]:
+        if any(lr <= 0 for lr in v):
+            raise ValueError(f"every learning rate must be > 0, got {v}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate learning rates in {v}")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if any(s < 0 for s in v) or len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct non-negative integers, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OptimConfig:
+        if self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be < steps ({self.steps})")
+        for lr in self.lrs:
+            if self.min_lr > lr:
+                raise ValueError(f"min_lr ({self.min_lr}) exceeds the learning rate {lr}")
+        return self
+
+    @property
+    def lrs(self) -> list[float]:
+        return self.lr_sweep or [self.lr]
+
+
+class RunConfig(_Strict):
+    """Where and how a run executes and is evaluated.
+
+    ``eval_splits`` (None = every split of the task) are evaluated at the end on ``eval_size`` examples
+    each (``eval_size_per_split`` overrides per split), drawn with ``eval_seed`` so every model and
+    seed sees the same evaluation examples. Every ``eval_every`` steps the ``select_split`` (None = the
+    first non-train split) is evaluated for the training curve and early stopping.
+    """
+
+    profile: str = "default"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    eval_every: int = Field(100, ge=1)
+    eval_splits: list[str] | None = None
+    eval_size: int = Field(256, ge=1)
+    eval_size_per_split: dict[str, int] = Field(default_factory=dict)
+    eval_batch_size: int = Field(64, ge=1)
+    eval_seed: int = Field(0, ge=0)
+    select_split: str | None = None
+    log_every: int = Field(1, ge=1)
+    results_dir: str = "results"
+    save_checkpoint: bool = True
+    progress: bool = True
+    progress_interval: float = Field(10.0, ge=0)
+
+    @field_validator("eval_size_per_split")
+    @classmethod
+    def _sizes(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: n for k, n in v.items() if n < 1}
+        if bad:
+            raise ValueError(f"eval sizes must be >= 1, got {bad}")
+        return v
+
+
+class ExperimentConfig(_Strict):
+    """One fully resolved (task, model) configuration; ``param_budget`` sizes the model with
+    :func:`seqlib.models.sizing.match_budget` when set."""
+
+    model: ModelConfig
+    task: TaskConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+    param_budget: int | None = Field(None, ge=1)
+
+    def for_run(self, lr: float, seed: int) -> ExperimentConfig:
+        """The configuration of one run of the sweep: a single learning rate and seed."""
+        optim = self.optim.model_copy(update={"lr": lr, "lr_sweep": [], "seeds": [seed]})
+        return self.model_copy(update={"optim": optim})
+
+    def hash(self) -> str:
+        """sha256 of the canonical JSON (sorted keys, no whitespace) minus the UNHASHED fields."""
+        data = self.model_dump(mode="json")
+        for section, keys in UNHASHED.items():
+            for key in keys:
+                data[section].pop(key, None)
+        return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _merge(base: dict, overlay: dict, sources: dict[str, str], label: str, prefix: str = "") -> None:
+    """Deep-merge ``overlay`` into ``base`` in place, recording ``label`` as the source of each leaf."""
+    for key, value in overlay.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{label}: key {key!r} at {prefix or '<top>'} must be a string")
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, sources, label, path + ".")
+            continue
+        if isinstance(value, dict):
+            base[key] = {}
+            sources[path] = label
+            _merge(base[key], value, sources, label, path + ".")
+            continue
+        base[key] = copy.deepcopy(value)
+        for stale in [k for k in sources if k.startswith(path + ".")]:
+            del sources[stale]
+        sources[path] = label
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _layers(path: Path, profile: str) -> list[tuple[dict, str]]:
+    """The base entries of a params file and its profile overlay, each with a source label."""
+    data = _read_yaml(path)
+    profiles = data.pop(PROFILES_KEY, {}) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: '{PROFILES_KEY}' must map profile names to overlays")
+    layers = [(data, str(path))]
+    overlay = profiles.get(profile)
+    if overlay is not None:
+        if not isinstance(overlay, dict):
+            raise ConfigError(f"{path}: {PROFILES_KEY}.{profile} must be a mapping")
+        layers.append((overlay, f"{path} [{PROFILES_KEY}.{profile}]"))
+    return layers
+
+
+def known_profiles(params_dir: Path) -> set[str]:
+    names: set[str] = set()
+    for fname in PARAM_FILES:
+        path = params_dir / fname
+        if path.exists():
+            names |= set((_read_yaml(path).get(PROFILES_KEY) or {}).keys())
+    return names
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``"optim.lr=3e-4"`` -> ``("optim.lr", 3e-4)``; the value is parsed as YAML."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected key.sub=value")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML: {e}") from e
+    return key.strip(), value
+
+
+def _nest(dotted: str, value: Any) -> dict:
+    out: Any = value
+    for part in reversed(dotted.split(".")):
+        out = {part: out}
+    return out
+
+
+def default_params_dir() -> Path:
+    """``./params`` if it exists, else the repository's ``params/`` next to the package."""
+    here = Path("params")
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "params"
+
+
+def resolve(
+    task: str,
+    model: str,
+    profile: str = "smoke",
+    overrides: list[str] | tuple[str, ...] = (),
+    params_dir: str | Path | None = None,
+) -> tuple[dict, dict[str, str]]:
+    """Merge the params files, the profile overlays and ``overrides`` into a raw config dict.
+
+    Returns the dict and a map from each dotted key to the file (and path inside it) that set it.
+    """
+    pdir = Path(params_dir) if params_dir is not None else default_params_dir()
+    profiles = known_profiles(pdir)
+    if profile not in profiles and profile != "default":
+        raise ConfigError(f"unknown profile {profile!r}; the files in {pdir} define {sorted(profiles)}")
+    raw: dict = {"model": {"name": model}, "task": {"name": task}, "run": {"profile": profile}}
+    sources = {"model.name": "--model", "task.name": "--task", "run.profile": "--profile"}
+    for fname in PARAM_FILES:
+        path = pdir / fname
+        if not path.exists():
+            raise ConfigError(f"{path}: missing params file")
+        for data, label in _layers(path, profile):
+            if fname == "defaults.yaml":
+                _merge(raw, data, sources, label)
+                continue
+            entry_name = model if fname == "models.yaml" else task
+            _check_entries(data, fname, label)
+            entry = data.get(entry_name)
+            if entry is None:
+                continue
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{label}: entry {entry_name!r} must be a mapping")
+            entry_label = f"{label} [{entry_name}]"
+            _merge(raw, {"model": entry} if fname == "models.yaml" else _task_entry(entry, entry_label),
+                   sources, entry_label)
+    for item in overrides:
+        key, value = parse_set(item)
+        _merge(raw, _nest(key, value), sources, f"--set {item}")
+    return raw, sources
+
+
+def _check_entries(data: dict, fname: str, label: str) -> None:
+    """Every entry of models.yaml / tasks.yaml names a registered model / task (``_x``: anchors only)."""
+    from seqlib.models import list_models
+
+    known = list_models() if fname == "models.yaml" else task_registry.list_tasks()
+    kind = "model" if fname == "models.yaml" else "task"
+    unknown = sorted(k for k in data if not str(k).startswith("_") and k not in known)
+    if unknown:
+        raise ConfigError(f"{label}: unknown {kind}(s) {unknown}; known {kind}s: {', '.join(known)}")
+
+
+def _task_entry(entry: dict, label: str) -> dict:
+    allowed = {"params", "model", "optim", "run", "param_budget"}
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise ConfigError(f"{label}: unknown key(s) {unknown}; a task entry may hold {sorted(allowed)}")
+    out = {k: v for k, v in entry.items() if k != "params"}
+    if "params" in entry:
+        out["task"] = {"params": entry["params"]}
+    return out
+
+
+def _source(loc: tuple, sources: dict[str, str], message: str = "") -> str:
+    """Where the value at ``loc`` was set. For a whole-section error (a cross-field check) the leaf
+    keys named in ``message`` are listed with their files instead."""
+    parts = [str(p) for p in loc]
+    prefix = ".".join(parts)
+    named = [k for k in sources if k.startswith(prefix + ".") and re.search(rf"\b{k.rsplit('.', 1)[1]}\b", message)]
+    if parts and named:
+        return "; ".join(f"{k} in {sources[k]}" for k in sorted(named))
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in sources:
+            return sources[key]
+    return "(default value)"
+
+
+def validate(raw: dict, sources: dict[str, str]) -> ExperimentConfig:
+    """Validate a raw dict into an :class:`ExperimentConfig`, then check it against its task.
+
+    Errors read ``<key>: <problem> (set in <file> [<path in file>])``, one line per problem.
+    """
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+            key = ".".join(str(p) for p in loc) or "<config>"
+            got = f" [got {err['input']!r}]" if err["type"] != "missing" and not isinstance(
+                err["input"], dict) else ""
+            lines.append(f"{key}: {err['msg']}{got} (set in {_source(loc, sources, err['msg'])})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    check_against_task(cfg, sources)
+    return cfg
+
+
+def check_against_task(cfg: ExperimentConfig, sources: dict[str, str] | None = None) -> None:
+    """Build the task (so its constructor validates ``task.params``) and check split names."""
+    sources = sources or {}
+    try:
+        task = task_registry.get_task(cfg.task.name, **cfg.task.params)
+    except (TypeError, ValueError, KeyError) as e:
+        where = sorted({v for k, v in sources.items() if k.startswith("task.")}) or ["(default value)"]
+        raise ConfigError(f"task.params: {e} (task {cfg.task.name!r}; set in {', '.join(where)})") from None
+    splits = list(task.splits)
+    named = [("run.eval_splits", s) for s in cfg.run.eval_splits or []]
+    named += [(f"run.eval_size_per_split.{s}", s) for s in cfg.run.eval_size_per_split]
+    if cfg.run.select_split is not None:
+        named.append(("run.select_split", cfg.run.select_split))
+    for key, split in named:
+        if split not in splits:
+            raise ConfigError(
+                f"{key}: unknown split {split!r} of task {cfg.task.name!r}; its splits are {splits} "
+                f"(set in {_source(tuple(key.split('.')), sources)})"
+            )
+
+
+def load_config(
+    task: str,
+    model: str,
+    profile: str = "smoke",
+    overrides: list[str] | tuple[str, ...] = (),
+    params_dir: str | Path | None = None,
+) -> ExperimentConfig:
+    """Resolve and validate the configuration of ``(task, model)`` under ``profile``."""
+    raw, sources = resolve(task, model, profile, overrides, params_dir)
+    return validate(raw, sources)

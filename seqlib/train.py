@@ -1,0 +1,313 @@
+"""The trainer: one run = one (task, model, lr, seed); a sweep = every lr x seed, resumable.
+
+Per step: a fresh batch ``task.sample("train", batch_size, seed=derive_seed("train", seed, step))``
+(so the data order depends only on the run seed, identically for every model), forward under bf16
+autocast on CUDA / fp32 on CPU, the task's masked loss (:func:`seqlib.evaluate.masked_loss`),
+backward, gradient clipping, optimiser and schedule step (linear warmup, cosine to ``min_lr``).
+``torch.manual_seed(seed)`` precedes the model build, so a run is deterministic on CPU.
+
+Fail-fast message (:class:`NonFiniteError`), steps counted from 0 (the number of updates already made)::
+
+    non-finite loss (nan) at step 3 of griffin on mqar (lr=0.001, seed=0); non-finite grads in: \
+adamw:decay[embed.weight, blocks.0.mlp.up.weight, +9 more]; non-finite params in: none
+
+``loss`` becomes ``gradient norm`` when the loss is finite but the gradients are not. Groups are
+``adamw:decay`` (>= 2-D tensors), ``adamw:no_decay`` (biases, norm scales, other 1-D tensors) and,
+with Muon, ``muon:hidden``; each lists its first offending parameter names, ``none`` if all are finite.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from seqlib import tasks as task_registry
+from seqlib.config import ExperimentConfig
+from seqlib.evaluate import autocast, batch_accuracy, derive_seed, evaluate_split, masked_loss, summarize
+from seqlib.measure import Meter, model_size
+from seqlib.models import ModelUnavailable, build_model
+from seqlib.results import (
+    SCHEMA,
+    ResultsError,
+    atomic_write_bytes,
+    now,
+    provenance,
+    read_record,
+    record_path,
+    run_id,
+    write_record,
+)
+from seqlib.tasks.base import Task
+
+# Modules whose matrices are input adapters or output heads: AdamW, never Muon (Muon is meant for
+# hidden-layer matrices; Jordan et al. 2024, and the torch.optim.Muon docs).
+EDGE_NAMES = ("embed", "head", "adapter", "readout", "unembed", "input_proj", "output_proj_final")
+SHOWN_NAMES = 3
+
+
+class NonFiniteError(FloatingPointError):
+    """Loss or gradient norm became NaN/inf; the message names the step and parameter groups."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("run.device=cuda but CUDA is not available here")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Multiplier of the peak lr: linear warmup to 1 over ``warmup`` steps, then cosine to ``min_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def parameter_groups(model: torch.nn.Module, optimizer: str) -> dict[str, list[tuple[str, torch.nn.Parameter]]]:
+    """Named parameter groups; with Muon, the weights of ``nn.Linear`` layers not in an input adapter
+    or output head (``EDGE_NAMES``) form ``muon:hidden`` and everything else stays with AdamW."""
+    hidden: set[int] = set()
+    if optimizer == "muon":
+        for mname, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear) and not any(e in mname for e in EDGE_NAMES):
+                hidden.add(id(module.weight))
+    groups: dict[str, list] = {"muon:hidden": [], "adamw:decay": [], "adamw:no_decay": []}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        key = "muon:hidden" if id(p) in hidden else "adamw:decay" if p.dim() >= 2 else "adamw:no_decay"
+        groups[key].append((name, p))
+    return {k: v for k, v in groups.items() if v}
+
+
+class Optimizers:
+    """AdamW (and Muon for hidden matrices) with one warmup+cosine schedule shared by both."""
+
+    def __init__(self, model: torch.nn.Module, cfg, lr: float):
+        self.groups = parameter_groups(model, cfg.optimizer)
+        adam = [{"params": [p for _, p in self.groups[g]], "weight_decay": wd, "name": g}
+                for g, wd in (("adamw:decay", cfg.weight_decay), ("adamw:no_decay", 0.0)) if g in self.groups]
+        self.optimizers: list[torch.optim.Optimizer] = [
+            torch.optim.AdamW(adam, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+        ]
+        if "muon:hidden" in self.groups:
+            if not hasattr(torch.optim, "Muon"):
+                raise RuntimeError(f"optim.optimizer=muon needs torch.optim.Muon (torch {torch.__version__} lacks it)")
+            self.optimizers.append(torch.optim.Muon(
+                [p for _, p in self.groups["muon:hidden"]], lr=lr, weight_decay=cfg.weight_decay,
+                momentum=cfg.betas[0], adjust_lr_fn="match_rms_adamw"))
+        ratio = cfg.min_lr / lr
+
+        def factor(s: int) -> float:
+            return lr_factor(s, cfg.warmup_steps, cfg.steps, ratio)
+
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in self.optimizers]
+        self.params = [p for g in self.groups.values() for _, p in g]
+
+    def zero_grad(self) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+        for s in self.schedulers:
+            s.step()
+
+    def nonfinite(self, what: str) -> str:
+        """Group names with their first non-finite ``what`` ("grads" or "params"), or ``none``."""
+        parts = []
+        for g, named in self.groups.items():
+            tensors = [(n, p.grad if what == "grads" else p) for n, p in named]
+            bad = [n for n, t in tensors if t is not None and not torch.isfinite(t).all()]
+            if bad:
+                more = f", +{len(bad) - SHOWN_NAMES} more" if len(bad) > SHOWN_NAMES else ""
+                parts.append(f"{g}[{', '.join(bad[:SHOWN_NAMES])}{more}]")
+        return ", ".join(parts) or "none"
+
+
+def _fail(opt: Optimizers, what: str, value: float, step: int, cfg: ExperimentConfig) -> NonFiniteError:
+    return NonFiniteError(
+        f"non-finite {what} ({value}) at step {step} of {cfg.model.name} on {cfg.task.name} "
+        f"(lr={cfg.optim.lr:g}, seed={cfg.optim.seeds[0]}); non-finite grads in: {opt.nonfinite('grads')}; "
+        f"non-finite params in: {opt.nonfinite('params')}"
+    )
+
+
+def select_split(cfg: ExperimentConfig, task: Task) -> str:
+    """The split for the training curve and early stopping: configured, else the first non-train one."""
+    return cfg.run.select_split or next((s for s in task.splits if s != "train"), task.splits[0])
+
+
+def eval_size(cfg: ExperimentConfig, split: str) -> int:
+    return cfg.run.eval_size_per_split.get(split, cfg.run.eval_size)
+
+
+def new_record(cfg: ExperimentConfig, device: torch.device) -> dict:
+    h = cfg.hash()
+    return {
+        "schema": SCHEMA, "run_id": run_id(h), "config_hash": h, "status": "failed", "reason": "did not finish",
+        "task": cfg.task.name, "model": cfg.model.name, "lr": cfg.optim.lr, "seed": cfg.optim.seeds[0],
+        "config": cfg.model_dump(mode="json"), "provenance": provenance(str(device)),
+        "measure": {}, "train": {}, "metrics": [],
+    }
+
+
+def execute(cfg: ExperimentConfig, record: dict, task: Task | None = None) -> None:
+    """Train and evaluate one run (``cfg`` from :meth:`ExperimentConfig.for_run`), filling ``record``
+    in place as it goes (so a failure still leaves what was measured). Raises on failure."""
+    o, r = cfg.optim, cfg.run
+    lr, seed = o.lr, o.seeds[0]
+    device = resolve_device(r.device)
+    dtype = resolve_dtype(r.dtype, device)
+    task = task or task_registry.get_task(cfg.task.name, **cfg.task.params)
+    spec = task.spec
+    torch.manual_seed(seed)
+    model_cfg = cfg.model
+    if cfg.param_budget is not None:
+        from seqlib.models.sizing import match_budget
+
+        model_cfg = match_budget(model_cfg, spec, cfg.param_budget)
+        record["config"]["model"] = model_cfg.model_dump(mode="json")
+    meter = Meter(device)
+    model = build_model(model_cfg, spec).to(device)
+    opt = Optimizers(model, o, lr)
+    sel = select_split(cfg, task)
+    train = record["train"] = {"steps_done": 0, "stopped_early": False, "select_split": sel,
+                               "loss_curve": [], "eval_curve": [], "data_time_s": 0.0}
+    desc = f"{cfg.task.name}/{cfg.model.name} lr={lr:g} s={seed}"
+    bar = tqdm(total=o.steps, desc=desc, ascii=True, mininterval=r.progress_interval, file=sys.stderr,
+               disable=not r.progress, dynamic_ncols=False, leave=True)
+    ema_loss = ema_acc = None
+    try:
+        for step in range(o.steps):
+            t_data = time.perf_counter()
+            batch = task.sample("train", o.batch_size, seed=derive_seed("train", seed, step)).to(device)
+            t0 = time.perf_counter()
+            train["data_time_s"] += t0 - t_data
+            with autocast(device, dtype):
+                logits, _ = model(batch.inputs, batch.segment_pos)
+            loss = masked_loss(logits, batch.targets, batch.mask, spec)
+            opt.zero_grad()
+            loss.backward()
+            loss_val = loss.item()
+            if not math.isfinite(loss_val):
+                raise _fail(opt, "loss", loss_val, step, cfg)
+            gnorm = torch.nn.utils.clip_grad_norm_(opt.params, o.grad_clip or math.inf).item()
+            if not math.isfinite(gnorm):
+                raise _fail(opt, "gradient norm", gnorm, step, cfg)
+            opt.step()
+            meter.sync()
+            meter.step(time.perf_counter() - t0, batch.inputs.shape[0] * batch.inputs.shape[1])
+            train["steps_done"] = step + 1
+            if step % r.log_every == 0 or step == o.steps - 1:
+                train["loss_curve"].append([step, loss_val])
+            acc = batch_accuracy(logits.detach(), batch, spec)
+            ema_loss = loss_val if ema_loss is None else 0.9 * ema_loss + 0.1 * loss_val
+            if acc is not None:
+                ema_acc = acc if ema_acc is None else 0.9 * ema_acc + 0.1 * acc
+            bar.set_postfix_str(_postfix(ema_loss, ema_acc, meter), refresh=False)
+            bar.update(1)
+            if (step + 1) % r.eval_every == 0 or step == o.steps - 1:
+                val = _eval_metrics(model, task, cfg, sel, device, dtype)
+                train["eval_curve"].append([step + 1, val.get("accuracy", val.get("loss"))])
+                if o.early_stop_accuracy is not None and val.get("accuracy", -1.0) >= o.early_stop_accuracy:
+                    train["stopped_early"] = True
+                    break
+    finally:
+        bar.close()
+        record["measure"] |= meter.summary()
+    metrics, seq_len = [], 0
+    for split in r.eval_splits or list(task.splits):
+        per_example = evaluate_split(model, task, split, eval_size(cfg, split), r.eval_seed,
+                                     r.eval_batch_size, device, dtype)
+        seq_len = max(seq_len, per_example.attrs["seq_len"])
+        metrics += summarize(per_example, spec, split)
+    record["metrics"] = metrics
+    record["measure"] |= {**model_size(model, seq_len), "wall_time_s": meter.summary()["wall_time_s"]}
+    if r.save_checkpoint:
+        buf = io.BytesIO()
+        torch.save({"model": model.state_dict(), "model_config": model_cfg.model_dump(mode="json"),
+                    "steps_done": train["steps_done"]}, buf)
+        atomic_write_bytes(record_path(r.results_dir, cfg.task.name, cfg.model.name,
+                                       record["config_hash"]).with_suffix(".pt"), buf.getvalue())
+    record["status"], record["reason"] = "ok", None
+
+
+def _postfix(loss: float, acc: float | None, meter: Meter) -> str:
+    tps = meter.tokens / max(sum(meter.step_times), 1e-9)
+    acc_s = "-" if acc is None else f"{acc:.3f}"
+    return f"loss={loss:.4f} acc={acc_s} tok/s={tps:,.0f}"
+
+
+def _eval_metrics(model, task: Task, cfg: ExperimentConfig, split: str, device, dtype) -> dict[str, float]:
+    per_example = evaluate_split(model, task, split, eval_size(cfg, split), cfg.run.eval_seed,
+                                 cfg.run.eval_batch_size, device, dtype)
+    return {m["metric"]: m["value"] for m in summarize(per_example, task.spec, split) if m["slice_key"] == "all"}
+
+
+@dataclass
+class Outcome:
+    record: dict
+    reused: bool  # True: an earlier ok record with the same config hash was kept (not re-run)
+
+
+def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None) -> Outcome:
+    """Run one configuration unless an ``ok`` record of the same hash exists (or ``force``); record it.
+
+    ``ModelUnavailable`` gives a ``skipped`` record with the reason; any other ``Exception`` a ``failed``
+    one with the message and traceback. ``KeyboardInterrupt``/``SystemExit`` propagate and write nothing.
+    """
+    if not force:
+        try:
+            old = read_record(cfg.run.results_dir, cfg.task.name, cfg.model.name, cfg.hash())
+        except ResultsError as e:
+            print(f"warning: {e}; re-running it", file=sys.stderr)
+            old = None
+        if old is not None and old["status"] == "ok":
+            return Outcome(old, reused=True)
+    device = resolve_device(cfg.run.device)
+    record = new_record(cfg, device)
+    try:
+        execute(cfg, record, task)
+    except ModelUnavailable as e:
+        record["status"], record["reason"] = "skipped", f"model unavailable: {e}"
+    except Exception as e:  # noqa: BLE001 - every failure is recorded, then reported by the caller
+        record["status"], record["reason"] = "failed", f"{type(e).__name__}: {e}"
+        record["traceback"] = traceback.format_exc()
+    record["provenance"]["end_time"] = now()
+    write_record(cfg.run.results_dir, record)
+    return Outcome(record, reused=False)
+
+
+def run_sweep(
+    cfg: ExperimentConfig,
+    force: bool = False,
+    task: Task | None = None,
+    on_result: Callable[[Outcome, int, int], None] | None = None,
+) -> list[Outcome]:
+    """Every (lr, seed) of ``cfg.optim.lrs x cfg.optim.seeds``, in that order; finished runs are kept."""
+    plan = [(lr, seed) for lr in cfg.optim.lrs for seed in cfg.optim.seeds]
+    outcomes = []
+    for i, (lr, seed) in enumerate(plan):
+        outcome = run_one(cfg.for_run(lr, seed), force=force, task=task)
+        outcomes.append(outcome)
+        if on_result is not None:
+            on_result(outcome, i, len(plan))
+    return outcomes

@@ -1,0 +1,61 @@
+"""The command line: help, list, train (smoke), results, eval, and its exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqlib.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = ["--no-progress", "--set", "optim.steps=3", "--set", "optim.warmup_steps=1", "--set", "run.eval_size=8"]
+
+
+def test_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "seqlib", "--help"], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout
+    for word in ("train", "eval", "results", "list", "--profile", "--set"):
+        assert word in out
+
+
+def test_list_shows_models_and_tasks(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("griffin", "hawk", "transformer", "lstm", "mqar", "flipflop", "parity_check"):
+        assert name in out
+
+
+def test_train_results_eval_round_trip(tmp_path, capsys):
+    args = ["train", "--task", "parity_check", "--model", "hawk", "--results-dir", str(tmp_path), *FAST]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "ok accuracy" in out and "params" in out and "tok/s" in out and "1 ok" in out
+    assert main(args) == 0
+    assert "already done" in capsys.readouterr().out
+
+    assert main(["results", "--dir", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    run_id = next(p.stem for p in tmp_path.rglob("*.json"))
+    assert run_id in table and "accuracy:test" in table and "hawk" in table
+
+    out_json = tmp_path / "eval.json"
+    assert main(["eval", run_id[:8], "--dir", str(tmp_path), "--split", "test", "--n", "8",
+                 "--task-param", "max_test_length=14", "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "checkpoint" in printed and "accuracy" in printed
+    saved = json.loads(out_json.read_text())
+    lengths = {m["slice_value"] for m in saved["metrics"] if m["slice_key"] == "length"}
+    assert lengths == {"13", "14"}  # smoke trains on lengths 1..12; the override extends the test split
+
+
+def test_config_errors_and_failures_exit_nonzero(tmp_path, capsys):
+    assert main(["train", "--task", "parity_check", "--model", "hawk", "--results-dir", str(tmp_path),
+                 "--set", "optim.lr=-1"]) == 1
+    err = capsys.readouterr().err
+    assert "optim.lr" in err and "--set optim.lr=-1" in err
+    with pytest.raises(SystemExit, match="unknown model"):
+        main(["train", "--task", "mqar", "--model", "griffon"])

@@ -1,0 +1,125 @@
+"""Trainer: masking, determinism, NaN fail-fast, Muon grouping, schedule."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from test_engine_util import Tampered, tiny_config
+
+from seqlib.evaluate import masked_loss
+from seqlib.models import build_model
+from seqlib.tasks import get_task
+from seqlib.train import NonFiniteError, Optimizers, execute, lr_factor, new_record, run_one
+
+MQAR = {"vocab_size": 80, "seq_len": 16, "num_kv_pairs": 2}
+
+
+def _train(cfg, task=None) -> dict:
+    record = new_record(cfg, torch.device("cpu"))
+    execute(cfg, record, task)
+    return record
+
+
+def _curve(record: dict) -> list[float]:
+    return [loss for _, loss in record["train"]["loss_curve"]]
+
+
+def test_loss_ignores_targets_outside_the_mask():
+    task = get_task("mqar", **MQAR)
+    batch = task.sample("train", 4, seed=0)
+    torch.manual_seed(0)
+    model = build_model(tiny_config("unused", "griffin", "mqar", MQAR).model, task.spec)
+    logits, _ = model(batch.inputs, batch.segment_pos)
+    base = masked_loss(logits, batch.targets, batch.mask, task.spec)
+    out_b, out_t = (~batch.mask).nonzero()[0].tolist()
+    in_b, in_t = batch.mask.nonzero()[0].tolist()
+    off = batch.targets.clone()
+    off[out_b, out_t] = (off[out_b, out_t] + 7) % task.spec.num_outputs
+    on = batch.targets.clone()
+    on[in_b, in_t] = (on[in_b, in_t] + 7) % task.spec.num_outputs
+    assert masked_loss(logits, off, batch.mask, task.spec).item() == base.item()
+    assert masked_loss(logits, on, batch.mask, task.spec).item() != base.item()
+
+
+def test_trainer_ignores_masked_out_targets_but_not_masked_in_ones(tmp_path):
+    """Scramble the targets the mask excludes in every training batch: the loss curve is unchanged.
+    Scramble the ones it includes: the curve changes."""
+    cfg = tiny_config(tmp_path, "hawk", "mqar", MQAR, steps=3)
+
+    def scramble(where):
+        def change(batch):
+            targets = batch.targets.clone()
+            targets[where(batch.mask)] = (targets[where(batch.mask)] + 5) % 80
+            batch.targets = targets
+            return batch
+        return change
+
+    base = _curve(_train(cfg))
+    outside = _curve(_train(cfg, Tampered(cfg, scramble(lambda m: ~m), run_seed=0)))
+    inside = _curve(_train(cfg, Tampered(cfg, scramble(lambda m: m), run_seed=0)))
+    assert outside == base
+    assert inside != base
+
+
+@pytest.mark.parametrize("model", ["griffin", "lstm"])
+def test_same_seed_same_curve_and_different_seed_different_curve(tmp_path, model):
+    cfg = tiny_config(tmp_path, model, "mqar", MQAR, steps=5)
+    a, b = _train(cfg), _train(cfg)
+    c = _train(cfg.for_run(cfg.optim.lr, 1))
+    assert _curve(a) == _curve(b) and len(_curve(a)) == 5
+    assert a["metrics"] == b["metrics"]
+    assert _curve(c) != _curve(a)
+
+
+def _inject_nan(batch):
+    batch.inputs = batch.inputs.clone()
+    batch.inputs[0, 0, 0] = float("nan")
+    return batch
+
+
+DP = {"num_items": 3, "ood_num_items": 4}
+NAN_MESSAGE = (r"non-finite loss \(nan\) at step 3 of hawk on knapsack \(lr=0\.003, seed=0\); "
+               r"non-finite grads in: adamw:decay\[[^\]]+\](, adamw:no_decay\[[^\]]+\])?; non-finite params in: none$")
+
+
+def test_nan_in_a_batch_stops_the_run_with_the_documented_message(tmp_path):
+    cfg = tiny_config(tmp_path, "hawk", "knapsack", DP, steps=8)
+    task = Tampered(cfg, _inject_nan, run_seed=0, steps=(3,))
+    record = new_record(cfg, torch.device("cpu"))
+    with pytest.raises(NonFiniteError) as err:
+        execute(cfg, record, task)
+    assert re.fullmatch(NAN_MESSAGE, str(err.value)), str(err.value)
+    assert record["train"]["steps_done"] == 3  # steps 0..2 completed, step 3 failed before the update
+    # through the store: a failed record with the message, never an ok one
+    outcome = run_one(cfg, task=task)
+    assert outcome.record["status"] == "failed"
+    assert re.fullmatch("NonFiniteError: " + NAN_MESSAGE, outcome.record["reason"])
+
+
+def test_muon_takes_hidden_matrices_only_and_trains(tmp_path):
+    cfg = tiny_config(tmp_path, "griffin", "mqar", MQAR, steps=3, optimizer="muon")
+    task = get_task("mqar", **MQAR)
+    model = build_model(cfg.model, task.spec)
+    opt = Optimizers(model, cfg.optim, cfg.optim.lr)
+    hidden = dict(opt.groups["muon:hidden"])
+    assert hidden and all(p.dim() == 2 for p in hidden.values())
+    assert not any(n.startswith(("embed", "head")) for n in hidden)
+    assert "embed.weight" in dict(opt.groups["adamw:decay"])
+    assert all(p.dim() == 1 for _, p in opt.groups["adamw:no_decay"])
+    assert [type(o).__name__ for o in opt.optimizers] == ["AdamW", "Muon"]
+    before = {n: p.detach().clone() for n, p in hidden.items()}
+    batch = task.sample("train", 4, seed=0)
+    masked_loss(model(batch.inputs, batch.segment_pos)[0], batch.targets, batch.mask, task.spec).backward()
+    opt.step()
+    assert all(not torch.equal(before[n], p) for n, p in hidden.items())
+    record = _train(cfg)
+    assert record["status"] == "ok" and record["train"]["steps_done"] == 3
+
+
+def test_schedule_warms_up_then_decays_to_min_lr():
+    f = [lr_factor(s, warmup=4, total=20, min_ratio=0.1) for s in range(21)]
+    assert f[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert f[4] == pytest.approx(1.0) and all(a >= b for a, b in zip(f[4:], f[5:]))
+    assert f[20] == pytest.approx(0.1)
