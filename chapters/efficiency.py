@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -31,6 +33,8 @@
 # chapter says so and shows no numbers.
 
 # %% tags=["parameters"]
+profile = "smoke"  # this chapter only reads stored benchmark records; the profile is for provenance
+seed = 0
 bench_dir = "results/bench"
 
 # %%
@@ -40,6 +44,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
+
+from seqlib import provenance
+
+provenance.show(profile, seed=seed, bench_dir=bench_dir)
 
 
 def find_root(start: Path | None = None) -> Path:
