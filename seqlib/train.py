@@ -159,12 +159,14 @@ def eval_size(cfg: ExperimentConfig, split: str) -> int:
     return cfg.run.eval_size_per_split.get(split, cfg.run.eval_size)
 
 
-def new_record(cfg: ExperimentConfig, device: torch.device) -> dict:
+def new_record(cfg: ExperimentConfig) -> dict:
+    """A run's record before it runs: status ``failed`` / ``did not finish`` until :func:`execute` ends."""
     h = cfg.hash()
+    device = "cuda" if cfg.run.device == "auto" and torch.cuda.is_available() else cfg.run.device.replace("auto", "cpu")
     return {
         "schema": SCHEMA, "run_id": run_id(h), "config_hash": h, "status": "failed", "reason": "did not finish",
         "task": cfg.task.name, "model": cfg.model.name, "lr": cfg.optim.lr, "seed": cfg.optim.seeds[0],
-        "config": cfg.model_dump(mode="json"), "provenance": provenance(str(device)),
+        "config": cfg.model_dump(mode="json"), "provenance": provenance(device),
         "measure": {}, "train": {}, "metrics": [],
     }
 
@@ -282,8 +284,7 @@ def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None
             old = None
         if old is not None and old["status"] == "ok":
             return Outcome(old, reused=True)
-    device = resolve_device(cfg.run.device)
-    record = new_record(cfg, device)
+    record = new_record(cfg)
     try:
         execute(cfg, record, task)
     except ModelUnavailable as e:

@@ -15,6 +15,17 @@ from seqlib.train import execute, new_record
 MQAR = {"vocab_size": 32, "seq_len": 16, "num_kv_pairs": 2, "random_non_queries": False}
 SHORT = {"train_max_length": 8, "max_test_length": 10}
 
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and a busy 2-core machine makes them spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 CASES = [
     # model, task, params, split, model size, max steps, accuracy asserted
     ("hawk", "mqar", MQAR, "test", {"d_model": 64, "n_layers": 2}, 1200, 0.9),
@@ -33,7 +44,7 @@ def test_small_model_learns(tmp_path, model, task, params, split, size, steps, t
                       warmup_steps=10, early_stop_accuracy=min(1.0, target + 0.05),
                       run_kw={"eval_every": 25, "eval_size": 256, "eval_batch_size": 128, "eval_splits": [split],
                               "select_split": split})
-    record = new_record(cfg, torch.device("cpu"))
+    record = new_record(cfg)
     execute(cfg, record)
     accuracy = next(m["value"] for m in record["metrics"]
                     if m["split"] == split and m["slice_key"] == "all" and m["metric"] == "accuracy")

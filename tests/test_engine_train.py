@@ -17,7 +17,7 @@ MQAR = {"vocab_size": 80, "seq_len": 16, "num_kv_pairs": 2}
 
 
 def _train(cfg, task=None) -> dict:
-    record = new_record(cfg, torch.device("cpu"))
+    record = new_record(cfg)
     execute(cfg, record, task)
     return record
 
@@ -87,7 +87,7 @@ NAN_MESSAGE = (r"non-finite loss \(nan\) at step 3 of hawk on knapsack \(lr=0\.0
 def test_nan_in_a_batch_stops_the_run_with_the_documented_message(tmp_path):
     cfg = tiny_config(tmp_path, "hawk", "knapsack", DP, steps=8)
     task = Tampered(cfg, _inject_nan, run_seed=0, steps=(3,))
-    record = new_record(cfg, torch.device("cpu"))
+    record = new_record(cfg)
     with pytest.raises(NonFiniteError) as err:
         execute(cfg, record, task)
     assert re.fullmatch(NAN_MESSAGE, str(err.value)), str(err.value)
