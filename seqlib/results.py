@@ -166,18 +166,20 @@ def _load_one(path: Path) -> dict:
 
 
 def load_records(results_dir: str | Path, strict: bool = False) -> list[dict]:
-    """All records under ``results_dir``. A corrupt record or a leftover temp file (an interrupted
-    write) is reported with its file name: a warning by default, :class:`ResultsError` if ``strict``."""
+    """All records in ``results_dir/<task>/<model>/``. A corrupt record, a leftover temp file (an
+    interrupted write) or a stray file there is reported with its name: a warning by default,
+    :class:`ResultsError` if ``strict``. Files elsewhere under ``results_dir`` are not looked at."""
     root = Path(results_dir)
     records = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file():
+    for path in sorted(root.glob("*/*/*")):  # <task>/<model>/<file>: other files (benchmarks) are not runs
+        if not path.is_file() or path.suffix == ".pt":
             continue
         try:
             if path.name.endswith(TMP_SUFFIX):
                 raise ResultsError(f"partial result record {path} (an interrupted write; safe to delete)")
-            if path.suffix == ".json":
-                records.append(_load_one(path))
+            if path.suffix != ".json":
+                raise ResultsError(f"unexpected file {path} among the result records")
+            records.append(_load_one(path))
         except ResultsError as e:
             if strict:
                 raise
