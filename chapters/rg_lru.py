@@ -20,7 +20,10 @@
 # (De et al., 2024, §2.4 and App. A). It is a diagonal linear recurrence whose decay depends on
 # the input but never on the state, so it can be computed with a parallel scan in training and
 # with a constant-size state when decoding. This chapter puts the equations next to the `seqlib`
-# code that computes them and looks at what the gates do at initialisation.
+# code that computes them, looks at what the gates do at initialisation and after a short training
+# run, checks the scan backends against each other, shows why the square root's gradient is
+# capped, decodes with a state whose size does not depend on the context, and lists where `seqlib`
+# follows the reference code rather than the paper.
 
 # %% tags=["parameters"]
 profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
@@ -28,6 +31,7 @@ seed = 0
 
 # %% tags=["hide-input"]
 import inspect
+import tempfile
 import textwrap
 
 import altair as alt
@@ -38,12 +42,20 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 from seqlib import provenance
+from seqlib import tasks as task_registry
+from seqlib.config import load_config
 from seqlib.layers import scan
 from seqlib.layers.rglru import RGLRU
+from seqlib.models import ModelConfig, build_model
 from seqlib.plots import enable_book_renderer
+from seqlib.results import record_path
+from seqlib.tasks.base import TaskSpec
+from seqlib.train import run_one
 
 enable_book_renderer()
 provenance.show(profile, seed=seed)
+if not torch.cuda.is_available():
+    torch.set_num_threads(1)  # the CPU profiles' models are tiny: one thread is faster on a shared CPU
 
 # sizes per profile: RG-LRU width, gate blocks (heads), tokens sampled
 SIZES = {"tiny": (64, 4, 32), "smoke": (256, 8, 256), "full": (1024, 16, 2048)}
@@ -162,11 +174,138 @@ memory = alt.Chart(curves, title="memory length vs gate").mark_line().encode(
 histogram | memory
 
 # %% [markdown]
+# ## The gates after training
+#
+# Do the gates move once the model has a task? Below, a small Hawk learns flip-flop language
+# modelling (Liu et al., 2023): the sequence writes a bit, then many noise instructions follow,
+# and at a read the model must return the last written bit, so some channels must hold a value
+# across many tokens. The run goes through the training engine exactly as a task chapter's does
+# (`load_config` for the model and optimiser of this profile, then `run_one`), for a fixed number
+# of steps, into a scratch results store; the chapter then loads the run's checkpoint.
+
+# %%
+# steps and sequence length per profile; "tiny" (the tests) trains with the smoke settings of params/
+TRAIN = {"tiny": (20, 32), "smoke": (200, 128), "full": (2000, 512)}
+steps, seq_len = TRAIN[profile]
+store = tempfile.mkdtemp(prefix="rg_lru_run_")
+cfg = load_config("flipflop", "hawk", profile="full" if profile == "full" else "smoke", overrides=[
+    f"optim.steps={steps}", "optim.lr_sweep=[]", f"optim.seeds=[{seed}]", f"task.params.seq_len={seq_len}",
+    "run.eval_splits=[val]", f"run.results_dir={store}", "run.progress=false",
+])
+cfg = cfg.for_run(cfg.optim.lr, seed)
+record = run_one(cfg, force=True).record
+assert record["status"] == "ok", record["reason"]
+
+val = {m["metric"]: m["value"] for m in record["metrics"]
+       if m["split"] == "val" and m["slice_key"] == "all"}
+pd.Series({
+    "model": f"hawk, d_model={cfg.model.d_model}, {cfg.model.n_layers} layers",
+    "RG-LRU width, parameters": f"{cfg.model.lru_width}, {record['measure']['num_params']:,}",
+    "task": f"flipflop, seq_len={seq_len}",
+    "optimiser": f"{cfg.optim.optimizer}, lr={cfg.optim.lr:g}, batch {cfg.optim.batch_size}, "
+                 f"{record['train']['steps_done']} steps",
+    "train loss, first / last step": f"{record['train']['loss_curve'][0][1]:.3f} / "
+                                     f"{record['train']['loss_curve'][-1][1]:.3f}",
+    "val glitch rate": f"{val['glitch_rate']:.3f} (on {cfg.run.eval_size} sequences)",
+    "training time": f"{record['measure']['train_time_s']:.1f} s on {record['provenance']['device_name']}",
+    "run id": record["run_id"],
+}, name="").to_frame()
+
+# %% [markdown]
+# The engine seeds the build with the run's seed, so rebuilding the model with that seed gives
+# the exact initial weights. A forward hook on every `RGLRU` layer catches the layer's input on a
+# batch of validation sequences; the decay $a_t$ is then computed by the library's own
+# `rg_lru_gates` (document starts, where $a_t$ is zeroed, are left out).
+
+# %%
+task = task_registry.get_task("flipflop", **cfg.task.params)
+torch.manual_seed(seed)
+initial = build_model(cfg.model, task.spec).eval()
+trained = build_model(cfg.model, task.spec).eval()
+checkpoint = record_path(store, "flipflop", "hawk", record["config_hash"]).with_suffix(".pt")
+trained.load_state_dict(torch.load(checkpoint)["model"])
+batch = task.sample("val", 16, seed=10_000 + seed)
+
+
+def decays(model) -> torch.Tensor:
+    """a_t of every RG-LRU layer, channel and token (document starts excluded), flattened."""
+    seen = []
+
+    def hook(layer, args, output):
+        x, segment_pos = args[0], args[1]
+        a_t, _ = scan.rg_lru_gates(x, layer.input_gate(x), layer.a_gate(x), layer.a_param,
+                                   segment_pos == 0)
+        seen.append(a_t[segment_pos > 0].flatten())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, RGLRU)]
+    with torch.no_grad():
+        model(batch.inputs, batch.segment_pos)
+    for h in handles:
+        h.remove()
+    return torch.cat(seen)
+
+
+gates = pd.concat([pd.DataFrame({"a_t": decays(m).numpy(), "model": name})
+                   for name, m in (("initial", initial), ("trained", trained))])
+gates["memory"] = 1.0 / (1.0 - gates["a_t"])
+moved = {name: (dict(trained.named_parameters())[name] - p).abs().max().item()
+         for name, p in initial.named_parameters() if "rg_lru" in name}
+table = gates.groupby("model")[["a_t", "memory"]].quantile([0.05, 0.5, 0.95, 0.99]).unstack()
+table.round(3)
+
+# %%
+a_edges = np.linspace(0.0, 1.0, 41)
+m_edges = np.logspace(0, 3, 31)
+rows = []
+for name, group in gates.groupby("model"):
+    for col, edges in (("a_t", a_edges), ("memory", m_edges)):
+        counts, _ = np.histogram(group[col].clip(edges[0], edges[-1]), bins=edges)
+        rows += [{"quantity": col, "model": name, "lo": lo, "hi": hi, "share": c / counts.sum()}
+                 for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
+hists = pd.DataFrame(rows)
+colour = alt.Color("model:N", title=None, scale=alt.Scale(range=["#9e9e9e", "#1f77b4"]),
+                   legend=alt.Legend(orient="top"))
+common = dict(y=alt.Y("share:Q", title="share of channels x tokens", stack=None,
+                      axis=alt.Axis(format="%")),
+              color=colour, opacity=alt.value(0.55),
+              tooltip=["model:N", alt.Tooltip("lo:Q", format=".3g"), alt.Tooltip("hi:Q", format=".3g"),
+                       alt.Tooltip("share:Q", format=".1%")])
+a_chart = alt.Chart(hists[hists.quantity == "a_t"], title="a_t").mark_rect().encode(
+    x=alt.X("lo:Q", title="a_t"), x2="hi:Q", y2=alt.datum(0), **common
+).properties(width=260, height=200)
+m_chart = alt.Chart(hists[hists.quantity == "memory"], title="memory 1/(1 - a_t)").mark_rect().encode(
+    x=alt.X("lo:Q", scale=alt.Scale(type="log"), title="tokens (log scale; clipped to [1, 1000])"),
+    x2="hi:Q", y2=alt.datum(0), **common
+).properties(width=260, height=200)
+a_chart | m_chart
+
+# %%
+factors = {q: table.loc["trained", ("memory", q)] / table.loc["initial", ("memory", q)]
+           for q in (0.5, 0.95, 0.99)}
+largest = max(moved, key=moved.get)
+init_std = dict(initial.named_parameters())[largest].std().item()
+display(Markdown(
+    f"After {record['train']['steps_done']} steps (val glitch rate {val['glitch_rate']:.3f}), the "
+    "memory length changed by a factor "
+    + ", ".join(f"{f:.2f} at the {q:.0%} quantile" for q, f in factors.items())
+    + f". The largest change of any RG-LRU parameter is {moved[largest]:.3f} (`{largest}`, "
+    + (f"initial standard deviation {init_std:.3f}). " if init_std > 0 else "initialised at 0). ")
+    + ("These are small changes: the initial range [0.9, 0.999] of the base a already gives "
+       f"memories up to {table.loc['initial', ('memory', 0.99)]:.0f} tokens (99% quantile), and "
+       "this run did not need to move the gates far."
+       if all(2 / 3 < f < 1.5 for f in factors.values()) else
+       "Training moved the memory lengths well away from their initial distribution.")
+))
+
+# %% [markdown]
 # ## Two scan backends, one answer
 #
 # `rg_lru_scan` runs the same recurrence with a plain loop over time (`sequential`, the readable
 # reference) or a log-depth associative scan (`parallel`). Both accumulate in fp32 and must agree;
-# here with a document boundary in the middle of the sequence:
+# here with a document boundary in the middle of the sequence. On a CUDA GPU a third backend,
+# `triton` (`seqlib/kernels/rglru_triton.py`), fuses the gate maths and the scan into one kernel
+# and is what `auto` picks there; its agreement with these two is tested on the GPU
+# (`tests/test_kernel_rglru.py`) and its speed is in the Efficiency chapter.
 
 # %%
 half = tokens // 2
@@ -180,3 +319,140 @@ with torch.no_grad():
 diff = (y["parallel"] - y["sequential"]).norm() / y["sequential"].norm()
 print(f"parallel vs sequential, {tokens} tokens: relative difference "
       f"{diff.item():.1e}")
+
+# %% [markdown]
+# ## The bounded square-root gradient
+#
+# The input is scaled by $\sqrt{1 - a_t^2}$, whose derivative in $z = 1 - a_t^2$ is
+# $1 / (2\sqrt z)$: unbounded as $a_t \to 1$, which is exactly where the long-memory channels
+# live. The reference code replaces the backward pass by $1/\sqrt{\max(4z,\, 10^{-6})}$, so the
+# gradient never exceeds 1000, "to prevent NaNs during training in bfloat16" (`griffin.md` §1.2).
+# The forward value is the exact square root.
+
+# %%
+show_source(scan.SqrtBoundDerivative)
+
+# %%
+z = torch.logspace(-10, 0, 201, dtype=torch.float64, requires_grad=True)
+scan.sqrt_bound_derivative(z).sum().backward()
+capped = z.grad.clone()
+exact = 0.5 / z.detach().sqrt()
+z_kink = 1.0 / (4 * scan.MAX_SQRT_GRADIENT**2)
+grads = pd.concat([
+    pd.DataFrame({"z": z.detach().numpy(), "gradient": exact.numpy(), "backward": "exact 1/(2 sqrt z)"}),
+    pd.DataFrame({"z": z.detach().numpy(), "gradient": capped.numpy(),
+                  "backward": "SqrtBoundDerivative"}),
+])
+line = alt.Chart(grads, title="d sqrt(z) / dz").mark_line().encode(
+    x=alt.X("z:Q", scale=alt.Scale(type="log"), title="z = 1 - a_t^2", axis=alt.Axis(format=".0e")),
+    y=alt.Y("gradient:Q", scale=alt.Scale(type="log"), title="gradient"),
+    color=alt.Color("backward:N", title=None, legend=alt.Legend(orient="top")),
+    strokeDash=alt.StrokeDash("backward:N", legend=None),
+    tooltip=["backward:N", alt.Tooltip("z:Q", format=".2e"), alt.Tooltip("gradient:Q", format=".3g")],
+)
+rule = alt.Chart(pd.DataFrame({"z": [z_kink]})).mark_rule(color="gray").encode(x="z:Q")
+(line + rule).properties(width=420, height=240)
+
+# %%
+a_kink = (1 - z_kink) ** 0.5
+print(f"the cap acts for z < {z_kink:.2e}, i.e. a_t > {a_kink:.9f} "
+      f"(a memory 1/(1 - a_t) above {1 / (1 - a_kink):,.0f} tokens); "
+      f"largest gradient on this grid: {capped.max().item():.1f}")
+
+# %% [markdown]
+# In fp32 the cap only matters for memories of millions of tokens. The reference computes the
+# gates in bf16, whose 8 significant bits round $a_t^2$ to 1 once $a_t$ exceeds about 0.999 (a
+# memory of about 1,000 tokens, within reach of a trained gate with $r_t \to 0$): there
+# $z = 0$ exactly and the uncapped gradient would be infinite.
+
+# %% [markdown]
+# ## Decoding with a constant-size state
+#
+# At generation time each recurrent block carries two things from token to token: the RG-LRU
+# state $h_t$ ($D_{RNN}$ numbers, fp32) and the last three inputs of the width-4 convolution
+# ($3 D_{RNN}$). Neither grows with the context. An attention layer instead keeps every key and
+# value it has seen (a global Transformer) or the last $W$ of them (local attention, see the next
+# chapter). `model.state_size(T)` counts the elements a sequence needs after $T$ tokens:
+
+# %%
+show_source(RGLRU.init_cache)
+
+# %%
+spec = TaskSpec("tokens", "tokens", "ce", num_outputs=task.spec.vocab_size, vocab_size=task.spec.vocab_size)
+shape = {k: getattr(cfg.model, k) for k in ("d_model", "n_layers", "num_heads")}
+models = {name: build_model(ModelConfig(name=name, **shape), spec) for name in ("hawk", "transformer")}
+lengths = [256, 1024, 4096, 16384, 65536]
+state = pd.DataFrame([{"model": name, "T": T, **model.state_size(T)}
+                      for name, model in models.items() for T in lengths]).fillna(0).astype(
+    {"rg_lru": int, "conv": int, "kv": int})
+state.pivot(index="T", columns="model", values="total").rename_axis(
+    columns=f"elements per sequence (d_model={shape['d_model']}, {shape['n_layers']} layers)")
+
+# %%
+alt.Chart(state, title="decode state per sequence").mark_line(point=True).encode(
+    x=alt.X("T:Q", scale=alt.Scale(type="log", base=2), title="tokens of context T"),
+    y=alt.Y("total:Q", scale=alt.Scale(type="log"), title="elements"),
+    color=alt.Color("model:N", title=None, legend=alt.Legend(orient="top")),
+    tooltip=["model:N", "T:Q", alt.Tooltip("total:Q", format=",")],
+).properties(width=420, height=240)
+
+# %% [markdown]
+# Constant size is only useful if decoding computes the same function as the parallel forward.
+# The check below feeds random tokens, with a second document starting part-way, to the trained
+# Hawk once in parallel and once token by token through its cache:
+
+# %%
+T = 4 * seq_len if profile != "tiny" else 48
+tokens_in = torch.randint(0, task.spec.vocab_size, (2, T))
+segment_pos = torch.arange(T).repeat(2, 1)
+segment_pos[1, T // 3:] = torch.arange(T - T // 3)  # row 1: a new document at T/3
+with torch.no_grad():
+    full, _ = trained(tokens_in, segment_pos)
+    cache = trained.init_cache(2)
+    steps_out = []
+    for t in range(T):
+        out, cache = trained(tokens_in[:, t:t + 1], segment_pos[:, t:t + 1], cache)
+        steps_out.append(out)
+stepped = torch.cat(steps_out, dim=1)
+error = ((stepped - full).abs().max() / full.abs().max()).item()
+sizes = {k: tuple(v.shape) for k, v in vars(cache[0]).items()}
+print(f"{T} tokens decoded one at a time: max |decode - forward| / max |forward| = {error:.1e}")
+print(f"cache of block 0 after {T} tokens: {sizes}  (the same shapes after 1 token)")
+assert error < 1e-5
+
+# %% [markdown]
+# ## Where we follow the reference code rather than the paper
+#
+# Where the paper (De et al., 2024) and the released code (`google-deepmind/recurrentgemma`) differ,
+# `seqlib` does what the code does, with two exceptions where we keep the paper's Hawk/Griffin
+# presets. Section numbers refer to the project's reference notes on Griffin, `griffin.md`.
+#
+# * **Initial decay.** The paper says $\Lambda$ is set so that $a^c$ is uniform in
+#   $[0.9, 0.999]$; the code draws $a^2$ uniform in $[0.9^2, 0.999^2]$ (`rnn_param_init`), so it
+#   is the base $a$, not $a^c$, that lies in that range (`griffin.md` §1.2). `seqlib`'s
+#   `a_param_init` follows the code; the histograms above are of this initialisation.
+# * **Gate blocks.** The paper uses 16 blocks for both gate projections (§4.1); the code uses
+#   one block per attention head (`num_heads`). `ModelConfig.gate_blocks` defaults to `num_heads`
+#   (`griffin.md` §1.2).
+# * **Gate initialisation.** LeCun normal over the block's fan-in, std $\sqrt{1/(R/H)}$, as the
+#   torch reference; the JAX reference counts all $R$ inputs, std $\sqrt{1/R}$ (`griffin.md` §1.2).
+# * **RoPE on half of each head.** The paper says "RoPE"; the code rotates the first half of each
+#   head's channels and passes the rest through (`griffin.md` §2.3).
+# * **First token of a document.** At `segment_pos == 0` the code drops the state and does *not*
+#   scale the input by $\sqrt{1 - a_t^2}$ (`griffin.md` §1.2); `rg_lru_gates` above does the same.
+# * **$W + 1$ keys.** The local-attention mask lets a query see keys $i - W \dots i$, i.e. $W + 1$
+#   tokens with itself (`griffin.md` §2.3).
+# * **Convolution document mask.** The width-4 convolution drops inputs from before a document
+#   start (`_compute_document_mask`, `griffin.md` §2.1); the paper does not discuss packing.
+# * **Gate maths in fp32.** The reference computes the gates in the activation dtype (bf16 in
+#   training) and only accumulates the scan in fp32 (`griffin.md` §1.2, constants table);
+#   `rg_lru_gates` casts the gate pre-activations to fp32 first. This is our choice, not the
+#   reference's.
+# * **Embedding and logits (paper presets).** RecurrentGemma multiplies the embedding by
+#   $\sqrt D$ and soft-caps the logits at 30; the paper's Hawk/Griffin presets do neither
+#   (`griffin.md` §2.4), and neither does `seqlib` by default (`embed_scale_by_sqrt_dim=False`, no
+#   soft-cap).
+# * **RG-LRU width (paper).** $D_{RNN} \approx 4D/3$ as in the paper's Table 2, not $D$ as in
+#   RecurrentGemma (`griffin.md` §2.1): `ModelConfig.lru_width` rounds $4D/3$ to a multiple of the
+#   gate blocks. Comparisons across architectures are made at equal parameter counts with
+#   `seqlib.models.sizing.match_budget` (see the Architectures chapter), not at equal $D$.
