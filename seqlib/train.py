@@ -31,7 +31,15 @@ from tqdm import tqdm
 
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig
-from seqlib.evaluate import autocast, batch_accuracy, derive_seed, evaluate_split, masked_loss, summarize
+from seqlib.evaluate import (
+    autocast,
+    batch_accuracy,
+    derive_seed,
+    eval_plan,
+    evaluate_split,
+    masked_loss,
+    summarize,
+)
 from seqlib.measure import Meter, model_size
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.results import (
@@ -159,6 +167,15 @@ def eval_size(cfg: ExperimentConfig, split: str) -> int:
     return cfg.run.eval_size_per_split.get(split, cfg.run.eval_size)
 
 
+def check_eval_splits(cfg: ExperimentConfig, task: Task) -> None:
+    """Fail before training, not after it: draw one example of every evaluation split at every
+    length the evaluation will use, so a split the task's parameters cannot produce (e.g. MQAR's
+    ``test_length`` with ``vocab_size <= 4 * seq_len``) raises its ValueError up front."""
+    for split in cfg.run.eval_splits or list(task.splits):
+        for length, _ in eval_plan(task, split, eval_size(cfg, split), cfg.run.eval_batch_size):
+            task.sample(split, 1, seed=cfg.run.eval_seed, **({} if length is None else {"length": length}))
+
+
 def new_record(cfg: ExperimentConfig) -> dict:
     """A run's record before it runs: status ``failed`` / ``did not finish`` until :func:`execute` ends."""
     h = cfg.hash()
@@ -180,6 +197,7 @@ def execute(cfg: ExperimentConfig, record: dict, task: Task | None = None) -> No
     dtype = resolve_dtype(r.dtype, device)
     task = task or task_registry.get_task(cfg.task.name, **cfg.task.params)
     spec = task.spec
+    check_eval_splits(cfg, task)
     torch.manual_seed(seed)
     model_cfg = cfg.model
     if cfg.param_budget is not None:

@@ -123,3 +123,18 @@ def test_schedule_warms_up_then_decays_to_min_lr():
     assert f[:4] == [0.25, 0.5, 0.75, 1.0]
     assert f[4] == pytest.approx(1.0) and all(a >= b for a, b in zip(f[4:], f[5:]))
     assert f[20] == pytest.approx(0.1)
+
+
+def test_a_split_the_task_cannot_produce_fails_before_training(tmp_path):
+    """MQAR's test_length split needs vocab_size > 4 * seq_len: the run must fail before step 0."""
+    from seqlib.config import load_config
+    from seqlib.train import run_one
+
+    cfg = load_config(
+        "mqar", "hawk", profile="smoke",
+        overrides=["task.params={vocab_size: 80, seq_len: 32, num_kv_pairs: 2}", f"run.results_dir={tmp_path}"],
+    )
+    outcome = run_one(cfg.for_run(cfg.optim.lr, cfg.optim.seeds[0]))
+    assert outcome.record["status"] == "failed"
+    assert "vocab_size=80 must be > length" in outcome.record["reason"]
+    assert outcome.record["train"].get("steps_done", 0) == 0
