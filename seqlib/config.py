@@ -177,12 +177,14 @@ def canonical_json(obj: Any) -> str:
 
 
 def _merge(base: dict, overlay: dict, sources: dict[str, str], label: str, prefix: str = "") -> None:
-    """Deep-merge ``overlay`` into ``base`` in place, recording ``label`` as the source of each leaf."""
+    """Deep-merge ``overlay`` into ``base`` in place, recording ``label`` as the source of each leaf.
+
+    An empty mapping in the overlay replaces the base's mapping (so ``{}`` clears a setting)."""
     for key, value in overlay.items():
         if not isinstance(key, str):
             raise ConfigError(f"{label}: key {key!r} at {prefix or '<top>'} must be a string")
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        if isinstance(value, dict) and value and isinstance(base.get(key), dict):
             _merge(base[key], value, sources, label, path + ".")
             continue
         if isinstance(value, dict):

@@ -109,3 +109,11 @@ def test_unknown_profile_and_model_are_errors():
         load_config("mqar", "griffin", "smok", params_dir=PARAMS)
     with pytest.raises(ConfigError, match="unknown model 'griffon'"):
         load_config("mqar", "griffon", "smoke", params_dir=PARAMS)
+
+
+def test_an_empty_mapping_in_an_overlay_clears_the_setting():
+    from seqlib.config import load_config
+
+    assert load_config("flipflop", "hawk", "full").run.eval_size_per_split  # the full split sizes
+    cleared = load_config("flipflop", "hawk", "full", overrides=["run.eval_size_per_split={}"])
+    assert cleared.run.eval_size_per_split == {}
