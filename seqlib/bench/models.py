@@ -7,9 +7,11 @@
   d_model = 768 and 6 heads (Dh = 128, as the attention benchmark) and has its MLP width set by
   the parameter-matching helper so the total lands on the budget; a model whose MLP would leave
   1.5D..6D is resized by :func:`seqlib.models.sizing.match_budget` instead.
-* ``decode``: per-token decode latency (batch 1, fp32 weights, eager) after a prefill of
-  1k..32k tokens (prefilled in 1024-token chunks through the decode caches), median of 8 steps,
-  for Hawk, Griffin and the Transformer (whose global cache grows).
+* ``decode``: per-token decode latency (batch 16, bf16 weights, eager PyTorch) after a prefill of
+  1k..32k tokens through the decode caches (1024-token chunks; smaller for the global
+  Transformer, whose reference attention materialises fp32 scores), median of 64 single-token
+  steps after 8 warm-up steps, for Hawk, Griffin and the Transformer (whose global cache grows
+  by ``torch.cat`` each step: a real cost of that implementation, measured as such).
 
 Goals (issue 6): Griffin's tokens/s >= the global Transformer's at T=4096 and ahead at 8192;
 Hawk/Griffin decode flat (within +-10%) from 1k to 32k while the Transformer's grows; Hawk >=
@@ -31,6 +33,7 @@ TARGET = 100_000_000
 TOKENS_PER_BATCH = 16_384
 LENGTHS = (1024, 2048, 4096, 8192)
 CORE = ["hawk", "griffin", "transformer", "local_transformer"]
+DECODE_BATCH = 16
 
 
 def _spec():
@@ -59,15 +62,17 @@ def _sync_time(fn) -> float:
     return time.perf_counter() - t0
 
 
-def train_one(name: str, T: int, warmup: int = 2, steps: int = 4) -> dict:
+def train_one(name: str, T: int, warmup: int = 2, steps: int = 4, batch: int | None = None) -> dict:
     from seqlib.models import build_model
     from seqlib.models.sizing import count_params
+    from seqlib.models.zoo import limit_triton_autotuning
 
+    autotune_max = limit_triton_autotuning()
     cfg = sized_config(name)
     dev = torch.device("cuda")
     model = build_model(cfg, _spec()).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    B = TOKENS_PER_BATCH // T
+    B = batch or TOKENS_PER_BATCH // T
     g = torch.Generator(device=dev).manual_seed(T)
     inputs = torch.randint(0, VOCAB, (B, T), device=dev, generator=g)
     targets = torch.randint(0, VOCAB, (B, T), device=dev, generator=g)
@@ -90,8 +95,65 @@ def train_one(name: str, T: int, warmup: int = 2, steps: int = 4) -> dict:
     return {
         "model": name, "T": T, "B": B, "params": count_params(cfg, _spec()), "d_model": cfg.d_model,
         "mlp_width": cfg.ffw_width, "step_s": sec, "tokens_per_s": B * T / sec,
+        "autotune_max_configs": autotune_max,
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30, "loss_finite": bool(torch.isfinite(
             torch.tensor(loss))),
+    }
+
+
+def warm(name: str, T: int) -> None:
+    """Compile (and autotune) a model's kernels at length T with one step at B=1: fla's Triton kernels
+    land in Triton's on-disk cache, so the timed run in another process finds them compiled."""
+    train_one(name, T, warmup=1, steps=1, batch=1)
+
+
+def precompile(models: list[str], lengths, jobs: int = 6, timeout_s: float = 240.0) -> dict:
+    """Run :func:`warm` for every (model, T) in up to ``jobs`` parallel processes (compilation is
+    CPU-bound, one GPU is plenty); returns {model: 'ok' | error text}. Not timed: it only fills caches."""
+    import subprocess
+    import sys
+
+    todo = [(m, T) for m in models for T in lengths]
+    running, status = [], {}
+    deadline = time.monotonic() + timeout_s
+    while todo or running:
+        while todo and len(running) < jobs:
+            m, T = todo.pop(0)
+            cmd = [sys.executable, "-m", "seqlib.bench.models", "warm", "--models", m, "--lengths", str(T)]
+            running.append((m, T, time.monotonic(), subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                                                      stderr=subprocess.STDOUT, text=True)))
+        time.sleep(0.5)
+        for item in list(running):
+            m, T, t0, proc = item
+            if proc.poll() is None and time.monotonic() < deadline:
+                continue
+            if proc.poll() is None:
+                proc.kill()
+            out = proc.communicate()[0]
+            running.remove(item)
+            ok = proc.returncode == 0
+            status[f"{m}@{T}"] = "ok" if ok else (out.strip().splitlines() or ["killed"])[-1][:300]
+            print(f"warm {m:>18} T={T:>5}: {time.monotonic() - t0:6.1f} s {status[f'{m}@{T}']}", flush=True)
+    return status
+
+
+def train_goals(rows: list[dict]) -> dict:
+    """Issue-6 training goals from benchmark rows; a goal whose models were not measured is None."""
+    tps = {(r["model"], r["T"]): r["tokens_per_s"] for r in rows if "tokens_per_s" in r}
+
+    def ratio(a, b, T):
+        return tps[(a, T)] / tps[(b, T)] if (a, T) in tps and (b, T) in tps else None
+
+    def met(r, strict=False):
+        return None if r is None else (r > 1.0 if strict else r >= 1.0)
+
+    lengths = sorted({T for _, T in tps})
+    hh = {T: ratio("hawk", "hgrn2", T) for T in lengths if ratio("hawk", "hgrn2", T) is not None}
+    g4, g8 = ratio("griffin", "transformer", 4096), ratio("griffin", "transformer", 8192)
+    return {
+        "griffin_vs_transformer_4096": g4, "griffin_ge_transformer_4096_met": met(g4),
+        "griffin_vs_transformer_8192": g8, "griffin_ahead_8192_met": met(g8, strict=True),
+        "hawk_vs_hgrn2": hh, "hawk_ge_hgrn2_met": (min(hh.values()) >= 1.0) if hh else None,
     }
 
 
@@ -115,56 +177,102 @@ def train(models: list[str], lengths=LENGTHS, budget_s: float = 180.0) -> dict:
             print(f"train {name:>18} T={T:>5}: " + (
                 f"{r['tokens_per_s']:>10.0f} tok/s {r['peak_mem_gib']:6.2f} GiB" if "tokens_per_s" in r
                 else r.get("error") or r.get("skipped")), flush=True)
-    tps = {(r["model"], r["T"]): r["tokens_per_s"] for r in rows if "tokens_per_s" in r}
-
-    def ratio(a, b, T):
-        return tps[(a, T)] / tps[(b, T)] if (a, T) in tps and (b, T) in tps else None
-
-    goals = {
-        "griffin_vs_transformer_4096": ratio("griffin", "transformer", 4096),
-        "griffin_vs_transformer_8192": ratio("griffin", "transformer", 8192),
-        "hawk_vs_hgrn2": {T: ratio("hawk", "hgrn2", T) for T in lengths},
-    }
-    goals["griffin_ge_transformer_4096_met"] = (goals["griffin_vs_transformer_4096"] or 0) >= 1.0
-    goals["griffin_ahead_8192_met"] = (goals["griffin_vs_transformer_8192"] or 0) > 1.0
-    hh = [v for v in goals["hawk_vs_hgrn2"].values() if v is not None]
-    goals["hawk_ge_hgrn2_met"] = bool(hh) and min(hh) >= 1.0
+    goals = train_goals(rows)
     return {"path": partial, "rows": rows, "goals": goals, "config": {"target_params": TARGET, "tokens_per_batch": TOKENS_PER_BATCH,
                                                    "n_layers": 12, "vocab": VOCAB, "dtype": "bf16 autocast"}}
 
 
-def decode_one(name: str, context: int, batch: int = 1, steps: int = 8, warmup: int = 3, chunk: int = 1024) -> dict:
+def _prefill_chunk(name: str, cfg, batch: int, context: int) -> int:
+    """Prefill chunk: 1024 tokens, smaller for the global Transformer so that the reference masked
+    attention's fp32 scores [B, H, chunk, context] stay under ~2 GiB."""
+    if name != "transformer":
+        return 1024
+    per_token = batch * cfg.num_heads * (context + 1024) * 4
+    chunk = 1024
+    while chunk > 64 and chunk * per_token > 2 * 2**30:
+        chunk //= 2
+    return chunk
+
+
+def _kernel_ms(model, token, pos, cache, batch, steps, dev, sync) -> float:
+    """Summed duration (ms) of the device kernels of one decode step, averaged over ``steps`` steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            logits, cache = model(token, torch.full((batch, 1), pos, device=dev), cache)
+            token = logits[:, -1:].argmax(-1)
+            pos += 1
+        sync()
+    total_us = sum(getattr(e, "self_device_time_total", 0.0) for e in prof.key_averages())
+    return total_us / 1e3 / steps
+
+
+def decode_one(name: str, context: int, batch: int = DECODE_BATCH, steps: int = 50, warmup: int = 5,
+               device: str = "cuda", cfg=None, profile_steps: int = 10) -> dict:
+    """Prefill ``context`` tokens through the decode caches, then time single-token steps.
+
+    bf16 weights and activations (the RG-LRU state stays fp32); if the model cannot run in pure bf16,
+    bf16 autocast over fp32 weights (the mode is recorded). Each step is timed on the host clock
+    between two device synchronisations, so it includes the Python and kernel-launch overhead of an
+    eager step; the median of ``steps`` steps after ``warmup`` steps. On CUDA, ``profile_steps``
+    more steps run under the PyTorch profiler: ``gpu_ms_per_token`` is the kernels' summed duration
+    per token, the device work that a launch-free (CUDA-graph) step would approach.
+    """
     from seqlib.models import build_model
 
-    cfg = sized_config(name, max_len=context + 64)
-    dev = torch.device("cuda")
-    model = build_model(cfg, _spec()).to(dev).eval()
+    cfg = cfg or sized_config(name, max_len=context + warmup + steps + 8)
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    base = build_model(cfg, _spec()).to(dev).eval()
     g = torch.Generator(device=dev).manual_seed(context)
     prompt = torch.randint(0, VOCAB, (batch, context), device=dev, generator=g)
-    with torch.no_grad():
-        cache = model.init_cache(batch, device=dev)
-        for lo in range(0, context, chunk):
-            hi = min(context, lo + chunk)
-            seg = torch.arange(lo, hi, device=dev).expand(batch, hi - lo)
-            logits, cache = model(prompt[:, lo:hi], seg, cache)
-        token = logits[:, -1:].argmax(-1)
-        pos = context
-        times = []
-        for i in range(warmup + steps):
-            seg = torch.full((batch, 1), pos, device=dev)
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            logits, cache = model(token, seg, cache)
+    chunk = _prefill_chunk(name, cfg, batch, context)
+
+    def run(model, dtype, autocast):
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+            cache = model.init_cache(batch, device=dev, dtype=dtype)
+            for lo in range(0, context, chunk):
+                hi = min(context, lo + chunk)
+                seg = torch.arange(lo, hi, device=dev).expand(batch, hi - lo)
+                logits, cache = model(prompt[:, lo:hi], seg, cache)
             token = logits[:, -1:].argmax(-1)
-            torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-            pos += 1
-    return {"model": name, "context": context, "batch": batch, "ms_per_token": 1e3 * statistics.median(times)}
+            pos, times = context, []
+            for i in range(warmup + steps):
+                seg = torch.full((batch, 1), pos, device=dev)
+                sync()
+                t0 = time.perf_counter()
+                logits, cache = model(token, seg, cache)
+                token = logits[:, -1:].argmax(-1)
+                sync()
+                if i >= warmup:
+                    times.append(time.perf_counter() - t0)
+                pos += 1
+            gpu_ms = None
+            if dev.type == "cuda":  # device time per token: the sum of the kernels' durations
+                try:
+                    gpu_ms = _kernel_ms(model, token, pos, cache, batch, profile_steps, dev, sync)
+                except Exception as exc:  # noqa: BLE001 - keep the wall-clock timing
+                    print(f"profiler failed: {type(exc).__name__}: {exc}", flush=True)
+            return times, bool(torch.isfinite(logits).all()), gpu_ms
+
+            return times, bool(torch.isfinite(logits).all()), gpu_ms
+
+    try:
+        mode = "bf16 weights"
+        times, finite, gpu_ms = run(base.to(torch.bfloat16), torch.bfloat16, False)
+    except Exception as exc:  # noqa: BLE001 - e.g. a kernel without a bf16 path: fall back, say so
+        mode = f"bf16 autocast (pure bf16 failed: {type(exc).__name__}: {str(exc)[:120]})"
+        times, finite, gpu_ms = run(base.float(), torch.float32, True)
+    times.sort()
+    return {"model": name, "context": context, "batch": batch, "mode": mode, "prefill_chunk": chunk,
+            "ms_per_token": 1e3 * statistics.median(times), "ms_p10": 1e3 * times[len(times) // 10],
+            "ms_p90": 1e3 * times[(9 * len(times)) // 10], "steps": steps, "logits_finite": finite,
+            "gpu_ms_per_token": gpu_ms, "profiled_steps": profile_steps}
 
 
 def decode(models=("hawk", "griffin", "transformer"), contexts=(1024, 2048, 4096, 8192, 16384, 32768),
-           budget_s: float = 120.0) -> dict:
+           budget_s: float = 240.0, batch: int = DECODE_BATCH) -> dict:
     deadline = time.monotonic() + budget_s
     rows = []
     for name in models:
@@ -173,31 +281,40 @@ def decode(models=("hawk", "griffin", "transformer"), contexts=(1024, 2048, 4096
                 rows.append({"model": name, "context": ctx, "skipped": "time budget of the benchmark run"})
                 continue
             try:
-                rows.append(decode_one(name, ctx))
+                rows.append(decode_one(name, ctx, batch=batch))
             except Exception as exc:  # noqa: BLE001
                 rows.append({"model": name, "context": ctx, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
             finally:
                 torch.cuda.empty_cache()
             r = rows[-1]
-            print(f"decode {name:>12} ctx={ctx:>6}: " + (f"{r['ms_per_token']:.3f} ms/token" if "ms_per_token" in r
-                                                        else r.get("error") or r.get("skipped")), flush=True)
-    ms = {(r["model"], r["context"]): r["ms_per_token"] for r in rows if "ms_per_token" in r}
+            print(f"decode {name:>12} ctx={ctx:>6}: " + (
+                f"{r['ms_per_token']:.3f} ms/token (p10 {r['ms_p10']:.3f}, p90 {r['ms_p90']:.3f}; "
+                f"kernels {r['gpu_ms_per_token'] or float('nan'):.3f} ms; {r['mode']})"
+                if "ms_per_token" in r else r.get("error") or r.get("skipped")), flush=True)
+    return {"rows": rows, "goals": decode_goals(rows, contexts),
+            "goals_kernel_time": decode_goals(rows, contexts, "gpu_ms_per_token"),
+            "config": {"batch": batch, "dtype": "bf16", "steps": 50, "warmup": 5, "profiled_steps": 10, "timer": "host clock between "
+                       "device syncs (eager PyTorch: includes Python and launch overhead)"}}
+
+
+def decode_goals(rows: list[dict], contexts, key: str = "ms_per_token") -> dict:
+    ms = {(r["model"], r["context"]): r[key] for r in rows if r.get(key)}
     goals = {}
-    for name in models:
+    for name in dict.fromkeys(r["model"] for r in rows):
         got = [ms[(name, c)] for c in contexts if (name, c) in ms]
         if (name, contexts[0]) in ms and (name, contexts[-1]) in ms:
-            growth = ms[(name, contexts[-1])] / ms[(name, contexts[0])]
-            goals[name] = {"growth_1k_to_32k": growth, "max_over_min": max(got) / min(got)}
+            goals[name] = {"growth_1k_to_32k": ms[(name, contexts[-1])] / ms[(name, contexts[0])],
+                           "max_over_min": max(got) / min(got)}
     for name in ("hawk", "griffin"):
         if name in goals:
             goals[name]["flat_met"] = goals[name]["max_over_min"] <= 1.10
     if "transformer" in goals:
         goals["transformer"]["grows"] = goals["transformer"]["growth_1k_to_32k"] > 1.10
-    return {"rows": rows, "goals": goals, "config": {"batch": 1, "dtype": "fp32", "prefill_chunk": 1024}}
+    return goals
 
 
 def _table(record: dict, key: str, value: str, fmt: str) -> None:
-    rows = [r for r in record["rows"] if value in r]
+    rows = [r for r in record["rows"] if r.get(value) is not None]
     cols = sorted({r[key] for r in record["rows"]})
     models = list(dict.fromkeys(r["model"] for r in record["rows"]))
     print(f"{'model':>18} " + " ".join(f"{c:>10}" for c in cols))
@@ -210,16 +327,26 @@ def main(argv=None) -> None:
     from seqlib.models.registry import ZOO_MODELS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", default="all", choices=["train", "decode", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["train", "decode", "all", "warm"])
+    ap.add_argument("--precompile", type=int, default=0,
+                    help="train: first compile every model in this many parallel processes (untimed)")
     ap.add_argument("--models", nargs="*", default=None, help="training models (default: core + zoo)")
     ap.add_argument("--lengths", nargs="*", type=int, default=list(LENGTHS), help="training lengths T")
     ap.add_argument("--budget", type=float, default=180.0, help="seconds for the training sweep")
-    ap.add_argument("--decode-budget", type=float, default=120.0)
+    ap.add_argument("--decode-budget", type=float, default=240.0)
+    ap.add_argument("--decode-models", nargs="*", default=["hawk", "griffin", "transformer"])
     args = ap.parse_args(argv)
+    if args.what == "warm":
+        for m in args.models:
+            for T in args.lengths:
+                warm(m, T)
+        return
     env = environment()
     if args.what in ("train", "all"):
         models = args.models or CORE + ["hgrn2"] + [m for m in ZOO_MODELS if m != "hgrn2"]
+        warmed = precompile(models, args.lengths, jobs=args.precompile) if args.precompile else None
         rec = train(models, lengths=tuple(args.lengths), budget_s=args.budget)
+        rec["precompile"] = warmed
         path = save_record("models-train", rec, rec.pop("path"))
         print(f"\ntraining tokens/s ({env['device']}, commit {env['commit'][:10]}), record {path}")
         _table(rec, "T", "tokens_per_s", ".0f")
@@ -227,11 +354,14 @@ def main(argv=None) -> None:
         _table(rec, "T", "peak_mem_gib", ".2f")
         print("goals:", rec["goals"])
     if args.what in ("decode", "all"):
-        rec = decode(budget_s=args.decode_budget)
+        rec = decode(budget_s=args.decode_budget, models=tuple(args.decode_models))
         path = save_record("models-decode", rec)
-        print(f"\ndecode ms/token, batch 1 ({env['device']}, commit {env['commit'][:10]}), record {path}")
+        print(f"\ndecode ms/token, batch {rec['config']['batch']} ({env['device']}, commit {env['commit'][:10]}), record {path}")
         _table(rec, "context", "ms_per_token", ".3f")
         print("goals:", rec["goals"])
+        print("\ndecode kernel time ms/token (profiler)")
+        _table(rec, "context", "gpu_ms_per_token", ".3f")
+        print("goals (kernel time):", rec["goals_kernel_time"])
 
 
 if __name__ == "__main__":
