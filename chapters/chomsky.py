@@ -1,0 +1,257 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The Chomsky hierarchy
+#
+# Delétang et al. (ICLR 2023, arXiv 2207.02098) sort fifteen algorithmic tasks by the memory
+# structure that solves them, following the Chomsky hierarchy: **regular** (R, a finite state is
+# enough), **deterministic context-free** (DCF, a stack) and **context-sensitive** (CS, a tape). A
+# model trains on inputs of length 1 to 40 and is scored on lengths 41 to 500, so the score
+# measures whether it learnt the algorithm rather than the training lengths. In their table the
+# LSTM solves the regular tasks, the Transformer fails most of them, and only memory-augmented RNNs
+# go further (`tasks.md` §2.3 of the project's reference notes; the numbers there are recalled and
+# marked to be checked against the paper). Grazzi et al. (2024, arXiv 2411.12537) showed that
+# linear RNNs whose state transition can have negative eigenvalues solve parity, which those
+# restricted to $[0, 1]$, like the RG-LRU, cannot (`tasks.md` §2.4).
+#
+# This page is one execution of the chapter for the model in the provenance line. It runs one
+# representative sub-task per level (the `subtasks` parameter; any of the fifteen can be named).
+
+# %% tags=["parameters"]
+model = "hawk"  # any name of `python -m seqlib list`
+task = "chomsky"  # the task family; the registry tasks it runs are `subtasks`
+subtasks = ["parity_check", "reverse_string", "duplicate_string"]  # one per level: R, DCF, CS
+profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
+seed = 0  # draws the example batches; the training seeds and learning rates are the profile's
+
+# %% tags=["hide-input"]
+import inspect
+import os
+
+import altair as alt
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from seqlib import provenance
+from seqlib.config import load_config
+from seqlib.models import ModelUnavailable, build_model
+from seqlib.plots import enable_book_renderer
+from seqlib.results import records_frame
+from seqlib.stats import best_over_lr, mean_ci
+from seqlib.tasks import get_task
+from seqlib.tasks.chomsky import CHOMSKY_TASKS, ChomskyTask
+from seqlib.train import run_sweep
+
+enable_book_renderer()
+provenance.show(profile, model=model, task=task, subtasks=subtasks, seed=seed)
+os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
+if not torch.cuda.is_available():
+    torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
+if subtasks == "all":
+    subtasks = [t.name for t in CHOMSKY_TASKS]
+
+# %% [markdown]
+# ## The protocol
+#
+# Every task shares the input/output format and the length splits of the reference code
+# (`google-deepmind/neural_networks_chomsky_hierarchy`, `tasks.md` §2.1–2.2); the common part is the
+# docstring of `ChomskyTask`:
+
+# %%
+display(Markdown(inspect.getdoc(ChomskyTask)))
+
+# %% [markdown]
+# The fifteen tasks, with their level and the chance accuracy that scaled accuracy subtracts:
+
+# %%
+pd.DataFrame([{"task": t.name, "level": t.level, "input symbols": t.input_size,
+               "output classes": t.output_size, "chance": round(t().spec.chance, 3),
+               "run on this page": t.name in subtasks} for t in CHOMSKY_TASKS]).set_index("task")
+
+# %% [markdown]
+# ## The configuration of this run
+#
+# The engine resolves `params/*.yaml` with the profile's overlays (`seqlib.config.load_config`);
+# the paper trains on lengths up to 40 and tests up to 500, the CPU profiles shrink both. The CPU
+# profiles skip the checkpoint, and no run here prints a progress bar (neither changes the
+# configuration hash).
+
+# %%
+overrides = ["run.progress=false"] + ([] if profile == "full" else ["run.save_checkpoint=false"])
+configs = {name: load_config(name, model, profile, overrides) for name in subtasks}
+tasks = {name: get_task(c.task.name, **c.task.params) for name, c in configs.items()}
+pd.DataFrame({name: {
+    "level": tasks[name].level,
+    "train lengths": f"1..{tasks[name].train_max_length}",
+    "test lengths": f"{tasks[name].train_max_length + 1}..{tasks[name].max_test_length}",
+    "model": str(c.model.model_dump(exclude_defaults=True)),
+    "steps x batch": f"{c.optim.steps} x {c.optim.batch_size}",
+    "learning rates": str(c.optim.lrs), "seeds": str(c.optim.seeds),
+    "evaluation examples per split": c.run.eval_size,
+} for name, c in configs.items()})
+
+# %% [markdown]
+# ## The tasks, with a decoded example each
+#
+# One training example per task, drawn with the page's seed. The input string is followed by the
+# *empty* tokens (`·`) on which the model writes its answer; a scored position is written
+# `[·→target]`.
+
+# %%
+def decode(batch, i: int, empty: int) -> str:
+    x, y, m = batch.inputs[i].tolist(), batch.targets[i].tolist(), batch.mask[i].tolist()
+    cells = [("·" if a == empty else str(a)) for a in x]
+    return " ".join(f"[{c}→{b}]" if s else c for c, b, s in zip(cells, y, m))
+
+
+for name, t in tasks.items():
+    display(Markdown(f"### `{name}` ({t.level})\n\n" + inspect.getdoc(type(t))))
+    batch = t.sample("train", 1, seed=seed)
+    print(f"length {int(batch.meta['length'][0])}: " + decode(batch, 0, t.empty_token))
+
+# %% [markdown]
+# ## Training and evaluation
+#
+# `run_sweep` trains one run per learning rate and seed of the profile, for each task, and stores
+# every record in the results store, where the [Results](../results.ipynb) and
+# [Length generalization](../length_generalization.ipynb) chapters read it. A configuration that
+# already has a finished record is not trained again: the stored record is shown, with the commit
+# and device that produced it.
+
+# %%
+try:
+    build_model(next(iter(configs.values())).model, next(iter(tasks.values())).spec)
+    available = True
+except ModelUnavailable as err:
+    available = False
+    display(Markdown(f"**`{model}` cannot run on this machine**: {err}. Nothing was trained; the "
+                     "rest of this page is empty."))
+
+
+def report(outcome, i, n):
+    rec = outcome.record
+    how = "stored record reused" if outcome.reused else f"{rec['measure'].get('wall_time_s', 0):.1f} s"
+    print(f"{rec['task']} [{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']}: {rec['status']} ({how})")
+
+
+records = []
+for name in subtasks if available else []:
+    records += [o.record for o in run_sweep(configs[name], task=tasks[name], on_result=report)]
+frame = records_frame(records)
+runs = pd.DataFrame([{
+    "task": r["task"], "lr": r["lr"], "seed": r["seed"], "status": r["status"],
+    "steps": r["train"].get("steps_done"), "train s": r["measure"].get("wall_time_s"),
+    "commit": (r["provenance"]["git_commit"] or "?")[:10] + ("-dirty" if r["provenance"]["git_dirty"] else ""),
+    "device": r["provenance"]["device_name"], "run id": r["run_id"],
+} for r in records])
+runs if len(runs) else None
+
+# %%
+for r in records:
+    if r["status"] != "ok":
+        display(Markdown(f"**{r['task']} lr={r['lr']:g} seed={r['seed']} {r['status']}**: `{r['reason']}`"))
+        if r.get("traceback"):
+            print(r["traceback"][-2000:])
+
+# %% [markdown]
+# ## Training curves
+#
+# The training loss per task (only the answer positions count; click a legend entry to pick a run).
+
+# %%
+loss = pd.DataFrame([{"task": r["task"], "run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "loss": v}
+                     for r in records if r["status"] == "ok" for s, v in r["train"]["loss_curve"]])
+if not loss.empty:
+    pick = alt.selection_point(fields=["run"], bind="legend")
+    display(alt.Chart(loss).mark_line().encode(
+        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color="run:N",
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+        tooltip=["task:N", "run:N", "step:Q", alt.Tooltip("loss:Q", format=".4f")],
+    ).add_params(pick).properties(width=220, height=180).facet(column=alt.Column("task:N", title=None)))
+
+# %% [markdown]
+# ## Scores
+#
+# The paper's score is the accuracy on the test lengths averaged over those lengths (each length
+# weighs the same), the maximum over seeds and learning rates; we pick the learning rate with the
+# best mean over seeds on that score and report the mean over seeds with a 95% interval when there
+# are several. Scaled accuracy is $(\text{acc} - \text{chance})/(1 - \text{chance})$: 0 at chance,
+# 1 when perfect (Grazzi et al. §5.1). `val` is in distribution (the training lengths).
+
+# %%
+def length_mean(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Per run: accuracy on ``split`` averaged over its lengths (the paper's score)."""
+    sel = frame[(frame["status"] == "ok") & (frame["split"] == split) & (frame["slice_key"] == "length")
+                & (frame["metric"] == "accuracy")]
+    return sel.groupby(["task", "model", "profile", "lr", "seed"], as_index=False)["value"].mean()
+
+
+rows = []
+for name in subtasks:
+    runs = frame[frame["task"] == name]
+    score = length_mean(runs, "test")
+    if score.empty:
+        continue
+    score = score.assign(status="ok", slice_key="all", split="test", metric="score")
+    best = best_over_lr(score, "test", "score")
+    chance = tasks[name].spec.chance
+    entry = {"task": name, "level": tasks[name].level, "lr": best["lr"].iloc[0], "seeds": len(best)}
+    for split in ("val", "test"):
+        per_seed = length_mean(runs[runs["lr"] == entry["lr"]], split)["value"]
+        mean, low, high = mean_ci(per_seed)
+        entry[f"{split} accuracy"] = round(mean, 3)
+        entry[f"{split} scaled"] = round((mean - chance) / (1 - chance), 3)
+        if split == "test" and not pd.isna(low):
+            entry["test 95% CI"] = f"[{low:.3f}, {high:.3f}]"
+    rows.append(entry)
+scores = pd.DataFrame(rows)
+scores if not scores.empty else print("no successful run to score")
+
+# %% [markdown]
+# ## Accuracy by length
+#
+# Accuracy at each input length, over `val` (lengths seen in training) and `test` (longer ones), at
+# the chosen learning rate and averaged over seeds. The dashed line is the longest training length;
+# the grey line is chance. A model that learnt the algorithm stays flat across the line.
+
+# %%
+curve_rows = []
+for entry in rows:
+    sel = frame[(frame["task"] == entry["task"]) & (frame["lr"] == entry["lr"]) & (frame["slice_key"] == "length")
+                & (frame["metric"] == "accuracy") & frame["split"].isin(["val", "test"])]
+    for (split, length), g in sel.groupby(["split", "slice_value"]):
+        curve_rows.append({"task": entry["task"], "split": split, "length": int(length), "accuracy": g["value"].mean(),
+                           "train_max": tasks[entry["task"]].train_max_length,
+                           "chance": tasks[entry["task"]].spec.chance})
+curve = pd.DataFrame(curve_rows)
+if not curve.empty:
+    base = alt.Chart(curve)
+    line = base.mark_line(point=True).encode(
+        x=alt.X("length:Q", title="input length"), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("split:N", sort=["val", "test"]),
+        tooltip=["task:N", "split:N", "length:Q", alt.Tooltip("accuracy:Q", format=".3f")])
+    boundary = base.mark_rule(strokeDash=[4, 4]).encode(x="max(train_max):Q")
+    chance = base.mark_rule(color="grey").encode(y="max(chance):Q")
+    display((line + boundary + chance).properties(width=220, height=180).facet(
+        column=alt.Column("task:N", title=None)))
+
+# %%
+if not scores.empty:
+    note = (f" These numbers come from the CPU `{profile}` profile: "
+            "they check the pipeline and are not results.") if profile != "full" else ""
+    parts = [f"`{e['task']}` {e['test accuracy']:.1%} (scaled {e['test scaled']:.2f})" for e in rows]
+    display(Markdown(f"**In this run** `{model}` scored on the test lengths: {'; '.join(parts)}.{note}"))

@@ -1,0 +1,214 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Selective copying and induction heads
+#
+# The two synthetic tasks of the Griffin paper (De et al. 2024, arXiv 2402.19427, §6.2 and App. H).
+# **Selective copying** (the task of Mamba, Gu & Dao 2023, §4.1.1; MAD, Poli et al. 2024,
+# `tasks.md` §5.1) scatters a few data tokens among blanks; after a copy token the model must
+# write them out in order, so it has to keep the tokens and skip the blanks. **Induction heads**
+# (Olsson et al. 2022) shows a trigger token once, followed by a value, then the trigger again at
+# the end: the model must recall what followed it. Both are trained at one length and also tested
+# at longer ones. Griffin reports that Hawk extrapolates on induction heads to sequences orders of
+# magnitude longer than those it was trained on (§6.2, as the task's docstring below recalls; the
+# project's notes have not checked the figure against the paper).
+#
+# This page is one execution of the chapter for the model in the provenance line.
+
+# %% tags=["parameters"]
+model = "hawk"  # any name of `python -m seqlib list`
+task = "copying"  # the task family; the registry tasks it runs are `subtasks`
+subtasks = ["selective_copying", "induction_heads"]
+profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
+seed = 0  # draws the example batches; the training seeds and learning rates are the profile's
+
+# %% tags=["hide-input"]
+import inspect
+import os
+
+import altair as alt
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from seqlib import provenance
+from seqlib.config import load_config
+from seqlib.models import ModelUnavailable, build_model
+from seqlib.plots import enable_book_renderer
+from seqlib.results import records_frame
+from seqlib.stats import best_over_lr, mean_ci
+from seqlib.tasks import get_task
+from seqlib.train import run_sweep
+
+enable_book_renderer()
+provenance.show(profile, model=model, task=task, subtasks=subtasks, seed=seed)
+os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
+if not torch.cuda.is_available():
+    torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
+
+# %% [markdown]
+# ## The configuration of this run
+#
+# The engine resolves `params/*.yaml` with the profile's overlays (`seqlib.config.load_config`).
+# The CPU profiles shorten the sequences and the extrapolation lengths, skip the checkpoint, and no
+# run here prints a progress bar (neither of the last two changes the configuration hash).
+
+# %%
+overrides = ["run.progress=false"] + ([] if profile == "full" else ["run.save_checkpoint=false"])
+configs = {name: load_config(name, model, profile, overrides) for name in subtasks}
+tasks = {name: get_task(c.task.name, **c.task.params) for name, c in configs.items()}
+pd.DataFrame({name: {
+    "task parameters": str(c.task.params),
+    "train length": tasks[name].seq_len,
+    "test_length lengths": str(tasks[name].test_lengths),
+    "model": str(c.model.model_dump(exclude_defaults=True)),
+    "steps x batch": f"{c.optim.steps} x {c.optim.batch_size}",
+    "learning rates": str(c.optim.lrs), "seeds": str(c.optim.seeds),
+    "evaluation examples per split": c.run.eval_size,
+} for name, c in configs.items()})
+
+# %% [markdown]
+# ## The protocols, with a decoded example each
+#
+# One training example per task, drawn with the page's seed, at the profile's length. Blanks are
+# `_`, the copy token `C`, the induction trigger `T`; a scored position is written `[input→target]`.
+
+# %%
+def decode(t, batch, per_line: int = 32) -> str:
+    x, y, m = batch.inputs[0].tolist(), batch.targets[0].tolist(), batch.mask[0].tolist()
+    special = ({t.vocab_size - 2: "_", t.vocab_size - 1: "C"} if t.name == "selective_copying"
+               else {t.vocab_size - 1: "T"})
+    cells = [f"[{special.get(a, a)}→{b}]" if s else str(special.get(a, a)) for a, b, s in zip(x, y, m)]
+    return "\n".join(f"{p:5d} | " + " ".join(cells[p:p + per_line]) for p in range(0, len(cells), per_line))
+
+
+for name, t in tasks.items():
+    display(Markdown(f"### `{name}`\n\n" + inspect.getdoc(type(t))))
+    print(decode(t, t.sample("train", 1, seed=seed)))
+
+# %% [markdown]
+# ## Training and evaluation
+#
+# `run_sweep` trains one run per learning rate and seed of the profile, for each task, and stores
+# every record in the results store, where the [Results](../results.ipynb) and
+# [Length generalization](../length_generalization.ipynb) chapters read it. A configuration that
+# already has a finished record is not trained again: the stored record is shown, with the commit
+# and device that produced it.
+
+# %%
+try:
+    build_model(next(iter(configs.values())).model, next(iter(tasks.values())).spec)
+    available = True
+except ModelUnavailable as err:
+    available = False
+    display(Markdown(f"**`{model}` cannot run on this machine**: {err}. Nothing was trained; the "
+                     "rest of this page is empty."))
+
+
+def report(outcome, i, n):
+    rec = outcome.record
+    how = "stored record reused" if outcome.reused else f"{rec['measure'].get('wall_time_s', 0):.1f} s"
+    print(f"{rec['task']} [{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']}: {rec['status']} ({how})")
+
+
+records = []
+for name in subtasks if available else []:
+    records += [o.record for o in run_sweep(configs[name], task=tasks[name], on_result=report)]
+frame = records_frame(records)
+runs = pd.DataFrame([{
+    "task": r["task"], "lr": r["lr"], "seed": r["seed"], "status": r["status"],
+    "steps": r["train"].get("steps_done"), "train s": r["measure"].get("wall_time_s"),
+    "commit": (r["provenance"]["git_commit"] or "?")[:10] + ("-dirty" if r["provenance"]["git_dirty"] else ""),
+    "device": r["provenance"]["device_name"], "run id": r["run_id"],
+} for r in records])
+runs if len(runs) else None
+
+# %%
+for r in records:
+    if r["status"] != "ok":
+        display(Markdown(f"**{r['task']} lr={r['lr']:g} seed={r['seed']} {r['status']}**: `{r['reason']}`"))
+        if r.get("traceback"):
+            print(r["traceback"][-2000:])
+
+# %% [markdown]
+# ## Training curves
+
+# %%
+loss = pd.DataFrame([{"task": r["task"], "run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "loss": v}
+                     for r in records if r["status"] == "ok" for s, v in r["train"]["loss_curve"]])
+if not loss.empty:
+    pick = alt.selection_point(fields=["run"], bind="legend")
+    display(alt.Chart(loss).mark_line().encode(
+        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color="run:N",
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+        tooltip=["task:N", "run:N", "step:Q", alt.Tooltip("loss:Q", format=".4f")],
+    ).add_params(pick).properties(width=260, height=180).facet(column=alt.Column("task:N", title=None)))
+
+# %% [markdown]
+# ## Accuracy in and beyond the training length
+#
+# Token accuracy on the scored positions (and the exact match of the whole answer) on `test`, at
+# the training length, and on `test_length`, at the longer lengths. The learning rate is chosen on
+# `test`; each cell is the mean over seeds at that learning rate (95% interval when there are
+# several).
+
+# %%
+rows, curve_rows = [], []
+for name in subtasks:
+    runs = frame[frame["task"] == name]
+    best = best_over_lr(runs, "test", "accuracy")
+    if best.empty:
+        continue
+    at = runs[(runs["status"] == "ok") & (runs["lr"] == best["lr"].iloc[0])]
+    whole = at[at["slice_key"] == "all"]
+    for m in ("accuracy", "exact_match"):
+        entry = {"task": name, "metric": m, "lr": best["lr"].iloc[0], "seeds": len(best)}
+        for split in ("test", "test_length"):
+            mean, low, high = mean_ci(whole[(whole["split"] == split) & (whole["metric"] == m)]["value"])
+            entry[split] = round(mean, 3)
+            entry[f"{split} 95% CI"] = "" if pd.isna(low) else f"[{low:.3f}, {high:.3f}]"
+        rows.append(entry)
+    lengths = at[(at["slice_key"] == "length") & (at["metric"] == "accuracy")]
+    for length, g in lengths.groupby("slice_value"):
+        curve_rows.append({"task": name, "length": int(length), "accuracy": g["value"].mean(),
+                           "train_length": tasks[name].seq_len, "chance": tasks[name].spec.chance})
+scores = pd.DataFrame(rows)
+scores if not scores.empty else print("no successful run to score")
+
+# %% [markdown]
+# Accuracy by sequence length (log scale); the dashed line is the training length, the grey line
+# chance.
+
+# %%
+curve = pd.DataFrame(curve_rows)
+if not curve.empty:
+    base = alt.Chart(curve)
+    line = base.mark_line(point=True).encode(
+        x=alt.X("length:Q", title="sequence length", scale=alt.Scale(type="log", base=2)),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
+        tooltip=["task:N", "length:Q", alt.Tooltip("accuracy:Q", format=".3f")])
+    boundary = base.mark_rule(strokeDash=[4, 4]).encode(x="max(train_length):Q")
+    chance = base.mark_rule(color="grey").encode(y="max(chance):Q")
+    display((line + boundary + chance).properties(width=260, height=180).facet(
+        column=alt.Column("task:N", title=None)))
+
+# %%
+if not scores.empty:
+    note = (f" These numbers come from the CPU `{profile}` profile: they check the pipeline and are not results.") if profile != "full" else ""
+    acc = scores[scores["metric"] == "accuracy"]
+    parts = "; ".join(f"`{r.task}` {r.test:.1%} at the training length, {r.test_length:.1%} beyond it"
+                      for r in acc.itertuples())
+    display(Markdown(f"**In this run** `{model}` reached {parts}.{note}"))

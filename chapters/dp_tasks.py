@@ -1,0 +1,230 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Dynamic-programming tasks
+#
+# Knapsack, subset sum, coin change, longest increasing subsequence and balanced partition are
+# solved exactly by dynamic programs whose steps are max-plus (tropical) operations. Hashemi et al.
+# (NeurIPS 2025, arXiv 2505.17190) use them to test whether an attention layer can carry such
+# reasoning beyond the instance sizes and value ranges it was trained on, along three
+# out-of-distribution axes: more items, larger values and adversarial noise (`tasks.md` §4 of the
+# project's reference notes). Their results table is not reproduced in our notes, so this page
+# compares nothing with published numbers.
+#
+# This page is one execution of the chapter for the model in the provenance line. The instances
+# are sets of numbers fed as feature rows, as in the reference; a causal model reads them in order.
+
+# %% tags=["parameters"]
+model = "hawk"  # any name of `python -m seqlib list`
+task = "dp"  # the task family; the registry tasks it runs are `subtasks`
+subtasks = ["knapsack", "subset_sum", "min_coin_change", "lis", "balanced_partition"]
+profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
+seed = 0  # draws the example instances; the training seeds and learning rates are the profile's
+
+# %% tags=["hide-input"]
+import inspect
+import os
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from seqlib import provenance
+from seqlib.config import load_config
+from seqlib.models import ModelUnavailable, build_model
+from seqlib.plots import enable_book_renderer
+from seqlib.results import records_frame
+from seqlib.stats import best_over_lr, mean_ci
+from seqlib.tasks import get_task
+from seqlib.tasks.dp import DPTask
+from seqlib.train import run_sweep
+
+enable_book_renderer()
+provenance.show(profile, model=model, task=task, subtasks=subtasks, seed=seed)
+os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
+if not torch.cuda.is_available():
+    torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
+
+# %% [markdown]
+# ## The protocol
+#
+# The common part, from the docstring of `DPTask`:
+
+# %%
+display(Markdown(inspect.getdoc(DPTask)))
+
+# %% [markdown]
+# ## The configuration of this run
+#
+# The engine resolves `params/*.yaml` with the profile's overlays (`seqlib.config.load_config`).
+# The CPU profiles skip the checkpoint, and no run here prints a progress bar (neither changes the
+# configuration hash).
+
+# %%
+overrides = ["run.progress=false"] + ([] if profile == "full" else ["run.save_checkpoint=false"])
+configs = {name: load_config(name, model, profile, overrides) for name in subtasks}
+tasks = {name: get_task(c.task.name, **c.task.params) for name, c in configs.items()}
+pd.DataFrame({name: {
+    "head": "pointer (one bit per item)" if tasks[name].pointer else "pooled (one answer)",
+    "loss": tasks[name].loss,
+    "items: train / test_length": f"{tasks[name].num_items} / {tasks[name].ood_num_items}",
+    "value scale of test_value": tasks[name].ood_value_scale,
+    "model": str(c.model.model_dump(exclude_defaults=True)),
+    "steps x batch": f"{c.optim.steps} x {c.optim.batch_size}",
+    "learning rates": str(c.optim.lrs), "seeds": str(c.optim.seeds),
+    "evaluation instances per split": c.run.eval_size,
+} for name, c in configs.items()})
+
+# %% [markdown]
+# ## The tasks, with a decoded instance each
+#
+# One training instance per task, drawn with the page's seed, as the model reads it: one feature
+# row per line. For the pointer tasks the items come twice, the second time with `flag = 1`, and
+# the target (which items the optimal answer takes) sits on those answer rows.
+
+# %%
+FIELDS = {"knapsack": ["value", "weight", "capacity"], "subset_sum": ["x", "target sum"],
+          "min_coin_change": ["coin", "target sum"], "lis": ["x", "position feature"],
+          "balanced_partition": ["x"]}
+
+
+def decode(t, batch) -> pd.DataFrame:
+    x = batch.inputs[0].numpy()
+    names = FIELDS.get(t.name, [])
+    names = names + ["flag"] * (x.shape[1] - len(names)) if t.pointer else names + [f"f{k}" for k in range(len(names), x.shape[1])]
+    rows = pd.DataFrame(np.round(x, 3), columns=names[:x.shape[1]])
+    if t.pointer:
+        rows["target"] = np.where(batch.mask[0].numpy(), batch.targets[0].numpy(), np.nan)
+    rows.index.name = "row"
+    return rows
+
+
+for name, t in tasks.items():
+    display(Markdown(f"### `{name}`\n\n" + inspect.getdoc(type(t))))
+    batch = t.sample("train", 1, seed=seed)
+    display(decode(t, batch))
+    if not t.pointer:
+        print(f"target: {batch.targets[0].item():g}")
+
+# %% [markdown]
+# ## Training and evaluation
+#
+# `run_sweep` trains one run per learning rate and seed of the profile, for each task, and stores
+# every record in the results store, where the [Results](../results.ipynb) and
+# [Length generalization](../length_generalization.ipynb) chapters read it. A configuration that
+# already has a finished record is not trained again: the stored record is shown, with the commit
+# and device that produced it.
+
+# %%
+try:
+    build_model(next(iter(configs.values())).model, next(iter(tasks.values())).spec)
+    available = True
+except ModelUnavailable as err:
+    available = False
+    display(Markdown(f"**`{model}` cannot run on this machine**: {err}. Nothing was trained; the "
+                     "rest of this page is empty."))
+
+
+def report(outcome, i, n):
+    rec = outcome.record
+    how = "stored record reused" if outcome.reused else f"{rec['measure'].get('wall_time_s', 0):.1f} s"
+    print(f"{rec['task']} [{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']}: {rec['status']} ({how})")
+
+
+records = []
+for name in subtasks if available else []:
+    records += [o.record for o in run_sweep(configs[name], task=tasks[name], on_result=report)]
+frame = records_frame(records)
+runs = pd.DataFrame([{
+    "task": r["task"], "lr": r["lr"], "seed": r["seed"], "status": r["status"],
+    "steps": r["train"].get("steps_done"), "train s": r["measure"].get("wall_time_s"),
+    "commit": (r["provenance"]["git_commit"] or "?")[:10] + ("-dirty" if r["provenance"]["git_dirty"] else ""),
+    "device": r["provenance"]["device_name"], "run id": r["run_id"],
+} for r in records])
+runs if len(runs) else None
+
+# %%
+for r in records:
+    if r["status"] != "ok":
+        display(Markdown(f"**{r['task']} lr={r['lr']:g} seed={r['seed']} {r['status']}**: `{r['reason']}`"))
+        if r.get("traceback"):
+            print(r["traceback"][-2000:])
+
+# %% [markdown]
+# ## Training curves
+
+# %%
+loss = pd.DataFrame([{"task": r["task"], "run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "loss": v}
+                     for r in records if r["status"] == "ok" for s, v in r["train"]["loss_curve"]])
+if not loss.empty:
+    pick = alt.selection_point(fields=["run"], bind="legend")
+    display(alt.Chart(loss).mark_line().encode(
+        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color="run:N",
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+        tooltip=["task:N", "run:N", "step:Q", alt.Tooltip("loss:Q", format=".4f")],
+    ).add_params(pick).properties(width=150, height=150).facet(column=alt.Column("task:N", title=None)))
+
+# %% [markdown]
+# ## Scores per split
+#
+# The reference's metrics (`tasks.md` §4): binary F1 over the answer rows for the pointer tasks
+# (with the exact match of the whole answer beside it), micro-F1 for the pooled decision task
+# (subset sum, where it equals accuracy) and the mean squared error for the regression task (LIS).
+# The learning rate is chosen on `test` by that metric; each cell is the mean over seeds at that
+# learning rate (95% interval when there are several). `test_length` has twice the items and
+# `test_value` twice the value range.
+
+# %%
+HEADLINE = {"knapsack": ("f1", True), "min_coin_change": ("f1", True), "balanced_partition": ("f1", True),
+            "subset_sum": ("accuracy", True), "lis": ("loss", False)}
+rows = []
+for name in subtasks:
+    metric, maximize = HEADLINE[name]
+    runs = frame[frame["task"] == name]
+    best = best_over_lr(runs, "test", metric, maximize)
+    if best.empty:
+        continue
+    at = runs[(runs["status"] == "ok") & (runs["lr"] == best["lr"].iloc[0]) & (runs["slice_key"] == "all")]
+    shown = [metric] + (["exact_match"] if tasks[name].pointer else [])
+    for m in shown:
+        entry = {"task": name, "metric": "MSE" if m == "loss" else m, "lr": best["lr"].iloc[0]}
+        for split in ("test", "test_length", "test_value"):
+            mean, low, high = mean_ci(at[(at["split"] == split) & (at["metric"] == m)]["value"])
+            entry[split] = round(mean, 3)
+        entry["seeds"] = len(best)
+        rows.append(entry)
+scores = pd.DataFrame(rows)
+scores if not scores.empty else print("no successful run to score")
+
+# %%
+if not scores.empty:
+    bounded = scores[scores["metric"] != "MSE"].melt(id_vars=["task", "metric"], value_vars=["test", "test_length", "test_value"],
+                                                      var_name="split", value_name="score")
+    display(alt.Chart(bounded, title="F1, exact match and accuracy per split").mark_bar().encode(
+        x=alt.X("split:N", title=None, sort=["test", "test_length", "test_value"]),
+        y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 1])), color=alt.Color("split:N", legend=None),
+        column=alt.Column("task:N", title=None), row=alt.Row("metric:N", title=None),
+        tooltip=["task:N", "metric:N", "split:N", alt.Tooltip("score:Q", format=".3f")],
+    ).properties(width=90, height=120))
+
+# %%
+if not scores.empty:
+    note = (f" These numbers come from the CPU `{profile}` profile: they check the "
+            "pipeline and are not results.") if profile != "full" else ""
+    parts = "; ".join(f"`{r['task']}` {r['metric']} {r['test']:.3f}" for r in rows if r["metric"] != "exact_match")
+    display(Markdown(f"**In this run** `{model}` scored on `test`: {parts}.{note}"))

@@ -1,0 +1,215 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Flip-flop: remembering one bit without glitches
+#
+# A flip-flop language (Liu et al., NeurIPS 2023, arXiv 2306.00946) writes bits, ignores noise and
+# reads back the last written bit. The rule is trivial and a one-layer LSTM learns it perfectly;
+# Liu et al. found that Transformers reach almost no error in distribution but keep a long tail
+# of sporadic errors, *glitches*, on sequences with much rarer or much more frequent instructions
+# (`tasks.md` §3 of the project's reference notes, whose findings are marked to be checked
+# against the paper). The score is therefore the **glitch rate**, the fraction of read bits
+# predicted wrongly, reported per split and never averaged across splits (`tasks.md` §6).
+#
+# This page is one execution of the chapter for the model in the provenance line.
+
+# %% tags=["parameters"]
+model = "hawk"  # any name of `python -m seqlib list`
+task = "flipflop"
+profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
+seed = 0  # draws the example batch; the training seeds and learning rates are the profile's
+
+# %% tags=["hide-input"]
+import inspect
+import os
+
+import altair as alt
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from seqlib import provenance
+from seqlib.config import load_config
+from seqlib.models import ModelUnavailable, build_model
+from seqlib.plots import enable_book_renderer
+from seqlib.results import records_frame
+from seqlib.stats import best_over_lr, mean_ci
+from seqlib.tasks import get_task
+from seqlib.tasks.flipflop import IGNORE, ONE, READ, WRITE, ZERO
+from seqlib.train import run_sweep
+
+enable_book_renderer()
+provenance.show(profile, model=model, task=task, seed=seed)
+os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
+if not torch.cuda.is_available():
+    torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
+
+# %% [markdown]
+# ## The protocol
+
+# %%
+display(Markdown(inspect.getdoc(get_task(task).__class__)))
+
+# %% [markdown]
+# ## The configuration of this run
+#
+# The engine resolves `params/*.yaml` with the profile's overlays (`seqlib.config.load_config`).
+# The full profile follows the App. B.2 recipe at $T = 512$ and evaluates 16,384 sparse sequences
+# (about 57,000 read bits), since glitches are rare. The CPU profiles use $T = 64$ and evaluate the
+# sparse split on as many sequences as the other splits: their `params/tasks.yaml` overlay writes
+# `eval_size_per_split: {}`, which a deep merge leaves as the base entry's 16,384, so this page sets
+# the sparse size explicitly. The CPU profiles also skip the checkpoint, and no run here prints a
+# progress bar (neither changes the configuration hash).
+
+# %%
+overrides = ["run.progress=false"]
+if profile != "full":
+    base = load_config(task, model, profile)
+    overrides += ["run.save_checkpoint=false", f"run.eval_size_per_split.val_sparse={base.run.eval_size}"]
+cfg = load_config(task, model, profile, overrides)
+the_task = get_task(cfg.task.name, **cfg.task.params)
+settings = {
+    "task parameters": cfg.task.params,
+    "model": cfg.model.model_dump(exclude_defaults=True),
+    "steps x batch": f"{cfg.optim.steps} x {cfg.optim.batch_size}",
+    "learning rates": cfg.optim.lrs,
+    "seeds": cfg.optim.seeds,
+    "evaluation sequences per split": {s: cfg.run.eval_size_per_split.get(s, cfg.run.eval_size)
+                                       for s in the_task.splits},
+}
+pd.DataFrame({"value": {k: str(v) for k, v in settings.items()}})
+
+# %% [markdown]
+# ## A batch, decoded
+#
+# The first 64 tokens of two sequences: one from `train` (FFL(0.8)) and one from `val_dense`
+# (FFL(0.1)). Instructions are `w`, `r`, `i`, each followed by its bit; the targets are the next
+# token, scored only where the instruction is `r`, written `[r→bit]`.
+
+# %%
+NAMES = {WRITE: "w", READ: "r", IGNORE: "i", ZERO: "0", ONE: "1"}
+
+
+def decode(batch, i: int, tokens: int = 64) -> str:
+    x, y, m = batch.inputs[i].tolist(), batch.targets[i].tolist(), batch.mask[i].tolist()
+    cells = [f"[r→{NAMES[b]}]" if s else NAMES[a] for a, b, s in zip(x, y, m)][:tokens]
+    return "".join(c if c.startswith("[") else c + ("" if k % 2 == 0 else " ") for k, c in enumerate(cells))
+
+
+for split in ("train", "val_dense"):
+    batch = the_task.sample(split, 1, seed=seed)
+    print(f"{split:9s} ({int(batch.meta['num_reads'][0])} reads): {decode(batch, 0)}")
+sparse = the_task.sample("val_sparse", 256, seed=seed)
+print(f"val_sparse: {sparse.meta['num_reads'].mean():.2f} reads per sequence on average "
+      f"(256 sequences of {the_task.seq_len} tokens)")
+
+# %% [markdown]
+# ## Training and evaluation
+#
+# `run_sweep` trains one run per learning rate and seed of the profile and stores each record in
+# the results store, where the [Results](../results.ipynb) chapter reads it. A configuration that
+# already has a finished record is not trained again: the stored record is shown, with the commit
+# and device that produced it.
+
+# %%
+try:
+    net = build_model(cfg.model, the_task.spec)
+except ModelUnavailable as err:
+    net = None
+    display(Markdown(f"**`{model}` cannot run on this machine**: {err}. Nothing was trained; the "
+                     "rest of this page is empty."))
+if net is not None:
+    print(f"{model}: {net.num_params():,} parameters")
+
+
+def report(outcome, i, n):
+    rec = outcome.record
+    how = "stored record reused" if outcome.reused else f"{rec['measure'].get('wall_time_s', 0):.1f} s"
+    print(f"[{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']}: {rec['status']} ({how})")
+
+
+outcomes = run_sweep(cfg, task=the_task, on_result=report) if net is not None else []
+records = [o.record for o in outcomes]
+frame = records_frame(records)
+runs = pd.DataFrame([{
+    "lr": r["lr"], "seed": r["seed"], "status": r["status"], "steps": r["train"].get("steps_done"),
+    "train s": r["measure"].get("wall_time_s"),
+    "commit": (r["provenance"]["git_commit"] or "?")[:10] + ("-dirty" if r["provenance"]["git_dirty"] else ""),
+    "device": r["provenance"]["device_name"], "run id": r["run_id"],
+} for r in records])
+runs if len(runs) else None
+
+# %%
+for r in records:
+    if r["status"] != "ok":
+        display(Markdown(f"**Run lr={r['lr']:g} seed={r['seed']} {r['status']}**: `{r['reason']}`"))
+        if r.get("traceback"):
+            print(r["traceback"][-2000:])
+
+# %% [markdown]
+# ## Training curve
+#
+# The loss on the read bits of each training batch (click a legend entry to pick a run).
+
+# %%
+loss = pd.DataFrame([{"run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "loss": v}
+                     for r in records if r["status"] == "ok" for s, v in r["train"]["loss_curve"]])
+if not loss.empty:
+    pick = alt.selection_point(fields=["run"], bind="legend")
+    display(alt.Chart(loss, title="training loss (read bits)").mark_line().encode(
+        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color="run:N",
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+        tooltip=["run:N", "step:Q", alt.Tooltip("loss:Q", format=".4f")],
+    ).add_params(pick).properties(width=420, height=220))
+
+# %% [markdown]
+# ## Glitch rate per split
+#
+# The learning rate is the one with the lowest mean glitch rate over seeds on `val`; each cell is
+# the mean over seeds at that learning rate (95% interval when there are several seeds), next to the
+# number of evaluated sequences per run (a `val_sparse` sequence holds about 3.5 read bits). Zero
+# glitches in $n$ read bits only bounds the rate below about $3/n$ (the rule of three), so a glitch
+# rate of 0 on a small evaluation is weak evidence.
+
+# %%
+best = best_over_lr(frame, "val", "glitch_rate", maximize=False)
+rows = []
+if not best.empty:
+    at = frame[(frame["status"] == "ok") & (frame["lr"] == best["lr"].iloc[0]) & (frame["slice_key"] == "all")
+               & (frame["metric"] == "glitch_rate")]
+    for split in ("val", "val_dense", "val_sparse"):
+        g = at[at["split"] == split]
+        mean, low, high = mean_ci(g["value"])
+        rows.append({"split": split, "p_i": the_task.split_p_i[split], "glitch rate": mean,
+                     "95% CI": "" if pd.isna(low) else f"[{low:.4f}, {high:.4f}]",
+                     "sequences per run": int(g["n"].mean()) if len(g) else 0, "seeds": len(g)})
+glitches = pd.DataFrame(rows)
+if glitches.empty:
+    print("no successful run to show")
+else:
+    print(f"learning rate {best['lr'].iloc[0]:g}")
+    display(glitches.set_index("split"))
+    display(alt.Chart(glitches, title="glitch rate per split").mark_bar().encode(
+        x=alt.X("split:N", sort=["val", "val_dense", "val_sparse"]),
+        y=alt.Y("glitch rate:Q", scale=alt.Scale(domain=[0, max(0.5, glitches["glitch rate"].max())])),
+        tooltip=["split:N", "p_i:Q", alt.Tooltip("glitch rate:Q", format=".4f"), "sequences per run:Q"],
+    ).properties(width=260, height=200))
+
+# %%
+if not glitches.empty:
+    note = (f" These numbers come from the CPU `{profile}` profile: they check the pipeline and are not results.") if profile != "full" else ""
+    parts = "; ".join(f"`{r['split']}` {r['glitch rate']:.3f}" for r in rows)
+    display(Markdown(f"**In this run** `{model}` had glitch rates {parts}.{note}"))

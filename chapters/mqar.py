@@ -1,0 +1,261 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # MQAR: multi-query associative recall
+#
+# A context lists key-value pairs; later, each key comes back once as a query and the model must
+# answer with the value that followed it. Multi-query associative recall (MQAR) is the task Zoology
+# (Arora et al. 2023, arXiv 2312.04927, §3) uses to separate attention, which can look the pair up,
+# from gated convolutions and recurrences, which must have stored it in a fixed-size state.
+# Zoology's Figure 2 has attention near 1.0 at every width while the gated convolutions need the
+# width to grow with the sequence length (the numbers are in `tasks.md` §1.4 of the project's
+# reference notes).
+#
+# This page is one execution of the chapter, for the model named in the provenance line below. It
+# shows the protocol as `seqlib` implements it, a decoded batch, then trains and evaluates the
+# model with the engine (`seqlib.train.run_sweep`) and shows what the run recorded.
+
+# %% tags=["parameters"]
+model = "hawk"  # any name of `python -m seqlib list`
+task = "mqar"
+profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
+seed = 0  # draws the example batch; the training seeds and learning rates are the profile's
+
+# %% tags=["hide-input"]
+import inspect
+import os
+
+import altair as alt
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from seqlib import provenance
+from seqlib.config import load_config
+from seqlib.models import ModelUnavailable, build_model
+from seqlib.plots import enable_book_renderer
+from seqlib.results import records_frame
+from seqlib.stats import best_over_lr, mean_ci
+from seqlib.tasks import get_task
+from seqlib.train import run_sweep
+
+enable_book_renderer()
+provenance.show(profile, model=model, task=task, seed=seed)
+os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
+if not torch.cuda.is_available():
+    torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
+
+# %% [markdown]
+# ## The protocol
+#
+# The generator follows Zoology's `multiquery_ar` (`tasks.md` §1.1). Its docstring states the
+# protocol and every deviation from the reference:
+
+# %%
+display(Markdown(inspect.getdoc(get_task(task).__class__)))
+
+# %% [markdown]
+# ## The configuration of this run
+#
+# The engine resolves `params/defaults.yaml`, `params/models.yaml` and `params/tasks.yaml` with the
+# profile's overlays (`seqlib.config.load_config`). The CPU profiles skip the checkpoint, and no run
+# here prints a progress bar (both settings leave the configuration hash unchanged).
+
+# %%
+overrides = ["run.progress=false"] + ([] if profile == "full" else ["run.save_checkpoint=false"])
+cfg = load_config(task, model, profile, overrides)
+the_task = get_task(cfg.task.name, **cfg.task.params)
+settings = {
+    "task parameters": cfg.task.params,
+    "model": cfg.model.model_dump(exclude_defaults=True),
+    "steps x batch": f"{cfg.optim.steps} x {cfg.optim.batch_size}",
+    "learning rates": cfg.optim.lrs,
+    "seeds": cfg.optim.seeds,
+    "early stop at accuracy": cfg.optim.early_stop_accuracy,
+    "evaluation examples per split": cfg.run.eval_size,
+    "results store": cfg.run.results_dir,
+}
+pd.DataFrame({"value": {k: str(v) for k, v in settings.items()}})
+
+# %% [markdown]
+# ## A batch, decoded
+#
+# Two training examples drawn with the page's seed. Keys are ids below $V/2$, values ids from
+# $V/2$ up; the filler between the pairs and the queries is random (`random_non_queries`). A scored
+# position is written `[key→value]`: the model reads the key and must output the value there.
+# Everything else is unscored.
+
+# %%
+batch = the_task.sample("train", 2, seed=seed)
+
+
+def decode(batch, i: int, per_line: int = 16) -> str:
+    """Example ``i`` as lines of ``per_line`` tokens; scored positions as ``[input→target]``."""
+    x, y, m = batch.inputs[i].tolist(), batch.targets[i].tolist(), batch.mask[i].tolist()
+    cells = [f"[{a}→{b}]" if s else str(a) for a, b, s in zip(x, y, m)]
+    return "\n".join(f"{p:4d} | " + " ".join(cells[p:p + per_line]) for p in range(0, len(cells), per_line))
+
+
+print(decode(batch, 0))
+pos = batch.mask[0].nonzero().flatten()
+pd.DataFrame({"position": pos.tolist(), "input (query key)": batch.inputs[0, pos].tolist(),
+              "target (its value)": batch.targets[0, pos].tolist()})
+
+# %% [markdown]
+# ## Training and evaluation
+#
+# `run_sweep` trains one run per learning rate and seed of the profile and stores each record in
+# the results store, where the [Results](../results.ipynb) and
+# [Length generalization](../length_generalization.ipynb) chapters read it. A run whose
+# configuration already has a finished record is not trained again: the stored record is shown,
+# with the commit and device that produced it.
+
+# %%
+try:
+    net = build_model(cfg.model, the_task.spec)
+except ModelUnavailable as err:
+    net = None
+    display(Markdown(f"**`{model}` cannot run on this machine**: {err}. Nothing was trained; the "
+                     "rest of this page is empty."))
+if net is not None:
+    print(f"{model}: {net.num_params():,} parameters")
+
+
+def report(outcome, i, n):
+    rec = outcome.record
+    how = "stored record reused" if outcome.reused else f"{rec['measure'].get('wall_time_s', 0):.1f} s"
+    print(f"[{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']}: {rec['status']} ({how})")
+
+
+outcomes = run_sweep(cfg, task=the_task, on_result=report) if net is not None else []
+records = [o.record for o in outcomes]
+frame = records_frame(records)
+runs = pd.DataFrame([{
+    "lr": r["lr"], "seed": r["seed"], "status": r["status"], "steps": r["train"].get("steps_done"),
+    "stopped early": r["train"].get("stopped_early"), "train s": r["measure"].get("wall_time_s"),
+    "commit": (r["provenance"]["git_commit"] or "?")[:10] + ("-dirty" if r["provenance"]["git_dirty"] else ""),
+    "device": r["provenance"]["device_name"], "run id": r["run_id"],
+} for r in records])
+runs if len(runs) else None
+
+# %%
+for r in records:
+    if r["status"] != "ok":
+        display(Markdown(f"**Run lr={r['lr']:g} seed={r['seed']} {r['status']}**: `{r['reason']}`"))
+        if r.get("traceback"):
+            print(r["traceback"][-2000:])
+
+# %% [markdown]
+# ## Training curves
+#
+# The loss on each training batch (only the scored positions count), and the accuracy on the
+# selection split at each evaluation (`run.eval_every`; the CPU profiles evaluate once, at the end).
+
+# %%
+def curves(records) -> alt.Chart | None:
+    loss = pd.DataFrame([{"run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "value": v}
+                         for r in records if r["status"] == "ok" for s, v in r["train"]["loss_curve"]])
+    evals = pd.DataFrame([{"run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "value": v}
+                          for r in records if r["status"] == "ok" for s, v in r["train"]["eval_curve"]])
+    if loss.empty:
+        return None
+    pick = alt.selection_point(fields=["run"], bind="legend")
+    color = alt.Color("run:N", title="run")
+    opacity = alt.condition(pick, alt.value(1.0), alt.value(0.15))
+    left = alt.Chart(loss, title="training loss").mark_line().encode(
+        x="step:Q", y=alt.Y("value:Q", title="loss", scale=alt.Scale(type="log")), color=color,
+        opacity=opacity, tooltip=["run:N", "step:Q", alt.Tooltip("value:Q", format=".4f")],
+    ).add_params(pick).properties(width=300, height=220)
+    split = records[0]["train"]["select_split"]
+    right = alt.Chart(evals, title=f"accuracy on {split}").mark_line(point=True).encode(
+        x="step:Q", y=alt.Y("value:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])), color=color,
+        opacity=opacity, tooltip=["run:N", "step:Q", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(width=300, height=220)
+    return left | right
+
+
+curves(records)
+
+# %% [markdown]
+# ## Accuracy per split
+#
+# The learning rate is the one with the best mean accuracy over seeds on `test` (Zoology reports
+# the maximum over its learning-rate sweep, `tasks.md` §1.2); each cell is the mean over seeds at
+# that learning rate, with the number of seeds. `test_length` holds sequences of 1 to 4 times the
+# training length with proportionally more pairs; `test_value` asks for ids never seen in training
+# (it is meant for a model trained on `train_value`, which this page does not do, so expect chance
+# there).
+
+# %%
+def at_best_lr(frame: pd.DataFrame, split: str, metric: str, maximize: bool = True) -> pd.DataFrame:
+    """The rows of ``frame`` (successful runs) at the learning rate chosen on ``split``/``metric``."""
+    best = best_over_lr(frame, split, metric, maximize)
+    if best.empty:
+        return frame.iloc[0:0]
+    return frame[(frame["status"] == "ok") & (frame["lr"] == best["lr"].iloc[0])]
+
+
+def split_table(rows: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    whole = rows[(rows["slice_key"] == "all") & rows["metric"].isin(metrics)]
+    cells = {}
+    for (split, metric), g in whole.groupby(["split", "metric"]):
+        mean, low, high = mean_ci(g["value"])
+        ci = "" if pd.isna(low) else f" [{low:.3f}, {high:.3f}]"
+        cells.setdefault(split, {})[metric] = f"{mean:.3f}{ci} (n={len(g)})"
+    return pd.DataFrame(cells).T.reindex(columns=metrics)
+
+
+best_rows = at_best_lr(frame, "test", "accuracy") if len(records) else frame
+if best_rows.empty:
+    print("no successful run to show")
+else:
+    print(f"learning rate {best_rows['lr'].iloc[0]:g}; cells: mean [95% CI over seeds] (seeds)")
+    display(split_table(best_rows, ["accuracy", "exact_match", "loss"]))
+
+# %% [markdown]
+# ## Accuracy by sequence length
+#
+# The `test_length` split by its sequence length (the `input_seq_len` slice); the dashed line is
+# the training length. Recall over longer contexts with more pairs asks a recurrent model to store
+# more in the same state; attention's cost grows with the context instead.
+
+# %%
+def by_length(rows: pd.DataFrame, split: str, key: str, train_length: int, metric: str = "accuracy"):
+    sel = rows[(rows["split"] == split) & (rows["slice_key"] == key) & (rows["metric"] == metric)].copy()
+    if sel.empty:
+        return None
+    sel["length"] = sel["slice_value"].astype(int)
+    curve = sel.groupby("length", as_index=False)["value"].mean()
+    line = alt.Chart(curve).mark_line(point=True).encode(
+        x=alt.X("length:Q", title="sequence length", scale=alt.Scale(type="log", base=2)),
+        y=alt.Y("value:Q", title=metric, scale=alt.Scale(domain=[0, 1])),
+        tooltip=["length:Q", alt.Tooltip("value:Q", format=".3f")],
+    )
+    rule = alt.Chart(pd.DataFrame({"length": [train_length]})).mark_rule(strokeDash=[4, 4]).encode(x="length:Q")
+    return (line + rule).properties(width=360, height=220, title=f"{metric} on {split} by length")
+
+
+by_length(best_rows, "test_length", "input_seq_len", cfg.task.params.get("seq_len", the_task.seq_len))
+
+# %%
+ok = [r for r in records if r["status"] == "ok"]
+if ok and not best_rows.empty:
+    acc = best_rows[(best_rows["split"] == "test") & (best_rows["slice_key"] == "all")
+                    & (best_rows["metric"] == "accuracy")]["value"].mean()
+    note = (" These numbers come from the CPU `" + profile + "` profile: they check the pipeline and are "
+            "not results.") if profile != "full" else ""
+    display(Markdown(f"**In this run** `{model}` recalled {acc:.1%} of the queried values on `test` "
+                     f"(chance is {the_task.spec.chance:.2%}).{note}"))

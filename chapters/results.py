@@ -1,0 +1,255 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Results: models across tasks
+#
+# The leaderboard of every (model, task) pair that the task chapters trained, read from the
+# results store (one JSON record per run, `seqlib.results`). Nothing is trained here. Each task
+# is scored as its source scores it, with the learning rate chosen as the sources choose it (the
+# best mean over seeds on the reported split, `seqlib.stats.best_over_lr`; Zoology and the
+# Chomsky paper both take the maximum over their sweep, `tasks.md` §1.2 and §2.2 of the project's
+# reference notes). Across seeds we report the mean with a 95% t-interval
+# (`seqlib.stats.summarize_seeds`), and between two named models a paired t-test over seeds
+# (`seqlib.stats.compare`) where each has at least two.
+#
+# The page shows the records of its own profile: executed by the CPU grid it shows `smoke` runs,
+# which check the pipeline and are **not results**.
+
+# %% tags=["parameters"]
+profile = "smoke"  # whose records to show: "full" (GPU), "smoke" (CPU), "tiny" (tests)
+seed = 0  # unused: nothing is trained here
+model_a = "hawk"  # the two models of the significance test
+model_b = "transformer"
+
+# %% tags=["hide-input"]
+import os
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from seqlib import provenance
+from seqlib.config import load_config
+from seqlib.plots import enable_book_renderer
+from seqlib.results import load_records, records_frame
+from seqlib.stats import best_over_lr, compare, summarize_seeds
+from seqlib.tasks import list_tasks
+
+enable_book_renderer()
+provenance.show(profile, seed=seed, model_a=model_a, model_b=model_b)
+os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
+
+# %% [markdown]
+# ## The records
+#
+# The store of a profile is its `run.results_dir` (`results/` for `smoke` and `full`; the tests'
+# `tiny` profile writes to a scratch folder), one folder per task. When a configuration was
+# re-run after a change of settings, only the latest record per (task, model, learning rate,
+# seed) counts.
+
+# %% tags=["hide-input"]
+store = Path(load_config("mqar", "hawk", profile).run.results_dir)
+records = [r for r in load_records(store) if r["task"] in list_tasks()]
+frame = records_frame(records)
+if not frame.empty:
+    frame["end_time"] = [(r["provenance"] or {}).get("end_time") or "" for r in records
+                         for _ in (r.get("metrics") or [{}])]
+    other = sorted(set(frame["profile"].dropna()) - {profile})
+    frame = frame[frame["profile"] == profile]
+    latest = (frame.drop_duplicates("run_id").sort_values("end_time")
+              .drop_duplicates(["task", "model", "lr", "seed"], keep="last")["run_id"])
+    superseded = frame["run_id"].nunique() - len(latest)
+    frame = frame[frame["run_id"].isin(latest)]
+if frame.empty:
+    display(Markdown(f"**The results store `{store}` holds no `{profile}` record yet.** Run the task "
+                     "chapters (`make run-all`) or `python -m seqlib train`; this page then shows them."))
+else:
+    runs = frame.drop_duplicates("run_id")
+    summary = runs.groupby("status").size().rename("runs").to_frame().T
+    display(summary)
+    print(f"{len(runs)} runs of profile {profile} in {store}: {runs['task'].nunique()} tasks x "
+          f"{runs['model'].nunique()} models; {superseded} superseded records left out"
+          + (f"; the store also holds records of the profiles {other}" if other else ""))
+    print(f"commits {sorted(set(runs['git_commit'].str[:10]))}, devices {sorted(set(runs['device_name']))}, "
+          f"runs finished {runs['end_time'].min()[:16]} .. {runs['end_time'].max()[:16]} UTC")
+    if profile != "full":
+        display(Markdown(f"**Every number below comes from the CPU `{profile}` profile**: small models "
+                         "and short runs that check the pipeline. They are not results "
+                         "and say nothing about the architectures."))
+
+# %% [markdown]
+# ## How each task is scored
+#
+# One headline per task, the metric its source reports (`tasks.md`): accuracy on the in-distribution
+# test split for MQAR and the copying tasks; for the Chomsky tasks the accuracy on the test lengths
+# averaged over lengths; the flip-flop glitch rate on the sparse split (the hardest of the three;
+# the flip-flop chapter shows all three); binary F1 for the DP pointer tasks, accuracy (= micro-F1)
+# for subset sum and the mean squared error for LIS.
+
+# %% tags=["hide-input"]
+CHOMSKY = {"even_pairs", "parity_check", "cycle_navigation", "modular_arithmetic", "stack_manipulation",
+           "reverse_string", "modular_arithmetic_brackets", "solve_equation", "duplicate_string",
+           "missing_duplicate_string", "odds_first", "binary_addition", "binary_multiplication",
+           "compute_sqrt", "bucket_sort"}
+
+
+def headline(task: str) -> tuple[str, str, bool, str]:
+    """(split, metric, higher is better, label) of a task's leaderboard score."""
+    if task in CHOMSKY:
+        return "test", "length_mean_accuracy", True, "accuracy, length mean"
+    return {
+        "flipflop": ("val_sparse", "glitch_rate", False, "glitch rate, sparse"),
+        "knapsack": ("test", "f1", True, "F1"), "min_coin_change": ("test", "f1", True, "F1"),
+        "balanced_partition": ("test", "f1", True, "F1"),
+        "subset_sum": ("test", "accuracy", True, "accuracy (= micro-F1)"),
+        "lis": ("test", "loss", False, "MSE"),
+    }.get(task, ("test", "accuracy", True, "accuracy"))
+
+
+def with_length_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add, per Chomsky run and split, the accuracy averaged over lengths as a whole-split metric."""
+    sel = frame[frame["task"].isin(CHOMSKY) & (frame["slice_key"] == "length") & (frame["metric"] == "accuracy")]
+    keys = [c for c in frame.columns if c not in ("slice_value", "value", "n", "metric", "slice_key")]
+    means = sel.groupby(keys, dropna=False, as_index=False).agg(value=("value", "mean"), n=("n", "sum"))
+    return pd.concat([frame, means.assign(slice_key="all", slice_value="all", metric="length_mean_accuracy")],
+                     ignore_index=True)
+
+
+board = pd.DataFrame()
+if not frame.empty:
+    scored = with_length_means(frame)
+    parts = []
+    for task in sorted(scored["task"].unique()):
+        split, metric, maximize, label = headline(task)
+        best = best_over_lr(scored[scored["task"] == task], split, metric, maximize)
+        if not best.empty:
+            parts.append(summarize_seeds(best).assign(split=split, metric=label, higher_is_better=maximize))
+    board = pd.concat(parts, ignore_index=True) if parts else board
+if not board.empty:
+    def cell(r) -> str:
+        ci = "" if pd.isna(r["ci_low"]) else f" ± {(r['ci_high'] - r['ci_low']) / 2:.3f}"
+        return f"{r['mean']:.3f}{ci}"
+
+    board["cell"] = board.apply(cell, axis=1)
+    table = board.pivot(index="task", columns="model", values="cell")
+    table.insert(0, "score", board.drop_duplicates("task").set_index("task")["metric"])
+    table.insert(1, "better", board.drop_duplicates("task").set_index("task")["higher_is_better"].map(
+        {True: "higher", False: "lower"}))
+    print("mean over seeds (± half-width of the 95% interval where there are >= 2 seeds)")
+    display(table)
+
+# %% [markdown]
+# ## The leaderboard as a heat map
+#
+# Every score on one scale where higher is better: the glitch rate enters as $1 - $ glitch rate,
+# and the unbounded LIS error is left out. Hover a cell for the raw score, the seeds and the chosen
+# learning rate.
+
+# %% tags=["hide-input"]
+if not board.empty:
+    heat = board[board["metric"] != "MSE"].copy()
+    heat["score"] = heat["mean"].where(heat["higher_is_better"], 1 - heat["mean"])
+    heat["label"] = heat["score"].map(lambda v: f"{v:.2f}")
+    base = alt.Chart(heat).encode(
+        x=alt.X("task:N", title=None, axis=alt.Axis(labelAngle=-40)), y=alt.Y("model:N", title=None))
+    rect = base.mark_rect().encode(
+        color=alt.Color("score:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis"), title="score"),
+        tooltip=["task:N", "model:N", "metric:N", alt.Tooltip("mean:Q", format=".4f"), "n_seeds:Q",
+                 alt.Tooltip("lr:Q", format="g"), "profile:N"])
+    text = base.mark_text(fontSize=10).encode(
+        text="label:N", color=alt.condition(alt.datum.score > 0.6, alt.value("black"), alt.value("white")))
+    display((rect + text).properties(title=f"models x tasks ({profile} profile)", width=alt.Step(56),
+                                      height=alt.Step(28)))
+
+# %% [markdown]
+# ## Scores with their intervals
+#
+# The same scores per task, one bar per model, with the 95% interval over seeds where there are at
+# least two seeds (a single seed gives no interval). Click a model in the legend to highlight it.
+
+# %% tags=["hide-input"]
+if not board.empty:
+    bars = board.copy()
+    pick = alt.selection_point(fields=["model"], bind="legend")
+    base = alt.Chart(bars).encode(x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)))
+    bar = base.mark_bar().encode(
+        y=alt.Y("mean:Q", title="score"), color="model:N",
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.2)),
+        tooltip=["task:N", "model:N", "metric:N", alt.Tooltip("mean:Q", format=".4f"),
+                 alt.Tooltip("ci_low:Q", format=".4f"), alt.Tooltip("ci_high:Q", format=".4f"), "n_seeds:Q"])
+    err = base.mark_errorbar().encode(y=alt.Y("ci_low:Q", title="score"), y2="ci_high:Q")
+    display((bar + err).add_params(pick).properties(width=100, height=120).facet(
+        facet=alt.Facet("task:N", title=None), columns=4).resolve_scale(y="independent"))
+
+# %% [markdown]
+# ## Is one model better than the other?
+#
+# A two-sided paired t-test over the seeds both models share (a seed fixes the training data order
+# for every model, so the scores pair up), per task, at each model's chosen learning rate. It needs
+# at least two common seeds; with fewer the test is not run.
+
+# %% tags=["hide-input"]
+if not board.empty:
+    tests = []
+    scored_tasks = sorted(board["task"].unique())
+    for task in scored_tasks:
+        split, metric, maximize, label = headline(task)
+        best = best_over_lr(scored[scored["task"] == task], split, metric, maximize)
+        a = best[best["model"] == model_a].set_index("seed")["value"]
+        b = best[best["model"] == model_b].set_index("seed")["value"]
+        if a.empty or b.empty:
+            tests.append({"task": task, "score": label, "result": "one of the models has no run"})
+            continue
+        res = compare(a, b, paired=True)
+        row = {"task": task, "score": label, f"{model_a} mean": round(res.mean_a, 4),
+               f"{model_b} mean": round(res.mean_b, 4), "common seeds": min(res.n_a, res.n_b)}
+        if pd.isna(res.p_value):
+            row["result"] = "not tested: fewer than 2 common seeds"
+        else:
+            row |= {"t": round(res.statistic, 3), "p": round(res.p_value, 4),
+                    "result": "different at 5%" if res.p_value < 0.05 else "no significant difference"}
+        tests.append(row)
+    display(Markdown(f"`{model_a}` vs `{model_b}` ({profile} profile):"))
+    display(pd.DataFrame(tests).set_index("task"))
+
+# %% [markdown]
+# ## Runs that did not finish
+#
+# Failed runs (with the error they stopped on) and skipped ones (a model that cannot run on the
+# machine, for example a GPU-only kernel on a CPU) stay in the store and are listed here.
+
+# %%
+if not frame.empty:
+    bad = frame.drop_duplicates("run_id")
+    bad = bad[bad["status"] != "ok"][["task", "model", "lr", "seed", "status", "reason", "run_id"]]
+    print("every run finished" if bad.empty else f"{len(bad)} runs did not finish:")
+    if not bad.empty:
+        display(bad.reset_index(drop=True))
+
+# %% [markdown]
+# ## Model sizes
+#
+# The parameter count and the state size (the memory a model carries from one token to the next at
+# the evaluation length) of each run, as the records measured them; per task the sizes differ
+# through the task's vocabulary and head.
+
+# %%
+if not frame.empty:
+    sizes = frame.drop_duplicates("run_id")
+    sizes = sizes[sizes["status"] == "ok"].groupby("model")[["num_params", "state_size"]].median()
+    display(sizes.round().astype("Int64").rename(columns={"num_params": "parameters (median over tasks)",
+                                                  "state_size": "state size (median over tasks)"}))
