@@ -8,6 +8,9 @@ parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``see
 * Resumable: an executed notebook records its parameters hash and code hash (the chapter and every
   ``seqlib/**/*.py``) in its metadata; a run whose stored notebook has the same two is skipped
   unless ``--force``/``FORCE=1``.
+* Chapters that summarise the results store (``reads_results: true`` in the grid, e.g. Results and
+  Length generalization) run after every other run has finished, and their code hash also covers
+  the store's records, so they re-run whenever a run adds or changes a record.
 * A run executes into a temporary file that replaces the stored notebook only when it succeeds. A
   failed run keeps the stored one; its notebook, with papermill's error banner, goes to
   ``_build/grid/failed/`` and the summary lists it; the exit status is 1 if any run failed.
@@ -57,6 +60,7 @@ class Run:
     chapter: Path  # the chapter notebook papermill executes
     out: Path  # the executed notebook
     params: dict = field(default_factory=dict)
+    reads_results: bool = False  # summarises the results store: runs last, re-runs when it changes
 
     @property
     def params_hash(self) -> str:
@@ -78,8 +82,22 @@ def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
             runs += [Run(chapter, out / entry["task"] / f"{model}.ipynb",
                          {**base, "task": entry["task"], "model": model}) for model in entry["models"]]
         else:
-            runs.append(Run(chapter, out / f"{entry['chapter']}.ipynb", base))
+            runs.append(Run(chapter, out / f"{entry['chapter']}.ipynb", base, bool(entry.get("reads_results"))))
     return runs
+
+
+def results_digest(store: Path) -> str:
+    """A hash of every run record in the results store (``<task>/<model>/*.json``)."""
+    h = hashlib.sha256()
+    for path in sorted(store.glob("*/*/*.json")):
+        h.update(path.relative_to(store).as_posix().encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def run_code_hash(run: Run, store: Path) -> str:
+    code = code_hash(run.chapter)
+    return f"{code}+results:{results_digest(store)}" if run.reads_results else code
 
 
 def is_done(run: Run, code: str) -> bool:
@@ -151,12 +169,27 @@ def local_cluster(n_workers: int, gpus: list[str]):
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
 
 
+def dispatch(jobs: list[dict], client, names: dict[str, str]):
+    """Yield each job's status record as it finishes: on the Dask client, or here one by one."""
+    if client is None:
+        for job in jobs:
+            yield execute(**job)
+        return
+    from distributed import as_completed
+
+    futures = [client.submit(execute, **job, key=f"run-{names[job['out']]}", pure=False) for job in jobs]
+    for future in as_completed(futures):
+        yield future.result()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seqlib.grid", description=__doc__.split("\n")[0])
     parser.add_argument("--grid", type=Path, default=REPO / "params" / "grid.yaml")
     parser.add_argument("--chapters", type=Path, default=REPO / "chapters")
     parser.add_argument("--out", type=Path, default=REPO / "book" / "runs")
     parser.add_argument("--failed", type=Path, default=FAILED_DIR, help="where failed notebooks are kept")
+    parser.add_argument("--results", type=Path, default=REPO / "results",
+                        help="the results store that reads_results chapters summarise")
     parser.add_argument("--profile", default=os.environ.get("PROFILE") or None,
                         help="full | smoke | tiny (default: full with CUDA, smoke without; env PROFILE)")
     parser.add_argument("--force", action="store_true", default=os.environ.get("FORCE", "") not in ("", "0"),
@@ -169,47 +202,47 @@ def main(argv: list[str] | None = None) -> int:
     gpus = visible_gpus()
     profile = args.profile or ("full" if gpus else "smoke")
     runs = load_grid(args.grid, args.chapters, args.out, profile)
-    todo, skipped = [], 0
-    for run in runs:
-        code = code_hash(run.chapter)
-        if not args.force and is_done(run, code):
-            skipped += 1
-        else:
-            todo.append((run, code))
+    phases = [[r for r in runs if not r.reads_results], [r for r in runs if r.reads_results]]
     n_workers = args.workers if args.workers is not None else (len(gpus) if len(gpus) > 1 else 0)
     where = (f"Dask scheduler {args.scheduler}" if args.scheduler
              else f"local Dask cluster, {n_workers} workers" if n_workers else "sequential, in this process")
     print(f"seqbook grid: profile {profile} ({len(gpus)} GPU(s) visible; override with PROFILE=), "
-          f"{len(runs)} runs: {skipped} up to date, {len(todo)} to run ({where})", flush=True)
-
-    jobs = [dict(chapter=str(run.chapter), out=str(run.out), params=run.params,
-                 stamp={"params_hash": run.params_hash, "code_hash": code},
-                 failed=str(args.failed / run.out.relative_to(args.out))) for run, code in todo]
-    names = {str(run.out): run.out.relative_to(args.out).with_suffix("").as_posix() for run, _ in todo}
-    results = []
-
-    def report(record: dict) -> None:
-        results.append(record)
-        failed = sum(r["status"] != "ok" for r in results)
-        line = f"  {names[record['out']]}: {record['status']} in {record['seconds']} s"
-        if record["status"] != "ok":
-            line += f" -- {record['error']}"
-        print(f"[{len(results) - failed} done, {failed} failed, {len(jobs) - len(results)} remaining]{line}",
-              flush=True)
-
-    if jobs and (args.scheduler or n_workers):
-        from distributed import Client, as_completed
+          f"{len(runs)} runs, {len(phases[1])} of them after the rest ({where})", flush=True)
+    results, names, skipped = [], {}, 0
+    client = cluster = None
+    if args.scheduler or n_workers:
+        from distributed import Client
 
         cluster = None if args.scheduler else local_cluster(n_workers, gpus)
-        with Client(args.scheduler or cluster) as client:
-            futures = [client.submit(execute, **job, key=f"run-{names[job['out']]}", pure=False) for job in jobs]
-            for future in as_completed(futures):
-                report(future.result())
+        client = Client(args.scheduler or cluster)
+    try:
+        for phase in phases:  # the store is read only once the runs that write it are done
+            todo = []
+            for run in phase:
+                code = run_code_hash(run, args.results)
+                if args.force or not is_done(run, code):
+                    todo.append((run, code))
+            skipped += len(phase) - len(todo)
+            if phase:
+                label = "summaries of the results store" if phase[0].reads_results else "runs"
+                print(f"  {label}: {len(phase) - len(todo)} up to date, {len(todo)} to run", flush=True)
+            jobs = [dict(chapter=str(run.chapter), out=str(run.out), params=run.params,
+                         stamp={"params_hash": run.params_hash, "code_hash": code},
+                         failed=str(args.failed / run.out.relative_to(args.out))) for run, code in todo]
+            names |= {str(run.out): run.out.relative_to(args.out).with_suffix("").as_posix() for run, _ in todo}
+            for record in dispatch(jobs, client, names):
+                results.append(record)
+                failed = sum(r["status"] != "ok" for r in results)
+                line = f"  {names[record['out']]}: {record['status']} in {record['seconds']} s"
+                if record["status"] != "ok":
+                    line += f" -- {record['error']}"
+                remaining = sum(len(p) for p in phases) - skipped - len(results)
+                print(f"[{len(results) - failed} done, {failed} failed, {remaining} remaining]{line}", flush=True)
+    finally:
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
-    else:
-        for job in jobs:
-            report(execute(**job))
 
     failures = [r for r in results if r["status"] != "ok"]
     print(f"seqbook grid: {len(results) - len(failures)} ran, {skipped} up to date, {len(failures)} failed")

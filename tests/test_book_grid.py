@@ -29,7 +29,8 @@ def chapter(path: Path, body: str) -> None:
 def grid(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "seqlib.grid", "--grid", str(tmp / "grid.yaml"), "--chapters", str(tmp / "chapters"),
-         "--out", str(tmp / "runs"), "--failed", str(tmp / "failed"), "--profile", "tiny", *args],
+         "--out", str(tmp / "runs"), "--failed", str(tmp / "failed"), "--results", str(tmp / "results"),
+         "--profile", "tiny", *args],
         capture_output=True, text=True, timeout=300)
 
 
@@ -92,3 +93,26 @@ def test_dask_local_cluster_runs_two_jobs(book):
     assert "2 ran, 0 up to date, 0 failed" in result.stdout
     assert outputs(book / "runs" / "toy" / "a.ipynb") == "toy a 0\n"
     assert outputs(book / "runs" / "toy" / "b.ipynb") == "toy b 0\n"
+
+
+def test_results_summaries_run_last_and_rerun_when_the_store_changes(book):
+    """A ``reads_results`` chapter runs after the runs that write the store, and again when it changes."""
+    store = book / "results"
+    chapter(book / "chapters" / "writer.ipynb",
+            f"from pathlib import Path\np = Path({str(store)!r}) / task / model\np.mkdir(parents=True, exist_ok=True)\n"
+            "(p / 'run.json').write_text('{}')")
+    chapter(book / "chapters" / "summary.ipynb",
+            f"from pathlib import Path\nprint(sorted(str(p.relative_to({str(store)!r})) for p in Path({str(store)!r}).rglob('*.json')))")
+    (book / "grid.yaml").write_text("runs:\n  - chapter: summary\n    reads_results: true\n"
+                                    "  - chapter: writer\n    task: toy\n    models: [a, b]\n")
+    for workers in ([], ["--workers", "2"]):
+        result = grid(book, "--force", *workers)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert outputs(book / "runs" / "summary.ipynb") == "['toy/a/run.json', 'toy/b/run.json']\n"
+    again = grid(book)
+    assert "summaries of the results store: 1 up to date, 0 to run" in again.stdout, again.stdout
+    (store / "toy" / "c").mkdir()
+    (store / "toy" / "c" / "run.json").write_text("{}")
+    changed = grid(book)
+    assert "summaries of the results store: 0 up to date, 1 to run" in changed.stdout, changed.stdout
+    assert "toy/c/run.json" in outputs(book / "runs" / "summary.ipynb")
