@@ -67,7 +67,23 @@ def latest(kind: str):
     return json.loads(files[-1].read_text()) if files else None
 
 
-records = {k: latest(k) for k in ("attention", "models-train", "models-decode")}
+def merged_train():
+    """Every models-train record, the newest row per (model, T); each row keeps its record's commit."""
+    files = sorted(BENCH.glob("models-train-*.json"))
+    if not files:
+        return None
+    rows = {}
+    for f in files:
+        rec = json.loads(f.read_text())
+        for r in rec["rows"]:
+            if "tokens_per_s" in r or (r["model"], r["T"]) not in rows:
+                rows[(r["model"], r["T"])] = {**r, "record": f.name, "commit": rec["commit"][:10]}
+    last = json.loads(files[-1].read_text())
+    return {**last, "rows": list(rows.values()), "files": [f.name for f in files]}
+
+
+records = {k: latest(k) for k in ("attention", "models-decode")}
+records["models-train"] = merged_train()
 for kind, rec in records.items():
     if rec is None:
         print(f"{kind}: no benchmark record under {BENCH} (benchmarks need a CUDA GPU; none has been run here).")
@@ -114,7 +130,12 @@ else:
 # projections).
 
 # %%
+from seqlib.bench.models import train_goals  # noqa: E402
+
 tr = records["models-train"]
+if tr is not None:
+    tr["goals"] = train_goals(tr["rows"])
+    print("records:", ", ".join(tr["files"]))
 if tr is None:
     print("No training benchmark record: nothing to show.")
 else:
@@ -138,6 +159,13 @@ else:
 
 # %% [markdown]
 # ## Decode latency per token
+#
+# Batch 16, bf16 weights, a prefill through the decode caches, then the median of 50 single-token steps.
+# The wall clock of an eager PyTorch step is dominated by the host (Python, kernel launches, the
+# model's host syncs) and jitters by tens of percent; the kernels' summed duration per token (PyTorch
+# profiler) is the device work, which a launch-free (CUDA-graph) step would approach. The goal is
+# judged on both; the global Transformer's `torch.cat` cache growth and fp32 upcast of the cache are
+# real costs of this implementation and are included.
 
 # %%
 dec = records["models-decode"]
@@ -147,14 +175,24 @@ else:
     df = pd.DataFrame(dec["rows"])
     ok = df[df["ms_per_token"].notna()] if "ms_per_token" in df else df.iloc[0:0]
     if len(ok):
+        print(f"batch {dec['config']['batch']}, {dec['config']['dtype']}; wall clock per token (median):")
         display(ok.pivot_table(index="model", columns="context", values="ms_per_token").round(3))
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for name, g in ok.groupby("model"):
-            ax.plot(g["context"], g["ms_per_token"], "o-", label=name)
-        ax.set(xscale="log", xlabel="context (tokens)", ylabel="ms / token", title=f"decode, batch 1, {dec['device']}")
-        ax.legend()
+        has_gpu = "gpu_ms_per_token" in ok and ok["gpu_ms_per_token"].notna().any()
+        if has_gpu:
+            print("device kernel time per token (PyTorch profiler):")
+            display(ok.pivot_table(index="model", columns="context", values="gpu_ms_per_token").round(3))
+        fig, axes = plt.subplots(1, 2 if has_gpu else 1, figsize=(11 if has_gpu else 6, 3.5), squeeze=False)
+        for ax, col, title in zip(axes[0], ("ms_per_token", "gpu_ms_per_token"), ("wall clock", "kernel time")):
+            for name, g in ok.groupby("model"):
+                ax.plot(g["context"], g[col], "o-", label=name)
+            ax.set(xscale="log", xlabel="context (tokens)", ylabel="ms / token",
+                   title=f"decode {title}, batch {dec['config']['batch']}, {dec['device']}")
+            ax.legend()
         plt.show()
-    print("goals:", json.dumps(dec.get("goals"), indent=1))
+    if dec.get("note"):
+        print(dec["note"])
+    print("goals (wall clock):", json.dumps(dec.get("goals"), indent=1))
+    print("goals (kernel time):", json.dumps(dec.get("goals_kernel_time"), indent=1))
 
 # %% [markdown]
 # ## Where we stand
@@ -179,10 +217,12 @@ if tr is not None and "goals" in tr:
         r = g.get(f"griffin_vs_transformer_{T}")
         lines.append(f"Griffin / Transformer tokens/s at T={T}: {r:.2f}" if r else f"Griffin vs Transformer T={T}: n/a")
     hh = {k: v for k, v in g.get("hawk_vs_hgrn2", {}).items() if v}
-    lines.append("Hawk / HGRN2 tokens/s: " + ", ".join(f"T={k}: {v:.2f}" for k, v in hh.items())
-                 + f" ({verdict(g.get('hawk_ge_hgrn2_met'))})")
+    lines.append("Hawk / HGRN2 tokens/s: " + (", ".join(f"T={k}: {v:.2f}" for k, v in hh.items())
+                 + f" ({verdict(g.get('hawk_ge_hgrn2_met'))})" if hh else "not measured"))
 if dec is not None:
-    for name, g in dec["goals"].items():
-        extra = f" flat {verdict(g['flat_met'])}" if "flat_met" in g else f" grows: {g.get('grows')}"
-        lines.append(f"decode {name}: 32k/1k = {g['growth_1k_to_32k']:.2f}, max/min = {g['max_over_min']:.2f};{extra}")
+    for label, goals in (("wall clock", dec["goals"]), ("kernel time", dec.get("goals_kernel_time") or {})):
+        for name, g in goals.items():
+            extra = f" flat {verdict(g['flat_met'])}" if "flat_met" in g else f" grows: {g.get('grows')}"
+            lines.append(f"decode {name} ({label}): 32k/1k = {g['growth_1k_to_32k']:.2f}, "
+                         f"max/min = {g['max_over_min']:.2f};{extra}")
 print("\n".join(lines) if lines else "No benchmark records on this machine: goals cannot be assessed here.")
