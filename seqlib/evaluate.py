@@ -124,7 +124,7 @@ def eval_plan(task: Task, split: str, n: int, batch_size: int) -> list[tuple[int
     every length gets ``ceil(n / #lengths)`` examples (a balanced length-generalization curve, like the
     Chomsky reference's range evaluation); otherwise ``n`` is drawn in calls of ``batch_size``.
     """
-    lengths = task.lengths(split) if hasattr(task, "lengths") else None
+    lengths = task.lengths(split)
     if lengths:
         return [(int(length), -(-n // len(lengths))) for length in lengths]
     return [(None, min(batch_size, n - i)) for i in range(0, n, batch_size)]

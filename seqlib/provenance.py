@@ -23,16 +23,36 @@ SMOKE_NOTE = (
 )
 
 
-def git_commit() -> str:
-    """Short commit of the checkout, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
+# executed notebooks and run records: writing them does not make the code "dirty"
+OUTPUT_PATHS = ("book/runs", "results")
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the checkout, or (None, None) outside git.
+
+    ``dirty``: tracked code or configuration differs from the commit (outputs under ``OUTPUT_PATHS``
+    do not count). Where the tree travels without its git history (a lent GPU machine), set
+    ``SEQLIB_COMMIT`` to the commit it was copied from; dirty is then unknown (None).
+    """
+    if os.environ.get("SEQLIB_COMMIT"):
+        return os.environ["SEQLIB_COMMIT"], None
+    exclude = [f":(exclude){p}" for p in OUTPUT_PATHS]
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *exclude],
+                                cwd=REPO, capture_output=True, text=True, check=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, bool(status.strip())
+
+
+def git_commit() -> str:
+    """Short commit with ``-dirty`` when the code differs from it; ``unknown`` outside git."""
+    commit, dirty = git_state()
+    if commit is None:
         return "unknown"
-    return commit + ("-dirty" if dirty else "")
+    return commit[:7] + ("-dirty" if dirty else "")
 
 
 def device() -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from seqlib.provenance import git_state
 
 SCHEMA = 1
 STATUSES = ("ok", "failed", "skipped")
@@ -65,19 +66,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def git_state(repo: str | Path | None = None) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the repository holding seqlib, or (None, None) outside git."""
-    cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                                check=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                capture_output=True, text=True, check=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return commit, bool(status.strip())
 
 
 def provenance(device: str) -> dict[str, Any]:

@@ -23,7 +23,6 @@ import functools
 import json
 import os
 import platform
-import subprocess
 from pathlib import Path
 
 import torch
@@ -42,13 +41,9 @@ def _version(module: str) -> str | None:
 
 
 def environment() -> dict:
-    commit = os.environ.get("SEQLIB_COMMIT")
-    if not commit:
-        try:
-            commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
-            commit = commit.strip()
-        except Exception:  # noqa: BLE001 - no git on the device machine
-            commit = "unknown"
+    from seqlib.provenance import git_state
+
+    commit = git_state()[0] or "unknown"
     cuda = torch.cuda.is_available()
     return {
         "device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",

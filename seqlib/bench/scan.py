@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -41,13 +39,9 @@ BWD_SWEEP = [(32, 16, 2), (32, 16, 4), (32, 32, 4), (64, 16, 4), (16, 32, 4), (6
 
 
 def _git_commit() -> str:
-    if os.environ.get("SEQLIB_COMMIT"):
-        return os.environ["SEQLIB_COMMIT"]
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parents[2]).stdout.strip()
-    except Exception:  # noqa: BLE001 - no git on the device machine
-        return "unknown"
+    from seqlib.provenance import git_state
+
+    return git_state()[0] or "unknown"
 
 
 def _fla_gates(x, gate_x, gate_a, a_param, reset):

@@ -91,6 +91,12 @@ class Task:
     def sample(self, split: str, n: int, seed: int) -> Batch:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def lengths(self, split: str) -> tuple[int, ...] | None:
+        """The sequence lengths ``split`` spans, when evaluation should visit each one
+        (``sample(split, n, seed, length=L)``); None for a split of one length."""
+        self.check_split(split)
+        return None
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise ValueError(
