@@ -26,6 +26,10 @@ fla layers (Triton kernels, GPU only; fla is imported lazily inside the builders
   ``window_size=W``), see :func:`_install_flash_attn_standin`.
 * Mixers that cannot run here are listed in :data:`UNAVAILABLE` with the reason (empty when all
   run); ``build_zoo_mixer`` raises for them instead of dropping them silently.
+* Known limit (H100 GPU test run, fla 0.6.0, Triton 3.6.0): Gated DeltaNet's forward, document and
+  decode paths pass, but fla refuses its backward on Hopper with Triton >= 3.4.0 and < 3.7.1
+  ("produces incorrect results for gated chunk_bwd_dqkwg", fla #640) and asks for Triton >= 3.7.1 or
+  tilelang; a training run there is recorded as failed with that message.
 """
 
 from __future__ import annotations
