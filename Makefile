@@ -16,13 +16,14 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt requirements-cpu.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-cpu.txt requirements-gpu.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@if $(PY) -c "import torch" 2>/dev/null; then echo "torch already installed"; \
 	elif [ -n "$(HAS_GPU)" ]; then $(PY) -m pip install -q torch==$(TORCH_VERSION); \
 	else $(PY) -m pip install -q --no-index --no-deps torch==$(TORCH_VERSION) 2>/dev/null \
 	  || $(PY) -m pip install -q --no-deps torch==$(TORCH_VERSION) --index-url $(TORCH_CPU_INDEX); fi
-	@if [ -z "$(HAS_GPU)" ]; then $(PY) -m pip install -q -r requirements-cpu.txt; fi
+	@if [ -z "$(HAS_GPU)" ]; then $(PY) -m pip install -q -r requirements-cpu.txt; \
+	else $(PY) -m pip install -q -r requirements-gpu.txt; fi
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
@@ -54,7 +55,7 @@ WHEELHOUSE_PYTHON ?= 3.12
 # what a GPU run imports beyond a stock PyTorch+Triton CUDA image (pins taken from requirements.txt);
 # numpy comes with the image, scipy is only for the stats summaries (`python -m seqlib summary`, Results)
 WHEELHOUSE_PKGS ?= pandas pydantic PyYAML tqdm altair papermill ipykernel dask distributed
-WHEELHOUSE_IN_IMAGE ?= numpy
+WHEELHOUSE_IN_IMAGE ?= numpy filelock fsspec jinja2 markupsafe typing_extensions
 
 book: venv ## build the site strictly into _build/html from the stored runs in book/runs (no re-execution)
 	$(JB) build . --all -W -n --keep-going
@@ -69,9 +70,10 @@ lab: venv ## JupyterLab on chapters/ with the project's kernel (installs jupyter
 publish: book ## push _build/html to the gh-pages branch (ghp-import, with .nojekyll)
 	$(VENV)/bin/ghp-import -n -p -f _build/html
 
-wheelhouse: venv ## wheels for an offline GPU node (Python 3.12; WHEELHOUSE_PYTHON=) into wheelhouse/, < 60 MB
+wheelhouse: venv ## wheels for an offline GPU node (Python 3.12) into wheelhouse/ (~37 MB); ZOO=1 adds the fla zoo (+25 MB)
 	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
 	grep -iE '^($(subst $() ,|,$(strip $(WHEELHOUSE_PKGS))))==' requirements.txt > $(WHEELHOUSE)/requirements.txt
+	$(if $(ZOO),grep -E '^[a-zA-Z]' requirements-gpu.txt >> $(WHEELHOUSE)/requirements.txt)
 	$(PY) -m pip download -q -d $(WHEELHOUSE) --only-binary=:all: --implementation cp \
 	  --python-version $(WHEELHOUSE_PYTHON) --abi cp$(subst .,,$(WHEELHOUSE_PYTHON)) \
 	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -r $(WHEELHOUSE)/requirements.txt
