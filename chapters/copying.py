@@ -37,27 +37,16 @@ seed = 0  # draws the example batches; the training seeds and learning rates are
 
 # %% tags=["hide-input"]
 import inspect
-import os
 
 import altair as alt
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
-from seqlib import provenance
-from seqlib.config import load_config
-from seqlib.models import ModelUnavailable, build_model
-from seqlib.plots import enable_book_renderer
+from seqlib.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, train_runs
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci
-from seqlib.tasks import get_task
-from seqlib.train import run_sweep
 
-enable_book_renderer()
-provenance.show(profile, model=model, task=task, subtasks=subtasks, seed=seed)
-os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
-if not torch.cuda.is_available():
-    torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
+setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
 
 # %% [markdown]
 # ## The configuration of this run
@@ -67,9 +56,7 @@ if not torch.cuda.is_available():
 # run here prints a progress bar (neither of the last two changes the configuration hash).
 
 # %%
-overrides = ["run.progress=false"] + ([] if profile == "full" else ["run.save_checkpoint=false"])
-configs = {name: load_config(name, model, profile, overrides) for name in subtasks}
-tasks = {name: get_task(c.task.name, **c.task.params) for name, c in configs.items()}
+configs, tasks = load_tasks(subtasks, model, profile)
 pd.DataFrame({name: {
     "task parameters": str(c.task.params),
     "train length": tasks[name].seq_len,
@@ -109,53 +96,20 @@ for name, t in tasks.items():
 # and device that produced it.
 
 # %%
-try:
-    build_model(next(iter(configs.values())).model, next(iter(tasks.values())).spec)
-    available = True
-except ModelUnavailable as err:
-    available = False
-    display(Markdown(f"**`{model}` cannot run on this machine**: {err}. Nothing was trained; the "
-                     "rest of this page is empty."))
-
-
-def report(outcome, i, n):
-    rec = outcome.record
-    how = "stored record reused" if outcome.reused else f"{rec['measure'].get('wall_time_s', 0):.1f} s"
-    print(f"{rec['task']} [{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']}: {rec['status']} ({how})")
-
-
-records = []
-for name in subtasks if available else []:
-    records += [o.record for o in run_sweep(configs[name], task=tasks[name], on_result=report)]
+records, note = train_runs(configs, tasks)
+if note:
+    display(Markdown(note))
 frame = records_frame(records)
-runs = pd.DataFrame([{
-    "task": r["task"], "lr": r["lr"], "seed": r["seed"], "status": r["status"],
-    "steps": r["train"].get("steps_done"), "train s": r["measure"].get("wall_time_s"),
-    "commit": (r["provenance"]["git_commit"] or "?")[:10] + ("-dirty" if r["provenance"]["git_dirty"] else ""),
-    "device": r["provenance"]["device_name"], "run id": r["run_id"],
-} for r in records])
-runs if len(runs) else None
+runs_table(records)
 
 # %%
-for r in records:
-    if r["status"] != "ok":
-        display(Markdown(f"**{r['task']} lr={r['lr']:g} seed={r['seed']} {r['status']}**: `{r['reason']}`"))
-        if r.get("traceback"):
-            print(r["traceback"][-2000:])
+show_failures(records)
 
 # %% [markdown]
 # ## Training curves
 
 # %%
-loss = pd.DataFrame([{"task": r["task"], "run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "loss": v}
-                     for r in records if r["status"] == "ok" for s, v in r["train"]["loss_curve"]])
-if not loss.empty:
-    pick = alt.selection_point(fields=["run"], bind="legend")
-    display(alt.Chart(loss).mark_line().encode(
-        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color="run:N",
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
-        tooltip=["task:N", "run:N", "step:Q", alt.Tooltip("loss:Q", format=".4f")],
-    ).add_params(pick).properties(width=260, height=180).facet(column=alt.Column("task:N", title=None)))
+loss_chart(records, width=260, height=180)
 
 # %% [markdown]
 # ## Accuracy in and beyond the training length

@@ -34,28 +34,19 @@ seed = 0  # draws the example batch; the training seeds and learning rates are t
 
 # %% tags=["hide-input"]
 import inspect
-import os
 
 import altair as alt
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
-from seqlib import provenance
+from seqlib.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, train_runs
 from seqlib.config import load_config
-from seqlib.models import ModelUnavailable, build_model
-from seqlib.plots import enable_book_renderer
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci
 from seqlib.tasks import get_task
 from seqlib.tasks.flipflop import IGNORE, ONE, READ, WRITE, ZERO
-from seqlib.train import run_sweep
 
-enable_book_renderer()
-provenance.show(profile, model=model, task=task, seed=seed)
-os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
-if not torch.cuda.is_available():
-    torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
+setup(profile, model=model, task=task, seed=seed)
 
 # %% [markdown]
 # ## The protocol
@@ -75,12 +66,12 @@ display(Markdown(inspect.getdoc(get_task(task).__class__)))
 # progress bar (neither changes the configuration hash).
 
 # %%
-overrides = ["run.progress=false"]
+overrides = []
 if profile != "full":
     base = load_config(task, model, profile)
-    overrides += ["run.save_checkpoint=false", f"run.eval_size_per_split.val_sparse={base.run.eval_size}"]
-cfg = load_config(task, model, profile, overrides)
-the_task = get_task(cfg.task.name, **cfg.task.params)
+    overrides += [f"run.eval_size_per_split.val_sparse={base.run.eval_size}"]
+configs, tasks = load_tasks([task], model, profile, overrides)
+cfg, the_task = configs[task], tasks[task]
 settings = {
     "task parameters": cfg.task.params,
     "model": cfg.model.model_dump(exclude_defaults=True),
@@ -125,39 +116,14 @@ print(f"val_sparse: {sparse.meta['num_reads'].mean():.2f} reads per sequence on 
 # and device that produced it.
 
 # %%
-try:
-    net = build_model(cfg.model, the_task.spec)
-except ModelUnavailable as err:
-    net = None
-    display(Markdown(f"**`{model}` cannot run on this machine**: {err}. Nothing was trained; the "
-                     "rest of this page is empty."))
-if net is not None:
-    print(f"{model}: {net.num_params():,} parameters")
-
-
-def report(outcome, i, n):
-    rec = outcome.record
-    how = "stored record reused" if outcome.reused else f"{rec['measure'].get('wall_time_s', 0):.1f} s"
-    print(f"[{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']}: {rec['status']} ({how})")
-
-
-outcomes = run_sweep(cfg, task=the_task, on_result=report) if net is not None else []
-records = [o.record for o in outcomes]
+records, note = train_runs(configs, tasks)
+if note:
+    display(Markdown(note))
 frame = records_frame(records)
-runs = pd.DataFrame([{
-    "lr": r["lr"], "seed": r["seed"], "status": r["status"], "steps": r["train"].get("steps_done"),
-    "train s": r["measure"].get("wall_time_s"),
-    "commit": (r["provenance"]["git_commit"] or "?")[:10] + ("-dirty" if r["provenance"]["git_dirty"] else ""),
-    "device": r["provenance"]["device_name"], "run id": r["run_id"],
-} for r in records])
-runs if len(runs) else None
+runs_table(records)
 
 # %%
-for r in records:
-    if r["status"] != "ok":
-        display(Markdown(f"**Run lr={r['lr']:g} seed={r['seed']} {r['status']}**: `{r['reason']}`"))
-        if r.get("traceback"):
-            print(r["traceback"][-2000:])
+show_failures(records)
 
 # %% [markdown]
 # ## Training curve
@@ -165,15 +131,7 @@ for r in records:
 # The loss on the read bits of each training batch (click a legend entry to pick a run).
 
 # %%
-loss = pd.DataFrame([{"run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "loss": v}
-                     for r in records if r["status"] == "ok" for s, v in r["train"]["loss_curve"]])
-if not loss.empty:
-    pick = alt.selection_point(fields=["run"], bind="legend")
-    display(alt.Chart(loss, title="training loss (read bits)").mark_line().encode(
-        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color="run:N",
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
-        tooltip=["run:N", "step:Q", alt.Tooltip("loss:Q", format=".4f")],
-    ).add_params(pick).properties(width=420, height=220))
+loss_chart(records, width=420, height=220, title="training loss (read bits)")
 
 # %% [markdown]
 # ## Glitch rate per split

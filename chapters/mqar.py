@@ -36,27 +36,17 @@ seed = 0  # draws the example batch; the training seeds and learning rates are t
 
 # %% tags=["hide-input"]
 import inspect
-import os
 
 import altair as alt
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
-from seqlib import provenance
-from seqlib.config import load_config
-from seqlib.models import ModelUnavailable, build_model
-from seqlib.plots import enable_book_renderer
+from seqlib.chapter import load_tasks, runs_table, setup, show_failures, train_runs
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci
 from seqlib.tasks import get_task
-from seqlib.train import run_sweep
 
-enable_book_renderer()
-provenance.show(profile, model=model, task=task, seed=seed)
-os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
-if not torch.cuda.is_available():
-    torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
+setup(profile, model=model, task=task, seed=seed)
 
 # %% [markdown]
 # ## The protocol
@@ -75,9 +65,8 @@ display(Markdown(inspect.getdoc(get_task(task).__class__)))
 # here prints a progress bar (both settings leave the configuration hash unchanged).
 
 # %%
-overrides = ["run.progress=false"] + ([] if profile == "full" else ["run.save_checkpoint=false"])
-cfg = load_config(task, model, profile, overrides)
-the_task = get_task(cfg.task.name, **cfg.task.params)
+configs, tasks = load_tasks([task], model, profile)
+cfg, the_task = configs[task], tasks[task]
 settings = {
     "task parameters": cfg.task.params,
     "model": cfg.model.model_dump(exclude_defaults=True),
@@ -124,39 +113,14 @@ pd.DataFrame({"position": pos.tolist(), "input (query key)": batch.inputs[0, pos
 # with the commit and device that produced it.
 
 # %%
-try:
-    net = build_model(cfg.model, the_task.spec)
-except ModelUnavailable as err:
-    net = None
-    display(Markdown(f"**`{model}` cannot run on this machine**: {err}. Nothing was trained; the "
-                     "rest of this page is empty."))
-if net is not None:
-    print(f"{model}: {net.num_params():,} parameters")
-
-
-def report(outcome, i, n):
-    rec = outcome.record
-    how = "stored record reused" if outcome.reused else f"{rec['measure'].get('wall_time_s', 0):.1f} s"
-    print(f"[{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']}: {rec['status']} ({how})")
-
-
-outcomes = run_sweep(cfg, task=the_task, on_result=report) if net is not None else []
-records = [o.record for o in outcomes]
+records, note = train_runs(configs, tasks)
+if note:
+    display(Markdown(note))
 frame = records_frame(records)
-runs = pd.DataFrame([{
-    "lr": r["lr"], "seed": r["seed"], "status": r["status"], "steps": r["train"].get("steps_done"),
-    "stopped early": r["train"].get("stopped_early"), "train s": r["measure"].get("wall_time_s"),
-    "commit": (r["provenance"]["git_commit"] or "?")[:10] + ("-dirty" if r["provenance"]["git_dirty"] else ""),
-    "device": r["provenance"]["device_name"], "run id": r["run_id"],
-} for r in records])
-runs if len(runs) else None
+runs_table(records, stopped_early=True)
 
 # %%
-for r in records:
-    if r["status"] != "ok":
-        display(Markdown(f"**Run lr={r['lr']:g} seed={r['seed']} {r['status']}**: `{r['reason']}`"))
-        if r.get("traceback"):
-            print(r["traceback"][-2000:])
+show_failures(records)
 
 # %% [markdown]
 # ## Training curves

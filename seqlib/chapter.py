@@ -1,0 +1,135 @@
+"""The code the task chapters share: the preamble, training with a progress line, and the run displays.
+
+A task chapter trains one model on one or more registry tasks. Functions that take several tasks
+(``configs``/``tasks`` dicts, or records of several tasks) name the task in their output; with a
+single task they leave it out, as the single-task chapters (MQAR, flip-flop) always did.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+import altair as alt
+import pandas as pd
+import torch
+
+from seqlib import provenance
+from seqlib.config import load_config
+from seqlib.models import ModelUnavailable, build_model
+from seqlib.plots import enable_book_renderer
+from seqlib.tasks import get_task
+from seqlib.train import run_sweep
+
+
+def setup(profile: str, **params) -> None:
+    """A chapter's preamble: book renderer, provenance line, cwd at the repository root, CPU threads."""
+    enable_book_renderer()
+    provenance.show(profile, **params)
+    os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
+    if not torch.cuda.is_available():
+        torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
+
+
+def load_tasks(names: Iterable[str], model: str, profile: str, overrides: Iterable[str] = ()):
+    """``(configs, tasks)``: the resolved configuration and task object per registry task name.
+
+    Every run prints no progress bar and, outside the ``full`` profile, skips the checkpoint (neither
+    changes the configuration hash); ``overrides`` are appended to these.
+    """
+    base = ["run.progress=false"] + ([] if profile == "full" else ["run.save_checkpoint=false"])
+    configs = {name: load_config(name, model, profile, base + list(overrides)) for name in names}
+    tasks = {name: get_task(c.task.name, **c.task.params) for name, c in configs.items()}
+    return configs, tasks
+
+
+def train_runs(configs: Mapping, tasks: Mapping) -> tuple[list[dict], str | None]:
+    """Run :func:`seqlib.train.run_sweep` for each task; ``(records, note)``.
+
+    The model is built once for the first task to check it can run here; if it cannot, nothing is
+    trained and ``note`` is a Markdown sentence saying why (``None`` otherwise). With a single task
+    the model's parameter count is printed first. Each finished run prints one plain-text line.
+    """
+    first = next(iter(configs))
+    model = configs[first].model.name
+    try:
+        net = build_model(configs[first].model, tasks[first].spec)
+    except ModelUnavailable as err:
+        return [], (f"**`{model}` cannot run on this machine**: {err}. Nothing was trained; the "
+                    "rest of this page is empty.")
+    several = len(configs) > 1
+    if not several:
+        print(f"{model}: {net.num_params():,} parameters")
+
+    def report(outcome, i, n):
+        rec = outcome.record
+        how = "stored record reused" if outcome.reused else f"{rec['measure'].get('wall_time_s', 0):.1f} s"
+        prefix = f"{rec['task']} " if several else ""
+        print(f"{prefix}[{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']}: {rec['status']} ({how})")
+
+    records = []
+    for name, cfg in configs.items():
+        records += [o.record for o in run_sweep(cfg, task=tasks[name], on_result=report)]
+    return records, None
+
+
+def _several_tasks(records: list[dict]) -> bool:
+    return len({r["task"] for r in records}) > 1
+
+
+def runs_table(records: list[dict], stopped_early: bool = False) -> pd.DataFrame | None:
+    """One row per run: settings, status, steps, time, and the commit, device and id that made it.
+
+    ``stopped_early`` adds that column (for tasks with early stopping); ``None`` without records.
+    """
+    several = _several_tasks(records)
+    rows = []
+    for r in records:
+        row = {"task": r["task"]} if several else {}
+        row |= {"lr": r["lr"], "seed": r["seed"], "status": r["status"], "steps": r["train"].get("steps_done")}
+        if stopped_early:
+            row["stopped early"] = r["train"].get("stopped_early")
+        row |= {
+            "train s": r["measure"].get("wall_time_s"),
+            "commit": (r["provenance"]["git_commit"] or "?")[:10] + ("-dirty" if r["provenance"]["git_dirty"] else ""),
+            "device": r["provenance"]["device_name"], "run id": r["run_id"],
+        }
+        rows.append(row)
+    return pd.DataFrame(rows) if rows else None
+
+
+def show_failures(records: list[dict]) -> None:
+    """Display the reason and the traceback's tail of every run that did not finish ``ok``."""
+    from IPython.display import Markdown, display
+
+    several = _several_tasks(records)
+    for r in records:
+        if r["status"] != "ok":
+            who = r["task"] if several else "Run"
+            display(Markdown(f"**{who} lr={r['lr']:g} seed={r['seed']} {r['status']}**: `{r['reason']}`"))
+            if r.get("traceback"):
+                print(r["traceback"][-2000:])
+
+
+def loss_frame(records: list[dict]) -> pd.DataFrame:
+    """The training loss curves of the successful runs: columns task, run, step, loss."""
+    return pd.DataFrame([{"task": r["task"], "run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "loss": v}
+                         for r in records if r["status"] == "ok" for s, v in r["train"]["loss_curve"]])
+
+
+def loss_chart(records: list[dict], width: int = 220, height: int = 180, title: str | None = None):
+    """Training loss per run on a log scale, one panel per task; a legend click picks a run.
+
+    ``None`` when no run succeeded.
+    """
+    loss = loss_frame(records)
+    if loss.empty:
+        return None
+    several = loss["task"].nunique() > 1
+    pick = alt.selection_point(fields=["run"], bind="legend")
+    chart = alt.Chart(loss, **({"title": title} if title else {})).mark_line().encode(
+        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color="run:N",
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+        tooltip=(["task:N"] if several else []) + ["run:N", "step:Q", alt.Tooltip("loss:Q", format=".4f")],
+    ).add_params(pick).properties(width=width, height=height)
+    return chart.facet(column=alt.Column("task:N", title=None)) if several else chart
