@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -92,9 +93,19 @@ def show(profile: str, **params) -> None:
     display(Markdown(as_markdown(collect(profile, **params))))
 
 
+def _code_bytes(path: Path) -> bytes:
+    """A file's bytes; for a notebook only its cells' types and sources, so outputs, execution
+    counts and metadata (which git filters strip differently in each checkout) never count."""
+    if path.suffix != ".ipynb":
+        return path.read_bytes()
+    cells = json.loads(path.read_text()).get("cells", [])
+    return json.dumps([[c.get("cell_type"), "".join(c.get("source", ""))] for c in cells]).encode()
+
+
 def code_hash(*paths: Path) -> str:
     """sha256 over the given files and every ``seqlib/**/*.py``: a run is stale when any of them changes."""
     digest = hashlib.sha256()
-    for path in sorted({Path(p).resolve() for p in paths} | set((REPO / "seqlib").rglob("*.py"))):
-        digest.update(path.read_bytes())
+    files = {Path(p).resolve() for p in paths} | set((REPO / "seqlib").rglob("*.py"))
+    for path in sorted(files, key=lambda f: f.relative_to(REPO).as_posix() if f.is_relative_to(REPO) else str(f)):
+        digest.update(_code_bytes(path))
     return digest.hexdigest()[:16]
