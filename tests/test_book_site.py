@@ -13,8 +13,10 @@ import base64
 import functools
 import http.server
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -205,10 +207,13 @@ async def visit_all(base: str, pages: list[str]) -> list[str]:
     from tornado.websocket import websocket_connect
 
     problems = []
-    with tempfile.TemporaryDirectory() as profile_dir:
+    # chromium's helper processes may still write to the profile as it exits: stop the whole process
+    # group, and let the temporary profile's clean-up tolerate a late file
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile_dir:
         browser = subprocess.Popen(
             [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "--remote-debugging-port=0",
-             "--window-size=1280,1000", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--window-size=1280,1000", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
         try:
             port_file = Path(profile_dir) / "DevToolsActivePort"
             for _ in range(300):
@@ -228,7 +233,7 @@ async def visit_all(base: str, pages: list[str]) -> list[str]:
                 problems += await check_page(tools, base, page)
             conn.close()
         finally:
-            browser.terminate()
+            os.killpg(browser.pid, signal.SIGTERM)
             browser.wait(timeout=10)
     return problems
 
