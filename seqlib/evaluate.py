@@ -16,7 +16,12 @@ Metrics (over the scored positions, i.e. where ``batch.mask`` is True):
 
 Regression tasks (``spec.loss == "mse"``) get ``loss`` only. Slices: every 1-D integer, boolean or
 string metadata array (e.g. ``length``, ``num_kv_pairs``) with at most ``MAX_SLICE_VALUES`` distinct
-values; ``slice_key == "length"`` is the length-generalization curve.
+values, and always the length keys ``LENGTH_KEYS`` (``slice_key == "length"`` is the
+length-generalization curve). A slice carries only
+``SLICE_METRICS`` (the rest follow from them or are only reported for the whole split), and a
+metadata array that splits the examples exactly as an earlier one does (``input_length`` equal to
+``length``, a second constant) adds no slice: a Chomsky record evaluated at
+hundreds of lengths stays tens of kilobytes.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ import torch.nn.functional as F
 
 from seqlib.tasks.base import Batch, Task, TaskSpec
 
-MAX_SLICE_VALUES = 1000
+MAX_SLICE_VALUES = 128
+LENGTH_KEYS = ("length", "input_seq_len", "num_items")  # the length curves' slices
+SLICE_METRICS = ("accuracy", "exact_match", "loss")
 
 
 def derive_seed(stream: str, *ints: int) -> int:
@@ -203,16 +210,20 @@ def summarize(per_example: pd.DataFrame, spec: TaskSpec, split: str) -> list[dic
     (``slice_key == "all"``) and every metadata slice."""
     rows = []
 
-    def emit(key: str, value: str, df: pd.DataFrame) -> None:
+    def emit(key: str, value: str, df: pd.DataFrame, keep=None) -> None:
         n = int((df["n_scored"] > 0).sum())
         rows.extend({"split": split, "slice_key": key, "slice_value": value, "metric": m, "value": v, "n": n}
-                    for m, v in _metrics(df, spec).items())
+                    for m, v in _metrics(df, spec).items() if keep is None or m in keep)
 
     emit("all", "all", per_example)
+    seen: set[tuple[int, ...]] = set()
     for col in [c for c in per_example.columns if c.startswith("meta:")]:
         values = per_example[col]
-        if values.nunique() > MAX_SLICE_VALUES:
+        codes = tuple(pd.factorize(values)[0])  # the partition of the examples, whatever the labels
+        too_many = values.nunique() > MAX_SLICE_VALUES and col.removeprefix("meta:") not in LENGTH_KEYS
+        if too_many or codes in seen:
             continue
+        seen.add(codes)
         for value, df in per_example.groupby(col, sort=True):
-            emit(col.removeprefix("meta:"), str(value), df)
+            emit(col.removeprefix("meta:"), str(value), df, SLICE_METRICS)
     return rows

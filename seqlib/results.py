@@ -61,7 +61,7 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -85,8 +85,8 @@ def provenance(device: str) -> dict[str, Any]:
         "device_name": device_name,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "triton": _version("triton"),
-        "fla": _version("flash-linear-attention") or _version("fla"),
+        "triton": package_version("triton"),
+        "fla": package_version("flash-linear-attention") or package_version("fla"),
         "hostname": platform.node(),
         "start_time": now(),
         "end_time": None,
@@ -115,7 +115,7 @@ def write_record(results_dir: str | Path, record: dict) -> Path:
     if problem:
         raise ValueError(f"refusing to write an invalid record: {problem}")
     path = record_path(results_dir, record["task"], record["model"], record["config_hash"])
-    atomic_write_bytes(path, (json.dumps(record, indent=1, sort_keys=True, allow_nan=True) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(record, sort_keys=True, allow_nan=True, separators=(",", ":")) + "\n").encode())
     return path
 
 

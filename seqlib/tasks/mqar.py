@@ -34,7 +34,8 @@ class MQAR(Task):
       by a uniform id in ``[0, V)``; fillers may collide with keys or values; labels are unchanged.
 
     Constraints (ValueError otherwise): ``L`` even, ``V > L``, ``2·D·num_passes + 2·D <= L``.
-    Metric: per-example mean accuracy over labelled positions, sliced by ``meta["num_kv_pairs"]``.
+    Metric: per-example mean accuracy over labelled positions, sliced by ``meta["input_seq_len"]``
+    (``num_kv_pairs`` grows with it, so it gives the same slices).
 
     Splits:
 
@@ -56,7 +57,7 @@ class MQAR(Task):
     Gumbel-top-k form of ``np.random.choice(space, D, replace=False, p=p)`` (same law); the targets
     are aligned with the inputs (``[B, L]``, masked) instead of -100-filled labels.
 
-    meta: ``num_kv_pairs``, ``input_seq_len``, ``num_passes`` per example.
+    meta: ``input_seq_len``, ``num_kv_pairs``, ``num_passes`` per example.
     """
 
     name = "mqar"
@@ -143,8 +144,8 @@ class MQAR(Task):
         part_kv = {"train_value": "seen", "test_value": "held"}.get(split, "all")
         inputs, targets, mask = self.generate(rng, n, seq_len, pairs, part_kv, fill_seen_only=split == "train_value")
         meta = {
+            "input_seq_len": np.full(n, seq_len),  # first: it names the length slice
             "num_kv_pairs": np.full(n, pairs),
-            "input_seq_len": np.full(n, seq_len),
             "num_passes": np.full(n, self.num_passes),
         }
         return make_batch(inputs, targets, mask, meta)
