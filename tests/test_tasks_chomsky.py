@@ -191,3 +191,17 @@ def test_bad_lengths():
         get_task("parity_check", train_max_length=40, max_test_length=40)
     with pytest.raises(ValueError, match="train_max_length"):
         get_task("parity_check", train_max_length=0)
+
+
+def test_test_length_step_samples_every_kth_length():
+    task = get_task("parity_check", train_max_length=40, max_test_length=60, test_length_step=5)
+    assert list(task.lengths("test")) == [41, 46, 51, 56]
+    assert list(task.lengths("train")) == list(range(1, 41))  # training lengths are untouched
+    drawn = {int(task.sample("test", 1, s).meta["length"][0]) for s in range(60)}
+    assert drawn == {41, 46, 51, 56}
+    mixed = get_task("parity_check", max_test_length=60, test_length_step=5, mixed_lengths=True)
+    assert set(mixed.sample("test", 64, 0).meta["length"].tolist()) <= {41, 46, 51, 56}
+    with pytest.raises(ValueError, match=r"41\.\.56 every 5"):
+        task.sample("test", 2, 0, length=42)
+    with pytest.raises(ValueError, match="test_length_step"):
+        get_task("parity_check", test_length_step=0)

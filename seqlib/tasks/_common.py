@@ -43,7 +43,8 @@ def pick_length(
     if length is None:
         return int(allowed[rng.integers(len(allowed))])
     if length not in allowed:
-        shown = f"{allowed[0]}..{allowed[-1]}" if isinstance(allowed, range) else list(allowed)
+        step = f" every {allowed.step}" if isinstance(allowed, range) and allowed.step > 1 else ""
+        shown = f"{allowed[0]}..{allowed[-1]}{step}" if isinstance(allowed, range) else list(allowed)
         raise ValueError(f"{where}: length={length} is not allowed in this split (allowed: {shown})")
     return int(length)
 

@@ -35,7 +35,9 @@ class ChomskyTask(Task):
     ``1..train_max_length`` (40); ``test``: ``L`` uniform in ``train_max_length+1..max_test_length``
     (500 in the paper; lower it for smoke runs). As the reference's ``UniformCurriculum``, **one length
     per batch** by default; ``sample(..., length=L)`` pins it (range evaluation: every length, 512
-    sequences each). ``mixed_lengths=True`` instead draws a length per example and right-pads
+    sequences each). ``test_length_step=k`` keeps every k-th test length from ``train_max_length+1``
+    up to ``max_test_length``: a systematic sample of the range whose mean estimates the
+    all-lengths score, for evaluations too small to fill hundreds of lengths (our option). ``mixed_lengths=True`` instead draws a length per example and right-pads
     (``segment_pos = -1``, mask False): our option, not in the reference.
 
     **Metric.** Per-token masked accuracy (argmax), averaged over test lengths; scaled accuracy
@@ -59,10 +61,12 @@ class ChomskyTask(Task):
     output_size: ClassVar[int]
     answer_symbols: ClassVar[int | None] = None  # for chance; defaults to output_size
 
-    def __init__(self, train_max_length: int = 40, max_test_length: int = 500, mixed_lengths: bool = False) -> None:
+    def __init__(self, train_max_length: int = 40, max_test_length: int = 500, mixed_lengths: bool = False,
+                 test_length_step: int = 1) -> None:
         self.train_max_length = check_int("train_max_length", train_max_length, 1)
         self.max_test_length = check_int("max_test_length", max_test_length, self.train_max_length + 1)
         self.mixed_lengths = bool(mixed_lengths)
+        self.test_length_step = check_int("test_length_step", test_length_step, 1)
 
     # -- per-task definition -------------------------------------------------------------
     def output_length(self, length: int) -> int:
@@ -98,7 +102,7 @@ class ChomskyTask(Task):
     def lengths(self, split: str) -> range:
         self.check_split(split)
         if split == "test":
-            return range(self.train_max_length + 1, self.max_test_length + 1)
+            return range(self.train_max_length + 1, self.max_test_length + 1, self.test_length_step)
         return range(1, self.train_max_length + 1)
 
     def sample(self, split: str, n: int, seed: int, *, length: int | None = None) -> Batch:
@@ -106,7 +110,7 @@ class ChomskyTask(Task):
         len_rng, rng = streams(self, split, seed)
         allowed = self.lengths(split)
         if self.mixed_lengths and length is None:
-            per_example = allowed[0] + len_rng.integers(0, len(allowed), size=n)
+            per_example = np.asarray(allowed)[len_rng.integers(0, len(allowed), size=n)]
         else:
             per_example = np.full(n, pick_length(len_rng, allowed, length, f"{self.name} split {split!r}"))
         order, blocks = [], []
