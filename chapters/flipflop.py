@@ -40,7 +40,6 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, train_runs
-from seqlib.config import load_config
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci
 from seqlib.tasks import get_task
@@ -60,17 +59,12 @@ display(Markdown(inspect.getdoc(get_task(task).__class__)))
 # The engine resolves `params/*.yaml` with the profile's overlays (`seqlib.config.load_config`).
 # The full profile follows the App. B.2 recipe at $T = 512$ and evaluates 16,384 sparse sequences
 # (about 57,000 read bits), since glitches are rare. The CPU profiles use $T = 64$ and evaluate the
-# sparse split on as many sequences as the other splits: their `params/tasks.yaml` overlay writes
-# `eval_size_per_split: {}`, which a deep merge leaves as the base entry's 16,384, so this page sets
-# the sparse size explicitly. The CPU profiles also skip the checkpoint, and no run here prints a
-# progress bar (neither changes the configuration hash).
+# sparse split on as many sequences as the other splits (their `params/tasks.yaml` overlay clears
+# `eval_size_per_split` with an empty mapping). The CPU profiles also skip the checkpoint, and no
+# run here prints a progress bar (neither changes the configuration hash).
 
 # %%
-overrides = []
-if profile != "full":
-    base = load_config(task, model, profile)
-    overrides += [f"run.eval_size_per_split.val_sparse={base.run.eval_size}"]
-configs, tasks = load_tasks([task], model, profile, overrides)
+configs, tasks = load_tasks([task], model, profile)
 cfg, the_task = configs[task], tasks[task]
 settings = {
     "task parameters": cfg.task.params,

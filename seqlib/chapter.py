@@ -18,8 +18,13 @@ from seqlib import provenance
 from seqlib.config import load_config
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.plots import enable_book_renderer
+from seqlib.results import read_record
 from seqlib.tasks import get_task
-from seqlib.train import run_sweep
+from seqlib.train import run_sweep, sweep_plan
+
+# Set by the grid runner (which trains every planned run before it executes the chapters): a
+# chapter then shows the stored records and lists the planned runs that have none, training nothing.
+STORED_ONLY_ENV = "SEQBOOK_STORED_ONLY"
 
 
 def setup(profile: str, **params) -> None:
@@ -31,16 +36,43 @@ def setup(profile: str, **params) -> None:
         torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
 
 
-def load_tasks(names: Iterable[str], model: str, profile: str, overrides: Iterable[str] = ()):
+def load_tasks(names: Iterable[str], model: str, profile: str):
     """``(configs, tasks)``: the resolved configuration and task object per registry task name.
 
     Every run prints no progress bar and, outside the ``full`` profile, skips the checkpoint (neither
-    changes the configuration hash); ``overrides`` are appended to these.
+    changes the configuration hash).
     """
     base = ["run.progress=false"] + ([] if profile == "full" else ["run.save_checkpoint=false"])
-    configs = {name: load_config(name, model, profile, base + list(overrides)) for name in names}
+    configs = {name: load_config(name, model, profile, base) for name in names}
     tasks = {name: get_task(c.task.name, **c.task.params) for name, c in configs.items()}
     return configs, tasks
+
+
+def planned_configs(names: Iterable[str], model: str, profile: str) -> list:
+    """Every run (one configuration per task, lr and seed) that a task chapter training ``names``
+    with ``model`` under ``profile`` shows: what the grid runner trains before the chapters run."""
+    configs, _ = load_tasks(names, model, profile)
+    return [run for cfg in configs.values() for run in sweep_plan(cfg)]
+
+
+def stored_runs(configs: Mapping) -> tuple[list[dict], str | None]:
+    """The stored records of every planned run, training nothing; ``(records, note)``, where
+    ``note`` names the planned runs without a record (``None`` when none is missing)."""
+    records, missing = [], []
+    for cfg in configs.values():
+        for run in sweep_plan(cfg):
+            rec = read_record(run.run.results_dir, run.task.name, run.model.name, run.hash())
+            if rec is None:
+                missing.append(f"{run.task.name} lr={run.optim.lr:g} seed={run.optim.seeds[0]}")
+            else:
+                records.append(rec)
+    note = None
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        note = (f"**{len(missing)} of the {len(records) + len(missing)} planned runs have no record yet** "
+                f"({shown}): the run that executed this page trained nothing and shows what was stored. "
+                "`make run-all` trains them.")
+    return records, note
 
 
 def train_runs(configs: Mapping, tasks: Mapping) -> tuple[list[dict], str | None]:
@@ -49,6 +81,8 @@ def train_runs(configs: Mapping, tasks: Mapping) -> tuple[list[dict], str | None
     The model is built once for the first task to check it can run here; if it cannot, nothing is
     trained and ``note`` is a Markdown sentence saying why (``None`` otherwise). With a single task
     the model's parameter count is printed first. Each finished run prints one plain-text line.
+    Under the grid runner (``SEQBOOK_STORED_ONLY=1``) the stored records are shown instead
+    (:func:`stored_runs`).
     """
     first = next(iter(configs))
     model = configs[first].model.name
@@ -60,6 +94,8 @@ def train_runs(configs: Mapping, tasks: Mapping) -> tuple[list[dict], str | None
     several = len(configs) > 1
     if not several:
         print(f"{model}: {net.num_params():,} parameters")
+    if os.environ.get(STORED_ONLY_ENV) == "1":
+        return stored_runs(configs)
 
     def report(outcome, i, n):
         rec = outcome.record

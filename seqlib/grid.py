@@ -5,12 +5,23 @@ a task chapter runs once per model, into ``book/runs/<task>/<model>.ipynb``, wit
 parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``seed``.
 
 * Profile: ``full`` when CUDA is available, ``smoke`` otherwise; ``--profile``/``PROFILE=`` overrides.
+* Training first: a task chapter marked ``train: true`` shows the runs of its registry tasks (the
+  ``subtasks`` parameter if the grid sets one, else ``task``) for its model, every learning rate
+  and seed of the profile (:func:`seqlib.chapter.planned_configs`). The grid trains all of them
+  first, as one job per run, so that the work spreads evenly over the workers and a run is the
+  unit of resumption (:func:`seqlib.train.run_one` keeps finished records). ``--deadline S`` stops
+  starting new training runs S seconds after the start (the ones under way finish), for a machine
+  held for a limited time; a later call goes on where it stopped (``--train-only`` stops after the
+  training, executing no chapter). The chapters then execute with
+  ``SEQBOOK_STORED_ONLY=1``: they show the stored records, train nothing, and list any planned run
+  that has no record yet.
 * Resumable: an executed notebook records its parameters hash and code hash (the chapter and every
-  ``seqlib/**/*.py``) in its metadata; a run whose stored notebook has the same two is skipped
-  unless ``--force``/``FORCE=1``.
-* Chapters that summarise the results store (``reads_results: true`` in the grid, e.g. Results and
-  Length generalization) run after every other run has finished, and their code hash also covers
-  the store's records, so they re-run whenever a run adds or changes a record.
+  ``seqlib/**/*.py``; for a task chapter also the records of its runs) in its metadata; a run whose
+  stored notebook has the same two is skipped unless ``--force``/``FORCE=1``.
+* Chapters that summarise the results store (``reads_results: true`` in the grid, e.g. Results,
+  Length generalization and Efficiency) run after every other run has finished, and their code hash
+  also covers the store's records (benchmark records under ``bench/`` included), so they re-run
+  whenever a run adds or changes a record.
 * A run executes into a temporary file that replaces the stored notebook only when it succeeds. A
   failed run keeps the stored one; its notebook, with papermill's error banner, goes to
   ``_build/grid/failed/`` and the summary lists it; the exit status is 1 if any run failed.
@@ -19,7 +30,10 @@ parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``see
   - several visible GPUs: a local Dask cluster with one single-threaded worker per GPU, each
     worker's ``CUDA_VISIBLE_DEVICES`` pinned to its GPU (the rest of the environment, e.g.
     ``NCCL_*``, is inherited);
+  - ``--workers-per-gpu K`` (``WORKERS_PER_GPU``): K workers share each GPU. The book's models are
+    small, so one training process leaves a GPU mostly idle while Python launches kernels;
   - ``--workers N`` forces a local cluster of N workers (GPUs assigned round-robin; none on a CPU);
+    each worker's intra-op threads (``OMP_NUM_THREADS``) are the machine's cores over the workers;
   - ``--scheduler ADDRESS`` or ``DASK_SCHEDULER_ADDRESS``: an existing cluster. Start its workers
     with one GPU and one thread each, for example with dask-jobqueue on Slurm::
 
@@ -61,17 +75,25 @@ class Run:
     out: Path  # the executed notebook
     params: dict = field(default_factory=dict)
     reads_results: bool = False  # summarises the results store: runs last, re-runs when it changes
+    trains: list[str] = field(default_factory=list)  # registry tasks whose runs the grid trains first
 
     @property
     def params_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:16]
 
 
+ENTRY_KEYS = {"chapter", "task", "models", "params", "reads_results", "train"}
+
+
 def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
-    """The runs of a grid file: ``runs: [{chapter, task?, models?, params?}]``."""
+    """The runs of a grid file: ``runs: [{chapter, task?, models?, params?, train?, reads_results?}]``."""
     spec = yaml.safe_load(grid.read_text()) or {}
     runs = []
     for entry in spec.get("runs", []):
+        unknown = sorted(set(entry) - ENTRY_KEYS)
+        if unknown:
+            raise ValueError(f"{grid}: entry {entry.get('chapter')!r} has unknown key(s) {unknown}; "
+                             f"an entry may hold {sorted(ENTRY_KEYS)}")
         chapter = chapters / f"{entry['chapter']}.ipynb"
         if not chapter.exists():
             raise FileNotFoundError(f"{grid}: chapter {entry['chapter']!r} has no notebook {chapter}")
@@ -79,25 +101,48 @@ def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
         if "task" in entry:
             if not entry.get("models"):
                 raise ValueError(f"{grid}: task chapter {entry['chapter']!r} lists no models")
+            trains = list(base.get("subtasks") or [entry["task"]]) if entry.get("train") else []
             runs += [Run(chapter, out / entry["task"] / f"{model}.ipynb",
-                         {**base, "task": entry["task"], "model": model}) for model in entry["models"]]
+                         {**base, "task": entry["task"], "model": model}, trains=trains) for model in entry["models"]]
+        elif entry.get("train"):
+            raise ValueError(f"{grid}: chapter {entry['chapter']!r} has train: true but no task and models")
         else:
             runs.append(Run(chapter, out / f"{entry['chapter']}.ipynb", base, bool(entry.get("reads_results"))))
     return runs
 
 
-def results_digest(store: Path) -> str:
-    """A hash of every run record in the results store (``<task>/<model>/*.json``)."""
+def files_digest(paths, root: Path | None = None) -> str:
+    """A hash of the given files' names (relative to ``root`` if given) and contents; a missing
+    file counts as absent."""
     h = hashlib.sha256()
-    for path in sorted(store.glob("*/*/*.json")):
-        h.update(path.relative_to(store).as_posix().encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
+    for path in sorted(paths):
+        h.update((path.relative_to(root).as_posix() if root else str(path)).encode())
+        if path.exists():
+            h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]
 
 
-def run_code_hash(run: Run, store: Path) -> str:
+def results_digest(store: Path) -> str:
+    """A hash of every run record (``<task>/<model>/*.json``) and benchmark record (``bench/*.json``)
+    in the results store."""
+    return files_digest({*store.glob("*/*/*.json"), *store.glob("bench/*.json")}, root=store)
+
+
+def run_code_hash(run: Run, store: Path, planned: list | None = None) -> str:
+    """The chapter's code hash; for a summary also the whole store's records, and for a chapter that
+    shows ``planned`` runs (configurations) also their records: either re-runs when those change."""
     code = code_hash(run.chapter)
-    return f"{code}+results:{results_digest(store)}" if run.reads_results else code
+    if run.reads_results:
+        return f"{code}+results:{results_digest(store)}"
+    if planned:
+        return f"{code}+runs:{files_digest(run_record_path(cfg) for cfg in planned)}"
+    return code
+
+
+def run_record_path(cfg) -> Path:
+    from seqlib.results import record_path
+
+    return record_path(cfg.run.results_dir, cfg.task.name, cfg.model.name, cfg.hash())
 
 
 def is_done(run: Run, code: str) -> bool:
@@ -108,13 +153,33 @@ def is_done(run: Run, code: str) -> bool:
     return meta.get("params_hash") == run.params_hash and meta.get("code_hash") == code
 
 
-def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict) -> dict:
+def train(config: dict) -> dict:
+    """Train one planned run (a resolved configuration, as JSON) unless it has a finished record ->
+    a status record. Runs in this process or on a Dask worker."""
+    from seqlib.config import ExperimentConfig
+    from seqlib.train import run_one
+
+    cfg = ExperimentConfig.model_validate(config)
+    start = time.monotonic()
+    outcome = run_one(cfg)
+    rec = outcome.record
+    status = "ok" if rec["status"] == "ok" else "failed"
+    out = {"status": status, "seconds": round(time.monotonic() - start, 1), "reused": outcome.reused}
+    if status != "ok":
+        out["error"] = f"{rec['status']}: {rec['reason']}"
+    return out
+
+
+def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict, stored_only: bool = False) -> dict:
     """Run one notebook with papermill (in this process or on a Dask worker) -> a status record.
 
-    ``stamp`` (parameters and code hashes) goes into the executed notebook's ``metadata.seqbook``.
+    ``stamp`` (parameters and code hashes) goes into the executed notebook's ``metadata.seqbook``;
+    ``stored_only`` makes a task chapter show the stored records instead of training.
     """
     import nbformat
     import papermill as pm
+
+    from seqlib.chapter import STORED_ONLY_ENV
 
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +188,7 @@ def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict) -> d
     start = time.monotonic()
     record = {"out": out, "seconds": 0.0, "device": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     os.environ[BOOK_RUN_ENV] = "1"  # the kernel inherits it: charts render for the offline book
+    os.environ[STORED_ONLY_ENV] = "1" if stored_only else "0"
     try:
         pm.execute_notebook(chapter, tmp, parameters=params, cwd=str(Path(chapter).parent),
                             progress_bar=False, log_output=False)
@@ -158,28 +224,83 @@ def visible_gpus() -> list[str]:
 
 
 def local_cluster(n_workers: int, gpus: list[str]):
-    """A Dask cluster on this machine: ``n_workers`` single-threaded workers, worker i pinned to GPU i."""
+    """A Dask cluster on this machine: ``n_workers`` single-threaded workers, worker i pinned to GPU
+    i mod #GPUs, each with an equal share of the cores for its intra-op threads."""
     from distributed import Nanny, Scheduler, SpecCluster
 
+    threads = str(max(1, (os.cpu_count() or 1) // n_workers))
     workers = {}
     for i in range(n_workers):
-        env = {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} if gpus else {}
-        workers[f"worker-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "env": env, "host": "127.0.0.1"}}
+        env = {"OMP_NUM_THREADS": threads, **({"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} if gpus else {})}
+        workers[f"worker-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "env": env, "host": "127.0.0.1",
+                                                           "memory_limit": 0}}  # no pausing/restarts by RSS
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": ":0"}}
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
 
 
-def dispatch(jobs: list[dict], client, names: dict[str, str]):
-    """Yield each job's status record as it finishes: on the Dask client, or here one by one."""
+def dispatch(fn, jobs: list[tuple[str, dict]], client, deadline: float | None = None):
+    """Yield ``(name, status record)`` of each ``(name, kwargs)`` job as it finishes: on the Dask
+    client, at most one job per worker in flight (so jobs start in the order given), or here one by
+    one. No job starts after the monotonic time ``deadline``; those not started are not yielded."""
+    def is_open() -> bool:
+        return deadline is None or time.monotonic() < deadline
+
     if client is None:
-        for job in jobs:
-            yield execute(**job)
+        for name, job in jobs:
+            if not is_open():
+                return
+            yield name, fn(**job)
         return
     from distributed import as_completed
 
-    futures = [client.submit(execute, **job, key=f"run-{names[job['out']]}", pure=False) for job in jobs]
-    for future in as_completed(futures):
-        yield future.result()
+    todo, names, running = iter(jobs), {}, as_completed()
+
+    def submit_next() -> bool:
+        job = next(todo, None) if is_open() else None
+        if job is None:
+            return False
+        future = client.submit(fn, **job[1], key=f"{fn.__name__}-{job[0]}", pure=False)
+        names[future.key] = job[0]
+        running.add(future)
+        return True
+
+    for _ in range(max(1, len(client.scheduler_info()["workers"]))):
+        if not submit_next():
+            break
+    for future in running:
+        yield names.pop(future.key), future.result()
+        submit_next()
+
+
+def planned_runs(runs: list[Run]) -> dict[Path, list]:
+    """The configurations each ``train: true`` chapter shows (:func:`seqlib.chapter.planned_configs`)."""
+    from seqlib.chapter import planned_configs
+
+    return {run.out: planned_configs(run.trains, run.params["model"], run.params["profile"])
+            for run in runs if run.trains}
+
+
+def planned_training(runs: list[Run], plans: dict[Path, list]) -> list[tuple[str, dict]]:
+    """``(name, train kwargs)`` for every planned run without a finished record (each once, however
+    many chapters show it). Order: the grid's task chapters in turn, and within one its tasks in
+    turn, each for every model, lr and seed; so a grid stopped by a deadline has whole tasks done,
+    for every model."""
+    from seqlib.results import read_record
+
+    keyed, seen = [], set()
+    chapters = list(dict.fromkeys(run.params["task"] for run in runs if run.out in plans))
+    for run in runs:
+        for cfg in plans.get(run.out, []):
+            digest = cfg.hash()
+            old = read_record(cfg.run.results_dir, cfg.task.name, cfg.model.name, digest)
+            if digest in seen or (old is not None and old["status"] == "ok"):
+                continue
+            seen.add(digest)
+            name = f"{cfg.task.name}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
+            order = (chapters.index(run.params["task"]), run.trains.index(cfg.task.name))
+            keyed.append((order, name, {"config": cfg.model_dump(mode="json")}))
+    keyed.sort(key=lambda item: item[0])  # stable: models, lrs and seeds keep their order
+    return [(name, job) for _, name, job in keyed]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,22 +314,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=os.environ.get("PROFILE") or None,
                         help="full | smoke | tiny (default: full with CUDA, smoke without; env PROFILE)")
     parser.add_argument("--force", action="store_true", default=os.environ.get("FORCE", "") not in ("", "0"),
-                        help="re-run finished runs too (env FORCE=1)")
+                        help="re-execute up-to-date chapters too (env FORCE=1); finished training runs are kept")
     parser.add_argument("--workers", type=int, help="run on a local Dask cluster of this many workers")
+    parser.add_argument("--workers-per-gpu", type=int, default=int(os.environ.get("WORKERS_PER_GPU") or 1),
+                        help="local Dask workers sharing each GPU (env WORKERS_PER_GPU; default 1)")
+    parser.add_argument("--deadline", type=float, default=float(os.environ.get("DEADLINE") or 0) or None,
+                        help="start no training run after this many seconds (env DEADLINE); the chapters "
+                             "then show what is stored, and a later call goes on")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train the planned runs and stop, executing no chapter (e.g. before a later call)")
     parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
                         help="address of an existing Dask scheduler (env DASK_SCHEDULER_ADDRESS)")
     args = parser.parse_args(argv)
+    start = time.monotonic()
+    if args.workers_per_gpu < 1:
+        parser.error(f"--workers-per-gpu must be >= 1, got {args.workers_per_gpu}")
+    os.chdir(REPO)  # the params files and the results store of the configurations are relative to it
 
     gpus = visible_gpus()
     profile = args.profile or ("full" if gpus else "smoke")
     runs = load_grid(args.grid, args.chapters, args.out, profile)
     phases = [[r for r in runs if not r.reads_results], [r for r in runs if r.reads_results]]
-    n_workers = args.workers if args.workers is not None else (len(gpus) if len(gpus) > 1 else 0)
+    per_gpu = len(gpus) * args.workers_per_gpu
+    n_workers = args.workers if args.workers is not None else (per_gpu if per_gpu > 1 else 0)
     where = (f"Dask scheduler {args.scheduler}" if args.scheduler
              else f"local Dask cluster, {n_workers} workers" if n_workers else "sequential, in this process")
+    plans = planned_runs(runs)
+    training = planned_training(runs, plans)
     print(f"seqbook grid: profile {profile} ({len(gpus)} GPU(s) visible; override with PROFILE=), "
-          f"{len(runs)} runs, {len(phases[1])} of them after the rest ({where})", flush=True)
-    results, names, skipped = [], {}, 0
+          f"{len(runs)} runs, {len(phases[1])} of them after the rest ({where}); "
+          f"{len(training)} training runs to do first", flush=True)
+    results, names, skipped, trained = [], {}, 0, []
     client = cluster = None
     if args.scheduler or n_workers:
         from distributed import Client
@@ -216,24 +352,35 @@ def main(argv: list[str] | None = None) -> int:
         cluster = None if args.scheduler else local_cluster(n_workers, gpus)
         client = Client(args.scheduler or cluster)
     try:
-        for phase in phases:  # the store is read only once the runs that write it are done
+        deadline = start + args.deadline if args.deadline else None
+        for name, record in dispatch(train, training, client, deadline):
+            trained.append(record)
+            failed = sum(r["status"] != "ok" for r in trained)
+            line = f"  {name}: {record['status']} in {record['seconds']} s"
+            if record["status"] != "ok":
+                line += f" -- {record['error'][:300]}"
+            print(f"[train: {len(trained) - failed} done, {failed} failed, {len(training) - len(trained)} "
+                  f"remaining, {time.monotonic() - start:.0f} s]{line}", flush=True)
+        for phase in [] if args.train_only else phases:  # the store is read once the runs that write it are done
             todo = []
             for run in phase:
-                code = run_code_hash(run, args.results)
+                code = run_code_hash(run, args.results, plans.get(run.out))
                 if args.force or not is_done(run, code):
                     todo.append((run, code))
             skipped += len(phase) - len(todo)
             if phase:
                 label = "summaries of the results store" if phase[0].reads_results else "runs"
                 print(f"  {label}: {len(phase) - len(todo)} up to date, {len(todo)} to run", flush=True)
-            jobs = [dict(chapter=str(run.chapter), out=str(run.out), params=run.params,
-                         stamp={"params_hash": run.params_hash, "code_hash": code},
-                         failed=str(args.failed / run.out.relative_to(args.out))) for run, code in todo]
-            names |= {str(run.out): run.out.relative_to(args.out).with_suffix("").as_posix() for run, _ in todo}
-            for record in dispatch(jobs, client, names):
+            jobs = [(run.out.relative_to(args.out).with_suffix("").as_posix(),
+                     dict(chapter=str(run.chapter), out=str(run.out), params=run.params,
+                          stamp={"params_hash": run.params_hash, "code_hash": code},
+                          failed=str(args.failed / run.out.relative_to(args.out)), stored_only=bool(run.trains)))
+                    for run, code in todo]
+            for name, record in dispatch(execute, jobs, client):
+                names[record["out"]] = name
                 results.append(record)
                 failed = sum(r["status"] != "ok" for r in results)
-                line = f"  {names[record['out']]}: {record['status']} in {record['seconds']} s"
+                line = f"  {name}: {record['status']} in {record['seconds']} s"
                 if record["status"] != "ok":
                     line += f" -- {record['error']}"
                 remaining = sum(len(p) for p in phases) - skipped - len(results)
@@ -244,8 +391,14 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             cluster.close()
 
+    if training:
+        bad = sum(r["status"] != "ok" for r in trained)
+        left = len(training) - len(trained)
+        print(f"seqbook grid: training {len(trained) - bad} ok, {bad} failed (recorded; the chapters show them)"
+              + (f", {left} not started before the deadline: run the grid again to go on" if left else ""))
     failures = [r for r in results if r["status"] != "ok"]
-    print(f"seqbook grid: {len(results) - len(failures)} ran, {skipped} up to date, {len(failures)} failed")
+    print(f"seqbook grid: {len(results) - len(failures)} ran, {skipped} up to date, {len(failures)} failed "
+          f"({time.monotonic() - start:.0f} s)")
     for r in failures:
         print(f"  FAILED {names[r['out']]}: {r['error']}" + (f" (notebook: {r['notebook']})" if "notebook" in r else ""))
     return 1 if failures else 0

@@ -111,8 +111,10 @@ class Optimizers:
         self.groups = parameter_groups(model, cfg.optimizer)
         adam = [{"params": [p for _, p in self.groups[g]], "weight_decay": wd, "name": g}
                 for g, wd in (("adamw:decay", cfg.weight_decay), ("adamw:no_decay", 0.0)) if g in self.groups]
+        on_cuda = all(p.is_cuda for g in adam for p in g["params"])  # one fused kernel instead of a loop
         self.optimizers: list[torch.optim.Optimizer] = [
-            torch.optim.AdamW(adam, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+            torch.optim.AdamW(adam, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
+                              fused=on_cuda or None)
         ]
         if "muon:hidden" in self.groups:
             if not hasattr(torch.optim, "Muon"):
@@ -315,17 +317,22 @@ def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None
     return Outcome(record, reused=False)
 
 
+def sweep_plan(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    """The runs of a sweep: one configuration per (lr, seed) of ``cfg.optim.lrs x cfg.optim.seeds``."""
+    return [cfg.for_run(lr, seed) for lr in cfg.optim.lrs for seed in cfg.optim.seeds]
+
+
 def run_sweep(
     cfg: ExperimentConfig,
     force: bool = False,
     task: Task | None = None,
     on_result: Callable[[Outcome, int, int], None] | None = None,
 ) -> list[Outcome]:
-    """Every (lr, seed) of ``cfg.optim.lrs x cfg.optim.seeds``, in that order; finished runs are kept."""
-    plan = [(lr, seed) for lr in cfg.optim.lrs for seed in cfg.optim.seeds]
+    """Every run of :func:`sweep_plan`, in that order; finished runs are kept."""
+    plan = sweep_plan(cfg)
     outcomes = []
-    for i, (lr, seed) in enumerate(plan):
-        outcome = run_one(cfg.for_run(lr, seed), force=force, task=task)
+    for i, run_cfg in enumerate(plan):
+        outcome = run_one(run_cfg, force=force, task=task)
         outcomes.append(outcome)
         if on_result is not None:
             on_result(outcome, i, len(plan))

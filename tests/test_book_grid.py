@@ -12,6 +12,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from seqlib.provenance import REPO
+
 pytestmark = pytest.mark.book
 
 
@@ -116,3 +118,47 @@ def test_results_summaries_run_last_and_rerun_when_the_store_changes(book):
     changed = grid(book)
     assert "summaries of the results store: 0 up to date, 1 to run" in changed.stdout, changed.stdout
     assert "toy/c/run.json" in outputs(book / "runs" / "summary.ipynb")
+    (store / "toy" / "c" / "run.json").write_text('{"changed": true}')  # same names, new content
+    assert "summaries of the results store: 0 up to date, 1 to run" in grid(book).stdout
+
+
+def test_training_phase_trains_planned_runs_first_and_a_deadline_leaves_them_listed(book):
+    """``train: true``: the grid trains the chapter's planned runs as jobs, then the chapter shows the
+    stored records without training; a deadline that has passed starts no run and the chapter says
+    which planned runs have no record."""
+    from seqlib.chapter import planned_configs
+    from seqlib.results import record_path
+
+    (planned,) = planned_configs(["parity_check"], "lstm", "tiny")
+    record = REPO / planned.run.results_dir / record_path("", "parity_check", "lstm", planned.hash())
+    record.unlink(missing_ok=True)
+    chapter(book / "chapters" / "shows.ipynb",
+            "import os\nfrom seqlib.chapter import load_tasks, train_runs\nfrom seqlib.provenance import REPO\n"
+            "os.chdir(REPO)  # as seqlib.chapter.setup: the store's path is relative to the repository\n"
+            "configs, tasks = load_tasks([task], model, profile)\n"
+            "records, note = train_runs(configs, tasks)\n"
+            "print(len(records), [r['status'] for r in records], note)")
+    (book / "grid.yaml").write_text("runs:\n  - chapter: shows\n    task: parity_check\n    train: true\n"
+                                    "    models: [lstm]\n")
+    late = grid(book, "--deadline", "1e-9")
+    assert late.returncode == 0, late.stdout + late.stderr
+    assert "1 training runs to do first" in late.stdout
+    assert "1 not started before the deadline" in late.stdout, late.stdout
+    shown = outputs(book / "runs" / "parity_check" / "lstm.ipynb").splitlines()[-1]
+    assert shown.startswith("0 [] **1 of the 1 planned runs have no record yet** (parity_check lr=0.003 seed=0)")
+    assert not record.exists()
+
+    done = grid(book)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "parity_check/lstm/lr=0.003/seed=0: ok" in done.stdout, done.stdout
+    assert record.exists()
+    shown = outputs(book / "runs" / "parity_check" / "lstm.ipynb").splitlines()[-1]
+    assert shown == "1 ['ok'] None"  # the chapter ran again: its records changed
+    again = grid(book)
+    assert "0 training runs to do first" in again.stdout and "runs: 1 up to date, 0 to run" in again.stdout
+
+
+def test_unknown_grid_key_is_an_error(book):
+    (book / "grid.yaml").write_text("runs:\n  - chapter: concept\n    trian: true\n")
+    result = grid(book)
+    assert result.returncode != 0 and "unknown key(s) ['trian']" in result.stderr, result.stderr
