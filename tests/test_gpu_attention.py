@@ -1,6 +1,6 @@
 """The attention fast path (seqlib.layers.flex) against the reference masked attention.
 
-GPU tests (``-m gpu``): compiled FlexAttention / flash SDPA on fresh random inputs with documents,
+GPU tests (``-m gpu``): compiled FlexAttention, masked SDPA and flash SDPA on fresh random inputs with documents,
 windows and odd lengths, forward and gradients, bf16 and fp32 (relative-norm tolerances per the
 device METHOD notes: fp32 with TF32-class matrix units ~1e-3, bf16 operands 1e-2).
 CPU tests: the dispatch falls back to the reference on a CPU, and eager FlexAttention with our
@@ -46,9 +46,12 @@ CASES = [  # (B, T, H, Hkv, Dh, window, resets)
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("path", ["flex", "sdpa_mask"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-3), (torch.bfloat16, 2e-2)])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"B{c[0]}T{c[1]}H{c[2]}kv{c[3]}W{c[5]}docs{int(c[6])}")
-def test_flex_matches_reference_gpu(case, dtype, tol):
+def test_flex_matches_reference_gpu(case, dtype, tol, path, monkeypatch):
+    """Both masked paths (FlexAttention from FLEX_MIN_LEN tokens, masked SDPA below) at every case."""
+    monkeypatch.setattr(flex, "FLEX_MIN_LEN", 0 if path == "flex" else 10**9)
     B, T, H, Hkv, Dh, window, resets = case
     dev = torch.device("cuda")
     gen = torch.Generator().manual_seed(hash(case) % 2**31)
@@ -97,9 +100,12 @@ def test_dispatch_falls_back_to_reference_on_cpu(monkeypatch):
         flex.use_fast_path("bogus", x)
 
 
+@pytest.mark.parametrize("path", ["flex", "sdpa_mask"])
 @pytest.mark.parametrize("window,resets", [(3, True), (None, True), (5, False), (None, False)])
-def test_flex_semantics_on_cpu(window, resets):
-    """Eager FlexAttention (CPU) with our block masks == the reference: W + 1 keys, documents."""
+def test_flex_semantics_on_cpu(window, resets, path, monkeypatch):
+    """Eager FlexAttention (CPU) with our block masks, and the masked-SDPA path for short sequences,
+    == the reference: W + 1 keys, documents."""
+    monkeypatch.setattr(flex, "FLEX_MIN_LEN", 0 if path == "flex" else 10**9)
     gen = torch.Generator().manual_seed(7)
     B, T, H, Hkv, Dh = 2, 21, 4, 2, 8
     q, k, v = (torch.randn(B, T, n, Dh, generator=gen) for n in (H, Hkv, Hkv))

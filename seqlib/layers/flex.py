@@ -14,6 +14,11 @@ including itself (recurrentgemma ``_compute_causal_mask``).
   the batch (its document ids are captured by the ``mask_mod``) and is built per call.
 * Global attention with one document per row: SDPA with ``is_causal=True`` (FlashAttention-2,
   Dao 2023, on CUDA).
+* Sequences shorter than ``FLEX_MIN_LEN``: SDPA with the explicit boolean mask (the memory-efficient
+  kernel; K/V repeated to the query heads, which is cheap at these lengths). A compiled FlexAttention
+  kernel is specialised to its shape, so a task whose lengths vary from batch to batch (the Chomsky
+  tasks: one length per batch, hundreds of test lengths) would recompile for each one, while at such
+  lengths skipping key blocks saves little.
 
 On a CPU, FlexAttention runs eagerly (correct but slow): the CPU path of the model is the
 reference :func:`masked_attention`, and this module is used there only by tests.
@@ -30,6 +35,7 @@ import torch.nn.functional as F
 from seqlib.layers.segments import document_ids
 
 _BLOCK_MASKS: dict[tuple, object] = {}
+FLEX_MIN_LEN = 2048  # shorter sequences take the masked-SDPA path (no compilation per shape)
 
 
 def _flex_modules():
@@ -85,30 +91,29 @@ def fast_attention(
 
     Scale Dh^-1/2; the kernels accumulate the softmax in fp32.
     """
-    H, Hkv = q.shape[2], k.shape[2]
+    B, T, H, Hkv = *q.shape[:3], k.shape[2]
     gqa = H != Hkv
     qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # [B, heads, T, Dh]
     resets = bool((segment_pos[:, 1:] == 0).any())
     if window is None and not resets:
-        out = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True, enable_gqa=gqa)
-    else:
-        T = q.shape[1]
+        return F.scaled_dot_product_attention(qt, kt, vt, is_causal=True, enable_gqa=gqa).transpose(1, 2)
+    if T >= FLEX_MIN_LEN:
         mask = document_block_mask(document_ids(segment_pos), window) if resets else window_block_mask(
             T, window, q.device
         )
         try:
-            out = _flex_fn(q.device)(qt, kt, vt, block_mask=mask, enable_gqa=gqa)
+            return _flex_fn(q.device)(qt, kt, vt, block_mask=mask, enable_gqa=gqa).transpose(1, 2)
         except Exception as exc:  # noqa: BLE001 - inductor found no kernel for this shape
             # seen on torch 2.11 / H100: B=2, T=77, Dh=32 with a document mask (NoValidChoicesError)
-            from seqlib.layers.attention import attention_mask, masked_attention
+            warnings.warn(f"FlexAttention failed for q {tuple(q.shape)} ({type(exc).__name__}); using "
+                          "SDPA with an explicit mask", stacklevel=2)
+    from seqlib.layers.attention import attention_mask
 
-            warnings.warn(f"FlexAttention failed for q {tuple(q.shape)} ({type(exc).__name__}); using the "
-                          "reference masked attention", stacklevel=2)
-            B = q.shape[0]
-            pos = torch.arange(T, device=q.device).expand(B, T)
-            doc = document_ids(segment_pos)
-            return masked_attention(q, k, v, attention_mask(pos, doc, pos, doc, window))
-    return out.transpose(1, 2)
+    pos = torch.arange(T, device=q.device).expand(B, T)
+    doc = document_ids(segment_pos)
+    mask = attention_mask(pos, doc, pos, doc, window)[:, None]  # [B, 1, T, T]
+    kt, vt = (t.repeat_interleave(H // Hkv, dim=1) for t in (kt, vt))
+    return F.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask).transpose(1, 2)
 
 
 def use_fast_path(backend: str, x: torch.Tensor) -> bool:
