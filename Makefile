@@ -40,6 +40,11 @@ test: venv chromium ## set up (if needed: .venv, Debian chromium) and run the te
 test-gpu: venv ## run the GPU tests (pytest -m gpu) on a CUDA machine
 	$(PY) -m pytest -m gpu $(PYTEST_ARGS)
 
+bench: venv ## run the GPU benchmarks (scan, attention, models) into results/bench
+	$(PY) -m seqlib bench scan
+	$(PY) -m seqlib bench attention
+	$(PY) -m seqlib bench models all
+
 lint: venv ## ruff
 	$(VENV)/bin/ruff check seqlib tests chapters
 

@@ -17,10 +17,13 @@
 # # Efficiency: kernels, attention and models on a GPU
 #
 # How fast do the mixers run? This chapter reads the benchmark records that
-# `python -m seqlib.bench.attention` and `python -m seqlib.bench.models` write under
-# `results/bench/` (one JSON file per run, with the device, the commit and the package versions)
-# and shows them against the goals of issue 6:
+# `python -m seqlib bench scan|attention|models` write under `results/bench/` (one JSON file per
+# run, with the device, the commit and the package versions) and shows them against the goals of
+# issue 6:
 #
+# * the fused RG-LRU kernel (B=8, T=4096, R=1024, bf16): forward at >= 60% of the measured copy
+#   bandwidth for the bytes it must move, and the whole RG-LRU layer (gates + scan, forward +
+#   backward) >= 3x faster than PyTorch gates + fla's `chunk_hgrn`;
 # * sliding-window attention (H=8, one KV head, Dh=128, W=1024, bf16) within 1.5x of full-causal
 #   flash attention scaled by the window's share of the causal work, and faster than fla's
 #   windowed `parallel_attn`;
@@ -67,6 +70,10 @@ def latest(kind: str):
     return json.loads(files[-1].read_text()) if files else None
 
 
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
 def merged_train():
     """Every models-train record, the newest row per (model, T); each row keeps its record's commit."""
     files = sorted(BENCH.glob("models-train-*.json"))
@@ -82,13 +89,66 @@ def merged_train():
     return {**last, "rows": list(rows.values()), "files": [f.name for f in files]}
 
 
-records = {k: latest(k) for k in ("attention", "models-decode")}
+records = {k: latest(k) for k in ("scan", "attention", "models-decode")}
 records["models-train"] = merged_train()
 for kind, rec in records.items():
     if rec is None:
         print(f"{kind}: no benchmark record under {BENCH} (benchmarks need a CUDA GPU; none has been run here).")
     else:
         print(f"{kind}: {rec['device']}, commit {rec['commit'][:10]}, {rec['time']}, torch {rec['versions']['torch']}")
+
+# %% [markdown]
+# ## The fused RG-LRU scan
+#
+# The scan is memory-bound: its floor is the time to move the bytes it must read and write (x and
+# the two gate pre-activations in, y out, plus the resets, the decay parameter, the state and, for
+# training, one checkpoint per time block) at the bandwidth of a device-to-device copy measured in
+# the same run. `roofline ms` is those bytes over the copy bandwidth, and `of copy` is roofline /
+# measured time. The baselines (PyTorch gates + fla's `chunk_hgrn` or `fused_recurrent_hgrn`, our
+# PyTorch `parallel` and `sequential` backends) are charged the fused kernel's bytes too, the
+# RG-LRU's minimum traffic, so their share says how far each is from that floor. The two RG-LRU
+# layer rows (block-diagonal gate projections + scan) have no byte count. The checks are relative
+# errors against the fused kernel (fla's hgrn has no reset: the benchmark approximates one by
+# log a = -20).
+
+# %%
+from seqlib.bench.scan import goal_value  # noqa: E402
+
+scan = records["scan"]
+if scan is None:
+    print("No scan benchmark record: nothing to show.")
+else:
+    shape = scan["shape"]
+    print(f"B={shape['B']} T={shape['T']} R={shape['R']} {shape['dtype']}; copy bandwidth "
+          f"{scan['copy_GBps']:.0f} GB/s (read + write); kernel configurations (BLOCK_T, BLOCK_R, warps[, "
+          f"segments]): {scan['configs']}")
+    if scan.get("note"):
+        print(scan["note"])
+    df = pd.DataFrame(scan["rows"])
+    table = pd.DataFrame({
+        "what": df["name"], "ms": df["ms"].round(4), "MB moved": (df["bytes"] / 1e6).round(0),
+        "GB/s": df["GBps"].round(0), "roofline ms": df["roofline_ms"].round(4),
+        "of copy": (100 * df["frac_of_copy_bw"]).round(1).astype(str) + "%",
+    }).replace("nan%", "-")
+    if df["note"].astype(bool).any():
+        table["note"] = df["note"]
+    display(table.set_index("what"))
+    timed = df[df["GBps"].notna() & ~df["name"].str.startswith("copy")]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(timed) + 1.2))
+    ax.barh(timed["name"], timed["GBps"], color=["C0" if n.startswith("fused") else "C7" for n in timed["name"]])
+    ax.axvline(scan["copy_GBps"], color="k", ls="--", label=f"roofline: copy bandwidth {scan['copy_GBps']:.0f} GB/s")
+    ax.axvline(0.6 * scan["copy_GBps"], color="C3", ls=":", label="goal for the fused forward: 60%")
+    ax.set(xscale="log", xlabel="GB/s for the bytes the fused kernel must move (log)",
+           title=f"RG-LRU scan, B={shape['B']} T={shape['T']} R={shape['R']} {shape['dtype']}, {scan['device']}")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="lower right")
+    plt.show()
+    print("correctness checks (relative error):")
+    for name, err in scan["checks"].items():
+        print(f"  {name}: {err:.2e}")
+    display(pd.DataFrame([{"goal": k, "value": goal_value(k, g["value"]),
+                           "met": "(info)" if g["met"] is None else verdict(g["met"])} for k, g in scan["goals"].items()]
+                         ).set_index("goal"))
 
 # %% [markdown]
 # ## Sliding-window attention
@@ -201,11 +261,11 @@ else:
 # numbers and the discussion of the misses are in issue 6's closing note.
 
 # %%
-def verdict(ok):
-    return "met" if ok else "MISSED"
-
-
 lines = []
+if scan is not None:
+    for name, g in scan["goals"].items():
+        if g["met"] is not None:
+            lines.append(f"scan: {name}: {goal_value(name, g['value'])} ({verdict(g['met'])})")
 if att is not None:
     for g in att["goals"]:
         fla = f", flex/fla = {g['flex_over_fla']:.2f} ({verdict(g['faster_than_fla'])})" if g["flex_over_fla"] else ""

@@ -1,8 +1,9 @@
-"""Command line: ``python -m seqlib {train,eval,results,list}`` (also the ``seqlib`` console script)."""
+"""Command line: ``python -m seqlib {train,eval,results,list,bench}`` (also the ``seqlib`` console script)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -17,10 +18,13 @@ EPILOG = """examples:
   python -m seqlib train --task all --model all --profile smoke      # every pair, one at a time
   python -m seqlib results --task mqar --best test
   python -m seqlib eval 3f2a9c0d1e2b4a5c --split test_length --n 512
+  python -m seqlib bench scan --sweep                               # GPU benchmarks into results/bench
 
 configuration: params/defaults.yaml, params/models.yaml, params/tasks.yaml, each with a `profiles:`
 overlay (smoke, full); --set key.sub=value overrides any field (values are YAML). Unknown keys, wrong
 types and impossible values are errors naming the key and the file that set it."""
+
+BENCHMARKS = {"scan": "seqlib.bench.scan", "attention": "seqlib.bench.attention", "models": "seqlib.bench.models"}
 
 
 def _names(arg: str, known: list[str], kind: str) -> list[str]:
@@ -224,11 +228,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Hand the remaining arguments to the benchmark module's ``main`` (2 = no CUDA GPU)."""
+    return importlib.import_module(BENCHMARKS[args.benchmark]).main(args.args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqlib", description="Train, evaluate and tabulate seqlib sequence models on synthetic tasks.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,results,list}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,results,list,bench}")
 
     p = sub.add_parser("train", help="train + evaluate (task, model) runs: every lr x seed; stores one record each",
                        description="Train and evaluate every learning rate x seed of the resolved config. A run "
@@ -273,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list the models and tasks")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("bench", help="GPU benchmarks (scan, attention, models) into results/bench",
+                       description="Run one benchmark; it writes a JSON record under results/bench/ (the "
+                       "Efficiency chapter shows them). `seqlib bench NAME --help` lists its options. Exit "
+                       "status 2 without a CUDA GPU.")
+    p.add_argument("benchmark", choices=list(BENCHMARKS),
+                   help="scan: RG-LRU scan kernels; attention: sliding-window attention; "
+                   "models: [train|decode|all] model throughput and decode latency")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own arguments")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,8 +1,9 @@
-"""The command line: help, list, train (smoke), results, eval, and its exit codes."""
+"""The command line: help, list, train (smoke), results, eval, bench, and its exit codes."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ FAST = ["--no-progress", "--set", "optim.steps=3", "--set", "optim.warmup_steps=
 def test_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "seqlib", "--help"], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout
-    for word in ("train", "eval", "results", "list", "--profile", "--set"):
+    for word in ("train", "eval", "results", "list", "bench", "--profile", "--set"):
         assert word in out
 
 
@@ -59,3 +60,33 @@ def test_config_errors_and_failures_exit_nonzero(tmp_path, capsys):
     assert "optim.lr" in err and "--set optim.lr=-1" in err
     with pytest.raises(SystemExit, match="unknown model"):
         main(["train", "--task", "mqar", "--model", "griffon"])
+
+
+def test_bench_dispatch_and_unknown_name(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "flops"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "invalid choice: 'flops'" in err
+    assert all(f"'{name}'" in err for name in ("scan", "attention", "models"))
+    with pytest.raises(SystemExit) as exc:  # the arguments after the name reach the benchmark's own parser
+        main(["bench", "models", "--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and out.startswith("usage: python -m seqlib bench models") and "decode" in out
+
+
+NO_CUDA = """
+import json, sys, torch
+torch.cuda.is_available = lambda: False  # so that the refusal is tested on a GPU machine too
+from seqlib.cli import main
+rc = main(sys.argv[1:])
+print(json.dumps({"rc": rc, "fla_imported": any(m.split(".")[0] == "fla" for m in sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize("argv", [["scan"], ["attention"], ["models", "train"]], ids=" ".join)
+def test_bench_without_cuda_exits_2_before_importing_fla(argv, tmp_path):
+    env = {**os.environ, "SEQLIB_BENCH_DIR": str(tmp_path)}  # a benchmark that ran anyway writes here
+    proc = subprocess.run([sys.executable, "-c", NO_CUDA, "bench", *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=True)
+    assert json.loads(proc.stdout) == {"rc": 2, "fla_imported": False}
+    assert proc.stderr.strip() == f"{argv[0]} benchmark needs a CUDA GPU"

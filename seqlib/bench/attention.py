@@ -1,4 +1,4 @@
-"""Sliding-window attention benchmark (issue 6, item 2): ``python -m seqlib.bench.attention``.
+"""Sliding-window attention benchmark (issue 6, item 2): ``python -m seqlib bench attention``.
 
 Griffin's local MQA shape (H=8 query heads, one KV head, Dh=128, bf16, W=1024 so a query sees
 W + 1 keys) at T in {4096, 8192}, forward and forward+backward, for
@@ -13,59 +13,19 @@ W + 1 keys) at T in {4096, 8192}, forward and forward+backward, for
 ``ratio`` = time / (flash_causal time * window share), where the window share is the number of
 (query, key) pairs inside the window over those of full causal attention; the goal is <= 1.5 and
 faster than fla. Times are ``triton.testing.do_bench`` medians (ms). Each record (device, commit,
-versions, numbers) is written as JSON under ``results/bench/``.
+versions, numbers) is written as JSON under ``results/bench/`` (:mod:`seqlib.bench.record`).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
+import argparse
 import functools
-import json
-import os
-import platform
-from pathlib import Path
+import sys
 
 import torch
 import torch.nn.functional as F
 
-BENCH_DIR = Path(os.environ.get("SEQLIB_BENCH_DIR", "results/bench"))
-
-
-def _version(module: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(module)
-    except Exception:  # noqa: BLE001 - not installed
-        return None
-
-
-def environment() -> dict:
-    from seqlib.provenance import git_state
-
-    commit = git_state()[0] or "unknown"
-    cuda = torch.cuda.is_available()
-    return {
-        "device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
-        "commit": commit,
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-            "triton": _version("triton"),
-            "fla-core": _version("fla-core"),
-        },
-    }
-
-
-def save_record(kind: str, record: dict, path: Path | None = None) -> Path:
-    """Write ``record`` with the environment as JSON (to ``path`` if given, to update a partial one)."""
-    BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    path = path or BENCH_DIR / f"{kind}-{stamp}.json"
-    path.write_text(json.dumps({"kind": kind, **environment(), **record}, indent=1))
-    return path
+from seqlib.bench.record import environment, no_cuda, save_record
 
 
 def window_share(T: int, W: int) -> float:
@@ -152,7 +112,8 @@ def _one_length(T: int, W: int, B: int, H: int, Dh: int) -> list[dict]:
     return rows
 
 
-def main(T_values=(4096, 8192), W=1024, B=4, H=8, Dh=128) -> dict:
+def run(T_values=(4096, 8192), W=1024, B=4, H=8, Dh=128) -> dict:
+    """Time every variant at each T, save the record and print it; returns the record."""
     rows = []
     for T in T_values:
         rows += _one_length(T, W, B, H, Dh)
@@ -184,5 +145,19 @@ def main(T_values=(4096, 8192), W=1024, B=4, H=8, Dh=128) -> dict:
     return record
 
 
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m seqlib bench attention", description=__doc__.splitlines()[0])
+    ap.add_argument("--T", type=int, nargs="+", default=[4096, 8192], help="sequence lengths")
+    ap.add_argument("--W", type=int, default=1024, help="window (a query sees W + 1 keys)")
+    ap.add_argument("--B", type=int, default=4)
+    ap.add_argument("--H", type=int, default=8, help="query heads (one KV head)")
+    ap.add_argument("--Dh", type=int, default=128)
+    args = ap.parse_args(argv)
+    if no_cuda("attention"):
+        return 2
+    run(tuple(args.T), args.W, args.B, args.H, args.Dh)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Model-level benchmarks (issue 6, item 4): ``python -m seqlib.bench.models [train|decode|all]``.
+"""Model-level benchmarks (issue 6, item 4): ``python -m seqlib bench models [train|decode|all]``.
 
 * ``train``: training tokens/s and peak memory at T in {1k, 2k, 4k, 8k} with a fixed 16k tokens
   per batch (B = 16384 / T), bf16 autocast, forward + backward + AdamW step, 2 warm-up steps then
@@ -9,8 +9,8 @@
   1.5D..6D is resized by :func:`seqlib.models.sizing.match_budget` instead.
 * ``decode``: per-token decode latency (batch 16, bf16 weights, eager PyTorch) after a prefill of
   1k..32k tokens through the decode caches (1024-token chunks; smaller for the global
-  Transformer, whose reference attention materialises fp32 scores), median of 64 single-token
-  steps after 8 warm-up steps, for Hawk, Griffin and the Transformer (whose global cache grows
+  Transformer, whose reference attention materialises fp32 scores), median of 50 single-token
+  steps after 5 warm-up steps, for Hawk, Griffin and the Transformer (whose global cache grows
   by ``torch.cat`` each step: a real cost of that implementation, measured as such).
 
 Goals (issue 6): Griffin's tokens/s >= the global Transformer's at T=4096 and ahead at 8192;
@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 import torch
 
-from seqlib.bench.attention import environment, save_record
+from seqlib.bench.record import environment, no_cuda, save_record
 
 VOCAB = 32_000
 TARGET = 100_000_000
@@ -34,6 +35,7 @@ TOKENS_PER_BATCH = 16_384
 LENGTHS = (1024, 2048, 4096, 8192)
 CORE = ["hawk", "griffin", "transformer", "local_transformer"]
 DECODE_BATCH = 16
+DECODE_STEPS, DECODE_WARMUP, DECODE_PROFILED = 50, 5, 10
 
 
 def _spec():
@@ -208,8 +210,9 @@ def _kernel_ms(model, token, pos, cache, batch, steps, dev, sync) -> float:
     return total_us / 1e3 / steps
 
 
-def decode_one(name: str, context: int, batch: int = DECODE_BATCH, steps: int = 50, warmup: int = 5,
-               device: str = "cuda", cfg=None, profile_steps: int = 10) -> dict:
+def decode_one(name: str, context: int, batch: int = DECODE_BATCH, steps: int = DECODE_STEPS,
+               warmup: int = DECODE_WARMUP, device: str = "cuda", cfg=None,
+               profile_steps: int = DECODE_PROFILED) -> dict:
     """Prefill ``context`` tokens through the decode caches, then time single-token steps.
 
     bf16 weights and activations (the RG-LRU state stays fp32); if the model cannot run in pure bf16,
@@ -256,8 +259,6 @@ def decode_one(name: str, context: int, batch: int = DECODE_BATCH, steps: int = 
                     print(f"profiler failed: {type(exc).__name__}: {exc}", flush=True)
             return times, bool(torch.isfinite(logits).all()), gpu_ms
 
-            return times, bool(torch.isfinite(logits).all()), gpu_ms
-
     try:
         mode = "bf16 weights"
         times, finite, gpu_ms = run(base.to(torch.bfloat16), torch.bfloat16, False)
@@ -293,7 +294,8 @@ def decode(models=("hawk", "griffin", "transformer"), contexts=(1024, 2048, 4096
                 if "ms_per_token" in r else r.get("error") or r.get("skipped")), flush=True)
     return {"rows": rows, "goals": decode_goals(rows, contexts),
             "goals_kernel_time": decode_goals(rows, contexts, "gpu_ms_per_token"),
-            "config": {"batch": batch, "dtype": "bf16", "steps": 50, "warmup": 5, "profiled_steps": 10, "timer": "host clock between "
+            "config": {"batch": batch, "dtype": "bf16", "steps": DECODE_STEPS, "warmup": DECODE_WARMUP,
+                       "profiled_steps": DECODE_PROFILED, "timer": "host clock between "
                        "device syncs (eager PyTorch: includes Python and launch overhead)"}}
 
 
@@ -323,10 +325,8 @@ def _table(record: dict, key: str, value: str, fmt: str) -> None:
         print(f"{m:>18} " + " ".join(f"{format(cells[c], fmt) if c in cells else '-':>10}" for c in cols))
 
 
-def main(argv=None) -> None:
-    from seqlib.models.registry import ZOO_MODELS
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m seqlib bench models", description=__doc__.splitlines()[0])
     ap.add_argument("what", nargs="?", default="all", choices=["train", "decode", "all", "warm"])
     ap.add_argument("--precompile", type=int, default=0,
                     help="train: first compile every model in this many parallel processes (untimed)")
@@ -336,11 +336,15 @@ def main(argv=None) -> None:
     ap.add_argument("--decode-budget", type=float, default=240.0)
     ap.add_argument("--decode-models", nargs="*", default=["hawk", "griffin", "transformer"])
     args = ap.parse_args(argv)
+    if no_cuda("models"):
+        return 2
+    from seqlib.models.registry import ZOO_MODELS
+
     if args.what == "warm":
         for m in args.models:
             for T in args.lengths:
                 warm(m, T)
-        return
+        return 0
     env = environment()
     if args.what in ("train", "all"):
         models = args.models or CORE + ["hgrn2"] + [m for m in ZOO_MODELS if m != "hgrn2"]
@@ -362,7 +366,8 @@ def main(argv=None) -> None:
         print("\ndecode kernel time ms/token (profiler)")
         _table(rec, "context", "gpu_ms_per_token", ".3f")
         print("goals (kernel time):", rec["goals_kernel_time"])
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

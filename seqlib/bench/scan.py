@@ -16,19 +16,20 @@ Times are ``triton.testing.do_bench`` medians (warm-up first; do_bench flushes L
 Roofline = bytes the fused kernel must move / measured copy bandwidth (bytes read + written).
 ``--sweep`` first times several (BLOCK_T, BLOCK_R, num_warps) configurations of each kernel,
 checks each against the default configuration's output, and uses the fastest for the table.
+The record (``python -m seqlib bench scan``) goes to ``results/bench/scan-<UTC time>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import re
 import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from seqlib.bench.record import environment, no_cuda, save_record
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 
@@ -38,10 +39,9 @@ FWD_SWEEP = [(64, 32, 4), (64, 16, 4), (32, 16, 4),  # plain: one inclusive scan
 BWD_SWEEP = [(32, 16, 2), (32, 16, 4), (32, 32, 4), (64, 16, 4), (16, 32, 4), (64, 32, 8), (128, 16, 4)]
 
 
-def _git_commit() -> str:
-    from seqlib.provenance import git_state
-
-    return git_state()[0] or "unknown"
+def goal_value(name: str, value: float) -> str:
+    """A goal's value as text: a share of the copy bandwidth, or a speed-up factor."""
+    return f"{100 * value:.0f}% of copy bandwidth" if "bandwidth" in name else f"{value:.2f}x"
 
 
 def _fla_gates(x, gate_x, gate_a, a_param, reset):
@@ -70,7 +70,7 @@ def make_fla_scan(op):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m seqlib.bench.scan", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m seqlib bench scan", description=__doc__.split("\n\n")[0])
     ap.add_argument("--B", type=int, default=8)
     ap.add_argument("--T", type=int, default=4096)
     ap.add_argument("--R", type=int, default=1024)
@@ -79,14 +79,12 @@ def main(argv=None) -> int:
     ap.add_argument("--blocks", type=int, default=16, help="gate blocks of the RGLRU layer")
     ap.add_argument("--sweep", action="store_true", help="tune the kernel configurations first")
     ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # cpu: smoke test under TRITON_INTERPRET
-    ap.add_argument("--out", default=None, help="JSON record (default results/bench/scan-<device>.json)")
+    ap.add_argument("--out", default=None, help="JSON record (default results/bench/scan-<UTC time>.json)")
     args = ap.parse_args(argv)
 
     dev = torch.device(args.device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        print("seqlib.bench.scan needs a CUDA GPU", file=sys.stderr)
+    if dev.type == "cuda" and no_cuda("scan"):
         return 2
-    import triton
     from triton.testing import do_bench
 
     if dev.type != "cuda":  # smoke test of this script (TRITON_INTERPRET=1): one untimed-quality call
@@ -104,15 +102,13 @@ def main(argv=None) -> int:
     from seqlib.layers.scan import register_fused_scan, rg_lru_scan
 
     try:
-        import fla
         from fla.ops.hgrn import chunk_hgrn, fused_recurrent_hgrn
 
-        fla_version = getattr(fla, "__version__", "?")
+        fla_missing = ""
     except Exception as exc:  # noqa: BLE001
         chunk_hgrn = fused_recurrent_hgrn = None
-        fla_version = f"unavailable ({type(exc).__name__}: {exc})"
+        fla_missing = f"fla unavailable ({type(exc).__name__}: {exc})"
 
-    device_name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu (smoke test)"
     B, T, R, dtype = args.B, args.T, args.R, DTYPES[args.dtype]
     s = torch.finfo(dtype).bits // 8
     N = B * T * R
@@ -238,8 +234,8 @@ def main(argv=None) -> int:
             y_ours = K.rglru_fused(x, gx, ga, a_param, reset)[0]
         for label, op in (("chunk_hgrn", chunk_hgrn), ("fused_recurrent_hgrn", fused_recurrent_hgrn)):
             if op is None:
-                row(f"torch gates + fla {label} fwd", None, None, note=fla_version)
-                row(f"torch gates + fla {label} fwd+bwd", None, None, note=fla_version)
+                row(f"torch gates + fla {label} fwd", None, None, note=fla_missing)
+                row(f"torch gates + fla {label} fwd+bwd", None, None, note=fla_missing)
                 continue
             fn = make_fla_scan(op)
             with torch.no_grad():
@@ -333,14 +329,13 @@ def main(argv=None) -> int:
         goals["(info) fwd+bwd vs parallel backend"] = {"value": by["parallel backend fwd+bwd"]["ms"] / ours_fb,
                                                        "met": None}
 
-    meta = {
-        "device": device_name, "torch": torch.__version__, "triton": triton.__version__, "fla": fla_version,
-        "commit": _git_commit(), "shape": {"B": B, "T": T, "R": R, "dtype": args.dtype},
-        "copy_GBps": copy_bw / 1e9, "configs": configs,
-    }
+    record = {"shape": {"B": B, "T": T, "R": R, "dtype": args.dtype}, "copy_GBps": copy_bw / 1e9,
+              "configs": configs, "rows": rows, "goals": goals, "checks": checks, "sweep": sweep}
+    path = save_record("scan", record, Path(args.out) if args.out else None)
+    env = environment()
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
     print()
-    print(f"RG-LRU scan benchmark on {device_name}; torch {torch.__version__}, triton {triton.__version__}, "
-          f"fla {fla_version}; commit {meta['commit']}")
+    print(f"RG-LRU scan benchmark on {env['device']}; {versions}; commit {env['commit'][:10]}")
     print(f"B={B} T={T} R={R} {args.dtype}; copy bandwidth {copy_bw / 1e9:.0f} GB/s (read+write); "
           f"configs (BLOCK_T, BLOCK_R, warps): {configs}")
     print(f"{'what':<62} {'ms':>9} {'MB moved':>9} {'GB/s':>7} {'roof ms':>8} {'of copy':>7}")
@@ -357,15 +352,8 @@ def main(argv=None) -> int:
     print("goals:")
     for k, v in goals.items():
         met = "" if v["met"] is None else ("MET" if v["met"] else "MISSED")
-        val = f"{100 * v['value']:.0f}% of copy bandwidth" if "bandwidth" in k else f"{v['value']:.2f}x"
-        print(f"  {k}: {val} {met}")
-
-    slug = re.sub(r"[^a-z0-9]+", "-", device_name.lower()).strip("-")
-    out = Path(args.out or f"results/bench/scan-{slug}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**meta, "rows": rows, "goals": goals, "checks": checks, "sweep": sweep},
-                              indent=1, default=str))
-    print(f"wrote {out}")
+        print(f"  {k}: {goal_value(k, v['value'])} {met}")
+    print(f"wrote {path}")
     return 0
 
 
