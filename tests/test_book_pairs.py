@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jupytext
 import nbformat
 import pytest
+
+jupytext = pytest.importorskip("jupytext", reason="the book toolchain (jupytext) is not installed here")
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((REPO / "chapters").glob("*.py"))

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The book's GPU work on a node with PyTorch and Triton but no internet and no venv (a lent GPU
+# machine, a cluster node): the other packages come as wheels (`make wheelhouse`, or any folder of
+# wheels), installed into a private site directory. Run from the repository root:
+#
+#   scripts/gpu_node.sh setup WHEELS   install WHEELS/*.whl into $SEQBOOK_SITE (default /tmp/seqbook-site)
+#   scripts/gpu_node.sh test [ARGS]    pytest -m gpu (ARGS go to pytest)
+#   scripts/gpu_node.sh bench          the scan, attention and model benchmarks into results/bench
+#   scripts/gpu_node.sh grid [ARGS]    the run grid, full profile (ARGS go to python -m seqlib.grid)
+#   scripts/gpu_node.sh pack DIR       the run records (no checkpoints) and book/runs as DIR/*.tar.gz
+#
+# Where the tree travels without .git, set SEQLIB_COMMIT to the commit it was copied from: every
+# record and benchmark then names it. Keep the environment's NCCL settings (NVLink multicast off).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SITE=${SEQBOOK_SITE:-/tmp/seqbook-site}
+PY=${PYTHON:-python3}
+export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export SEQLIB_COMMIT=${SEQLIB_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
+
+step=${1:?usage: scripts/gpu_node.sh setup|test|bench|grid|pack ...}
+shift
+case "$step" in
+  setup)
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "${1:?wheel folder}"/*.whl
+    "$PY" -c "import torch, triton, fla, papermill, distributed, pydantic, altair; print('torch', torch.__version__, 'triton', triton.__version__, 'fla', fla.__version__, 'GPUs', torch.cuda.device_count())"
+    ;;
+  test)
+    SEQLIB_AUTOTUNE_MAX=${SEQLIB_AUTOTUNE_MAX:-2} "$PY" -m pytest -m gpu -p no:cacheprovider -q -rfEs "$@"
+    ;;
+  bench)
+    "$PY" -m seqlib bench scan
+    "$PY" -m seqlib bench attention
+    SEQLIB_AUTOTUNE_MAX=${SEQLIB_AUTOTUNE_MAX:-4} "$PY" -m seqlib bench models train \
+      --models hawk griffin transformer local_transformer hgrn2 --precompile 4 --budget "${TRAIN_BUDGET:-150}"
+    "$PY" -m seqlib bench models decode --decode-budget "${DECODE_BUDGET:-150}"
+    ;;
+  grid)
+    PROFILE=${PROFILE:-full} "$PY" -m seqlib.grid "$@"
+    ;;
+  pack)
+    out=${1:?output folder}
+    mkdir -p "$out"
+    find results -name '*.json' -not -path 'results/scratch/*' -print0 | tar -czf "$out/results.tar.gz" --null -T -
+    tar -czf "$out/book-runs.tar.gz" book/runs
+    ls -la "$out"
+    ;;
+  *)
+    echo "unknown step '$step': use setup, test, bench, grid or pack" >&2
+    exit 2
+    ;;
+esac
