@@ -282,13 +282,18 @@ def planned_runs(runs: list[Run]) -> dict[Path, list]:
 
 def planned_training(runs: list[Run], plans: dict[Path, list]) -> list[tuple[str, dict]]:
     """``(name, train kwargs)`` for every planned run without a finished record (each once, however
-    many chapters show it). Order: the grid's task chapters in turn, and within one its tasks in
-    turn, each for every model, lr and seed; so a grid stopped by a deadline has whole tasks done,
-    for every model."""
+    many chapters show it). Order: the tasks swept over several seeds (the headline comparisons)
+    first, then the rest; tasks in grid order (chapters, then their tasks); within a task seed by
+    seed, each for every lr and model. So a grid stopped by a deadline has the headline tasks done
+    first, and within a task the first seed for every model before the next."""
     from seqlib.results import read_record
 
     keyed, seen = [], set()
     chapters = list(dict.fromkeys(run.params["task"] for run in runs if run.out in plans))
+    planned_seeds: dict[tuple, set] = {}
+    for out, cfgs in plans.items():
+        for cfg in cfgs:
+            planned_seeds.setdefault((out, cfg.task.name), set()).add(cfg.optim.seeds[0])
     for run in runs:
         for cfg in plans.get(run.out, []):
             digest = cfg.hash()
@@ -297,9 +302,10 @@ def planned_training(runs: list[Run], plans: dict[Path, list]) -> list[tuple[str
                 continue
             seen.add(digest)
             name = f"{cfg.task.name}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
-            order = (chapters.index(run.params["task"]), run.trains.index(cfg.task.name))
+            order = (len(planned_seeds[(run.out, cfg.task.name)]) == 1, chapters.index(run.params["task"]),
+                     run.trains.index(cfg.task.name), cfg.optim.seeds[0], cfg.optim.lr)
             keyed.append((order, name, {"config": cfg.model_dump(mode="json")}))
-    keyed.sort(key=lambda item: item[0])  # stable: models, lrs and seeds keep their order
+    keyed.sort(key=lambda item: item[0])  # stable: the models keep their grid order
     return [(name, job) for _, name, job in keyed]
 
 

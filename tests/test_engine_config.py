@@ -30,9 +30,11 @@ def test_profiles_overlay_the_same_files():
     full = load_config("mqar", "griffin", "full", params_dir=PARAMS)
     assert smoke.model.d_model == 32 and full.model.d_model == 128  # models.yaml profile overlay
     assert smoke.task.params["seq_len"] == 64 and full.task.params["seq_len"] == 256  # tasks.yaml overlay
-    assert smoke.optim.steps == 40 and full.optim.steps == 10000  # defaults.yaml overlay
+    assert smoke.optim.steps == 40 and full.optim.steps == 1000  # defaults.yaml overlay
     assert smoke.optim.early_stop_accuracy == 0.99  # tasks.yaml base entry, kept under the profile
-    assert full.optim.lrs == [1e-4, 4.64e-4, 2.15e-3, 1e-2]  # the task entry wins over defaults
+    assert smoke.optim.lrs == [3e-3]  # the smoke overlay clears the base entry's sweep ([] -> lr)
+    assert full.optim.lrs == [4.64e-4, 2.15e-3]  # the task's full overlay wins over its base entry
+    assert load_config("parity_check", "lstm", "full", params_dir=PARAMS).task.params["test_length_step"] == 5
     assert smoke.run.profile == "smoke"
 
 

@@ -118,7 +118,12 @@ def test_zoo_forward_backward_finite_gpu(name):
     with torch.autocast("cuda", dtype=torch.bfloat16):
         logits, _ = model(inputs)
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), inputs.flatten())
-    loss.backward()
+    try:
+        loss.backward()
+    except RuntimeError as err:  # fla's own refusal on this platform (zoo.py docstring): known, not ours
+        if name == "gated_deltanet" and "produces incorrect results for gated chunk_bwd_dqkwg" in str(err):
+            pytest.xfail(f"fla 0.6.0 refuses Gated DeltaNet's backward here: {err}")
+        raise
     assert torch.isfinite(loss)
     for pname, p in model.named_parameters():
         assert p.grad is None or torch.isfinite(p.grad).all(), pname

@@ -348,7 +348,8 @@ def main(argv=None) -> int:
     env = environment()
     if args.what in ("train", "all"):
         models = args.models or CORE + ["hgrn2"] + [m for m in ZOO_MODELS if m != "hgrn2"]
-        warmed = precompile(models, args.lengths, jobs=args.precompile) if args.precompile else None
+        zoo = [m for m in models if m in ZOO_MODELS]  # fla autotunes for minutes; ours compile in seconds
+        warmed = precompile(zoo, args.lengths, jobs=args.precompile) if args.precompile and zoo else None
         rec = train(models, lengths=tuple(args.lengths), budget_s=args.budget)
         rec["precompile"] = warmed
         path = save_record("models-train", rec, rec.pop("path"))
