@@ -283,9 +283,9 @@ def planned_runs(runs: list[Run]) -> dict[Path, list]:
 def planned_training(runs: list[Run], plans: dict[Path, list]) -> list[tuple[str, dict]]:
     """``(name, train kwargs)`` for every planned run without a finished record (each once, however
     many chapters show it). Order: the tasks swept over several seeds (the headline comparisons)
-    first, then the rest; tasks in grid order (chapters, then their tasks); within a task seed by
-    seed, each for every lr and model. So a grid stopped by a deadline has the headline tasks done
-    first, and within a task the first seed for every model before the next."""
+    first, seed by seed (every headline task's first seed before any second seed), then the rest;
+    within that, tasks in grid order (chapters, then their tasks), each for every lr and model. So
+    a grid stopped by a deadline has one seed of every headline task, for every model, first."""
     from seqlib.results import read_record
 
     keyed, seen = [], set()
@@ -302,8 +302,8 @@ def planned_training(runs: list[Run], plans: dict[Path, list]) -> list[tuple[str
                 continue
             seen.add(digest)
             name = f"{cfg.task.name}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
-            order = (len(planned_seeds[(run.out, cfg.task.name)]) == 1, chapters.index(run.params["task"]),
-                     run.trains.index(cfg.task.name), cfg.optim.seeds[0], cfg.optim.lr)
+            order = (len(planned_seeds[(run.out, cfg.task.name)]) == 1, cfg.optim.seeds[0],
+                     chapters.index(run.params["task"]), run.trains.index(cfg.task.name), cfg.optim.lr)
             keyed.append((order, name, {"config": cfg.model_dump(mode="json")}))
     keyed.sort(key=lambda item: item[0])  # stable: the models keep their grid order
     return [(name, job) for _, name, job in keyed]
