@@ -67,6 +67,10 @@ from seqlib.plots import BOOK_RUN_ENV
 from seqlib.provenance import REPO, code_hash
 
 FAILED_DIR = REPO / "_build" / "grid" / "failed"
+# Several kernels starting at once can race for the ports jupyter_client picked for them (seen with 8
+# workers on one machine: zmq "Address already in use", then this error); such a start is retried.
+KERNEL_DIED = "Kernel died before replying to kernel_info"
+KERNEL_START_ATTEMPTS = 3
 
 
 @dataclass
@@ -190,8 +194,14 @@ def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict, stor
     os.environ[BOOK_RUN_ENV] = "1"  # the kernel inherits it: charts render for the offline book
     os.environ[STORED_ONLY_ENV] = "1" if stored_only else "0"
     try:
-        pm.execute_notebook(chapter, tmp, parameters=params, cwd=str(Path(chapter).parent),
-                            progress_bar=False, log_output=False)
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                pm.execute_notebook(chapter, tmp, parameters=params, cwd=str(Path(chapter).parent),
+                                    progress_bar=False, log_output=False)
+                break
+            except RuntimeError as err:  # the kernel never started: retry; a failing cell is not retried
+                if KERNEL_DIED not in str(err) or attempt == KERNEL_START_ATTEMPTS:
+                    raise
         nb = nbformat.read(tmp, as_version=4)
         nb.metadata["seqbook"] = {"params": params, **stamp}
         for cell in nb.cells:  # the book shows the injected values, not the defaults they replace

@@ -162,3 +162,36 @@ def test_unknown_grid_key_is_an_error(book):
     (book / "grid.yaml").write_text("runs:\n  - chapter: concept\n    trian: true\n")
     result = grid(book)
     assert result.returncode != 0 and "unknown key(s) ['trian']" in result.stderr, result.stderr
+
+
+def test_a_kernel_that_dies_at_start_is_retried_but_a_failing_cell_is_not(tmp_path, monkeypatch):
+    """Parallel kernels can race for their ports; a kernel that never started is started again."""
+    import papermill
+
+    from seqlib import grid as grid_module
+    from seqlib.chapter import STORED_ONLY_ENV
+    from seqlib.plots import BOOK_RUN_ENV
+
+    for name in (BOOK_RUN_ENV, STORED_ONLY_ENV):  # execute() sets them; monkeypatch restores them after
+        monkeypatch.setenv(name, "0")
+    calls = []
+
+    def flaky(chapter, out, **kwargs):
+        calls.append(out)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        nbformat.write(new_notebook(cells=[new_code_cell("1")]), out)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    out = tmp_path / "runs" / "x.ipynb"
+    record = grid_module.execute("x.ipynb", str(out), str(tmp_path / "failed.ipynb"), {}, {"params_hash": "p"})
+    assert record["status"] == "ok" and len(calls) == 2 and out.exists()
+
+    def broken(chapter, out, **kwargs):
+        calls.append(out)
+        raise RuntimeError("a cell raised this")
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", broken)
+    record = grid_module.execute("x.ipynb", str(out), str(tmp_path / "failed.ipynb"), {}, {"params_hash": "p"})
+    assert record["status"] == "failed" and "a cell raised this" in record["error"] and len(calls) == 1
