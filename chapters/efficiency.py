@@ -33,7 +33,9 @@
 #   Transformer's grows.
 #
 # Nothing here runs a benchmark: on a machine without records (a CPU-only CI runner, say) the
-# chapter says so and shows no numbers.
+# chapter says so and shows no numbers. Each section shows its newest record, and records come from
+# different machines and commits (an H100 and an H200 so far): the line under each section names
+# the record's device, commit and time, and a record's note says under what conditions it ran.
 
 # %% tags=["parameters"]
 profile = "smoke"  # this chapter only reads stored benchmark records; the profile is for provenance
@@ -162,6 +164,8 @@ att = records["attention"]
 if att is None:
     print("No attention benchmark record: nothing to show.")
 else:
+    if att.get("note"):
+        print(att["note"])
     df = pd.DataFrame(att["rows"])
     cfg = att["config"]
     pairs = df["window_share"] * df["T"] * (df["T"] + 1) / 2
