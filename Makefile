@@ -54,6 +54,8 @@ clean: ## remove build outputs (keeps .venv and book/runs)
 # ---- the book (book/, chapters/, seqlib/grid.py) -----------------------------------------------
 JB := $(VENV)/bin/jupyter-book
 FORCE ?=
+DEADLINE ?=
+WORKERS_PER_GPU ?=
 JUPYTERLAB_VERSION ?= 4.6.6
 WHEELHOUSE ?= wheelhouse
 WHEELHOUSE_PYTHON ?= 3.12
@@ -65,8 +67,8 @@ WHEELHOUSE_IN_IMAGE ?= numpy filelock fsspec jinja2 markupsafe typing_extensions
 book: venv ## build the site strictly into _build/html from the stored runs in book/runs (no re-execution)
 	$(JB) build . --all -W -n --keep-going
 
-run-all: venv ## execute the grid (params/grid.yaml) with papermill into book/runs; PROFILE=full|smoke|tiny, FORCE=1
-	PROFILE=$(PROFILE) FORCE=$(FORCE) $(PY) -m seqlib.grid
+run-all: venv ## train the grid's runs, then execute its chapters into book/runs; PROFILE=full|smoke|tiny, FORCE=1, DEADLINE=s, WORKERS_PER_GPU=n
+	PROFILE=$(PROFILE) FORCE=$(FORCE) DEADLINE=$(DEADLINE) WORKERS_PER_GPU=$(WORKERS_PER_GPU) $(PY) -m seqlib.grid
 
 lab: venv ## JupyterLab on chapters/ with the project's kernel (installs jupyterlab into .venv on first use)
 	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install -q jupyterlab==$(JUPYTERLAB_VERSION)
