@@ -329,7 +329,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m seqlib bench models", description=__doc__.splitlines()[0])
     ap.add_argument("what", nargs="?", default="all", choices=["train", "decode", "all", "warm"])
     ap.add_argument("--precompile", type=int, default=0,
-                    help="train: first compile every model in this many parallel processes (untimed)")
+                    help="train: first compile the fla models' kernels in this many parallel processes (untimed)")
     ap.add_argument("--models", nargs="*", default=None, help="training models (default: core + zoo)")
     ap.add_argument("--lengths", nargs="*", type=int, default=list(LENGTHS), help="training lengths T")
     ap.add_argument("--budget", type=float, default=180.0, help="seconds for the training sweep")
@@ -341,6 +341,8 @@ def main(argv=None) -> int:
     from seqlib.models.registry import ZOO_MODELS
 
     if args.what == "warm":
+        if not args.models:
+            ap.error("warm compiles the kernels of the models named by --models; name at least one")
         for m in args.models:
             for T in args.lengths:
                 warm(m, T)
