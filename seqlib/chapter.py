@@ -18,9 +18,8 @@ from seqlib import provenance
 from seqlib.config import load_config
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.plots import enable_book_renderer
-from seqlib.results import read_record
 from seqlib.tasks import get_task
-from seqlib.train import run_sweep, sweep_plan
+from seqlib.train import run_sweep, stored_record, sweep_plan
 
 # Set by the grid runner (which trains every planned run before it executes the chapters): a
 # chapter then shows the stored records and lists the planned runs that have none, training nothing.
@@ -61,7 +60,7 @@ def stored_runs(configs: Mapping) -> tuple[list[dict], str | None]:
     records, missing = [], []
     for cfg in configs.values():
         for run in sweep_plan(cfg):
-            rec = read_record(run.run.results_dir, run.task.name, run.model.name, run.hash())
+            rec = stored_record(run)
             if rec is None:
                 missing.append(f"{run.task.name} lr={run.optim.lr:g} seed={run.optim.seeds[0]}")
             else:

@@ -17,11 +17,10 @@ Metrics (over the scored positions, i.e. where ``batch.mask`` is True):
 Regression tasks (``spec.loss == "mse"``) get ``loss`` only. Slices: every 1-D integer, boolean or
 string metadata array (e.g. ``length``, ``num_kv_pairs``) with at most ``MAX_SLICE_VALUES`` distinct
 values, and always the length keys ``LENGTH_KEYS`` (``slice_key == "length"`` is the
-length-generalization curve). A slice carries only
-``SLICE_METRICS`` (the rest follow from them or are only reported for the whole split), and a
-metadata array that splits the examples exactly as an earlier one does (``input_length`` equal to
-``length``, a second constant) adds no slice: a Chomsky record evaluated at
-hundreds of lengths stays tens of kilobytes.
+length-generalization curve). A slice carries only ``SLICE_METRICS`` (the rest follow from them or
+are reported for the whole split only), and a metadata array that splits the examples exactly as an
+earlier one does (``input_length`` equal to ``length``, a second constant) adds no slice, so a
+Chomsky record evaluated at hundreds of lengths stays tens of kilobytes.
 """
 
 from __future__ import annotations

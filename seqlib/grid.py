@@ -139,14 +139,10 @@ def run_code_hash(run: Run, store: Path, planned: list | None = None) -> str:
     if run.reads_results:
         return f"{code}+results:{results_digest(store)}"
     if planned:
-        return f"{code}+runs:{files_digest(run_record_path(cfg) for cfg in planned)}"
+        from seqlib.train import record_file
+
+        return f"{code}+runs:{files_digest(record_file(cfg) for cfg in planned)}"
     return code
-
-
-def run_record_path(cfg) -> Path:
-    from seqlib.results import record_path
-
-    return record_path(cfg.run.results_dir, cfg.task.name, cfg.model.name, cfg.hash())
 
 
 def is_done(run: Run, code: str) -> bool:
@@ -296,23 +292,25 @@ def planned_training(runs: list[Run], plans: dict[Path, list]) -> list[tuple[str
     first, seed by seed (every headline task's first seed before any second seed), then the rest;
     within that, tasks in grid order (chapters, then their tasks), each for every lr and model. So
     a grid stopped by a deadline has one seed of every headline task, for every model, first."""
-    from seqlib.results import read_record
+    from seqlib.train import stored_record
 
     keyed, seen = [], set()
     chapters = list(dict.fromkeys(run.params["task"] for run in runs if run.out in plans))
-    planned_seeds: dict[tuple, set] = {}
-    for out, cfgs in plans.items():
-        for cfg in cfgs:
-            planned_seeds.setdefault((out, cfg.task.name), set()).add(cfg.optim.seeds[0])
+    seeds: dict[str, set[int]] = {}
+    for cfg in (cfg for cfgs in plans.values() for cfg in cfgs):
+        seeds.setdefault(cfg.task.name, set()).add(cfg.optim.seeds[0])
+    multi_seed = {task for task, planned in seeds.items() if len(planned) > 1}
     for run in runs:
         for cfg in plans.get(run.out, []):
             digest = cfg.hash()
-            old = read_record(cfg.run.results_dir, cfg.task.name, cfg.model.name, digest)
-            if digest in seen or (old is not None and old["status"] == "ok"):
+            if digest in seen:
                 continue
             seen.add(digest)
+            old = stored_record(cfg)
+            if old is not None and old["status"] == "ok":
+                continue
             name = f"{cfg.task.name}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
-            order = (len(planned_seeds[(run.out, cfg.task.name)]) == 1, cfg.optim.seeds[0],
+            order = (cfg.task.name not in multi_seed, cfg.optim.seeds[0],
                      chapters.index(run.params["task"]), run.trains.index(cfg.task.name), cfg.optim.lr)
             keyed.append((order, name, {"config": cfg.model_dump(mode="json")}))
     keyed.sort(key=lambda item: item[0])  # stable: the models keep their grid order

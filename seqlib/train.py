@@ -25,6 +25,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -267,8 +268,7 @@ def execute(cfg: ExperimentConfig, record: dict, task: Task | None = None) -> No
         buf = io.BytesIO()
         torch.save({"model": model.state_dict(), "model_config": model_cfg.model_dump(mode="json"),
                     "steps_done": train["steps_done"]}, buf)
-        atomic_write_bytes(record_path(r.results_dir, cfg.task.name, cfg.model.name,
-                                       record["config_hash"]).with_suffix(".pt"), buf.getvalue())
+        atomic_write_bytes(record_file(cfg).with_suffix(".pt"), buf.getvalue())
     record["status"], record["reason"] = "ok", None
 
 
@@ -282,6 +282,16 @@ def _eval_metrics(model, task: Task, cfg: ExperimentConfig, split: str, device, 
     per_example = evaluate_split(model, task, split, eval_size(cfg, split), cfg.run.eval_seed,
                                  cfg.run.eval_batch_size, device, dtype)
     return {m["metric"]: m["value"] for m in summarize(per_example, task.spec, split) if m["slice_key"] == "all"}
+
+
+def record_file(cfg: ExperimentConfig) -> Path:
+    """Where the record of the run ``cfg`` (a single lr and seed) is stored."""
+    return record_path(cfg.run.results_dir, cfg.task.name, cfg.model.name, cfg.hash())
+
+
+def stored_record(cfg: ExperimentConfig) -> dict | None:
+    """The stored record of the run ``cfg``, or None."""
+    return read_record(cfg.run.results_dir, cfg.task.name, cfg.model.name, cfg.hash())
 
 
 @dataclass
@@ -298,7 +308,7 @@ def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None
     """
     if not force:
         try:
-            old = read_record(cfg.run.results_dir, cfg.task.name, cfg.model.name, cfg.hash())
+            old = stored_record(cfg)
         except ResultsError as e:
             print(f"warning: {e}; re-running it", file=sys.stderr)
             old = None
