@@ -201,7 +201,8 @@ if not board.empty:
 # Our score next to what the source reports for the same task and a comparable model, for the
 # comparisons the book makes (the published values are quoted with their source; `tasks.md` and
 # `griffin.md` of the project's reference notes hold them). Hawk and Griffin are in none of these
-# sources except Griffin's own §6.2. The scores differ in training budget above all: see each
+# sources except Griffin's own §6.2. Delétang et al.'s values are recalled in `tasks.md` and marked
+# there to be checked against their Table 2. The scores differ in training budget above all: see each
 # task's page for the discussion of where we agree, where we do not, and why.
 
 # %% tags=["hide-input"]
@@ -213,6 +214,14 @@ PUBLISHED = {  # (task, model) -> (published result, source)
     ("parity_check", "hawk"): ("not reported; linear RNNs with decays in [0, 1] (Mamba [0,1]) score 0.000, "
                                "with [-1, 1] 1.000", GRAZZI),
     ("parity_check", "griffin"): ("not reported (as Hawk: a_t in (0, 1))", GRAZZI),
+    ("even_pairs", "lstm"): ("100%", DELETANG),
+    ("even_pairs", "transformer"): ("96.4%", DELETANG),
+    ("cycle_navigation", "lstm"): ("100%", DELETANG),
+    ("cycle_navigation", "transformer"): ("61.9% (chance 20%)", DELETANG),
+    ("modular_arithmetic", "lstm"): ("100%", DELETANG),
+    ("modular_arithmetic", "transformer"): ("24.2% (chance 20%)", DELETANG),
+    ("reverse_string", "lstm"): ("60.9%", DELETANG),
+    ("reverse_string", "transformer"): ("62.3%", DELETANG),
     ("flipflop", "lstm"): ("0 glitches: perfect extrapolation in 100/100 runs", LIU),
     ("flipflop", "transformer"): ("≈0 in distribution, sporadic glitches on the sparse split, varying by "
                                   "orders of magnitude across seeds", LIU),
@@ -225,6 +234,7 @@ PUBLISHED = {  # (task, model) -> (published result, source)
     ("mqar", "transformer"): ("≈1.0 at every width (attention), L = 256", ZOOLOGY),
     ("mqar", "local_transformer"): ("not reported (global attention ≈1.0)", ZOOLOGY),
     ("mqar", "lstm"): ("not reported (gated convolutions and RWKV at width 128: 0.07 to 0.63)", ZOOLOGY),
+    ("induction_heads", "local_transformer"): ("not reported (MQA solves it at the training length)", GRIFFIN),
 }
 if not board.empty:
     ours = board.set_index(["task", "model"])
