@@ -231,10 +231,10 @@ PUBLISHED = {  # (task, model) -> (published result, source)
     ("induction_heads", "hawk"): ("solved; extrapolates to far longer sequences", GRIFFIN),
     ("induction_heads", "griffin"): ("solved; extrapolates", GRIFFIN),
     ("induction_heads", "transformer"): ("solved at the training length; fails to extrapolate (RoPE)", GRIFFIN),
+    ("induction_heads", "local_transformer"): ("not reported (MQA solves it at the training length)", GRIFFIN),
     ("mqar", "transformer"): ("≈1.0 at every width (attention), L = 256", ZOOLOGY),
     ("mqar", "local_transformer"): ("not reported (global attention ≈1.0)", ZOOLOGY),
     ("mqar", "lstm"): ("not reported (gated convolutions and RWKV at width 128: 0.07 to 0.63)", ZOOLOGY),
-    ("induction_heads", "local_transformer"): ("not reported (MQA solves it at the training length)", GRIFFIN),
 }
 if not board.empty:
     ours = board.set_index(["task", "model"])
