@@ -30,11 +30,13 @@ def test_profiles_overlay_the_same_files():
     full = load_config("mqar", "griffin", "full", params_dir=PARAMS)
     assert smoke.model.d_model == 32 and full.model.d_model == 128  # models.yaml profile overlay
     assert smoke.task.params["seq_len"] == 64 and full.task.params["seq_len"] == 256  # tasks.yaml overlay
-    assert smoke.optim.steps == 40 and full.optim.steps == 1000  # defaults.yaml overlay
+    parity = load_config("parity_check", "lstm", "full", params_dir=PARAMS)
+    assert smoke.optim.steps == 40 and parity.optim.steps == 1000  # defaults.yaml overlay
+    assert full.optim.steps == 4000  # the task's full overlay wins over the defaults' full overlay
     assert smoke.optim.early_stop_accuracy == 0.99  # tasks.yaml base entry, kept under the profile
     assert smoke.optim.lrs == [3e-3]  # the smoke overlay clears the base entry's sweep ([] -> lr)
-    assert full.optim.lrs == [4.64e-4, 2.15e-3]  # the task's full overlay wins over its base entry
-    assert load_config("parity_check", "lstm", "full", params_dir=PARAMS).task.params["test_length_step"] == 5
+    assert full.optim.lrs == [2.15e-3]  # the task's full overlay (one rate) wins over its base entry's sweep
+    assert parity.optim.lrs == [1e-3, 3e-3] and parity.task.params["test_length_step"] == 5
     assert smoke.run.profile == "smoke"
 
 
