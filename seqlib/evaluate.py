@@ -80,11 +80,21 @@ def position_correct(logits: torch.Tensor, targets: torch.Tensor, spec: TaskSpec
     return None
 
 
-def batch_accuracy(logits: torch.Tensor, batch: Batch, spec: TaskSpec) -> float | None:
-    correct = position_correct(logits, batch.targets, spec)
+def scored_targets(batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """``(scored, targets, mask)`` for a loss on the scored positions only: for a per-position task
+    the [B, T] mask to pass to the model as ``scored`` and the targets at those positions (every one
+    scored); for a pooled task ``None`` and the batch's own targets and mask."""
+    if batch.mask.dim() != 2:
+        return None, batch.targets, batch.mask
+    targets = batch.targets[batch.mask]
+    return batch.mask, targets, torch.ones(targets.shape[:1], dtype=torch.bool, device=targets.device)
+
+
+def batch_accuracy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, spec: TaskSpec) -> float | None:
+    correct = position_correct(logits, targets, spec)
     if correct is None:
         return None
-    return ((correct & batch.mask).sum() / batch.mask.sum().clamp(min=1)).item()
+    return ((correct & mask).sum() / mask.sum().clamp(min=1)).item()
 
 
 def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec) -> dict[str, np.ndarray]:

@@ -2,7 +2,8 @@
 
 Per step: a fresh batch ``task.sample("train", batch_size, seed=derive_seed("train", seed, step))``
 (so the data order depends only on the run seed, identically for every model), forward under bf16
-autocast on CUDA / fp32 on CPU, the task's masked loss (:func:`seqlib.evaluate.masked_loss`),
+autocast on CUDA / fp32 on CPU with the output head applied at the scored positions only
+(:func:`seqlib.evaluate.scored_targets`), the task's masked loss (:func:`seqlib.evaluate.masked_loss`),
 backward, gradient clipping, optimiser and schedule step (linear warmup, cosine to ``min_lr``).
 ``torch.manual_seed(seed)`` precedes the model build, so a run is deterministic on CPU.
 
@@ -39,6 +40,7 @@ from seqlib.evaluate import (
     eval_plan,
     evaluate_split,
     masked_loss,
+    scored_targets,
     summarize,
 )
 from seqlib.measure import Meter, model_size
@@ -224,9 +226,10 @@ def execute(cfg: ExperimentConfig, record: dict, task: Task | None = None) -> No
             batch = task.sample("train", o.batch_size, seed=derive_seed("train", seed, step)).to(device)
             t0 = time.perf_counter()
             train["data_time_s"] += t0 - t_data
+            scored, targets, mask = scored_targets(batch)
             with autocast(device, dtype):
-                logits, _ = model(batch.inputs, batch.segment_pos)
-            loss = masked_loss(logits, batch.targets, batch.mask, spec)
+                logits, _ = model(batch.inputs, batch.segment_pos, scored=scored)
+            loss = masked_loss(logits, targets, mask, spec)
             opt.zero_grad()
             loss.backward()
             loss_val = loss.item()
@@ -241,7 +244,7 @@ def execute(cfg: ExperimentConfig, record: dict, task: Task | None = None) -> No
             train["steps_done"] = step + 1
             if step % r.log_every == 0 or step == o.steps - 1:
                 train["loss_curve"].append([step, loss_val])
-            acc = batch_accuracy(logits.detach(), batch, spec)
+            acc = batch_accuracy(logits.detach(), targets, mask, spec)
             ema_loss = loss_val if ema_loss is None else 0.9 * ema_loss + 0.1 * loss_val
             if acc is not None:
                 ema_acc = acc if ema_acc is None else 0.9 * ema_acc + 0.1 * acc

@@ -43,6 +43,48 @@ def test_loss_ignores_targets_outside_the_mask():
     assert masked_loss(logits, on, batch.mask, task.spec).item() != base.item()
 
 
+@pytest.mark.parametrize("task_name, params, model_name", [
+    ("mqar", MQAR, "griffin"),
+    ("parity_check", {"train_max_length": 6, "max_test_length": 8}, "transformer"),
+    ("reverse_string", {"train_max_length": 6, "max_test_length": 8}, "lstm"),
+    ("knapsack", None, "hawk"),  # bce, one logit per answer row
+])
+def test_scored_head_matches_the_full_head(task_name, params, model_name):
+    """The trainer's loss on the scored positions only (``model(..., scored=mask)``) equals the masked
+    loss over the full [B, T, V] logits, and so do its gradients, on fresh random data and weights."""
+    from seqlib.evaluate import batch_accuracy, scored_targets
+
+    params = DP if params is None else params
+    task = get_task(task_name, **params)
+    batch = task.sample("train", 6, seed=int(torch.randint(0, 2**31, ()).item()))
+    model = build_model(tiny_config("unused", model_name, task_name, params).model, task.spec).double()
+    inputs = batch.inputs.double() if batch.inputs.is_floating_point() else batch.inputs
+    full, _ = model(inputs, batch.segment_pos)
+    loss_full = masked_loss(full, batch.targets, batch.mask, task.spec)
+    grads_full = torch.autograd.grad(loss_full, list(model.parameters()), allow_unused=True)
+    scored, targets, mask = scored_targets(batch)
+    part, _ = model(inputs, batch.segment_pos, scored=scored)
+    assert part.shape[0] == int(batch.mask.sum()) < full.shape[0] * full.shape[1]
+    loss_part = masked_loss(part, targets, mask, task.spec)
+    grads_part = torch.autograd.grad(loss_part, list(model.parameters()), allow_unused=True)
+    torch.testing.assert_close(loss_part, loss_full, rtol=1e-6, atol=1e-7)  # the loss is taken in fp32
+    for a, b in zip(grads_part, grads_full):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-8)
+    assert batch_accuracy(part, targets, mask, task.spec) == batch_accuracy(full, batch.targets, batch.mask, task.spec)
+
+
+def test_scored_head_rejects_a_bad_mask():
+    task = get_task("mqar", **MQAR)
+    batch = task.sample("train", 2, seed=0)
+    model = build_model(tiny_config("unused", "hawk", "mqar", MQAR).model, task.spec)
+    with pytest.raises(ValueError, match=r"scored must be a bool \[B, T\]"):
+        model(batch.inputs, batch.segment_pos, scored=batch.mask[:, :-1])
+    with pytest.raises(ValueError, match="scored must be a bool"):
+        model(batch.inputs, batch.segment_pos, scored=batch.mask.long())
+
+
 def test_trainer_ignores_masked_out_targets_but_not_masked_in_ones(tmp_path):
     """Scramble the targets the mask excludes in every training batch: the loss curve is unchanged.
     Scramble the ones it includes: the curve changes."""

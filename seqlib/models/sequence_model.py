@@ -111,10 +111,14 @@ class SequenceModel(nn.Module):
             x = x + self.pos_embed(pos)
         return x
 
-    def forward(self, inputs: torch.Tensor, segment_pos: torch.Tensor | None = None, cache: list | None = None):
+    def forward(self, inputs: torch.Tensor, segment_pos: torch.Tensor | None = None, cache: list | None = None,
+                scored: torch.Tensor | None = None):
         """inputs: [B, T] ids or [B, T, F] features; returns (logits, cache or None).
 
-        logits: [B, T, num_outputs] for per-position tasks, [B, num_outputs] for pooled ones.
+        logits: [B, T, num_outputs] for per-position tasks, [B, num_outputs] for pooled ones; with
+        ``scored`` (a [B, T] bool mask of a per-position task), [N, num_outputs] at its N True
+        positions in row-major order: the head then skips the positions no loss reads (MQAR scores
+        16 of 256, so most of its V = 8192 projection is skipped).
         """
         expected = 2 if self.spec.input_kind == "tokens" else 3
         if inputs.dim() != expected:
@@ -134,7 +138,12 @@ class SequenceModel(nn.Module):
             if new_cache is not None:
                 new_cache.append(c)
         x = self.final_norm(x)
-        if self.spec.output_kind == "pooled":
+        if scored is not None:
+            if self.spec.output_kind == "pooled" or scored.shape != inputs.shape[:2] or scored.dtype != torch.bool:
+                raise ValueError(f"scored must be a bool [B, T] = {tuple(inputs.shape[:2])} mask of a per-position "
+                                 f"task; got {scored.dtype} {tuple(scored.shape)} ({self.spec.output_kind} outputs)")
+            x = x[scored]
+        elif self.spec.output_kind == "pooled":
             valid = (segment_pos >= 0).unsqueeze(-1).to(x.dtype)
             x = (x * valid).sum(1) / valid.sum(1).clamp_min(1.0)
         logits = x @ self.embed.weight.T.to(x.dtype) if self.tied else self.head(x)
