@@ -50,10 +50,11 @@ def masked_attention(q, k, v, mask) -> torch.Tensor:
     B, T, H, Dh = q.shape
     Hkv = k.shape[2]
     qg = q.float().unflatten(2, (Hkv, H // Hkv))  # [B, T, Hkv, G, Dh]
-    scores = torch.einsum("btkgd,bskd->bkgts", qg, k.float()) * Dh**-0.5
-    scores = scores.masked_fill(~mask[:, None, None], torch.finfo(torch.float32).min)
-    probs = torch.softmax(scores, dim=-1)
-    out = torch.einsum("bkgts,bskd->btkgd", probs, v.float())
+    with torch.autocast(q.device.type, enabled=False):  # fp32 under autocast too (no bf16 overflow)
+        scores = torch.einsum("btkgd,bskd->bkgts", qg, k.float()) * Dh**-0.5
+        scores = scores.masked_fill(~mask[:, None, None], torch.finfo(torch.float32).min)
+        probs = torch.softmax(scores, dim=-1)
+        out = torch.einsum("bkgts,bskd->btkgd", probs, v.float())
     return out.flatten(2, 3).to(q.dtype)
 
 
