@@ -214,6 +214,28 @@ def by_length(rows: pd.DataFrame, split: str, key: str, train_length: int, metri
 
 by_length(best_rows, "test_length", "input_seq_len", cfg.task.params.get("seq_len", the_task.seq_len))
 
+# %% [markdown]
+# ## How far back the answers lie
+#
+# A query is answered by the value that followed its key in the context, and `value_distances`
+# measures how many tokens back that value lies for every query of a `test` batch. A local
+# attention layer with window $W$ reads the value from the query only when the distance is at most
+# $W$; Zoology's slot law puts most queries close to the context, so the share within $W$ is the
+# accuracy of a model that recalls inside its window and nowhere else. Stacked windows can relay
+# information further (layer $\ell$ sees $\ell W$ tokens back), and a recurrent layer could carry
+# it across any distance, if its state holds it.
+
+# %%
+print(inspect.getsource(type(the_task).value_distances))
+distances = type(the_task).value_distances(the_task.sample("test", 1024, seed=seed))
+window = cfg.model.window if "local_attention" in cfg.model.block_types else None
+spans = sorted({the_task.seq_len // 4, the_task.seq_len // 2, 3 * the_task.seq_len // 4} | ({window} if window else set()))
+display(pd.DataFrame({"distance at most": spans,
+                      "share of test queries": [f"{(distances <= w).mean():.3f}" for w in spans]}).set_index("distance at most"))
+if window:
+    display(Markdown(f"`{model}` has local attention with window {window}: {(distances <= window).mean():.1%} "
+                     f"of the test queries have their value inside one window."))
+
 # %%
 ok = [r for r in records if r["status"] == "ok"]
 if ok and not best_rows.empty:

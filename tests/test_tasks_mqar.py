@@ -115,3 +115,19 @@ def test_hand_checked_minimal_example():
         k, v = x[0], x[1]
         assert 1 <= k <= 3 and 4 <= v <= 7
         assert x == [k, v, k, 0] and m == [False, False, True, False] and y[2] == v
+
+
+@pytest.mark.parametrize("num_passes", [1, 2])
+def test_value_distances_point_at_the_answer(num_passes):
+    """Fresh batches, fillers on (they may repeat a key id): each distance lands on the query's
+    value, right after its key, inside the context; and they name the last pass."""
+    task = MQAR(vocab_size=256, seq_len=128, num_kv_pairs=6, num_passes=num_passes)
+    b = task.sample("train", 32, int(np.random.default_rng().integers(2**31)))
+    d = MQAR.value_distances(b)
+    rows, pos = np.nonzero(b.mask.numpy())
+    x, y = b.inputs.numpy(), b.targets.numpy()
+    assert len(d) == len(pos) and (d > 0).all()
+    value_at = pos - d
+    assert (x[rows, value_at] == y[rows, pos]).all()
+    assert (x[rows, value_at - 1] == x[rows, pos]).all()
+    assert (value_at < 2 * 6 * num_passes).all() and (value_at >= 2 * 6 * (num_passes - 1)).all()

@@ -150,6 +150,22 @@ class MQAR(Task):
         }
         return make_batch(inputs, targets, mask, meta)
 
+    @staticmethod
+    def value_distances(batch: Batch) -> np.ndarray:
+        """How many tokens back the answer lies, for every scored position in row-major order: the
+        query position minus the position of its value in the context (the last pass). An attention
+        window shorter than this distance cannot read the value from the query; Zoology's slot law
+        (weights ``a·(g+1)^(a-1)``) decides how often that happens."""
+        inputs, mask = batch.inputs.numpy(), batch.mask.numpy()
+        contexts = 2 * batch.meta["num_kv_pairs"] * batch.meta["num_passes"]
+        out = []
+        for row, c in zip(range(len(inputs)), contexts):
+            context = inputs[row, :c]
+            for p in np.flatnonzero(mask[row]):
+                key_at = np.flatnonzero(context[0::2] == inputs[row, p])[-1] * 2
+                out.append(p - (key_at + 1))
+        return np.asarray(out, dtype=np.int64)
+
     def generate(
         self,
         rng: np.random.Generator,
