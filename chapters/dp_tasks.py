@@ -43,6 +43,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, train_runs
+from seqlib.evaluate import constant_baselines
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci
 from seqlib.tasks.dp import DPTask
@@ -175,6 +176,29 @@ if not scores.empty:
         column=alt.Column("task:N", title=None), row=alt.Row("metric:N", title=None),
         tooltip=["task:N", "metric:N", "split:N", alt.Tooltip("score:Q", format=".3f")],
     ).properties(width=90, height=120))
+
+# %% [markdown]
+# ## Against constant answers
+#
+# A score needs its floor. `constant_baselines` (in `seqlib.evaluate`) scores the best constant
+# answers with the same evaluator on the same splits: answering 1 on every item (the best constant
+# for F1), the commoner label (the best for accuracy) and the training mean (for the MSE). A model
+# has learned something about a split only where it beats the constant row of its metric.
+
+# %%
+print(inspect.getsource(constant_baselines))
+floors = []
+for name in subtasks:
+    metric, maximize = HEADLINE[name]
+    table = constant_baselines(tasks[name], ("test", "test_length", "test_value"), n=configs[name].run.eval_size, seed=seed)
+    for answer, row in table.iterrows():
+        floors.append({"task": name, "metric": "MSE" if metric == "loss" else metric, "answer": answer}
+                      | {split: round(row[(split, metric)], 3) for split in ("test", "test_length", "test_value")})
+    if not scores.empty and name in set(scores["task"]):
+        mine = scores[(scores["task"] == name) & (scores["metric"] == ("MSE" if metric == "loss" else metric))]
+        floors.append({"task": name, "metric": mine["metric"].iloc[0], "answer": f"{model} (this page)"}
+                      | mine[["test", "test_length", "test_value"]].iloc[0].to_dict())
+pd.DataFrame(floors).set_index(["task", "metric", "answer"])
 
 # %%
 if not scores.empty:

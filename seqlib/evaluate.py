@@ -236,3 +236,37 @@ def summarize(per_example: pd.DataFrame, spec: TaskSpec, split: str) -> list[dic
         for value, df in per_example.groupby(col, sort=True):
             emit(col.removeprefix("meta:"), str(value), df, SLICE_METRICS)
     return rows
+
+
+class ConstantAnswer(torch.nn.Module):
+    """A floor for one-output tasks (``bce``/``mse``): every position (or pooled example) gets the
+    same output ``value``, a logit for ``bce`` and the prediction for ``mse``, shaped like a model's."""
+
+    def __init__(self, spec: TaskSpec, value: float):
+        super().__init__()
+        if spec.num_outputs != 1 or spec.loss not in ("bce", "mse"):
+            raise ValueError(f"ConstantAnswer needs a one-output bce/mse task, got {spec.loss} x {spec.num_outputs}")
+        self.spec, self.value = spec, float(value)
+
+    def forward(self, inputs: torch.Tensor, segment_pos: torch.Tensor | None = None, cache=None):
+        shape = (inputs.shape[0], 1) if self.spec.output_kind == "pooled" else (*inputs.shape[:2], 1)
+        return torch.full(shape, self.value), cache
+
+
+def constant_baselines(task: Task, splits: tuple[str, ...], n: int = 1024, seed: int = 0) -> pd.DataFrame:
+    """The scores of the best constant answers, evaluated as a model's are (:func:`evaluate_split`):
+    for ``bce``, answering 1 everywhere (the best constant for F1) and the commoner label of the
+    ``train`` split (the best for accuracy); for ``mse``, the ``train`` mean. Rows: answer; columns:
+    (split, metric)."""
+    spec = task.spec
+    train = task.sample("train", n, seed=derive_seed("baseline/train", seed))
+    mean = float(train.targets[train.mask].float().mean())
+    answers = ({"always 1": 1.0, f"always the commoner label ({int(mean > 0.5)})": 1.0 if mean > 0.5 else -1.0}
+               if spec.loss == "bce" else {f"the train mean ({mean:.3f})": mean})
+    cpu = torch.device("cpu")
+    table = {}
+    for label, value in answers.items():
+        model = ConstantAnswer(spec, value if spec.loss == "mse" else 30.0 * value)  # logits of ±30: a hard 0/1
+        table[label] = {(split, m): v for split in splits
+                        for m, v in _metrics(evaluate_split(model, task, split, n, seed, 256, cpu), spec).items()}
+    return pd.DataFrame(table).T

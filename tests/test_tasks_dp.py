@@ -162,3 +162,32 @@ def test_subset_sum_with_many_repeated_values():
     x = b.inputs.numpy()
     assert max(np.bincount(x[r, :, 0].astype(int) + 5).max() for r in range(40)) >= 4
     assert b.targets.tolist() == [subset_sum(x[r, :, 0].astype(int), int(x[r, 0, 1])) for r in range(40)]
+
+
+@pytest.mark.parametrize("name", ["knapsack", "subset_sum", "lis"])
+def test_constant_answer_scores_as_by_hand(name):
+    """The evaluator's metrics for a constant answer equal the ones worked out from the targets."""
+    import pandas as pd
+
+    from seqlib.evaluate import ConstantAnswer, _metrics, _per_example
+
+    task = get_task(name)
+    batch = task.sample("test", 64, seed=int(np.random.default_rng().integers(2**31)))
+    y = batch.targets[batch.mask].double()
+    answer = 30.0 if task.spec.loss == "bce" else 2.5
+    logits, _ = ConstantAnswer(task.spec, answer)(batch.inputs, batch.segment_pos)
+    got = _metrics(pd.DataFrame(_per_example(logits, batch, task.spec)), task.spec)
+    if task.spec.loss == "bce":
+        p = float(y.mean())
+        assert got["accuracy"] == pytest.approx(p) and got["f1"] == pytest.approx(2 * p / (1 + p))
+    else:
+        assert got["loss"] == pytest.approx(float(((y - answer) ** 2).mean()), rel=1e-5)
+
+
+def test_constant_baselines_are_complements_and_refuse_many_outputs():
+    from seqlib.evaluate import ConstantAnswer, constant_baselines
+
+    table = constant_baselines(get_task("subset_sum"), ("test",), n=256, seed=3)
+    assert len(table) == 2 and table[("test", "accuracy")].sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="one-output bce/mse"):
+        ConstantAnswer(get_task("mqar").spec, 0.0)
