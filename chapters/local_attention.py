@@ -28,6 +28,7 @@ seed = 0
 
 # %% tags=["hide-input"]
 import inspect
+import platform
 import textwrap
 import time
 
@@ -190,7 +191,7 @@ def forward_time(window) -> float:
     return min(times)
 
 
-device_label = f"{provenance.device()}, {torch.get_num_threads()} thread(s)"
+device_label = f"CPU {platform.machine()}, {torch.get_num_threads()} thread(s)"  # the tensors above live on the CPU
 timings = pd.DataFrame([{"window W": "global" if w is None else w, "ms": 1e3 * forward_time(w)}
                         for w in [*windows, None]])
 timings["ms"] = timings["ms"].round(2)
