@@ -45,6 +45,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, train_runs
+from seqlib.evaluate import constant_baselines
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci
 from seqlib.tasks.chomsky import CHOMSKY_TASKS, ChomskyTask
@@ -144,7 +145,10 @@ loss_chart(records, width=220, height=180)
 # weighs the same), the maximum over seeds and learning rates; we pick the learning rate with the
 # best mean over seeds on that score and report the mean over seeds with a 95% interval when there
 # are several. Scaled accuracy is $(\text{acc} - \text{chance})/(1 - \text{chance})$: 0 at chance,
-# 1 when perfect (Grazzi et al. §5.1). `val` is in distribution (the training lengths).
+# 1 when perfect (Grazzi et al. §5.1). `val` is in distribution (the training lengths). The last
+# column is the floor: the best constant answer (always the same symbol) on the test lengths,
+# scored the same way by the evaluator (`seqlib.evaluate.constant_baselines`); where the outputs
+# are not balanced, or end with a terminator symbol, it differs from chance.
 
 # %%
 def length_mean(frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -171,6 +175,9 @@ for name in subtasks:
         entry[f"{split} scaled"] = round((mean - chance) / (1 - chance), 3)
         if split == "test" and not pd.isna(low):
             entry["test 95% CI"] = f"[{low:.3f}, {high:.3f}]"
+    floor = constant_baselines(tasks[name], ("test",), n=configs[name].run.eval_size, seed=seed)
+    floor = floor[(floor["slice_key"] == "length") & (floor["metric"] == "accuracy")]
+    entry["best constant (test)"] = round(floor.groupby("answer")["value"].mean().max(), 3)
     rows.append(entry)
 scores = pd.DataFrame(rows)
 scores if not scores.empty else print("no successful run to score")

@@ -239,34 +239,53 @@ def summarize(per_example: pd.DataFrame, spec: TaskSpec, split: str) -> list[dic
 
 
 class ConstantAnswer(torch.nn.Module):
-    """A floor for one-output tasks (``bce``/``mse``): every position (or pooled example) gets the
-    same output ``value``, a logit for ``bce`` and the prediction for ``mse``, shaped like a model's."""
+    """A model that gives every scored position (or pooled example) the same answer, shaped like a
+    model's output for ``spec``: class ``value`` for ``ce`` and ``bce`` (a logit of ±30 for ``bce``),
+    the prediction ``value`` for ``mse``. The floor a trained model must beat."""
 
     def __init__(self, spec: TaskSpec, value: float):
         super().__init__()
-        if spec.num_outputs != 1 or spec.loss not in ("bce", "mse"):
-            raise ValueError(f"ConstantAnswer needs a one-output bce/mse task, got {spec.loss} x {spec.num_outputs}")
-        self.spec, self.value = spec, float(value)
+        self.spec = spec
+        if spec.loss == "mse":
+            self.answer = torch.tensor([float(value)])
+        elif spec.loss == "bce" and value in (0, 1):
+            self.answer = torch.tensor([30.0 if value else -30.0])
+        elif spec.loss == "ce" and float(value).is_integer() and 0 <= value < spec.num_outputs:
+            self.answer = torch.full((spec.num_outputs,), -30.0)
+            self.answer[int(value)] = 30.0
+        else:
+            raise ValueError(f"ConstantAnswer: {value!r} is not an answer of a {spec.loss} task "
+                             f"with {spec.num_outputs} outputs")
 
     def forward(self, inputs: torch.Tensor, segment_pos: torch.Tensor | None = None, cache=None):
-        shape = (inputs.shape[0], 1) if self.spec.output_kind == "pooled" else (*inputs.shape[:2], 1)
-        return torch.full(shape, self.value), cache
+        lead = inputs.shape[:1] if self.spec.output_kind == "pooled" else inputs.shape[:2]
+        return self.answer.expand(*lead, -1), cache
+
+
+MAX_CONSTANT_CLASSES = 16
 
 
 def constant_baselines(task: Task, splits: tuple[str, ...], n: int = 1024, seed: int = 0) -> pd.DataFrame:
-    """The scores of the best constant answers, evaluated as a model's are (:func:`evaluate_split`):
-    for ``bce``, answering 1 everywhere (the best constant for F1) and the commoner label of the
-    ``train`` split (the best for accuracy); for ``mse``, the ``train`` mean. Rows: answer; columns:
-    (split, metric)."""
-    spec = task.spec
-    train = task.sample("train", n, seed=derive_seed("baseline/train", seed))
-    mean = float(train.targets[train.mask].float().mean())
-    answers = ({"always 1": 1.0, f"always the commoner label ({int(mean > 0.5)})": 1.0 if mean > 0.5 else -1.0}
-               if spec.loss == "bce" else {f"the train mean ({mean:.3f})": mean})
-    cpu = torch.device("cpu")
-    table = {}
-    for label, value in answers.items():
-        model = ConstantAnswer(spec, value if spec.loss == "mse" else 30.0 * value)  # logits of ±30: a hard 0/1
-        table[label] = {(split, m): v for split in splits
-                        for m, v in _metrics(evaluate_split(model, task, split, n, seed, 256, cpu), spec).items()}
-    return pd.DataFrame(table).T
+    """Every constant answer scored by the evaluator itself (:func:`evaluate_split`, :func:`summarize`)
+    on ``splits``: each class of a classification task (``always c``), and for a regression task
+    the constant that minimises the squared error on the split, its mean (the error is quadratic in
+    the answer, so the answers 0 and 1 give the mean: ``(E0 - E1 + 1) / 2``). Long form: the rows of
+    :func:`summarize` plus ``answer``; a chapter keeps the best answer per split and metric."""
+    spec, cpu = task.spec, torch.device("cpu")
+    if spec.loss == "ce" and spec.num_outputs > MAX_CONSTANT_CLASSES:
+        raise ValueError(f"constant_baselines: {spec.num_outputs} classes is more than {MAX_CONSTANT_CLASSES}")
+
+    def scored(value: float, split: str) -> pd.DataFrame:
+        return evaluate_split(ConstantAnswer(spec, value), task, split, n, seed, 256, cpu)
+
+    rows = []
+    for split in splits:
+        if spec.loss == "mse":
+            e0, e1 = (_metrics(scored(v, split), spec)["loss"] for v in (0.0, 1.0))
+            mean = (e0 - e1 + 1.0) / 2.0
+            answers = {f"the {split} mean ({mean:.3f})": mean}
+        else:
+            answers = {f"always {c}": c for c in range(2 if spec.loss == "bce" else spec.num_outputs)}
+        for label, value in answers.items():
+            rows += [row | {"answer": label} for row in summarize(scored(value, split), spec, split)]
+    return pd.DataFrame(rows)

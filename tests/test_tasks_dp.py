@@ -164,7 +164,7 @@ def test_subset_sum_with_many_repeated_values():
     assert b.targets.tolist() == [subset_sum(x[r, :, 0].astype(int), int(x[r, 0, 1])) for r in range(40)]
 
 
-@pytest.mark.parametrize("name", ["knapsack", "subset_sum", "lis"])
+@pytest.mark.parametrize("name", ["knapsack", "subset_sum", "lis", "stack_manipulation"])
 def test_constant_answer_scores_as_by_hand(name):
     """The evaluator's metrics for a constant answer equal the ones worked out from the targets."""
     import pandas as pd
@@ -174,20 +174,35 @@ def test_constant_answer_scores_as_by_hand(name):
     task = get_task(name)
     batch = task.sample("test", 64, seed=int(np.random.default_rng().integers(2**31)))
     y = batch.targets[batch.mask].double()
-    answer = 30.0 if task.spec.loss == "bce" else 2.5
+    answer = 2.5 if task.spec.loss == "mse" else 1
     logits, _ = ConstantAnswer(task.spec, answer)(batch.inputs, batch.segment_pos)
     got = _metrics(pd.DataFrame(_per_example(logits, batch, task.spec)), task.spec)
-    if task.spec.loss == "bce":
-        p = float(y.mean())
-        assert got["accuracy"] == pytest.approx(p) and got["f1"] == pytest.approx(2 * p / (1 + p))
-    else:
+    if task.spec.loss == "mse":
         assert got["loss"] == pytest.approx(float(((y - answer) ** 2).mean()), rel=1e-5)
+    else:
+        p = float((y == answer).double().mean())
+        assert got["accuracy"] == pytest.approx(p)
+        if task.spec.loss == "bce":
+            assert got["f1"] == pytest.approx(2 * p / (1 + p))
 
 
-def test_constant_baselines_are_complements_and_refuse_many_outputs():
-    from seqlib.evaluate import ConstantAnswer, constant_baselines
+def test_constant_baselines_complements_the_mean_and_bad_answers():
+    from seqlib.evaluate import ConstantAnswer, _metrics, constant_baselines, evaluate_split
 
-    table = constant_baselines(get_task("subset_sum"), ("test",), n=256, seed=3)
-    assert len(table) == 2 and table[("test", "accuracy")].sum() == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="one-output bce/mse"):
-        ConstantAnswer(get_task("mqar").spec, 0.0)
+    whole = lambda t: t[t["slice_key"] == "all"].pivot_table(index="answer", columns="metric", values="value")  # noqa: E731
+    decision = whole(constant_baselines(get_task("subset_sum"), ("test",), n=256, seed=3))
+    assert list(decision.index) == ["always 0", "always 1"] and decision["accuracy"].sum() == pytest.approx(1.0)
+    lis = get_task("lis")
+    table = whole(constant_baselines(lis, ("test_length",), n=256, seed=3))
+    (label, best), = table["loss"].items()
+    mean = float(label.split("(")[1].rstrip(")"))
+
+    def mse(v):
+        return _metrics(evaluate_split(ConstantAnswer(lis.spec, v), lis, "test_length", 256, 3, 256,
+                                       torch.device("cpu")), lis.spec)["loss"]
+
+    assert best == pytest.approx(mse(mean), abs=1e-3) and best < min(mse(mean - 0.1), mse(mean + 0.1))
+    with pytest.raises(ValueError, match="not an answer"):
+        ConstantAnswer(get_task("knapsack").spec, 0.5)
+    with pytest.raises(ValueError, match="more than 16"):
+        constant_baselines(get_task("mqar"), ("test",), n=8)
