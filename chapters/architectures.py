@@ -26,15 +26,14 @@ profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
 seed = 0
 
 # %% tags=["hide-input"]
-import inspect
-import textwrap
 
 import altair as alt
 import pandas as pd
 import torch
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from seqlib import provenance
+from seqlib.chapter import show_source
 from seqlib.layers.mlp import MLPBlock
 from seqlib.layers.recurrent_block import RecurrentBlock
 from seqlib.layers.residual import ResidualBlock
@@ -50,12 +49,6 @@ torch.manual_seed(seed);
 
 
 # %%
-def show_source(obj) -> None:
-    """Display the source of a function or method as it is in seqlib."""
-    source = textwrap.dedent(inspect.getsource(obj))
-    display(Markdown(f"```python\n{source}```"))
-
-
 # %% [markdown]
 # ## The models
 #

@@ -27,18 +27,16 @@ profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
 seed = 0
 
 # %% tags=["hide-input"]
-import inspect
 import platform
-import textwrap
 import time
 
 import altair as alt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Markdown, display
 
 from seqlib import provenance
+from seqlib.chapter import show_source
 from seqlib.layers.attention import Attention, attention_mask, masked_attention
 from seqlib.layers.rope import apply_rope
 from seqlib.layers.segments import document_ids
@@ -57,12 +55,6 @@ torch.manual_seed(seed);
 
 
 # %%
-def show_source(obj) -> None:
-    """Display the source of a function or method as it is in seqlib."""
-    source = textwrap.dedent(inspect.getsource(obj))
-    display(Markdown(f"```python\n{source}```"))
-
-
 # %% [markdown]
 # ## The mask
 #

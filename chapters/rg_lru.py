@@ -30,9 +30,7 @@ profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
 seed = 0
 
 # %% tags=["hide-input"]
-import inspect
 import tempfile
-import textwrap
 
 import altair as alt
 import numpy as np
@@ -43,6 +41,7 @@ from IPython.display import Markdown, display
 
 from seqlib import provenance
 from seqlib import tasks as task_registry
+from seqlib.chapter import show_source
 from seqlib.config import load_config
 from seqlib.layers import scan
 from seqlib.layers.rglru import RGLRU
@@ -64,12 +63,6 @@ torch.manual_seed(seed);
 
 
 # %%
-def show_source(obj) -> None:
-    """Display the source of a function or method as it is in seqlib."""
-    source = textwrap.dedent(inspect.getsource(obj))
-    display(Markdown(f"```python\n{source}```"))
-
-
 # %% [markdown]
 # ## The equations
 #

@@ -1,4 +1,5 @@
-"""The code the task chapters share: the preamble, training with a progress line, and the run displays.
+"""The code the chapters share: the preamble, showing seqlib's source, training with a progress line,
+and the run displays.
 
 A task chapter trains one model on one or more registry tasks. Functions that take several tasks
 (``configs``/``tasks`` dicts, or records of several tasks) name the task in their output; with a
@@ -7,12 +8,15 @@ single task they leave it out, as the single-task chapters (MQAR, flip-flop) alw
 
 from __future__ import annotations
 
+import inspect
 import os
+import textwrap
 from collections.abc import Iterable, Mapping
 
 import altair as alt
 import pandas as pd
 import torch
+from IPython.display import Markdown, display
 
 from seqlib import provenance
 from seqlib.config import load_config
@@ -33,6 +37,11 @@ def setup(profile: str, **params) -> None:
     os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
     if not torch.cuda.is_available():
         torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend
+
+
+def show_source(obj) -> None:
+    """Display the source of a function, method or class as it is in seqlib (the book never re-types it)."""
+    display(Markdown(f"```python\n{textwrap.dedent(inspect.getsource(obj))}```"))
 
 
 def load_tasks(names: Iterable[str], model: str, profile: str):
@@ -135,8 +144,6 @@ def runs_table(records: list[dict], stopped_early: bool = False) -> pd.DataFrame
 
 def show_failures(records: list[dict]) -> None:
     """Display the reason and the traceback's tail of every run that did not finish ``ok``."""
-    from IPython.display import Markdown, display
-
     several = _several_tasks(records)
     for r in records:
         if r["status"] != "ok":
