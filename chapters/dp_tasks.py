@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, train_runs
+from seqlib.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, show_source, train_runs
 from seqlib.evaluate import constant_baselines
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci
@@ -186,7 +186,7 @@ if not scores.empty:
 # about a split only where it beats the best constant row of its metric.
 
 # %%
-print(inspect.getsource(constant_baselines))
+show_source(constant_baselines)
 floors = []
 for name in subtasks:
     metric, maximize = HEADLINE[name]

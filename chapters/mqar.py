@@ -41,7 +41,7 @@ import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.chapter import load_tasks, runs_table, setup, show_failures, train_runs
+from seqlib.chapter import load_tasks, runs_table, setup, show_failures, show_source, train_runs
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci
 from seqlib.tasks import get_task
@@ -226,7 +226,7 @@ by_length(best_rows, "test_length", "input_seq_len", cfg.task.params.get("seq_le
 # it across any distance, if its state holds it.
 
 # %%
-print(inspect.getsource(type(the_task).value_distances))
+show_source(type(the_task).value_distances)
 distances = type(the_task).value_distances(the_task.sample("test", 1024, seed=seed))
 window = cfg.model.window if "local_attention" in cfg.model.block_types else None
 spans = sorted({the_task.seq_len // 4, the_task.seq_len // 2, 3 * the_task.seq_len // 4} | ({window} if window else set()))

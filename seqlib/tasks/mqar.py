@@ -159,7 +159,7 @@ class MQAR(Task):
         inputs, mask = batch.inputs.numpy(), batch.mask.numpy()
         contexts = 2 * batch.meta["num_kv_pairs"] * batch.meta["num_passes"]
         out = []
-        for row, c in zip(range(len(inputs)), contexts):
+        for row, c in enumerate(contexts):
             context = inputs[row, :c]
             for p in np.flatnonzero(mask[row]):
                 key_at = np.flatnonzero(context[0::2] == inputs[row, p])[-1] * 2
