@@ -51,7 +51,7 @@ lint: venv ## ruff
 clean: ## remove build outputs (keeps .venv and book/runs)
 	rm -rf _build .pytest_cache
 
-# ---- the book (book/, chapters/, seqlib/grid.py) -----------------------------------------------
+# ---- the book (book/, chapters/, seqlib/book/grid.py) -----------------------------------------------
 JB := $(VENV)/bin/jupyter-book
 FORCE ?=
 DEADLINE ?=
@@ -68,7 +68,7 @@ book: venv ## build the site strictly into _build/html from the stored runs in b
 	$(JB) build . --all -W -n --keep-going
 
 run-all: venv ## train the grid's runs, then execute its chapters into book/runs; PROFILE=full|smoke|tiny, FORCE=1, DEADLINE=s, WORKERS_PER_GPU=n
-	PROFILE=$(PROFILE) FORCE=$(FORCE) DEADLINE=$(DEADLINE) WORKERS_PER_GPU=$(WORKERS_PER_GPU) $(PY) -m seqlib.grid
+	PROFILE=$(PROFILE) FORCE=$(FORCE) DEADLINE=$(DEADLINE) WORKERS_PER_GPU=$(WORKERS_PER_GPU) $(PY) -m seqlib.book.grid
 
 lab: venv ## JupyterLab on chapters/ with the project's kernel (installs jupyterlab into .venv on first use)
 	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install -q jupyterlab==$(JUPYTERLAB_VERSION)

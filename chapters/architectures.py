@@ -32,19 +32,16 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from seqlib import provenance
-from seqlib.chapter import show_source
+from seqlib.book.chapter import setup, show_source
 from seqlib.layers.mlp import MLPBlock
 from seqlib.layers.recurrent_block import RecurrentBlock
 from seqlib.layers.residual import ResidualBlock
 from seqlib.layers.rnn import RecurrentBaseline
 from seqlib.models import MODELS, ModelConfig, ModelUnavailable, build_model, list_models, sequence_model
 from seqlib.models.sizing import count_params, match_budget
-from seqlib.plots import enable_book_renderer
 from seqlib.tasks.base import TaskSpec
 
-enable_book_renderer()
-provenance.show(profile, seed=seed)
+setup(profile, seed=seed)
 torch.manual_seed(seed);
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, show_source, train_runs
+from seqlib.book.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, show_source, train_runs
 from seqlib.evaluate import constant_baselines
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci

@@ -50,21 +50,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from seqlib import provenance
+from seqlib.book.chapter import setup
 
-provenance.show(profile, seed=seed, bench_dir=bench_dir)
-
-
-def find_root(start: Path | None = None) -> Path:
-    start = start or Path.cwd()
-    for p in [start, *start.parents]:
-        if (p / "seqlib").is_dir():
-            return p
-    return start
+setup(profile, seed=seed, bench_dir=bench_dir)
 
 
-ROOT = find_root()
-BENCH = ROOT / bench_dir
+BENCH = Path(bench_dir)  # relative to the repository root, the chapter's working directory
 
 
 def latest(kind: str):

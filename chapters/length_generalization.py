@@ -33,7 +33,6 @@ seed = 0  # unused: nothing is trained here
 
 # %% tags=["hide-input"]
 import inspect
-import os
 from pathlib import Path
 
 import altair as alt
@@ -41,16 +40,13 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib import provenance
+from seqlib.book.chapter import setup
 from seqlib.config import load_config
-from seqlib.plots import enable_book_renderer
 from seqlib.results import load_records, records_frame
 from seqlib.stats import best_over_lr
 from seqlib.tasks import TASKS, list_tasks
 
-enable_book_renderer()
-provenance.show(profile, seed=seed)
-os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
+setup(profile, seed=seed)
 
 # %% [markdown]
 # ## Where each task keeps its lengths

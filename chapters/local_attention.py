@@ -35,17 +35,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqlib import provenance
-from seqlib.chapter import show_source
+from seqlib.book.chapter import setup, show_source
 from seqlib.layers.attention import Attention, attention_mask, masked_attention
 from seqlib.layers.rope import apply_rope
 from seqlib.layers.segments import document_ids
-from seqlib.plots import enable_book_renderer
 
-enable_book_renderer()
-provenance.show(profile, seed=seed)
-if not torch.cuda.is_available():
-    torch.set_num_threads(1)  # small layers on a shared 2-core CPU: one thread is faster and steadier
+setup(profile, seed=seed)
 
 # timing: model width, heads, sequence length, windows; repeats per timing
 SIZES = {"tiny": (64, 4, 256, [16, 64, 256], 2), "smoke": (128, 4, 1024, [16, 64, 256, 1024], 3),

@@ -41,7 +41,7 @@ import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.chapter import load_tasks, runs_table, setup, show_failures, show_source, train_runs
+from seqlib.book.chapter import load_tasks, runs_table, setup, show_failures, show_source, train_runs
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci
 from seqlib.tasks import get_task

@@ -35,23 +35,19 @@ model_a = "hawk"  # the two models of the significance test
 model_b = "transformer"
 
 # %% tags=["hide-input"]
-import os
 from pathlib import Path
 
 import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib import provenance
+from seqlib.book.chapter import setup
 from seqlib.config import load_config
-from seqlib.plots import enable_book_renderer
 from seqlib.results import load_records, records_frame
 from seqlib.stats import best_over_lr, compare, summarize_seeds
 from seqlib.tasks import list_tasks
 
-enable_book_renderer()
-provenance.show(profile, seed=seed, model_a=model_a, model_b=model_b)
-os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
+setup(profile, seed=seed, model_a=model_a, model_b=model_b)
 
 # %% [markdown]
 # ## The records

@@ -39,22 +39,17 @@ import torch
 import torch.nn.functional as F
 from IPython.display import Markdown, display
 
-from seqlib import provenance
 from seqlib import tasks as task_registry
-from seqlib.chapter import show_source
+from seqlib.book.chapter import setup, show_source
 from seqlib.config import load_config
 from seqlib.layers import scan
 from seqlib.layers.rglru import RGLRU
 from seqlib.models import ModelConfig, build_model
-from seqlib.plots import enable_book_renderer
 from seqlib.results import record_path
 from seqlib.tasks.base import TaskSpec
 from seqlib.train import run_one
 
-enable_book_renderer()
-provenance.show(profile, seed=seed)
-if not torch.cuda.is_available():
-    torch.set_num_threads(1)  # the CPU profiles' models are tiny: one thread is faster on a shared CPU
+setup(profile, seed=seed)
 
 # sizes per profile: RG-LRU width, gate blocks (heads), tokens sampled
 SIZES = {"tiny": (64, 4, 32), "smoke": (256, 8, 256), "full": (1024, 16, 2048)}

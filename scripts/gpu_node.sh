@@ -6,7 +6,7 @@
 #   scripts/gpu_node.sh setup WHEELS   install WHEELS/*.whl into $SEQBOOK_SITE (default /tmp/seqbook-site)
 #   scripts/gpu_node.sh test [ARGS]    pytest -m gpu (ARGS go to pytest)
 #   scripts/gpu_node.sh bench          the scan, attention and model benchmarks into results/bench
-#   scripts/gpu_node.sh grid [ARGS]    the run grid, full profile (ARGS go to python -m seqlib.grid)
+#   scripts/gpu_node.sh grid [ARGS]    the run grid, full profile (ARGS go to python -m seqlib.book.grid)
 #   scripts/gpu_node.sh pack DIR       the run records (no checkpoints) and book/runs as DIR/*.tar.gz
 #
 # Where the tree travels without .git, set SEQLIB_COMMIT to the commit it was copied from: every
@@ -36,7 +36,7 @@ case "$step" in
     "$PY" -m seqlib bench models decode --decode-budget "${DECODE_BUDGET:-150}"
     ;;
   grid)
-    PROFILE=${PROFILE:-full} "$PY" -m seqlib.grid "$@"
+    PROFILE=${PROFILE:-full} "$PY" -m seqlib.book.grid "$@"
     ;;
   pack)
     out=${1:?output folder}

@@ -1,8 +1,7 @@
 """Where an executed chapter came from: profile, device, commit, date and parameters.
 
-Every chapter calls :func:`show` in its first code cell after the ``parameters`` cell, so each
-notebook under ``book/runs/`` opens with its provenance, and a run made by the CPU ``smoke``
-profile says so. :func:`code_hash` is the grid runner's fingerprint of the code a run depends on.
+:func:`collect` is what an executed chapter shows first (``seqlib.book.chapter.setup``);
+:func:`code_hash` is the grid runner's fingerprint of the code a run depends on.
 """
 
 from __future__ import annotations
@@ -18,11 +17,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE_NOTE = (
-    "**Produced by the CPU `{profile}` profile**: small models and short runs that check the "
-    "pipeline end to end. Its numbers are not results."
-)
-
 
 # executed notebooks and run records: writing them does not make the code "dirty"
 OUTPUT_PATHS = ("book/runs", "results")
@@ -73,24 +67,6 @@ def collect(profile: str, **params) -> dict:
         "python": platform.python_version(),
         "params": params,
     }
-
-
-def as_markdown(record: dict) -> str:
-    params = ", ".join(f"`{k}={v!r}`" for k, v in record["params"].items()) or "none"
-    lines = [
-        f"**Provenance** · profile `{record['profile']}` · {record['device']} · commit `{record['commit']}` · "
-        f"{record['date']} · torch {record['torch']}, Python {record['python']} · parameters {params}",
-    ]
-    if record["profile"] != "full":
-        lines.append(SMOKE_NOTE.format(profile=record["profile"]))
-    return "\n\n".join(lines)
-
-
-def show(profile: str, **params) -> None:
-    """Display the provenance as Markdown (in a notebook)."""
-    from IPython.display import Markdown, display
-
-    display(Markdown(as_markdown(collect(profile, **params))))
 
 
 def _code_bytes(path: Path) -> bytes:

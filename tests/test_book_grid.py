@@ -1,4 +1,4 @@
-"""The papermill grid runner (seqlib.grid): failures are recorded and the grid goes on, finished runs
+"""The papermill grid runner (seqlib.book.grid): failures are recorded and the grid goes on, finished runs
 are skipped, a failed re-run keeps the earlier output, and the Dask path runs jobs on a local cluster."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def chapter(path: Path, body: str) -> None:
 
 def grid(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "seqlib.grid", "--grid", str(tmp / "grid.yaml"), "--chapters", str(tmp / "chapters"),
+        [sys.executable, "-m", "seqlib.book.grid", "--grid", str(tmp / "grid.yaml"), "--chapters", str(tmp / "chapters"),
          "--out", str(tmp / "runs"), "--failed", str(tmp / "failed"), "--results", str(tmp / "results"),
          "--profile", "tiny", *args],
         capture_output=True, text=True, timeout=300)
@@ -126,15 +126,15 @@ def test_training_phase_trains_planned_runs_first_and_a_deadline_leaves_them_lis
     """``train: true``: the grid trains the chapter's planned runs as jobs, then the chapter shows the
     stored records without training; a deadline that has passed starts no run and the chapter says
     which planned runs have no record."""
-    from seqlib.chapter import planned_configs
+    from seqlib.book.chapter import planned_configs
     from seqlib.results import record_path
 
     (planned,) = planned_configs(["parity_check"], "lstm", "tiny")
     record = REPO / planned.run.results_dir / record_path("", "parity_check", "lstm", planned.hash())
     record.unlink(missing_ok=True)
     chapter(book / "chapters" / "shows.ipynb",
-            "import os\nfrom seqlib.chapter import load_tasks, train_runs\nfrom seqlib.provenance import REPO\n"
-            "os.chdir(REPO)  # as seqlib.chapter.setup: the store's path is relative to the repository\n"
+            "import os\nfrom seqlib.book.chapter import load_tasks, train_runs\nfrom seqlib.provenance import REPO\n"
+            "os.chdir(REPO)  # as seqlib.book.chapter.setup: the store's path is relative to the repository\n"
             "configs, tasks = load_tasks([task], model, profile)\n"
             "records, note = train_runs(configs, tasks)\n"
             "print(len(records), [r['status'] for r in records], note)")
@@ -168,9 +168,9 @@ def test_a_kernel_that_dies_at_start_is_retried_but_a_failing_cell_is_not(tmp_pa
     """Parallel kernels can race for their ports; a kernel that never started is started again."""
     import papermill
 
-    from seqlib import grid as grid_module
-    from seqlib.chapter import STORED_ONLY_ENV
-    from seqlib.plots import BOOK_RUN_ENV
+    from seqlib.book import grid as grid_module
+    from seqlib.book.chapter import STORED_ONLY_ENV
+    from seqlib.book.plots import BOOK_RUN_ENV
 
     for name in (BOOK_RUN_ENV, STORED_ONLY_ENV):  # execute() sets them; monkeypatch restores them after
         monkeypatch.setenv(name, "0")

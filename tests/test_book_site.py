@@ -54,7 +54,7 @@ def site(tmp_path_factory) -> Path:
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("runs"))
     grid = subprocess.run(
-        [sys.executable, "-m", "seqlib.grid", "--profile", "tiny", "--force", "--out", str(root / "book" / "runs"),
+        [sys.executable, "-m", "seqlib.book.grid", "--profile", "tiny", "--force", "--out", str(root / "book" / "runs"),
          "--failed", str(root / "failed")], capture_output=True, text=True, timeout=600)
     assert grid.returncode == 0, f"a chapter failed under the tiny profile:\n{grid.stdout}\n{grid.stderr[-3000:]}"
     build = subprocess.run(

@@ -21,7 +21,7 @@ from IPython.display import Markdown, display
 from seqlib import provenance
 from seqlib.config import load_config
 from seqlib.models import ModelUnavailable, build_model
-from seqlib.plots import enable_book_renderer
+from seqlib.book.plots import enable_book_renderer
 from seqlib.tasks import get_task
 from seqlib.train import run_sweep, stored_record, sweep_plan
 
@@ -30,10 +30,29 @@ from seqlib.train import run_sweep, stored_record, sweep_plan
 STORED_ONLY_ENV = "SEQBOOK_STORED_ONLY"
 
 
+SMOKE_NOTE = (
+    "**Produced by the CPU `{profile}` profile**: small models and short runs that check the "
+    "pipeline end to end. Its numbers are not results."
+)
+
+
+def provenance_markdown(record: dict) -> str:
+    """The provenance line an executed chapter opens with (:func:`seqlib.provenance.collect`); a page
+    of a profile other than ``full`` says that its numbers are not results."""
+    params = ", ".join(f"`{k}={v!r}`" for k, v in record["params"].items()) or "none"
+    lines = [
+        f"**Provenance** · profile `{record['profile']}` · {record['device']} · commit `{record['commit']}` · "
+        f"{record['date']} · torch {record['torch']}, Python {record['python']} · parameters {params}",
+    ]
+    if record["profile"] != "full":
+        lines.append(SMOKE_NOTE.format(profile=record["profile"]))
+    return "\n\n".join(lines)
+
+
 def setup(profile: str, **params) -> None:
     """A chapter's preamble: book renderer, provenance line, cwd at the repository root, CPU threads."""
     enable_book_renderer()
-    provenance.show(profile, **params)
+    display(Markdown(provenance_markdown(provenance.collect(profile, **params))))
     os.chdir(provenance.REPO)  # params/ and the results store are paths relative to the repository root
     if not torch.cuda.is_available():
         torch.set_num_threads(1)  # the CPU profiles' models are tiny: extra intra-op threads only contend

@@ -7,7 +7,7 @@ parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``see
 * Profile: ``full`` when CUDA is available, ``smoke`` otherwise; ``--profile``/``PROFILE=`` overrides.
 * Training first: a task chapter marked ``train: true`` shows the runs of its registry tasks (the
   ``subtasks`` parameter if the grid sets one, else ``task``) for its model, every learning rate
-  and seed of the profile (:func:`seqlib.chapter.planned_configs`). The grid trains all of them
+  and seed of the profile (:func:`seqlib.book.chapter.planned_configs`). The grid trains all of them
   first, as one job per run, so that the work spreads evenly over the workers and a run is the
   unit of resumption (:func:`seqlib.train.run_one` keeps finished records). ``--deadline S`` stops
   starting new training runs S seconds after the start (the ones under way finish), for a machine
@@ -43,7 +43,7 @@ parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``see
                                worker_extra_args=["--nthreads", "1"],
                                python="/path/to/seqbook/.venv/bin/python")
         cluster.scale(jobs=4)
-        print(cluster.scheduler_address)   # -> python -m seqlib.grid --scheduler tcp://...
+        print(cluster.scheduler_address)   # -> python -m seqlib.book.grid --scheduler tcp://...
 
     (``PBSCluster`` takes the same arguments with ``resource_spec="select=1:ngpus=1"``). The
     workers must see the same checkout (a shared filesystem) and its venv.
@@ -63,7 +63,7 @@ from pathlib import Path
 
 import yaml
 
-from seqlib.plots import BOOK_RUN_ENV
+from seqlib.book.plots import BOOK_RUN_ENV
 from seqlib.provenance import REPO, code_hash
 
 FAILED_DIR = REPO / "_build" / "grid" / "failed"
@@ -179,7 +179,7 @@ def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict, stor
     import nbformat
     import papermill as pm
 
-    from seqlib.chapter import STORED_ONLY_ENV
+    from seqlib.book.chapter import STORED_ONLY_ENV
 
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -279,8 +279,8 @@ def dispatch(fn, jobs: list[tuple[str, dict]], client, deadline: float | None = 
 
 
 def planned_runs(runs: list[Run]) -> dict[Path, list]:
-    """The configurations each ``train: true`` chapter shows (:func:`seqlib.chapter.planned_configs`)."""
-    from seqlib.chapter import planned_configs
+    """The configurations each ``train: true`` chapter shows (:func:`seqlib.book.chapter.planned_configs`)."""
+    from seqlib.book.chapter import planned_configs
 
     return {run.out: planned_configs(run.trains, run.params["model"], run.params["profile"])
             for run in runs if run.trains}
@@ -318,7 +318,7 @@ def planned_training(runs: list[Run], plans: dict[Path, list]) -> list[tuple[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m seqlib.grid", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m seqlib.book.grid", description=__doc__.split("\n")[0])
     parser.add_argument("--grid", type=Path, default=REPO / "params" / "grid.yaml")
     parser.add_argument("--chapters", type=Path, default=REPO / "chapters")
     parser.add_argument("--out", type=Path, default=REPO / "book" / "runs")
