@@ -64,7 +64,8 @@ WHEELHOUSE_PYTHON ?= 3.12
 WHEELHOUSE_PKGS ?= pandas pydantic PyYAML tqdm altair papermill ipykernel dask distributed
 WHEELHOUSE_IN_IMAGE ?= numpy filelock fsspec jinja2 markupsafe typing_extensions
 
-book: venv ## build the site strictly into _build/html from the stored runs in book/runs (no re-execution)
+book: venv ## write _toc.yml from params/grid.yaml, then build the site strictly into _build/html from the stored runs in book/runs (no re-execution)
+	$(PY) -m seqlib.book.toc
 	$(JB) build . --all -W -n --keep-going
 
 run-all: venv ## train the grid's runs, then execute its chapters into book/runs; PROFILE=full|smoke|tiny, FORCE=1, DEADLINE=s, WORKERS_PER_GPU=n

@@ -36,6 +36,7 @@ task = "chomsky"  # the task family; the registry tasks it runs are `subtasks`
 subtasks = ["parity_check", "reverse_string", "duplicate_string"]  # one per level: R, DCF, CS
 profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
 seed = 0  # draws the example batches; the training seeds and learning rates are the profile's
+stored_only = False  # the grid runner sets True: show the stored records, train nothing
 
 # %% tags=["hide-input"]
 import inspect
@@ -121,7 +122,7 @@ for name, t in tasks.items():
 # and device that produced it.
 
 # %%
-records, note = train_runs(configs, tasks)
+records, note = train_runs(configs, tasks, stored_only)
 if note:
     display(Markdown(note))
 frame = records_frame(records)

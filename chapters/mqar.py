@@ -33,6 +33,7 @@ model = "hawk"  # any name of `python -m seqlib list`
 task = "mqar"
 profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
 seed = 0  # draws the example batch; the training seeds and learning rates are the profile's
+stored_only = False  # the grid runner sets True: show the stored records, train nothing
 
 # %% tags=["hide-input"]
 import inspect
@@ -113,7 +114,7 @@ pd.DataFrame({"position": pos.tolist(), "input (query key)": batch.inputs[0, pos
 # with the commit and device that produced it.
 
 # %%
-records, note = train_runs(configs, tasks)
+records, note = train_runs(configs, tasks, stored_only)
 if note:
     display(Markdown(note))
 frame = records_frame(records)

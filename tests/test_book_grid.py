@@ -12,6 +12,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+import os
+
 from seqlib.provenance import REPO
 
 pytestmark = pytest.mark.book
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.book
 def chapter(path: Path, body: str) -> None:
     nb = new_notebook(cells=[
         new_markdown_cell(f"# {path.stem}"),
-        new_code_cell('profile = "smoke"\nseed = 0\nmodel = "none"\ntask = "none"',
+        new_code_cell('profile = "smoke"\nseed = 0\nmodel = "none"\ntask = "none"\nstored_only = False',
                       metadata={"tags": ["parameters"]}),
         new_code_cell(body),
     ])
@@ -136,7 +138,7 @@ def test_training_phase_trains_planned_runs_first_and_a_deadline_leaves_them_lis
             "import os\nfrom seqlib.book.chapter import load_tasks, train_runs\nfrom seqlib.provenance import REPO\n"
             "os.chdir(REPO)  # as seqlib.book.chapter.setup: the store's path is relative to the repository\n"
             "configs, tasks = load_tasks([task], model, profile)\n"
-            "records, note = train_runs(configs, tasks)\n"
+            "records, note = train_runs(configs, tasks, stored_only)\n"
             "print(len(records), [r['status'] for r in records], note)")
     (book / "grid.yaml").write_text("runs:\n  - chapter: shows\n    task: parity_check\n    train: true\n"
                                     "    models: [lstm]\n")
@@ -169,11 +171,9 @@ def test_a_kernel_that_dies_at_start_is_retried_but_a_failing_cell_is_not(tmp_pa
     import papermill
 
     from seqlib.book import grid as grid_module
-    from seqlib.book.chapter import STORED_ONLY_ENV
     from seqlib.book.plots import BOOK_RUN_ENV
 
-    for name in (BOOK_RUN_ENV, STORED_ONLY_ENV):  # execute() sets them; monkeypatch restores them after
-        monkeypatch.setenv(name, "0")
+    monkeypatch.delenv(BOOK_RUN_ENV, raising=False)
     calls = []
 
     def flaky(chapter, out, **kwargs):
@@ -186,6 +186,7 @@ def test_a_kernel_that_dies_at_start_is_retried_but_a_failing_cell_is_not(tmp_pa
     out = tmp_path / "runs" / "x.ipynb"
     record = grid_module.execute("x.ipynb", str(out), str(tmp_path / "failed.ipynb"), {}, {"params_hash": "p"})
     assert record["status"] == "ok" and len(calls) == 2 and out.exists()
+    assert BOOK_RUN_ENV not in os.environ  # set for the kernel only: no lasting side effect here
 
     def broken(chapter, out, **kwargs):
         calls.append(out)

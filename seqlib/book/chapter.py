@@ -12,6 +12,7 @@ import inspect
 import os
 import textwrap
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 import altair as alt
 import pandas as pd
@@ -25,11 +26,6 @@ from seqlib.book.plots import enable_book_renderer
 from seqlib.tasks import get_task
 from seqlib.train import run_sweep, stored_record, sweep_plan
 
-# Set by the grid runner (which trains every planned run before it executes the chapters): a
-# chapter then shows the stored records and lists the planned runs that have none, training nothing.
-STORED_ONLY_ENV = "SEQBOOK_STORED_ONLY"
-
-
 SMOKE_NOTE = (
     "**Produced by the CPU `{profile}` profile**: small models and short runs that check the "
     "pipeline end to end. Its numbers are not results."
@@ -39,13 +35,16 @@ SMOKE_NOTE = (
 def provenance_markdown(record: dict) -> str:
     """The provenance line an executed chapter opens with (:func:`seqlib.provenance.collect`); a page
     of a profile other than ``full`` says that its numbers are not results."""
+    prov, profile = record["provenance"], record["profile"]
     params = ", ".join(f"`{k}={v!r}`" for k, v in record["params"].items()) or "none"
+    cuda = f" (CUDA {prov.versions['cuda']})" if prov.device.startswith("cuda") else ""
+    date = datetime.fromisoformat(prov.start_time).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"**Provenance** · profile `{record['profile']}` · {record['device']} · commit `{record['commit']}` · "
-        f"{record['date']} · torch {record['torch']}, Python {record['python']} · parameters {params}",
+        f"**Provenance** · profile `{profile}` · {prov.device_name}{cuda} · commit `{prov.short_commit}` · "
+        f"{date} · torch {prov.versions['torch']}, Python {prov.versions['python']} · parameters {params}",
     ]
-    if record["profile"] != "full":
-        lines.append(SMOKE_NOTE.format(profile=record["profile"]))
+    if profile != "full":
+        lines.append(SMOKE_NOTE.format(profile=profile))
     return "\n\n".join(lines)
 
 
@@ -102,14 +101,15 @@ def stored_runs(configs: Mapping) -> tuple[list[dict], str | None]:
     return records, note
 
 
-def train_runs(configs: Mapping, tasks: Mapping) -> tuple[list[dict], str | None]:
+def train_runs(configs: Mapping, tasks: Mapping, stored_only: bool = False) -> tuple[list[dict], str | None]:
     """Run :func:`seqlib.train.run_sweep` for each task; ``(records, note)``.
 
     The model is built once for the first task to check it can run here; if it cannot, nothing is
     trained and ``note`` is a Markdown sentence saying why (``None`` otherwise). With a single task
     the model's parameter count is printed first. Each finished run prints one plain-text line.
-    Under the grid runner (``SEQBOOK_STORED_ONLY=1``) the stored records are shown instead
-    (:func:`stored_runs`).
+    With ``stored_only`` (the task chapters' papermill parameter, which the grid runner sets: it
+    trains every planned run before it executes the chapters) the stored records are shown instead
+    and nothing is trained (:func:`stored_runs`).
     """
     first = next(iter(configs))
     model = configs[first].model.name
@@ -121,7 +121,7 @@ def train_runs(configs: Mapping, tasks: Mapping) -> tuple[list[dict], str | None
     several = len(configs) > 1
     if not several:
         print(f"{model}: {net.num_params():,} parameters")
-    if os.environ.get(STORED_ONLY_ENV) == "1":
+    if stored_only:
         return stored_runs(configs)
 
     def report(outcome, i, n):

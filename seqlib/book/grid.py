@@ -12,9 +12,9 @@ parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``see
   unit of resumption (:func:`seqlib.train.run_one` keeps finished records). ``--deadline S`` stops
   starting new training runs S seconds after the start (the ones under way finish), for a machine
   held for a limited time; a later call goes on where it stopped (``--train-only`` stops after the
-  training, executing no chapter). The chapters then execute with
-  ``SEQBOOK_STORED_ONLY=1``: they show the stored records, train nothing, and list any planned run
-  that has no record yet.
+  training, executing no chapter). The chapters then execute with the papermill parameter
+  ``stored_only=True``: they show the stored records, train nothing, and list any planned run that
+  has no record yet.
 * Resumable: an executed notebook records its parameters hash and code hash (the chapter and every
   ``seqlib/**/*.py``; for a task chapter also the records of its runs) in its metadata; a run whose
   stored notebook has the same two is skipped unless ``--force``/``FORCE=1``.
@@ -106,8 +106,10 @@ def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
             if not entry.get("models"):
                 raise ValueError(f"{grid}: task chapter {entry['chapter']!r} lists no models")
             trains = list(base.get("subtasks") or [entry["task"]]) if entry.get("train") else []
+            shown = {"stored_only": True} if trains else {}  # the grid trains them first
             runs += [Run(chapter, out / entry["task"] / f"{model}.ipynb",
-                         {**base, "task": entry["task"], "model": model}, trains=trains) for model in entry["models"]]
+                         {**base, **shown, "task": entry["task"], "model": model}, trains=trains)
+                     for model in entry["models"]]
         elif entry.get("train"):
             raise ValueError(f"{grid}: chapter {entry['chapter']!r} has train: true but no task and models")
         else:
@@ -170,16 +172,15 @@ def train(config: dict) -> dict:
     return out
 
 
-def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict, stored_only: bool = False) -> dict:
+def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict) -> dict:
     """Run one notebook with papermill (in this process or on a Dask worker) -> a status record.
 
-    ``stamp`` (parameters and code hashes) goes into the executed notebook's ``metadata.seqbook``;
-    ``stored_only`` makes a task chapter show the stored records instead of training.
+    ``stamp`` (parameters and code hashes) goes into the executed notebook's ``metadata.seqbook``.
+    The kernel renders its charts for the offline book (``BOOK_RUN_ENV``, set for the kernel's
+    start only: this process's environment is restored afterwards).
     """
     import nbformat
     import papermill as pm
-
-    from seqlib.book.chapter import STORED_ONLY_ENV
 
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,8 +188,8 @@ def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict, stor
     os.close(fd)
     start = time.monotonic()
     record = {"out": out, "seconds": 0.0, "device": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+    renderer = os.environ.get(BOOK_RUN_ENV)
     os.environ[BOOK_RUN_ENV] = "1"  # the kernel inherits it: charts render for the offline book
-    os.environ[STORED_ONLY_ENV] = "1" if stored_only else "0"
     try:
         for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
             try:
@@ -215,6 +216,10 @@ def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict, stor
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
     finally:
         Path(tmp).unlink(missing_ok=True)
+        if renderer is None:
+            os.environ.pop(BOOK_RUN_ENV, None)
+        else:
+            os.environ[BOOK_RUN_ENV] = renderer
     record["seconds"] = round(time.monotonic() - start, 1)
     return record
 
@@ -388,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs = [(run.out.relative_to(args.out).with_suffix("").as_posix(),
                      dict(chapter=str(run.chapter), out=str(run.out), params=run.params,
                           stamp={"params_hash": run.params_hash, "code_hash": code},
-                          failed=str(args.failed / run.out.relative_to(args.out)), stored_only=bool(run.trains)))
+                          failed=str(args.failed / run.out.relative_to(args.out))))
                     for run, code in todo]
             for name, record in dispatch(execute, jobs, client):
                 names[record["out"]] = name
