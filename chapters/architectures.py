@@ -18,7 +18,7 @@
 #
 # Every model in the book is one `SequenceModel`: an embedding, a stack of blocks, a final RMSNorm
 # and a head tied to the embedding. Models differ only in the list of block types, which the
-# registry derives from the depth. This chapter lists the models, draws their stacks, shows the
+# registry derives from the depth by cycling the model's pattern of mixers. This chapter lists the models, draws their stacks, shows the
 # blocks' code, and compares parameter counts and decode-state sizes at matched budgets.
 
 # %% tags=["parameters"]
@@ -38,6 +38,8 @@ from seqlib.layers.recurrent_block import RecurrentBlock
 from seqlib.layers.residual import ResidualBlock
 from seqlib.layers.rnn import RecurrentBaseline
 from seqlib.models import MODELS, ModelConfig, ModelUnavailable, build_model, list_models, sequence_model
+from seqlib.models.mixers import final_w_init_variance_scale
+from seqlib.models.registry import MIXERS
 from seqlib.models.sizing import count_params, match_budget
 from seqlib.tasks.base import TaskSpec
 
@@ -47,12 +49,26 @@ torch.manual_seed(seed);
 
 # %%
 # %% [markdown]
-# ## The models
+# ## The mixers and the models
 #
-# `seqlib.models.registry.MODELS` maps each name to a function from depth to block types, a
-# description, and whether it needs a GPU. The fla zoo (flash-linear-attention 0.6.0 layers in the
-# same backbone) runs on Triton kernels only, so on a CPU `build_model` refuses it with
-# `ModelUnavailable`; the last column is what it says here.
+# `seqlib.models.registry.MIXERS` holds one entry per block type: its builder, the check of what
+# it needs of the `ModelConfig` (attention: `d_model` divisible by `num_heads`, a RoPE head width
+# that is a multiple of 4; the recurrent block: $D_{RNN}$ divisible by the gate blocks), whether it
+# needs a GPU, and the layer class whose `init_cache` / `state_size` are its decode state. The fla
+# zoo's entries (flash-linear-attention 0.6.0 layers) come from `seqlib.models.zoo`.
+
+# %%
+mixer_table = pd.DataFrame([{"mixer": kind, "description": m.description, "layer": m.layer.__name__,
+                             "residual block": m.residual, "GPU only": m.requires_gpu}
+                            for kind, m in MIXERS.items()]).set_index("mixer")
+with pd.option_context("display.max_colwidth", None):
+    display(mixer_table)
+
+# %% [markdown]
+# `seqlib.models.registry.MODELS` maps each model name to a description and a pattern of mixers;
+# a model needs a GPU when one of its mixers does. The fla zoo (each fla mixer is also a model of
+# the same name, in the same backbone) runs on Triton kernels only, so on a CPU `build_model`
+# refuses it with `ModelUnavailable`; the last column is what it says here.
 
 # %%
 spec = TaskSpec("tokens", "tokens", "ce", num_outputs=512, vocab_size=512)
@@ -136,11 +152,13 @@ show_source(RecurrentBlock.forward)
 show_source(MLPBlock.forward)
 
 # %% [markdown]
-# `build_block` turns a block type into a module; the output projections of each block are
-# initialised with variance scale $2/L$ for $L$ layers (`griffin.md` §2.2):
+# `build_block` looks a block type up in `MIXERS` and puts the mixer it builds in a residual block
+# with the MLP; the output projections of each block are initialised with variance scale $2/L$ for
+# $L$ layers (`griffin.md` §2.2):
 
 # %%
 show_source(sequence_model.build_block)
+show_source(final_w_init_variance_scale)
 
 # %% [markdown]
 # The LSTM and GRU keep PyTorch's fused kernels (cuDNN on a GPU) and fall back to a step loop with
@@ -172,11 +190,11 @@ for target in budgets:
         cfg = match_budget(ModelConfig(name=name, n_layers=3, num_heads=4), spec, target)
         with torch.device("meta"):
             model = build_model(cfg, spec)
-        recurrent_width = cfg.lru_width if "recurrent" in cfg.block_types else None
+        recurrent_width = cfg.resolved.d_rnn if "recurrent" in cfg.block_types else None
         no_mlp = name in ("lstm", "gru")
         sized.append({
             "budget": f"{target / 1e6:g}M", "model": name, "d_model": cfg.d_model,
-            "D_RNN": recurrent_width, "MLP width": None if no_mlp else cfg.ffw_width,
+            "D_RNN": recurrent_width, "MLP width": None if no_mlp else cfg.resolved.mlp_width,
             "parameters": count_params(cfg, spec),
             **{f"state @ T={T}": model.state_size(T)["total"] for T in lengths},
         })

@@ -36,9 +36,9 @@ import pandas as pd
 import torch
 
 from seqlib.book.chapter import setup, show_source
-from seqlib.layers.attention import Attention, attention_mask, masked_attention
+from seqlib.layers.attention import Attention, masked_attention
 from seqlib.layers.rope import apply_rope
-from seqlib.layers.segments import document_ids
+from seqlib.layers.segments import attention_mask, document_ids
 
 setup(profile, seed=seed)
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from seqlib.layers import flex
-from seqlib.layers.attention import Attention, attention_mask, masked_attention
-from seqlib.layers.segments import document_ids
+from seqlib.layers.attention import Attention, masked_attention
+from seqlib.layers.segments import attention_mask, document_ids
 
 
 def random_segments(B, T, gen, device, resets=True):

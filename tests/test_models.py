@@ -152,7 +152,7 @@ def test_every_model_trains_a_step_without_nans():
 
 def test_state_size_accounting():
     griffin = build_model(small("griffin", n_layers=3), SPEC)
-    R = griffin.cfg.lru_width
+    R = griffin.cfg.resolved.d_rnn
     size = griffin.state_size(1000)
     assert size["rg_lru"] == 2 * R and size["conv"] == 2 * 3 * R
     assert size["kv"] == 2 * WINDOW * 1 * 16  # one local layer, one KV head, head_dim 16

@@ -1,6 +1,6 @@
 """The mixer zoo (seqlib.models.zoo): fla layers in the Hawk/Griffin backbone, 2-simplicial attention.
 
-CPU: zoo models are unavailable with a reason, the registry and the builders agree, and the
+CPU: zoo models are unavailable with a reason, each fla layer is a registered mixer and model, and the
 windowed 2-simplicial attention equals a brute-force loop over (query, key, key') triples.
 GPU (``-m gpu``, needs fla 0.6.0): each zoo model's forward/backward is finite in bf16 autocast;
 packed documents (``cu_seqlens``) equal separate forwards; step decoding equals the full forward
@@ -14,24 +14,27 @@ import torch
 
 from seqlib.layers.simplicial import simplicial_attention
 from seqlib.models import ModelConfig, ModelUnavailable, build_model
-from seqlib.models.registry import MODELS, ZOO_MODELS
-from seqlib.models.zoo import BUILDERS, DECODE, VARLEN, ZOO_MIXERS
+from seqlib.models.registry import MIXERS, MODELS
+from seqlib.models.zoo import FLA_LAYERS, ZOO_MIXERS, FlaMixer
 from seqlib.tasks.base import TaskSpec
 
 VOCAB = 37
 SPEC = TaskSpec("tokens", "tokens", "ce", num_outputs=VOCAB, vocab_size=VOCAB)
-ZOO = sorted(ZOO_MODELS)
+ZOO = sorted(FLA_LAYERS)
 
 
 def small(name, **kw):
     return ModelConfig(**{"name": name, "d_model": 128, "n_layers": 2, "num_heads": 2, "window": 32, **kw})
 
 
-def test_registry_and_builders_agree():
-    assert set(ZOO_MODELS) == set(BUILDERS) == set(VARLEN) == set(DECODE)
-    assert ZOO_MIXERS == set(ZOO_MODELS)
-    assert all(MODELS[n].requires_gpu for n in ZOO_MODELS) and not MODELS["simplicial"].requires_gpu
-    assert all(isinstance(DECODE[n], str) and DECODE[n] for n in ZOO if DECODE[n] is not True)
+def test_every_fla_layer_is_a_gpu_mixer_and_model():
+    assert set(ZOO_MIXERS) == set(FLA_LAYERS) and all(MIXERS[n] is ZOO_MIXERS[n] for n in ZOO)
+    assert all(MIXERS[n].layer is FlaMixer and MIXERS[n].requires_gpu for n in ZOO)
+    assert all(MODELS[n].block_types(3) == [n] * 3 and MODELS[n].requires_gpu for n in ZOO)
+    assert MODELS["mamba2"].description == FLA_LAYERS["mamba2"].description
+    assert not MODELS["simplicial"].requires_gpu
+    decode = {n: FLA_LAYERS[n].decode for n in ZOO}
+    assert all(isinstance(d, str) and d for d in decode.values() if d is not True)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU behaviour")
@@ -85,10 +88,8 @@ def test_simplicial_is_a_cpu_model():
     assert logits.shape == (2, 9, VOCAB) and torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("name", [n for n in ZOO if DECODE[n] is not True])
+@pytest.mark.parametrize("name", [n for n in ZOO if FLA_LAYERS[n].decode is not True])
 def test_decode_unsupported_says_why(name):
-    from seqlib.models.zoo import FlaMixer
-
     mixer = FlaMixer(name, torch.nn.Identity())
     with pytest.raises(NotImplementedError, match=name):
         mixer.init_cache(1)
@@ -141,7 +142,7 @@ def test_zoo_documents_gpu(name):
     inputs = torch.randint(0, VOCAB, (1, T), device="cuda")
     seg = torch.arange(T, device="cuda")[None].clone()
     seg[0, cut:] = torch.arange(T - cut, device="cuda")
-    if not VARLEN[name]:
+    if not FLA_LAYERS[name].varlen:
         with pytest.raises(ValueError, match="one document per row"):
             model(inputs, seg)
         return
@@ -161,7 +162,7 @@ def test_zoo_decode_matches_forward_gpu(name):
     T = 100
     inputs = torch.randint(0, VOCAB, (2, T), device="cuda")
     seg = torch.arange(T, device="cuda").expand(2, T)
-    if DECODE[name] is not True:
+    if FLA_LAYERS[name].decode is not True:
         with pytest.raises(NotImplementedError, match=name):
             model.init_cache(2, device="cuda")
         return

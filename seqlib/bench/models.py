@@ -96,7 +96,7 @@ def train_one(name: str, T: int, warmup: int = 2, steps: int = 4, batch: int | N
     loss = float(step().detach())
     return {
         "model": name, "T": T, "B": B, "params": count_params(cfg, _spec()), "d_model": cfg.d_model,
-        "mlp_width": cfg.ffw_width, "step_s": sec, "tokens_per_s": B * T / sec,
+        "mlp_width": cfg.resolved.mlp_width, "step_s": sec, "tokens_per_s": B * T / sec,
         "autotune_max_configs": autotune_max,
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30, "loss_finite": bool(torch.isfinite(
             torch.tensor(loss))),
@@ -338,7 +338,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if no_cuda("models"):
         return 2
-    from seqlib.models.registry import ZOO_MODELS
+    from seqlib.models.zoo import ZOO_MIXERS
 
     if args.what == "warm":
         if not args.models:
@@ -349,8 +349,8 @@ def main(argv=None) -> int:
         return 0
     env = environment()
     if args.what in ("train", "all"):
-        models = args.models or CORE + ["hgrn2"] + [m for m in ZOO_MODELS if m != "hgrn2"]
-        zoo = [m for m in models if m in ZOO_MODELS]  # fla autotunes for minutes; ours compile in seconds
+        models = args.models or CORE + ["hgrn2"] + [m for m in ZOO_MIXERS if m != "hgrn2"]
+        zoo = [m for m in models if m in ZOO_MIXERS]  # fla autotunes for minutes; ours compile in seconds
         warmed = precompile(zoo, args.lengths, jobs=args.precompile) if args.precompile and zoo else None
         rec = train(models, lengths=tuple(args.lengths), budget_s=args.budget)
         rec["precompile"] = warmed

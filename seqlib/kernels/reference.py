@@ -1,28 +1,22 @@
 """A float64 RG-LRU oracle and a relative-error check for the fused kernel.
 
 The oracle is the ``sequential`` backend of :mod:`seqlib.layers.scan` (recurrentgemma's
-``rnn_scan`` loop, Griffin §2.4 / App. A) written out in float64 instead of fp32, with the same
-bounded sqrt derivative (``SqrtBoundDerivative``). No Triton needed: the GPU tests, the CPU
-interpreter test and the benchmark all use it.
+``rnn_scan`` loop, Griffin §2.4 / App. A) run in float64 instead of fp32: the same gate function
+(``rg_lru_gates``, with the bounded sqrt derivative ``SqrtBoundDerivative``) and the same loop.
+No Triton needed: the GPU tests, the CPU interpreter test and the benchmark all use it.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from seqlib.layers.scan import C_RGLRU, linear_scan_sequential, sqrt_bound_derivative
+from seqlib.layers.scan import linear_scan_sequential, rg_lru_gates
 
 
 def rg_lru_reference(x, gate_x, gate_a, a_param, reset, h0=None, dtype=torch.float64):
     """``rg_lru_scan(..., backend="sequential")`` computed in ``dtype``: returns (y, h_last) in dtype."""
-    x, gate_x, gate_a, a_param = (t.to(dtype) for t in (x, gate_x, gate_a, a_param))
-    log_a = -C_RGLRU * torch.sigmoid(gate_a) * F.softplus(a_param)
-    a = torch.exp(log_a)
-    rs = reset[..., None].to(dtype)
-    mult = rs + (1.0 - rs) * sqrt_bound_derivative(1.0 - torch.exp(2.0 * log_a))
-    b = x * torch.sigmoid(gate_x) * mult
-    return linear_scan_sequential(a * (1.0 - rs), b, None if h0 is None else h0.to(dtype))
+    a, b = rg_lru_gates(x, gate_x, gate_a, a_param, reset, dtype=dtype)
+    return linear_scan_sequential(a, b, None if h0 is None else h0.to(dtype))
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -55,7 +55,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlib.layers.scan import C_RGLRU, MAX_SQRT_GRADIENT
+from seqlib.layers.rglru_constants import C_RGLRU, MAX_SQRT_GRADIENT
 
 # the kernels write c = 8 as a literal (-8.0) where it enters log a_t and its gradients; Triton's
 # interpreter cannot mix a module-level constexpr with tensors there, so keep them in step here

@@ -6,7 +6,8 @@
 * RoPE on the first half of each head's channels, at ``segment_pos`` (optional: the global
   Transformer may use additive position encodings instead).
 * Key j is visible to query i iff j <= i, i - j <= W (local only) and both are in the same
-  document, so a query sees W + 1 tokens including itself (``_compute_causal_mask``).
+  document, so a query sees W + 1 tokens including itself (``_compute_causal_mask``;
+  :func:`seqlib.layers.segments.attention_mask`).
 * Scores scaled by head_dim^-1/2, softmax in fp32.
 
 Decode caches: local attention keeps a ring buffer of the last W keys/values (slot
@@ -21,9 +22,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seqlib.layers.flex import fast_attention, use_fast_path
 from seqlib.layers.init import linear
 from seqlib.layers.rope import apply_rope
-from seqlib.layers.segments import document_ids
+from seqlib.layers.segments import attention_mask, document_ids
 
 
 @dataclass
@@ -34,15 +36,6 @@ class AttentionCache:
     docs: torch.Tensor  # [B, S] document id of each slot
     num_tokens: int  # tokens seen so far (all rows advance together)
     doc: torch.Tensor  # [B] document id of the last token seen
-
-
-def attention_mask(q_pos, q_doc, k_pos, k_doc, window: int | None) -> torch.Tensor:
-    """[B, Tq, Tk] bool, True = may attend. Positions are absolute token indices (-1 = empty)."""
-    qp, kp = q_pos[:, :, None], k_pos[:, None, :]
-    mask = (kp >= 0) & (kp <= qp) & (q_doc[:, :, None] == k_doc[:, None, :])
-    if window is not None:
-        mask &= qp - kp <= window
-    return mask
 
 
 def masked_attention(q, k, v, mask) -> torch.Tensor:
@@ -115,8 +108,6 @@ class Attention(nn.Module):
         if cache is None:
             # CUDA fast path (FlexAttention / flash SDPA, seqlib.layers.flex); the reference is the CPU
             # path and the oracle.
-            from seqlib.layers.flex import fast_attention, use_fast_path
-
             if use_fast_path(self.attention_backend, x):
                 out = fast_attention(q, k, v, segment_pos, self.window)
             else:

@@ -1,7 +1,7 @@
 """Fast paths for Griffin's local / global MQA (training and prefill; decode keeps the ring buffer).
 
 Same function as :func:`seqlib.layers.attention.masked_attention` under
-:func:`~seqlib.layers.attention.attention_mask`: key j is visible to query i iff j <= i,
+:func:`~seqlib.layers.segments.attention_mask`: key j is visible to query i iff j <= i,
 i - j <= W (local only) and both are in the same document, so a query sees W + 1 keys
 including itself (recurrentgemma ``_compute_causal_mask``).
 
@@ -32,7 +32,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from seqlib.layers.segments import document_ids
+from seqlib.layers.segments import attention_mask, document_ids
 
 _BLOCK_MASKS: dict[tuple, object] = {}
 FLEX_MIN_LEN = 2048  # shorter sequences take the masked-SDPA path (no compilation per shape)
@@ -107,8 +107,6 @@ def fast_attention(
             # seen on torch 2.11 / H100: B=2, T=77, Dh=32 with a document mask (NoValidChoicesError)
             warnings.warn(f"FlexAttention failed for q {tuple(q.shape)} ({type(exc).__name__}); using "
                           "SDPA with an explicit mask", stacklevel=2)
-    from seqlib.layers.attention import attention_mask
-
     pos = torch.arange(T, device=q.device).expand(B, T)
     doc = document_ids(segment_pos)
     mask = attention_mask(pos, doc, pos, doc, window)[:, None]  # [B, 1, T, T]

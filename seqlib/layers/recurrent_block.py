@@ -1,6 +1,9 @@
 """Griffin's recurrent block (§2.3, Fig. 2c; recurrentgemma ``RecurrentBlock``).
 
     out = W_o [ RG-LRU(Conv1D_4(W_x u + b_x)) * GeLU_tanh(W_y u + b_y) ] + b_o
+
+Widths as in :class:`seqlib.models.config.ModelConfig`: ``d_rnn`` (the paper's D_RNN, recurrentgemma's
+``lru_width``) and ``gate_blocks``, the RG-LRU gates' diagonal blocks (recurrentgemma's ``num_heads``).
 """
 
 from __future__ import annotations
@@ -26,18 +29,18 @@ class RecurrentBlock(nn.Module):
     def __init__(
         self,
         width: int,
-        lru_width: int,
-        num_heads: int,
+        d_rnn: int,
+        gate_blocks: int,
         conv1d_temporal_width: int = 4,
         final_w_init_variance_scale: float = 1.0,
         scan_backend: str = "auto",
     ):
         super().__init__()
-        self.linear_y = linear(width, lru_width)
-        self.linear_x = linear(width, lru_width)
-        self.linear_out = linear(lru_width, width, scale=final_w_init_variance_scale)
-        self.conv_1d = Conv1D(lru_width, conv1d_temporal_width)
-        self.rg_lru = RGLRU(lru_width, num_heads, scan_backend=scan_backend)
+        self.linear_y = linear(width, d_rnn)
+        self.linear_x = linear(width, d_rnn)
+        self.linear_out = linear(d_rnn, width, scale=final_w_init_variance_scale)
+        self.conv_1d = Conv1D(d_rnn, conv1d_temporal_width)
+        self.rg_lru = RGLRU(d_rnn, gate_blocks, scan_backend=scan_backend)
 
     def init_cache(self, batch: int, device=None, dtype=torch.float32) -> RecurrentBlockCache:
         return RecurrentBlockCache(self.rg_lru.init_cache(batch, device), self.conv_1d.init_cache(batch, device, dtype))

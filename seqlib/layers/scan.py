@@ -7,8 +7,8 @@ Griffin (arXiv 2402.19427) §2.4 and App. A; the gate math follows recurrentgemm
   ``rnn_scan``);
 * ``parallel``   -- a log-depth (Hillis-Steele) associative scan in plain PyTorch, with the
   combine rule (a_i, b_i) o (a_j, b_j) = (a_j a_i, a_j b_i + b_j) of ``lru_associative_scan``;
-* ``triton``     -- the fused GPU kernel (``seqlib.kernels.rglru_triton``), registered only when
-  Triton and CUDA are present.
+* fused kernels  -- looked up in :data:`seqlib.kernels.FUSED_SCANS`: ``triton``
+  (``seqlib.kernels.rglru_triton``), present only when Triton and CUDA are.
 
 All accumulation is fp32, as in both official code paths.
 """
@@ -20,8 +20,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-C_RGLRU = 8.0  # the constant c in a_t = a^{c r_t} (hard-coded -8.0 in the reference)
-MAX_SQRT_GRADIENT = 1000.0  # _MAX_SQRT_GRADIENT in the reference
+from seqlib.layers.rglru_constants import C_RGLRU, MAX_SQRT_GRADIENT
 
 
 class SqrtBoundDerivative(torch.autograd.Function):
@@ -78,38 +77,25 @@ LINEAR_SCANS: dict[str, Callable] = {
     "parallel": linear_scan_parallel,
 }
 
-# Fused backends take the gate pre-activations directly: (x, gate_x, gate_a, a_param, reset, h0)
-FUSED_SCANS: dict[str, Callable] = {}
 
+def fused_scans(device: torch.device) -> dict[str, Callable]:
+    """The fused kernels usable on ``device``: ``seqlib.kernels.FUSED_SCANS`` on CUDA (the Triton scan
+    when Triton is installed), none elsewhere. They take the gate pre-activations directly:
+    ``fn(x, gate_x, gate_a, a_param, reset, h0) -> (y, h_last)``."""
+    if device.type != "cuda":
+        return {}
+    from seqlib.kernels import FUSED_SCANS
 
-def register_fused_scan(name: str, fn: Callable) -> None:
-    """The seam for GPU kernels: ``fn(x, gate_x, gate_a, a_param, reset, h0) -> (y, h_last)``."""
-    FUSED_SCANS[name] = fn
-
-
-def available_backends() -> list[str]:
-    return [*LINEAR_SCANS, *FUSED_SCANS]
-
-
-def _load_gpu_kernels() -> None:
-    """Import ``seqlib.kernels`` (once; Python caches modules): it registers the Triton backend
-    when Triton and CUDA exist, and records why not otherwise."""
-    try:
-        import seqlib.kernels  # noqa: F401
-    except ImportError:
-        pass
+    return FUSED_SCANS
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    if device.type == "cuda":
-        _load_gpu_kernels()
+    fused = fused_scans(device)
     if backend == "auto":
-        if device.type == "cuda" and "triton" in FUSED_SCANS:
-            return "triton"
-        return "parallel"
-    if backend not in LINEAR_SCANS and backend not in FUSED_SCANS:
+        return "triton" if "triton" in fused else "parallel"
+    if backend not in LINEAR_SCANS and backend not in fused:
         raise ValueError(
-            f"unknown scan backend {backend!r}; available here: {available_backends()}"
+            f"unknown scan backend {backend!r}; available here: {[*LINEAR_SCANS, *fused]}"
             + ("" if backend != "triton" else " (the triton backend needs CUDA and Triton)")
         )
     return backend
@@ -121,15 +107,17 @@ def rg_lru_gates(
     gate_a: torch.Tensor,
     a_param: torch.Tensor,
     reset: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
 ):
-    """RG-LRU gate math in fp32 -> (a_t, normalized input) for h_t = a_t h_{t-1} + b_t.
+    """RG-LRU gate math in ``dtype`` (fp32; the float64 oracle uses float64) -> (a_t, normalized
+    input b_t) for h_t = a_t h_{t-1} + b_t.
 
     log a_t = -c * r_t * softplus(a_param), r_t = sigmoid(gate_a), i_t = sigmoid(gate_x);
     b_t = sqrt(1 - a_t^2) * i_t * x_t, except at a document start (reset) where the
     multiplier is 1 and a_t is zeroed (recurrentgemma ``RGLRU.forward``).
     """
-    x, gate_x, gate_a = x.float(), gate_x.float(), gate_a.float()
-    log_a = -C_RGLRU * torch.sigmoid(gate_a) * F.softplus(a_param.float())
+    x, gate_x, gate_a, a_param = (t.to(dtype) for t in (x, gate_x, gate_a, a_param))
+    log_a = -C_RGLRU * torch.sigmoid(gate_a) * F.softplus(a_param)
     a = torch.exp(log_a)
     a_square = torch.exp(2.0 * log_a)
     gated_x = x * torch.sigmoid(gate_x)
@@ -159,8 +147,8 @@ def rg_lru_scan(
     if reset.shape != x.shape[:2]:
         raise ValueError(f"rg_lru_scan: reset {tuple(reset.shape)} must be [B, T] = {tuple(x.shape[:2])}")
     backend = resolve_backend(backend, x.device)
-    if backend in FUSED_SCANS:
-        return FUSED_SCANS[backend](x, gate_x, gate_a, a_param, reset, h0)
+    if backend not in LINEAR_SCANS:
+        return fused_scans(x.device)[backend](x, gate_x, gate_a, a_param, reset, h0)
     a, b = rg_lru_gates(x, gate_x, gate_a, a_param, reset)
     h0 = None if h0 is None else h0.float()
     y, h_last = LINEAR_SCANS[backend](a, b, h0)

@@ -2,8 +2,8 @@
 
 ``segment_pos`` [B, T] is the position of each token inside its document; 0 starts a new one
 (recurrentgemma's convention). A running document id, ``cumsum(segment_pos == 0)``, tells which
-tokens may interact: the conv's document mask, local attention's mask and the decode caches all
-compare document ids.
+tokens may interact: the conv's document mask, the attention mask (:func:`attention_mask`) and
+the decode caches all compare document ids.
 """
 
 from __future__ import annotations
@@ -26,3 +26,14 @@ def document_ids(segment_pos: torch.Tensor, start: torch.Tensor | None = None) -
     """Running document id per token: start (per row, default 0) + number of resets so far."""
     ids = torch.cumsum((segment_pos == 0).long(), dim=1)
     return ids if start is None else ids + start[:, None]
+
+
+def attention_mask(q_pos, q_doc, k_pos, k_doc, window: int | None) -> torch.Tensor:
+    """[B, Tq, Tk] bool, True = may attend: key j is visible to query i iff j <= i, i - j <= W
+    (``window``; None = global) and both are in the same document (recurrentgemma
+    ``_compute_causal_mask``). Positions are absolute token indices (-1 = empty)."""
+    qp, kp = q_pos[:, :, None], k_pos[:, None, :]
+    mask = (kp >= 0) & (kp <= qp) & (q_doc[:, :, None] == k_doc[:, None, :])
+    if window is not None:
+        mask &= qp - kp <= window
+    return mask

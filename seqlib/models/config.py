@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from seqlib.models.registry import MIXERS, MODELS
+
+
+@dataclass(frozen=True)
+class ResolvedWidths:
+    """The optional widths of a :class:`ModelConfig` with their defaults filled in (same names)."""
+
+    d_rnn: int
+    gate_blocks: int
+    mlp_width: int
 
 
 class ModelConfig(BaseModel):
@@ -14,7 +26,8 @@ class ModelConfig(BaseModel):
     ``mlp_width`` defaults to ``mlp_expansion * d_model``; the parameter-matching helper may set it.
     ``window`` is the local-attention window W (a query sees W + 1 tokens, as in the reference).
     ``pos_encoding`` applies to the global Transformer (the Chomsky reference compares encodings);
-    Griffin's local attention always uses RoPE.
+    Griffin's local attention always uses RoPE. Each mixer checks what it needs of the config
+    (``MIXERS[kind].check``); ``resolved`` gives the widths with their defaults filled in.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -38,48 +51,27 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
-        from seqlib.models.registry import MODELS
-
         if self.name not in MODELS:
             raise ValueError(f"unknown model {self.name!r}; known models: {sorted(MODELS)}")
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
-        types = set(self.block_types)
-        if types & {"local_attention", "global_attention"}:
-            if self.d_model % self.num_heads:
-                raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
-            if self.num_heads % self.num_kv_heads:
-                raise ValueError(f"num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}")
-        if (self.d_model // self.num_heads) % 4 and self.uses_rope:
-            raise ValueError(
-                f"head_dim d_model/num_heads = {self.d_model // self.num_heads} must be a multiple of 4 "
-                "(RoPE rotates the first half of each head in pairs)"
-            )
-        if "recurrent" in types and self.lru_width % self.blocks:
-            raise ValueError(f"d_rnn {self.lru_width} is not divisible by gate_blocks {self.blocks}")
+        for kind in dict.fromkeys(self.block_types):
+            try:
+                MIXERS[kind].check(self)
+            except ValueError as exc:
+                raise ValueError(f"model {self.name!r}, {kind} mixer: {exc}") from None
         return self
 
     @property
     def block_types(self) -> list[str]:
-        from seqlib.models.registry import MODELS
-
         return MODELS[self.name].block_types(self.n_layers)
 
     @property
-    def uses_rope(self) -> bool:
-        types = set(self.block_types)
-        return "local_attention" in types or ("global_attention" in types and self.pos_encoding == "rope")
-
-    @property
-    def blocks(self) -> int:
-        return self.gate_blocks or self.num_heads
-
-    @property
-    def lru_width(self) -> int:
-        if self.d_rnn is not None:
-            return self.d_rnn
-        return max(self.blocks, round(4 * self.d_model / 3 / self.blocks) * self.blocks)
-
-    @property
-    def ffw_width(self) -> int:
-        return self.mlp_width if self.mlp_width is not None else self.mlp_expansion * self.d_model
+    def resolved(self) -> ResolvedWidths:
+        """Griffin App. C defaults: gate_blocks = num_heads (recurrentgemma), D_RNN = 4D/3 rounded to a
+        multiple of gate_blocks, mlp_width = mlp_expansion * D. A property, so not a field: it is not
+        in ``model_dump`` (nor in the config hash)."""
+        gate_blocks = self.gate_blocks or self.num_heads
+        d_rnn = self.d_rnn or max(gate_blocks, round(4 * self.d_model / 3 / gate_blocks) * gate_blocks)
+        mlp_width = self.mlp_width or self.mlp_expansion * self.d_model
+        return ResolvedWidths(d_rnn=d_rnn, gate_blocks=gate_blocks, mlp_width=mlp_width)

@@ -13,17 +13,14 @@ import math
 import torch
 from torch import nn
 
-from seqlib.layers.attention import Attention
 from seqlib.layers.init import linear, normal_
 from seqlib.layers.mlp import MLPBlock
 from seqlib.layers.norms import RMSNorm
-from seqlib.layers.recurrent_block import RecurrentBlock
 from seqlib.layers.residual import ResidualBlock
-from seqlib.layers.rnn import RecurrentBaseline
 from seqlib.layers.segments import check_segment_pos, default_segment_pos
-from seqlib.layers.simplicial import SIMPLICIAL_WINDOW2, SimplicialAttention
 from seqlib.models.config import ModelConfig
-from seqlib.models.zoo import ZOO_MIXERS, build_zoo_mixer
+from seqlib.models.mixers import final_w_init_variance_scale
+from seqlib.models.registry import MIXERS
 from seqlib.tasks.base import TaskSpec
 
 
@@ -37,22 +34,15 @@ def sinusoidal_encoding(positions: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def build_block(kind: str, cfg: ModelConfig) -> nn.Module:
-    D = cfg.d_model
-    out_scale = 2.0 / cfg.n_layers  # final_w_init_variance_scale (griffin.md §2.2)
-    if kind in ("lstm", "gru"):
-        return RecurrentBaseline(D, kind)
-    if kind in ZOO_MIXERS:  # the flash-linear-attention zoo
-        mixer = build_zoo_mixer(kind, cfg)
-    elif kind == "simplicial":
-        mixer = SimplicialAttention(D, cfg.num_heads, cfg.num_kv_heads, cfg.window, SIMPLICIAL_WINDOW2, out_scale)
-    elif kind == "recurrent":
-        mixer = RecurrentBlock(D, cfg.lru_width, cfg.blocks, cfg.conv_width, out_scale, cfg.scan_backend)
-    else:
-        window = cfg.window if kind == "local_attention" else None
-        use_rope = kind == "local_attention" or cfg.pos_encoding == "rope"
-        mixer = Attention(D, cfg.num_heads, cfg.num_kv_heads, window, use_rope, out_scale, cfg.attention_backend)
-    mlp = MLPBlock(D, cfg.ffw_width, out_scale) if cfg.ffw_width > 0 and cfg.mlp_expansion > 0 else None
-    return ResidualBlock(D, mixer, mlp)
+    """The mixer ``MIXERS[kind]`` builds, in a residual block with the MLP (Griffin §2) unless it
+    stands alone (the LSTM/GRU baselines)."""
+    mixer = MIXERS[kind]
+    temporal = mixer.build(cfg)  # before the MLP: the order in which the weights are drawn
+    if not mixer.residual:
+        return temporal
+    width = cfg.resolved.mlp_width
+    mlp = MLPBlock(cfg.d_model, width, final_w_init_variance_scale(cfg)) if width > 0 and cfg.mlp_expansion > 0 else None
+    return ResidualBlock(cfg.d_model, temporal, mlp)
 
 
 class SequenceModel(nn.Module):

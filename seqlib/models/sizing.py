@@ -33,7 +33,7 @@ def _with(cfg: ModelConfig, **changes) -> ModelConfig:
 def _fit_mlp(cfg: ModelConfig, spec: TaskSpec, target_params: int) -> ModelConfig | None:
     """Set ``mlp_width`` so the count lands on the target; None if that needs < 1.5D or > 6D."""
     per_unit = cfg.n_layers * (3 * cfg.d_model + 2)  # per hidden unit: 3 weight columns, 2 biases
-    base_params = count_params(cfg, spec) - cfg.ffw_width * per_unit
+    base_params = count_params(cfg, spec) - cfg.resolved.mlp_width * per_unit
     width = round((target_params - base_params) / per_unit)
     if not 1.5 * cfg.d_model <= width <= 6 * cfg.d_model:
         return None
@@ -68,7 +68,7 @@ def match_budget(cfg: ModelConfig, spec: TaskSpec, target_params: int, tolerance
 
     def preference(c: ModelConfig) -> tuple[bool, float]:
         miss = abs(count_params(c, spec) - target_params)
-        off_ratio = abs(math.log(c.ffw_width / (c.mlp_expansion * c.d_model))) if c.mlp_expansion else 0.0
+        off_ratio = abs(math.log(c.resolved.mlp_width / (c.mlp_expansion * c.d_model))) if c.mlp_expansion else 0.0
         return miss > tolerance * target_params, off_ratio if not recurrent_baseline else miss
 
     best = min(candidates, key=preference)

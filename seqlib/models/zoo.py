@@ -2,8 +2,9 @@
 
 Each mixer plugs into the Hawk/Griffin backbone (same embeddings, RMSNorms, GeGLU MLP, head) with
 the temporal-mixer interface ``(x, segment_pos, cache) -> (y, cache)``, so a comparison differs
-only in the mixer. Names come from :data:`seqlib.models.registry.ZOO_MODELS` (the registry is the
-one list of names); this module holds one builder per name.
+only in the mixer. A new fla mixer is one :class:`FlaLayer` entry in :data:`FLA_LAYERS` (its
+builder, description, and whether it takes packed documents and decodes); :data:`ZOO_MIXERS`
+turns them into the registry's mixer entries, and each one is also a model of the same name.
 
 fla layers (Triton kernels, GPU only; fla is imported lazily inside the builders):
 
@@ -13,11 +14,11 @@ fla layers (Triton kernels, GPU only; fla is imported lazily inside the builders
 * Documents: fla layers take no ``segment_pos``. With one document per row nothing is needed. If
   ``segment_pos`` restarts mid-row, mixers whose fla layer takes ``cu_seqlens`` are run on the
   batch flattened to one row with ``cu_seqlens`` at every document start (fla's varlen mode);
-  the others (``VARLEN`` False) raise ``ValueError``.
+  the others (``varlen=False``) raise ``ValueError``.
 * Decoding: where fla keeps a recurrent cache (``past_key_values``), the mixer's cache wraps a
   private ``fla.models.utils.Cache``; chunked or token-by-token decoding continues one document
   per row (a document start after the first chunk raises ``NotImplementedError``). Mixers whose
-  fla layer has no usable cache raise ``NotImplementedError`` with the reason (``DECODE``).
+  fla layer has no usable cache raise ``NotImplementedError`` with the reason (``decode``).
 * No flash-attn / mamba_ssm / causal_conv1d: fla's Mamba2 then runs its chunked-SSD PyTorch path
   (with fla's Triton norms and activations) and the Triton short convolution. DeltaFormer's second
   stage and NSA's sliding-window branch call ``flash_attn_func`` / ``flash_attn_varlen_func``; these
@@ -34,11 +35,14 @@ fla layers (Triton kernels, GPU only; fla is imported lazily inside the builders
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from seqlib.models.mixers import Mixer
 
 # ---------------------------------------------------------------------------------------------
 # fla wrappers
@@ -216,33 +220,46 @@ def _rwkv6(cfg):
                           layer_idx=0)
 
 
-BUILDERS: dict[str, Callable] = {
-    "mamba2": _mamba2, "deltanet": _deltanet, "gated_deltanet": _gated_deltanet, "rwkv7": _rwkv7,
-    "mesanet": _mesanet, "path": _path, "deltaformer": _deltaformer, "nsa": _nsa, "gla": _gla,
-    "retnet": _retnet, "hgrn2": _hgrn2, "based": _based, "gsa": _gsa, "rwkv6": _rwkv6,
-}
-# fla layer takes cu_seqlens (packed documents); the others assume one document per row
-VARLEN = {name: name not in ("mamba2", "based") for name in BUILDERS}
-# True, or why step decoding is not offered
-DECODE: dict[str, bool | str] = {name: True for name in BUILDERS}
-DECODE.update({
-    "based": "fla's BasedLinearAttention has no recurrent cache (parallel/chunk kernels only)",
-    "deltaformer": "fla's DeltaFormerAttention raises on past_key_values (no decoding kernel)",
-    "path": "fla's PaTHAttention decodes only through its padded-batch attention_mask path (not wired up here)",
-    # failed the step-decoding == full-forward test on an H100 (fla 0.6.0, torch 2.11, 2026-11-22; in both
-    # runs; the assertion text was lost when the time-boxed run was stopped before pytest's summary):
-    # refused rather than offered with unverified outputs
-    "deltanet": "failed the GPU decode == full-forward check (H100, fla 0.6.0); cause not yet diagnosed",
-    "nsa": "failed the GPU decode == full-forward check (H100, fla 0.6.0); cause not yet diagnosed",
-})
-# packed documents (cu_seqlens) failed the GPU equality check for DeltaNet in both runs: refuse mid-row
-# resets for it (ValueError) until the cause is known
-VARLEN["deltanet"] = False
+@dataclass(frozen=True)
+class FlaLayer:
+    build: Callable  # cfg -> the fla layer
+    description: str
+    varlen: bool = True  # the fla layer takes cu_seqlens (packed documents); else one document per row
+    decode: bool | str = True  # True, or why step decoding is not offered
+
+
 # GPU test record (H100, fla 0.6.0, 2026-11-22; forward/backward finite in bf16 autocast, packed documents ==
 # separate forwards, decode == forward). Passed: based, deltaformer (with the flash-attn stand-in), path,
 # mamba2, mesanet, gla, hgrn2, retnet, rwkv6, rwkv7, gsa, nsa (forward/backward, documents). Failed and
-# refused above: deltanet documents + decode, nsa decode. gated_deltanet: documents and decode passed, its
-# bf16 forward/backward test failed once (autotuning capped at 2 configurations; not reproduced yet).
+# refused below: deltanet documents + decode, nsa decode (in both runs; the assertion text was lost when the
+# time-boxed run was stopped before pytest's summary: refused rather than offered with unverified outputs).
+# gated_deltanet: documents and decode passed, its bf16 forward/backward test failed once (autotuning capped
+# at 2 configurations; not reproduced yet).
+_DECODE_FAILED = "failed the GPU decode == full-forward check (H100, fla 0.6.0); cause not yet diagnosed"
+
+FLA_LAYERS: dict[str, FlaLayer] = {
+    "mamba2": FlaLayer(_mamba2, "Mamba-2 (Dao & Gu 2024), fla Mamba2, no mamba_ssm: chunked-SSD PyTorch path",
+                       varlen=False),
+    # packed documents failed the GPU equality check in both runs: mid-row resets refused until the cause is known
+    "deltanet": FlaLayer(_deltanet, "DeltaNet (Yang et al. 2024, delta rule, chunkwise)", varlen=False,
+                         decode=_DECODE_FAILED),
+    "gated_deltanet": FlaLayer(_gated_deltanet, "Gated DeltaNet (Yang et al. 2025)"),
+    "rwkv7": FlaLayer(_rwkv7, "RWKV-7 'Goose' (Peng et al. 2025)"),
+    "mesanet": FlaLayer(_mesanet, "MesaNet (von Oswald et al. 2025)"),
+    "path": FlaLayer(_path, "PaTH attention (Yang et al. 2025, Householder position encoding)",
+                     decode="fla's PaTHAttention decodes only through its padded-batch attention_mask path "
+                            "(not wired up here)"),
+    "deltaformer": FlaLayer(_deltaformer, "DeltaFormer (Zhong et al. 2025)",
+                            decode="fla's DeltaFormerAttention raises on past_key_values (no decoding kernel)"),
+    "nsa": FlaLayer(_nsa, "Native Sparse Attention (Yuan et al. 2025)", decode=_DECODE_FAILED),
+    "gla": FlaLayer(_gla, "Gated Linear Attention (Yang et al. 2024)"),
+    "retnet": FlaLayer(_retnet, "RetNet multi-scale retention (Sun et al. 2023)"),
+    "hgrn2": FlaLayer(_hgrn2, "HGRN2 (Qin et al. 2024)"),
+    "based": FlaLayer(_based, "Based linear attention, Taylor feature map (Arora et al. 2024)", varlen=False,
+                      decode="fla's BasedLinearAttention has no recurrent cache (parallel/chunk kernels only)"),
+    "gsa": FlaLayer(_gsa, "Gated Slot Attention (Zhang et al. 2024)"),
+    "rwkv6": FlaLayer(_rwkv6, "RWKV-6 'Finch' (Peng et al. 2024)"),
+}
 
 # name -> why the mixer cannot run on a GPU here (fla 0.6.0, no flash-attn); filled from the GPU tests
 UNAVAILABLE: dict[str, str] = {}
@@ -256,8 +273,9 @@ class FlaMixer(nn.Module):
         self.name, self.layer = name, layer
 
     def init_cache(self, batch: int, device=None, dtype=torch.float32) -> ZooCache:
-        if DECODE[self.name] is not True:
-            raise NotImplementedError(f"{self.name}: no step decoding: {DECODE[self.name]}")
+        decode = FLA_LAYERS[self.name].decode
+        if decode is not True:
+            raise NotImplementedError(f"{self.name}: no step decoding: {decode}")
         from fla.models.utils import Cache
 
         return ZooCache(Cache(), 0)
@@ -281,7 +299,7 @@ class FlaMixer(nn.Module):
         if cache is None:
             if not bool(starts[:, 1:].any()):
                 return self._call(x), None
-            if not VARLEN[self.name]:
+            if not FLA_LAYERS[self.name].varlen:
                 raise ValueError(
                     f"{self.name}: fla's layer takes no cu_seqlens, so it needs one document per row; "
                     "segment_pos restarts mid-row"
@@ -291,8 +309,9 @@ class FlaMixer(nn.Module):
             idx = torch.nonzero(boundary.flatten()).flatten()
             cu_seqlens = torch.cat([idx, idx.new_tensor([B * T])]).to(torch.int32)
             return self._call(x.reshape(1, B * T, D), cu_seqlens=cu_seqlens).reshape(B, T, D), None
-        if DECODE[self.name] is not True:
-            raise NotImplementedError(f"{self.name}: no step decoding: {DECODE[self.name]}")
+        decode = FLA_LAYERS[self.name].decode
+        if decode is not True:
+            raise NotImplementedError(f"{self.name}: no step decoding: {decode}")
         if bool(starts[:, 1:].any()) or (cache.num_tokens > 0 and bool(starts.any())):
             raise NotImplementedError(f"{self.name}: decoding continues one document per row (no resets)")
         y = self._call(x, past_key_values=cache.state, use_cache=True)
@@ -302,20 +321,15 @@ class FlaMixer(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def _zoo_names() -> set[str]:
-    from seqlib.models.registry import ZOO_MODELS
-
-    missing = set(ZOO_MODELS) ^ set(BUILDERS)
-    if missing:
-        raise RuntimeError(f"registry ZOO_MODELS and zoo BUILDERS disagree on {sorted(missing)}")
-    return set(ZOO_MODELS)
+def build_zoo_mixer(name: str, cfg) -> FlaMixer:
+    """The temporal mixer of the zoo entry ``name``."""
+    if name in UNAVAILABLE:
+        raise NotImplementedError(f"{name}: unavailable: {UNAVAILABLE[name]}")
+    return FlaMixer(name, FLA_LAYERS[name].build(cfg))
 
 
-ZOO_MIXERS: frozenset[str] = frozenset(_zoo_names())
-
-
-def build_zoo_mixer(kind: str, cfg) -> nn.Module:
-    """The temporal mixer for block type ``kind`` (a zoo model name)."""
-    if kind in UNAVAILABLE:
-        raise NotImplementedError(f"{kind}: unavailable: {UNAVAILABLE[kind]}")
-    return FlaMixer(kind, BUILDERS[kind](cfg))
+# Triton kernels, so GPU only: on a CPU ``build_model`` raises ModelUnavailable with the reason
+ZOO_MIXERS: dict[str, Mixer] = {
+    name: Mixer(functools.partial(build_zoo_mixer, name), FlaMixer, fla.description, requires_gpu=True)
+    for name, fla in FLA_LAYERS.items()
+}
