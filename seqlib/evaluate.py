@@ -1,4 +1,4 @@
-"""Masked losses and the evaluation metrics, per split and per slice of the task's metadata.
+"""The evaluation metrics, per split and per slice of the task's metadata (losses: ``seqlib.objective``).
 
 Metrics (over the scored positions, i.e. where ``batch.mask`` is True):
 
@@ -16,85 +16,30 @@ Metrics (over the scored positions, i.e. where ``batch.mask`` is True):
 
 Regression tasks (``spec.loss == "mse"``) get ``loss`` only. Slices: every 1-D integer, boolean or
 string metadata array (e.g. ``length``, ``num_kv_pairs``) with at most ``MAX_SLICE_VALUES`` distinct
-values, and always the length keys ``LENGTH_KEYS`` (``slice_key == "length"`` is the
-length-generalization curve). A slice carries only ``SLICE_METRICS`` (the rest follow from them or
-are reported for the whole split only), and a metadata array that splits the examples exactly as an
-earlier one does (``input_length`` equal to ``length``, a second constant) adds no slice, so a
-Chomsky record evaluated at hundreds of lengths stays tens of kilobytes.
+values, and always every task's length key ``LENGTH_KEY`` (``slice_key == "length"`` is the
+length-generalization curve; :func:`length_mean` averages over it). A slice carries only
+``SLICE_METRICS`` (the rest follow from them or are reported for the whole split only), and a
+metadata array that splits the examples exactly as an earlier one does (``input_length`` equal to
+``length``, a second constant; ``length`` comes first) adds no slice, so a Chomsky record evaluated
+at hundreds of lengths stays tens of kilobytes. Each metric has one home here (:func:`accuracy`,
+:func:`f1`, ...), over the per-example statistics of the scored examples.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from seqlib.tasks.base import Batch, Task, TaskSpec
+from seqlib.objective import autocast, derive_seed, flat_logits, position_correct, position_loss
+from seqlib.tasks.base import LENGTH_KEY, Batch, Task, TaskSpec
 
 MAX_SLICE_VALUES = 128
-LENGTH_KEYS = ("length", "input_seq_len", "num_items")  # the length curves' slices
 SLICE_METRICS = ("accuracy", "exact_match", "loss")
-
-
-def derive_seed(stream: str, *ints: int) -> int:
-    """A 63-bit data seed for ``(stream, *ints)``; distinct streams never share a seed in practice."""
-    tag = [ord(c) for c in stream]
-    a, b = np.random.SeedSequence([*ints, len(tag), *tag]).generate_state(2, dtype=np.uint32)
-    return (int(a) << 31) ^ int(b)
-
-
-def _flat_logits(logits: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
-    return logits.float().squeeze(-1) if spec.loss in ("bce", "mse") else logits.float()
-
-
-def position_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
-    """Per-position loss (shape of ``targets``), exactly 0 where ``mask`` is False."""
-    out = _flat_logits(logits, spec)
-    if spec.loss == "ce":
-        safe = torch.where(mask, targets, torch.zeros_like(targets))
-        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), safe.reshape(-1), reduction="none")
-        loss = loss.reshape(targets.shape)
-    elif spec.loss == "bce":
-        loss = F.binary_cross_entropy_with_logits(out, torch.where(mask, targets.float(), 0.0), reduction="none")
-    else:
-        loss = (out - torch.where(mask, targets.float(), 0.0)) ** 2
-    return torch.where(mask, loss, torch.zeros_like(loss))
-
-
-def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
-    """Mean loss over the scored positions of the batch (positions outside ``mask`` contribute nothing)."""
-    return position_loss(logits, targets, mask, spec).sum() / mask.sum().clamp(min=1)
-
-
-def position_correct(logits: torch.Tensor, targets: torch.Tensor, spec: TaskSpec) -> torch.Tensor | None:
-    """Boolean correctness per position (argmax for ce, logit > 0 for bce); None for regression."""
-    out = _flat_logits(logits, spec)
-    if spec.loss == "ce":
-        return out.argmax(-1) == targets
-    if spec.loss == "bce":
-        return (out > 0) == (targets > 0.5)
-    return None
-
-
-def scored_targets(batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """``(scored, targets, mask)`` for a loss on the scored positions only: for a per-position task
-    the [B, T] mask to pass to the model as ``scored`` and the targets at those positions (every one
-    scored); for a pooled task ``None`` and the batch's own targets and mask."""
-    if batch.mask.dim() != 2:
-        return None, batch.targets, batch.mask
-    targets = batch.targets[batch.mask]
-    return batch.mask, targets, torch.ones(targets.shape[:1], dtype=torch.bool, device=targets.device)
-
-
-def batch_accuracy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, spec: TaskSpec) -> float | None:
-    correct = position_correct(logits, targets, spec)
-    if correct is None:
-        return None
-    return ((correct & mask).sum() / mask.sum().clamp(min=1)).item()
+LENGTH_MEAN = "length_mean_"  # prefix of a metric averaged over the length slice (see split_metric)
 
 
 def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec) -> dict[str, np.ndarray]:
@@ -113,7 +58,7 @@ def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec) -> dict[str
         out["n_correct"] = hits.sum(dims)
         out["exact"] = (hits.sum(dims) == n_scored) & (n_scored > 0)
     if spec.loss == "bce":
-        pred = _flat_logits(logits, spec).reshape(mask.shape) > 0
+        pred = flat_logits(logits, spec).reshape(mask.shape) > 0
         truth = batch.targets.reshape(mask.shape) > 0.5
         out["tp"] = (pred & truth & mask).sum(dims)
         out["fp"] = (pred & ~truth & mask).sum(dims)
@@ -124,13 +69,6 @@ def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec) -> dict[str
 def _slice(batch: Batch, i: int, j: int) -> Batch:
     return Batch(batch.inputs[i:j], batch.targets[i:j], batch.mask[i:j], batch.segment_pos[i:j],
                  {k: v[i:j] for k, v in batch.meta.items()})
-
-
-def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    """bf16 autocast when asked for (CUDA by default); a no-op for fp32."""
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def eval_plan(task: Task, split: str, n: int, batch_size: int) -> list[tuple[int | None, int]]:
@@ -189,28 +127,68 @@ def _sliceable(meta: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     return out
 
 
+# -- the metrics, each over the per-example statistics of the scored examples (``n_scored > 0``) ---------
+
+
+def mean_loss(stats: pd.DataFrame) -> float:
+    """Loss per scored position: cross-entropy, binary cross-entropy, or for regression the MSE."""
+    return float(stats["loss_sum"].sum() / stats["n_scored"].sum())
+
+
+def accuracy(stats: pd.DataFrame) -> float:
+    """Per-token accuracy pooled over every scored position (the Chomsky reference's masked mean, tasks.md §2.2)."""
+    return float(stats["n_correct"].sum() / stats["n_scored"].sum())
+
+
+def example_accuracy(stats: pd.DataFrame) -> float:
+    """The mean over examples of each example's token accuracy (Zoology's ``valid/accuracy``, tasks.md §1.2)."""
+    return float((stats["n_correct"] / stats["n_scored"]).mean())
+
+
+def exact_match(stats: pd.DataFrame) -> float:
+    """Fraction of examples whose scored positions are all right."""
+    return float(stats["exact"].mean())
+
+
+def glitch_rate(stats: pd.DataFrame) -> float:
+    """Fraction of scored bits mispredicted by argmax, ``1 - accuracy`` (Liu et al. 2023, tasks.md §3)."""
+    return 1.0 - accuracy(stats)
+
+
+def f1(stats: pd.DataFrame) -> float:
+    """F1 of the positive class pooled over the scored positions (logit > 0), 1.0 when neither the
+    predictions nor the targets hold a positive (Hashemi et al.'s binary F1, tasks.md §4)."""
+    tp, fp, fn = (float(stats[c].sum()) for c in ("tp", "fp", "fn"))
+    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def scaled_accuracy(acc: float, chance: float) -> float:
+    """``(acc - chance) / (1 - chance)``: 0 at chance, 1 when perfect (Grazzi et al. 2024, §5.1)."""
+    if not 0.0 <= chance < 1.0:
+        raise ValueError(f"scaled_accuracy: chance={chance} must lie in [0, 1)")
+    return (acc - chance) / (1.0 - chance)
+
+
 def _metrics(df: pd.DataFrame, spec: TaskSpec) -> dict[str, float]:
     scored = df[df["n_scored"] > 0]
-    total = scored["n_scored"].sum()
-    if total == 0:
+    if scored["n_scored"].sum() == 0:
         return {}
-    loss = float(scored["loss_sum"].sum() / total)
+    loss = mean_loss(scored)
     out = {"loss": loss}
     if spec.loss == "ce":
         out["perplexity"] = math.exp(loss) if loss < 700 else math.inf
     if "n_correct" in scored:
-        acc = float(scored["n_correct"].sum() / total)
+        acc = accuracy(scored)
         out |= {
             "accuracy": acc,
-            "example_accuracy": float((scored["n_correct"] / scored["n_scored"]).mean()),
-            "exact_match": float(scored["exact"].mean()),
-            "glitch_rate": 1.0 - acc,
+            "example_accuracy": example_accuracy(scored),
+            "exact_match": exact_match(scored),
+            "glitch_rate": glitch_rate(scored),
         }
         if "tp" in scored:
-            tp, fp, fn = (float(scored[c].sum()) for c in ("tp", "fp", "fn"))
-            out["f1"] = 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+            out["f1"] = f1(scored)
         if spec.chance is not None and spec.chance < 1:
-            out["scaled_accuracy"] = (acc - spec.chance) / (1 - spec.chance)
+            out["scaled_accuracy"] = scaled_accuracy(acc, spec.chance)
     return out
 
 
@@ -226,16 +204,42 @@ def summarize(per_example: pd.DataFrame, spec: TaskSpec, split: str) -> list[dic
 
     emit("all", "all", per_example)
     seen: set[tuple[int, ...]] = set()
-    for col in [c for c in per_example.columns if c.startswith("meta:")]:
+    cols = [c for c in per_example.columns if c.startswith("meta:")]
+    for col in sorted(cols, key=lambda c: c != f"meta:{LENGTH_KEY}"):  # the length slice first, always kept
         values = per_example[col]
         codes = tuple(pd.factorize(values)[0])  # the partition of the examples, whatever the labels
-        too_many = values.nunique() > MAX_SLICE_VALUES and col.removeprefix("meta:") not in LENGTH_KEYS
+        too_many = values.nunique() > MAX_SLICE_VALUES and col != f"meta:{LENGTH_KEY}"
         if too_many or codes in seen:
             continue
         seen.add(codes)
         for value, df in per_example.groupby(col, sort=True):
             emit(col.removeprefix("meta:"), str(value), df, SLICE_METRICS)
     return rows
+
+
+def _frame(rows: Iterable[dict] | pd.DataFrame) -> pd.DataFrame:
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    return df if not df.empty else pd.DataFrame(columns=["split", "slice_key", "slice_value", "metric", "value", "n"])
+
+
+def length_mean(rows: Iterable[dict] | pd.DataFrame, split: str, metric: str = "accuracy") -> float:
+    """``metric`` of ``split`` averaged over its lengths (the ``length`` slice), every length weighing
+    the same: the Chomsky score (Delétang et al. 2023, tasks.md §2.2). ``rows``: one run's metric
+    rows (a record's ``metrics`` list, or its frame); NaN when the split has no length slice."""
+    df = _frame(rows)
+    sel = df[(df["split"] == split) & (df["slice_key"] == LENGTH_KEY) & (df["metric"] == metric)]
+    return float(sel["value"].mean()) if len(sel) else math.nan
+
+
+def split_metric(rows: Iterable[dict] | pd.DataFrame, split: str, metric: str) -> float:
+    """The whole-split value of ``metric`` in one run's metric rows; ``length_mean_<m>`` is
+    :func:`length_mean` of ``<m>``. A scoring card's headline is
+    ``split_metric(rows, card.split, card.metric)``. NaN when the rows do not hold it."""
+    if metric.startswith(LENGTH_MEAN):
+        return length_mean(rows, split, metric.removeprefix(LENGTH_MEAN))
+    df = _frame(rows)
+    sel = df[(df["split"] == split) & (df["slice_key"] == "all") & (df["metric"] == metric)]
+    return float(sel["value"].iloc[0]) if len(sel) else math.nan
 
 
 class ConstantAnswer(torch.nn.Module):

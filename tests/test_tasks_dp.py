@@ -58,7 +58,7 @@ def rows(split, name, n=40, **params):
 def test_pointer_targets_match_brute_force(split):
     for name, solve in (("knapsack", knapsack), ("min_coin_change", coin_change), ("balanced_partition", partition)):
         task, b = rows(split, name)
-        m = int(b.meta["num_items"][0])
+        m = int(b.meta["length"][0])
         x = b.inputs.numpy()
         for r in range(len(b)):
             items = x[r, :m]

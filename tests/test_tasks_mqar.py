@@ -39,7 +39,7 @@ def test_invariants(num_passes):
         b = task.sample(split, 64, 1)
         for r in range(64):
             check_example(b.inputs[r].tolist(), b.targets[r].tolist(), b.mask[r].tolist(), 8, 256, num_passes)
-        assert (b.meta["num_kv_pairs"] == 8).all() and (b.meta["input_seq_len"] == 64).all()
+        assert (b.meta["num_kv_pairs"] == 8).all() and (b.meta["length"] == 64).all()
 
 
 def test_random_non_queries_fill_only_fillers():
@@ -72,7 +72,7 @@ def test_length_split():
         t = b.inputs.shape[1]
         seen.add(t)
         pairs = 4 * t // 64
-        assert (b.meta["num_kv_pairs"] == pairs).all() and (b.meta["input_seq_len"] == t).all()
+        assert (b.meta["num_kv_pairs"] == pairs).all() and (b.meta["length"] == t).all()
         check_example(b.inputs[0].tolist(), b.targets[0].tolist(), b.mask[0].tolist(), pairs, 1024)
     assert seen == {64, 128, 192, 256}
     fixed = MQAR(vocab_size=1024, seq_len=64, num_kv_pairs=4, scale_pairs=False)

@@ -1,4 +1,5 @@
-"""Synthetic tasks, registered by name: ``get_task("mqar", seq_len=128)``, ``list_tasks()``."""
+"""Synthetic tasks, registered by name: ``get_task("mqar", seq_len=128)``, ``list_tasks()``; each
+instance carries its scoring card, ``get_task(name, **params).scoring``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from .copying import InductionHeads, SelectiveCopying
 from .dp import DP_TASKS
 from .flipflop import FlipFlop
 from .mqar import MQAR
+from .scoring import Scoring
 
 TASKS: dict[str, type[Task]] = {
     t.name: t for t in (MQAR, *CHOMSKY_TASKS, FlipFlop, *DP_TASKS, SelectiveCopying, InductionHeads)
@@ -28,4 +30,4 @@ def get_task(name: str, **params) -> Task:
     return cls(**params)
 
 
-__all__ = ["TASKS", "Batch", "Task", "TaskSpec", "get_task", "list_tasks"]
+__all__ = ["TASKS", "Batch", "Scoring", "Task", "TaskSpec", "get_task", "list_tasks"]

@@ -10,11 +10,15 @@ so no model carries task-specific code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING:
+    from .scoring import Scoring
+
+LENGTH_KEY = "length"  # the meta key every task gives its length axis (the length curves' slice)
 InputKind = Literal["tokens", "features"]
 OutputKind = Literal["tokens", "pooled"]
 LossKind = Literal["ce", "bce", "mse"]
@@ -41,6 +45,12 @@ class TaskSpec:
     feature_dim: int | None = None
     chance: float | None = None
 
+    @classmethod
+    def per_token(cls, vocab_size: int, chance: float, num_outputs: int | None = None) -> TaskSpec:
+        """Token ids in, one class per position out (cross-entropy): the LM-style tasks. The outputs
+        are the input vocabulary unless ``num_outputs`` says otherwise."""
+        return cls("tokens", "tokens", "ce", num_outputs or vocab_size, vocab_size=vocab_size, chance=chance)
+
 
 @dataclass
 class Batch:
@@ -52,7 +62,7 @@ class Batch:
     segment_pos: ``[B, T]`` int64 position inside each document (0 starts a document);
              every task here has one document per row, so it is ``arange(T)`` unless padded.
     meta:    per-example numpy arrays of length B (e.g. ``{"length": ..., "num_kv_pairs": ...}``)
-             that evaluation slices by.
+             that evaluation slices by; every task gives ``LENGTH_KEY`` (``"length"``), its length axis.
     """
 
     inputs: torch.Tensor
@@ -75,7 +85,7 @@ class Batch:
 
 
 class Task:
-    """Base class: subclasses set ``name``, ``splits`` and implement ``spec`` and ``sample``.
+    """Base class: subclasses set ``name``, ``splits`` and implement ``spec``, ``scoring`` and ``sample``.
 
     ``sample(split, n, seed)`` must be deterministic in ``(split, n, seed)`` and vectorised.
     Train and evaluation splits draw from disjoint seed streams (see ``split_seed``).
@@ -86,6 +96,11 @@ class Task:
 
     @property
     def spec(self) -> TaskSpec:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def scoring(self) -> Scoring:  # pragma: no cover - abstract
+        """How the task's source scores it (:class:`seqlib.tasks.scoring.Scoring`)."""
         raise NotImplementedError
 
     def sample(self, split: str, n: int, seed: int) -> Batch:  # pragma: no cover - abstract

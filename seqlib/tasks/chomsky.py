@@ -14,7 +14,8 @@ from typing import ClassVar
 import numpy as np
 
 from ._common import check_int, make_batch, pad_right, pick_length, segment_positions, streams
-from .base import Batch, Task, TaskSpec
+from .base import LENGTH_KEY, Batch, Task, TaskSpec
+from .scoring import Scoring
 
 MODULUS = 5
 # modular_arithmetic_brackets alphabet (solve_equation remaps brackets, see SolveEquation)
@@ -40,7 +41,8 @@ class ChomskyTask(Task):
     all-lengths score, for evaluations too small to fill hundreds of lengths (our option). ``mixed_lengths=True`` instead draws a length per example and right-pads
     (``segment_pos = -1``, mask False): our option, not in the reference.
 
-    **Metric.** Per-token masked accuracy (argmax), averaged over test lengths; scaled accuracy
+    **Metric.** Per-token masked accuracy (argmax), averaged over test lengths
+    (``seqlib.evaluate.length_mean``, the card's ``length_mean_accuracy``); scaled accuracy
     ``(acc - chance)/(1 - chance)`` with ``spec.chance`` = 1/(number of answer symbols): 1/2 for the
     binary tasks, 1/5 for the mod-5 tasks and bucket sort, as the paper's chance levels (the
     termination token of stack manipulation / binary addition / multiplication is not counted).
@@ -90,13 +92,21 @@ class ChomskyTask(Task):
 
     @property
     def spec(self) -> TaskSpec:
-        return TaskSpec(
-            input_kind="tokens",
-            output_kind="tokens",
-            loss="ce",
-            num_outputs=self.output_size,
-            vocab_size=self.input_size + 2,
-            chance=1.0 / (self.answer_symbols or self.output_size),
+        return TaskSpec.per_token(self.input_size + 2, 1.0 / (self.answer_symbols or self.output_size),
+                                  num_outputs=self.output_size)
+
+    @property
+    def scoring(self) -> Scoring:
+        """Delétang et al. 2023 (tasks.md §2.2): accuracy on the test lengths averaged over lengths;
+        ``>= 90%`` counts as generalising; the curve runs over ``val`` (trained lengths) and ``test``."""
+        return Scoring(
+            metric="length_mean_accuracy",
+            label="accuracy, length mean",
+            train_lengths=(1, self.train_max_length),
+            curve_splits=("val", "test"),
+            solve_threshold=0.9,
+            threshold_source="Delétang et al. 2023: >= 90% test accuracy counts as generalising (tasks.md §2.2)",
+            chance=self.spec.chance,
         )
 
     def lengths(self, split: str) -> range:
@@ -126,7 +136,7 @@ class ChomskyTask(Task):
         mask = pad_right([b[2] for b in blocks], width, False)[perm]
         total = np.concatenate([np.full(len(i), w) for i, w in zip(order, widths)])[perm]
         meta = {
-            "length": per_example,
+            LENGTH_KEY: per_example,
             "input_length": np.array([self.input_length(int(ell)) for ell in per_example]),
             "output_length": np.array([self.output_length(int(ell)) for ell in per_example]),
         }

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import check_int, make_batch, pick_length, streams
-from .base import Batch, Task, TaskSpec
+from .base import LENGTH_KEY, Batch, Task, TaskSpec
+from .scoring import Scoring
 
 
 class _LengthSplits(Task):
@@ -22,13 +23,17 @@ class _LengthSplits(Task):
 
     @property
     def spec(self) -> TaskSpec:
-        return TaskSpec(
-            input_kind="tokens",
-            output_kind="tokens",
-            loss="ce",
-            num_outputs=self.vocab_size,
-            vocab_size=self.vocab_size,
-            chance=1.0 / self.num_data_tokens,
+        return TaskSpec.per_token(self.vocab_size, 1.0 / self.num_data_tokens)
+
+    @property
+    def scoring(self) -> Scoring:
+        """Griffin §6.2 (griffin.md): accuracy on the answer tokens at the training length, and beyond
+        it on ``test_length``. The paper calls the tasks solved without a number, so no threshold."""
+        return Scoring(
+            train_lengths=(self.seq_len, self.seq_len),
+            curve_splits=("test", "test_length"),
+            threshold_source="none: De et al. 2024 §6.2 report the tasks solved without a threshold",
+            chance=self.spec.chance,
         )
 
     @property
@@ -44,7 +49,7 @@ class _LengthSplits(Task):
         len_rng, rng = streams(self, split, seed)
         seq_len = pick_length(len_rng, self.lengths(split), length, f"{self.name} split {split!r}")
         inputs, targets, mask, meta = self.generate(rng, n, seq_len)
-        return make_batch(inputs, targets, mask, {"length": np.full(n, seq_len), **meta})
+        return make_batch(inputs, targets, mask, {LENGTH_KEY: np.full(n, seq_len), **meta})
 
     def generate(self, rng: np.random.Generator, n: int, seq_len: int):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -8,7 +8,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._common import check_int, make_batch, streams
-from .base import Batch, Task, TaskSpec
+from .base import LENGTH_KEY, Batch, Task, TaskSpec
+from .scoring import Scoring
 
 SEP, GO, ASK = 0, 1, 2  # special tokens of the token encoding; numbers follow from id 3
 NUM_SPECIAL = 3
@@ -89,7 +90,8 @@ class DPTask(Task):
     task so that targets are unique (found by suffix-DP tables and a greedy forward pass). Items are
     not sorted (most reference generators sort them first).
 
-    meta: ``num_items``, ``value_scale`` and task-specific keys.
+    meta: ``length`` (the number of items, the axis of the length split), ``value_scale`` and
+    task-specific keys.
     """
 
     splits = ("train", "test", "test_length", "test_value")
@@ -146,6 +148,28 @@ class DPTask(Task):
             chance=self.chance,
         )
 
+    @property
+    def scoring(self) -> Scoring:
+        """Hashemi et al. 2025 (tasks.md §4, ``_eval_one_epoch``): binary F1 for pointer outputs,
+        micro-F1 for a pooled decision (one binary label: micro-F1 = accuracy), MSE for regression;
+        on the in-distribution test split, the curve over the number of items. The paper compares
+        models without a solve threshold."""
+        if self.pointer:
+            metric, higher, label = "f1", True, "F1"
+        elif self.loss == "bce":
+            metric, higher, label = "accuracy", True, "accuracy (= micro-F1)"
+        else:
+            metric, higher, label = "loss", False, "MSE"
+        return Scoring(
+            metric=metric,
+            higher_is_better=higher,
+            label=label,
+            train_lengths=(self.num_items, self.num_items),
+            curve_splits=("test", "test_length"),
+            threshold_source="none: Hashemi et al. 2025 state no solve threshold (tasks.md §4)",
+            chance=self.spec.chance,
+        )
+
     def split_params(self, split: str) -> tuple[int, int]:
         """``(num_items, value_scale)`` of a split."""
         self.check_split(split)
@@ -159,7 +183,7 @@ class DPTask(Task):
         _, rng = streams(self, split, seed)
         m, scale = self.split_params(split)
         items, glob, target, meta = self.instances(rng, n, m, scale)
-        meta = {"num_items": np.full(n, m), "value_scale": np.full(n, scale), **meta}
+        meta = {LENGTH_KEY: np.full(n, m), "value_scale": np.full(n, scale), **meta}
         if self.encoding == "tokens":
             inputs, answer_at = self._tokens(items, glob)
         else:

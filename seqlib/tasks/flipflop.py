@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import check_int, check_prob, make_batch, streams
-from .base import Batch, Task, TaskSpec
+from .base import LENGTH_KEY, Batch, Task, TaskSpec
+from .scoring import Scoring
 
 WRITE, READ, IGNORE, ZERO, ONE = 0, 1, 2, 3, 4  # the HF dataset's ids {'w':0,'r':1,'i':2,'0':3,'1':4}
 
@@ -24,14 +25,14 @@ class FlipFlop(Task):
     Targets: next-token LM alignment, ``targets[t] = tokens[t+1]``; the mask is True only at the
     ``r`` positions, so only the deterministic bits are scored ("clean" mode of App. B.2). Metric:
     **glitch rate** = fraction of those bits mispredicted by argmax, reported per split
-    (``seqlib.tasks.metrics.glitch_rate``), never averaged across splits.
+    (``seqlib.evaluate.glitch_rate``), never averaged across splits.
 
     Deviations: sequences are generated on the fly from numpy streams instead of read from the HF
     dataset (same law, other bytes, unbounded size); the dense LM loss on the random bits and
     instructions (the paper's default training loss) is not offered: the single mask of the task
     interface serves loss and metric, and only the read bits are learnable.
 
-    meta: ``num_reads`` (scored bits), ``p_i``.
+    meta: ``length`` (T, the same on every split), ``num_reads`` (scored bits), ``p_i``.
     """
 
     name = "flipflop"
@@ -45,7 +46,24 @@ class FlipFlop(Task):
 
     @property
     def spec(self) -> TaskSpec:
-        return TaskSpec(input_kind="tokens", output_kind="tokens", loss="ce", num_outputs=5, vocab_size=5, chance=0.5)
+        return TaskSpec.per_token(5, 0.5)
+
+    @property
+    def scoring(self) -> Scoring:
+        """Liu et al. 2023 (tasks.md §3): the glitch rate per split, headlined on ``val_sparse``, the
+        hardest (the chapter shows all three); solved means no glitch, as the LSTM's perfect
+        extrapolation (R2). Every split has length T, so there is no length curve."""
+        return Scoring(
+            split="val_sparse",
+            metric="glitch_rate",
+            higher_is_better=False,
+            label="glitch rate, sparse",
+            train_lengths=(self.seq_len, self.seq_len),
+            curve_splits=(),
+            solve_threshold=0.0,
+            threshold_source="Liu et al. 2023, R2: zero glitches is perfect extrapolation (tasks.md §3)",
+            chance=self.spec.chance,
+        )
 
     def sample(self, split: str, n: int, seed: int) -> Batch:
         check_int("n", n, 1)
@@ -55,7 +73,7 @@ class FlipFlop(Task):
         targets = np.zeros_like(tokens)
         targets[:, :-1] = tokens[:, 1:]
         mask = tokens == READ
-        meta = {"num_reads": mask.sum(axis=1), "p_i": np.full(n, p_i)}
+        meta = {LENGTH_KEY: np.full(n, self.seq_len), "num_reads": mask.sum(axis=1), "p_i": np.full(n, p_i)}
         return make_batch(tokens, targets, mask, meta)
 
     def generate(self, rng: np.random.Generator, n: int, p_i: float) -> np.ndarray:

@@ -12,7 +12,8 @@ from ._common import (
     streams,
     weighted_sample_without_replacement,
 )
-from .base import Batch, Task, TaskSpec
+from .base import LENGTH_KEY, Batch, Task, TaskSpec
+from .scoring import Scoring
 
 
 class MQAR(Task):
@@ -34,8 +35,8 @@ class MQAR(Task):
       by a uniform id in ``[0, V)``; fillers may collide with keys or values; labels are unchanged.
 
     Constraints (ValueError otherwise): ``L`` even, ``V > L``, ``2·D·num_passes + 2·D <= L``.
-    Metric: per-example mean accuracy over labelled positions, sliced by ``meta["input_seq_len"]``
-    (``num_kv_pairs`` grows with it, so it gives the same slices).
+    Metric: per-example mean accuracy over labelled positions, sliced by ``meta["length"]`` (Zoology's
+    ``input_seq_len``; ``num_kv_pairs`` grows with it, so it gives the same slices).
 
     Splits:
 
@@ -57,7 +58,7 @@ class MQAR(Task):
     Gumbel-top-k form of ``np.random.choice(space, D, replace=False, p=p)`` (same law); the targets
     are aligned with the inputs (``[B, L]``, masked) instead of -100-filled labels.
 
-    meta: ``input_seq_len``, ``num_kv_pairs``, ``num_passes`` per example.
+    meta: ``length`` (the sequence length, Zoology's ``input_seq_len``), ``num_kv_pairs``, ``num_passes``.
     """
 
     name = "mqar"
@@ -115,13 +116,19 @@ class MQAR(Task):
 
     @property
     def spec(self) -> TaskSpec:
-        return TaskSpec(
-            input_kind="tokens",
-            output_kind="tokens",
-            loss="ce",
-            num_outputs=self.vocab_size,
-            vocab_size=self.vocab_size,
-            chance=1.0 / (self.vocab_size - self.vocab_size // 2),
+        return TaskSpec.per_token(self.vocab_size, 1.0 / (self.vocab_size - self.vocab_size // 2))
+
+    @property
+    def scoring(self) -> Scoring:
+        """Zoology (tasks.md §1.2): accuracy on the in-distribution test split; training stops once
+        ``valid/accuracy > 0.99`` (``early_stopping_threshold``), the solve line. Zoology's accuracy is
+        the per-example mean, equal to the pooled ``accuracy`` here (every example scores D keys)."""
+        return Scoring(
+            train_lengths=(self.seq_len, self.seq_len),
+            curve_splits=("test_length",),
+            solve_threshold=0.99,
+            threshold_source="Zoology's early_stopping_threshold = 0.99 on valid/accuracy (tasks.md §1.2)",
+            chance=self.spec.chance,
         )
 
     def lengths(self, split: str) -> tuple[int, ...]:
@@ -144,7 +151,7 @@ class MQAR(Task):
         part_kv = {"train_value": "seen", "test_value": "held"}.get(split, "all")
         inputs, targets, mask = self.generate(rng, n, seq_len, pairs, part_kv, fill_seen_only=split == "train_value")
         meta = {
-            "input_seq_len": np.full(n, seq_len),  # first: it names the length slice
+            LENGTH_KEY: np.full(n, seq_len),
             "num_kv_pairs": np.full(n, pairs),
             "num_passes": np.full(n, self.num_passes),
         }

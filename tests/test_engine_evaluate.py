@@ -1,0 +1,131 @@
+"""The evaluator's metrics (one home each), the length mean of the Chomsky score and the length slice."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqlib.evaluate import (
+    MAX_SLICE_VALUES,
+    _metrics,
+    _per_example,
+    accuracy,
+    exact_match,
+    f1,
+    glitch_rate,
+    length_mean,
+    mean_loss,
+    scaled_accuracy,
+    split_metric,
+    summarize,
+)
+from seqlib.tasks.base import Batch, TaskSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+BINARY = TaskSpec(input_kind="tokens", output_kind="tokens", loss="bce", num_outputs=1, vocab_size=2)
+
+
+def _stats(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> pd.DataFrame:
+    """The evaluator's per-example statistics of 0/1 predictions ``pred`` (as logits of ±1)."""
+    batch = Batch(pred, target.float(), mask, torch.zeros_like(pred), {})
+    logits = torch.where(pred.bool(), 1.0, -1.0)[..., None]
+    return pd.DataFrame(_per_example(logits, batch, BINARY))
+
+
+def test_metrics_by_hand():
+    pred = torch.tensor([[1, 0, 1, 1], [0, 0, 1, 0]])
+    target = torch.tensor([[1, 1, 1, 0], [0, 0, 1, 1]])
+    mask = torch.tensor([[True, True, False, True], [False, True, True, True]])
+    stats = _stats(pred, target, mask)
+    # masked pairs: (1,1) (0,1) (1,0) | (0,0) (1,1) (0,1) -> 3 right of 6
+    assert accuracy(stats) == pytest.approx(0.5)
+    assert glitch_rate(stats) == pytest.approx(0.5)
+    # positives: tp = 2, fp = 1, fn = 2 -> F1 = 4 / 7
+    assert f1(stats) == pytest.approx(4 / 7)
+    assert exact_match(stats) == 0.0
+    assert exact_match(_stats(target, target, mask)) == 1.0
+    assert scaled_accuracy(0.6, 0.2) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        scaled_accuracy(0.5, 1.0)
+    # the split's metrics are these functions, not a second copy of them
+    got = _metrics(stats, BINARY)
+    assert (got["accuracy"], got["glitch_rate"], got["f1"], got["exact_match"]) == (0.5, 0.5, 4 / 7, 0.0)
+    assert got["loss"] == mean_loss(stats) and "scaled_accuracy" not in got  # BINARY has no chance
+
+
+def test_f1_without_positives_is_one():
+    none = torch.zeros((1, 3), dtype=torch.int64)
+    assert f1(_stats(none, none, torch.ones((1, 3), dtype=torch.bool))) == 1.0
+
+
+def _row(split, key, value, metric, v, n=10):
+    return {"split": split, "slice_key": key, "slice_value": str(value), "metric": metric, "value": v, "n": n}
+
+
+def test_length_mean_by_hand():
+    rows = [
+        _row("test", "all", "all", "accuracy", 0.2, 1020),  # pooled: dominated by length 42
+        _row("test", "length", 41, "accuracy", 1.0, 10),
+        _row("test", "length", 42, "accuracy", 0.5, 1000),
+        _row("test", "length", 43, "accuracy", 0.0, 10),
+        _row("test", "length", 41, "loss", 7.0),
+        _row("val", "length", 3, "accuracy", 0.9),
+        _row("test", "input_length", 41, "accuracy", 0.3),
+    ]
+    assert length_mean(rows, "test") == pytest.approx(0.5)  # every length weighs the same
+    assert length_mean(pd.DataFrame(rows), "test") == pytest.approx(0.5)
+    assert length_mean(rows, "val") == pytest.approx(0.9)
+    assert length_mean(rows, "test", "loss") == pytest.approx(7.0)
+    assert math.isnan(length_mean(rows, "train")) and math.isnan(length_mean([], "test"))
+    assert split_metric(rows, "test", "length_mean_accuracy") == pytest.approx(0.5)
+    assert split_metric(rows, "test", "accuracy") == pytest.approx(0.2)
+    assert math.isnan(split_metric(rows, "test", "f1"))
+
+
+def _with_length_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """``chapters/results.py::with_length_means`` as it stood (the spec ``length_mean`` replaces)."""
+    sel = frame[(frame["slice_key"] == "length") & (frame["metric"] == "accuracy")]
+    keys = [c for c in frame.columns if c not in ("slice_value", "value", "n", "metric", "slice_key")]
+    means = sel.groupby(keys, dropna=False, as_index=False).agg(value=("value", "mean"), n=("n", "sum"))
+    return pd.concat([frame, means.assign(slice_key="all", slice_value="all", metric="length_mean_accuracy")],
+                     ignore_index=True)
+
+
+def test_length_mean_equals_the_chapters_score_on_stored_records():
+    paths = sorted((ROOT / "results" / "parity_check").glob("*/*.json"))
+    records = [r for r in (json.loads(p.read_text()) for p in paths)
+               if r["status"] == "ok" and any(m["slice_key"] == "length" for m in r["metrics"])][:2]
+    assert len(records) == 2
+    frame = pd.DataFrame([m | {"run_id": r["run_id"]} for r in records for m in r["metrics"]])
+    old = _with_length_means(frame)
+    old = old[old["metric"] == "length_mean_accuracy"].set_index(["run_id", "split"])["value"]
+    assert {"val", "test"} <= set(old.index.get_level_values("split"))
+    for (rid, split), value in old.items():
+        rec = next(r for r in records if r["run_id"] == rid)
+        assert length_mean(rec["metrics"], split) == pytest.approx(value, rel=1e-12)
+        want = np.mean([m["value"] for m in rec["metrics"] if m["split"] == split
+                        and m["slice_key"] == "length" and m["metric"] == "accuracy"])
+        assert length_mean(rec["metrics"], split) == pytest.approx(want, rel=1e-12)
+
+
+def test_the_length_slice_comes_first_and_is_never_capped():
+    n = 2 * MAX_SLICE_VALUES
+    per_example = pd.DataFrame({
+        "n_scored": np.ones(n, dtype=int), "loss_sum": np.zeros(n), "n_correct": np.ones(n, dtype=int),
+        "exact": np.ones(n, dtype=bool),
+        "meta:value_scale": np.ones(n, dtype=int),  # constant: the same partition as a constant length
+        "meta:length": np.full(n, 8),
+        "meta:many": np.arange(n),  # more distinct values than a slice may have
+    })
+    keys = {r["slice_key"] for r in summarize(per_example, BINARY, "test")}
+    assert keys == {"all", "length"}
+    per_example["meta:length"] = np.arange(n)
+    rows = summarize(per_example, BINARY, "test")
+    assert {r["slice_key"] for r in rows} == {"all", "length", "value_scale"}
+    assert len({r["slice_value"] for r in rows if r["slice_key"] == "length"}) == n

@@ -1,0 +1,93 @@
+"""The scoring card of every task: present, consistent with the evaluator, and today's headline choices."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from test_tasks_registry import small
+
+from seqlib.evaluate import ConstantAnswer, evaluate_split, split_metric, summarize
+from seqlib.tasks import Scoring, get_task, list_tasks
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_every_task_has_a_consistent_card(name):
+    task = small(name)
+    card = task.scoring
+    assert isinstance(card, Scoring) and card.length_key == "length"
+    assert card.split in task.splits and set(card.curve_splits) <= set(task.splits)
+    low, high = card.train_lengths
+    assert isinstance(low, int) and isinstance(high, int) and 1 <= low <= high
+    assert card.chance == task.spec.chance
+    assert card.label and card.threshold_source
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        card.split = "train"
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_the_evaluator_emits_the_headline_and_the_curve(name):
+    """A constant answer, scored by the evaluator itself, gives a finite headline value and a
+    ``length`` slice on every curve split."""
+    task = small(name)
+    card = task.scoring
+    model = ConstantAnswer(task.spec, 0)
+    for split in {card.split, *card.curve_splits}:
+        per_example = evaluate_split(model, task, split, 20, 0, 64, torch.device("cpu"))
+        rows = summarize(per_example, task.spec, split)
+        if split == card.split:
+            assert math.isfinite(split_metric(rows, split, card.metric)), (split, card.metric)
+        if split in card.curve_splits:
+            assert any(r["slice_key"] == card.length_key for r in rows), split
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_every_sample_carries_its_length(name):
+    task = small(name)
+    for split in task.splits:
+        b = task.sample(split, 4, seed=1)
+        assert "length" in b.meta and b.meta["length"].dtype.kind in "iu", split
+        if task.lengths(split):
+            assert set(b.meta["length"].tolist()) <= set(task.lengths(split)), split
+
+
+# today's choices (chapters/results.py::headline, chapters/length_generalization.py::length_spec)
+HEADLINES = {
+    "parity_check": ("test", "length_mean_accuracy", True, "accuracy, length mean", ("val", "test")),
+    "bucket_sort": ("test", "length_mean_accuracy", True, "accuracy, length mean", ("val", "test")),
+    "flipflop": ("val_sparse", "glitch_rate", False, "glitch rate, sparse", ()),
+    "knapsack": ("test", "f1", True, "F1", ("test", "test_length")),
+    "balanced_partition": ("test", "f1", True, "F1", ("test", "test_length")),
+    "subset_sum": ("test", "accuracy", True, "accuracy (= micro-F1)", ("test", "test_length")),
+    "lis": ("test", "loss", False, "MSE", ("test", "test_length")),
+    "mqar": ("test", "accuracy", True, "accuracy", ("test_length",)),
+    "selective_copying": ("test", "accuracy", True, "accuracy", ("test", "test_length")),
+    "induction_heads": ("test", "accuracy", True, "accuracy", ("test", "test_length")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEADLINES))
+def test_todays_headline_choices(name):
+    c = get_task(name).scoring
+    assert (c.split, c.metric, c.higher_is_better, c.label, c.curve_splits) == HEADLINES[name]
+
+
+def test_training_lengths_come_from_the_instance():
+    assert get_task("parity_check", train_max_length=20).scoring.train_lengths == (1, 20)
+    assert get_task("parity_check").scoring.train_lengths == (1, 40)
+    assert get_task("mqar", vocab_size=512, seq_len=64, num_kv_pairs=4).scoring.train_lengths == (64, 64)
+    assert get_task("knapsack", num_items=5, ood_num_items=7).scoring.train_lengths == (5, 5)
+    assert get_task("induction_heads", seq_len=32, test_lengths=(64,)).scoring.train_lengths == (32, 32)
+    assert get_task("flipflop", seq_len=64).scoring.train_lengths == (64, 64)
+
+
+def test_solve_thresholds_follow_the_direction():
+    chomsky, mqar, flipflop = (get_task(n).scoring for n in ("even_pairs", "mqar", "flipflop"))
+    assert chomsky.solve_threshold == 0.9 and chomsky.solves(0.9) and not chomsky.solves(0.89)
+    assert mqar.solve_threshold == 0.99 and mqar.solves(0.995) and not mqar.solves(0.98)
+    assert flipflop.solves(0.0) and not flipflop.solves(1e-4)  # a glitch rate: lower is better
+    assert get_task("knapsack").scoring.solves(1.0) is None  # the source states no threshold
+    assert get_task("cycle_navigation").scoring.chance == pytest.approx(0.2)
+    assert get_task("knapsack").scoring.chance is None
