@@ -182,21 +182,21 @@ cfg = load_config("flipflop", "hawk", profile="full" if profile == "full" else "
 ])
 cfg = cfg.for_run(cfg.optim.lr, seed)
 record = run_one(cfg, force=True).record
-assert record["status"] == "ok", record["reason"]
+assert record.status == "ok", record.reason
 
-val = {m["metric"]: m["value"] for m in record["metrics"]
+val = {m["metric"]: m["value"] for m in record.metrics
        if m["split"] == "val" and m["slice_key"] == "all"}
 pd.Series({
     "model": f"hawk, d_model={cfg.model.d_model}, {cfg.model.n_layers} layers",
-    "RG-LRU width, parameters": f"{cfg.model.lru_width}, {record['measure']['num_params']:,}",
+    "RG-LRU width, parameters": f"{cfg.model.resolved.d_rnn}, {record.measure['num_params']:,}",
     "task": f"flipflop, seq_len={seq_len}",
     "optimiser": f"{cfg.optim.optimizer}, lr={cfg.optim.lr:g}, batch {cfg.optim.batch_size}, "
-                 f"{record['train']['steps_done']} steps",
-    "train loss, first / last step": f"{record['train']['loss_curve'][0][1]:.3f} / "
-                                     f"{record['train']['loss_curve'][-1][1]:.3f}",
+                 f"{record.train['steps_done']} steps",
+    "train loss, first / last step": f"{record.train['loss_curve'][0][1]:.3f} / "
+                                     f"{record.train['loss_curve'][-1][1]:.3f}",
     "val glitch rate": f"{val['glitch_rate']:.3f} (on {cfg.run.eval_size} sequences)",
-    "training time": f"{record['measure']['train_time_s']:.1f} s on {record['provenance']['device_name']}",
-    "run id": record["run_id"],
+    "training time": f"{record.measure['train_time_s']:.1f} s on {record.provenance.device_name}",
+    "run id": record.run_id,
 }, name="").to_frame()
 
 # %% [markdown]
@@ -210,7 +210,7 @@ task = task_registry.get_task("flipflop", **cfg.task.params)
 torch.manual_seed(seed)
 initial = build_model(cfg.model, task.spec).eval()
 trained = build_model(cfg.model, task.spec).eval()
-checkpoint = record_path(store, "flipflop", "hawk", record["config_hash"]).with_suffix(".pt")
+checkpoint = record_path(store, "flipflop", "hawk", record.config_hash).with_suffix(".pt")
 trained.load_state_dict(torch.load(checkpoint)["model"])
 batch = task.sample("val", 16, seed=10_000 + seed)
 
@@ -273,7 +273,7 @@ factors = {q: table.loc["trained", ("memory", q)] / table.loc["initial", ("memor
 largest = max(moved, key=moved.get)
 init_std = dict(initial.named_parameters())[largest].std().item()
 display(Markdown(
-    f"After {record['train']['steps_done']} steps (val glitch rate {val['glitch_rate']:.3f}), the "
+    f"After {record.train['steps_done']} steps (val glitch rate {val['glitch_rate']:.3f}), the "
     "memory length changed by a factor "
     + ", ".join(f"{f:.2f} at the {q:.0%} quantile" for q, f in factors.items())
     + f". The largest change of any RG-LRU parameter is {moved[largest]:.3f} (`{largest}`, "
@@ -441,6 +441,6 @@ assert error < 1e-5
 #   (`griffin.md` §2.4), and neither does `seqlib` by default (`embed_scale_by_sqrt_dim=False`, no
 #   soft-cap).
 # * **RG-LRU width (paper).** $D_{RNN} \approx 4D/3$ as in the paper's Table 2, not $D$ as in
-#   RecurrentGemma (`griffin.md` §2.1): `ModelConfig.lru_width` rounds $4D/3$ to a multiple of the
+#   RecurrentGemma (`griffin.md` §2.1): `ModelConfig.resolved.d_rnn` rounds $4D/3$ to a multiple of the
 #   gate blocks. Comparisons across architectures are made at equal parameter counts with
 #   `seqlib.models.sizing.match_budget` (see the Architectures chapter), not at equal $D$.

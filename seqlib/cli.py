@@ -8,8 +8,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from seqlib.record import RunRecord
 
 EPILOG = """examples:
   python -m seqlib list
@@ -43,9 +47,9 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _headline(record: dict) -> str:
+def _headline(record: RunRecord) -> str:
     """'accuracy test=0.93 test_length=0.41' (or loss for regression) from a record's whole-split metrics."""
-    rows = [m for m in record.get("metrics", []) if m["slice_key"] == "all"]
+    rows = [m for m in record.metrics if m["slice_key"] == "all"]
     metric = "accuracy" if any(m["metric"] == "accuracy" for m in rows) else "loss"
     return f"{metric} " + " ".join(f"{m['split']}={m['value']:.3f}" for m in rows if m["metric"] == metric)
 
@@ -79,22 +83,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             def report(outcome, i, n, task=task, model=model):
                 rec = outcome.record
-                tag = f"  [{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']} {rec['run_id']}"
+                tag = f"  [{i + 1}/{n}] lr={rec.lr:g} seed={rec.seed} {rec.run_id}"
                 if outcome.reused:
                     counts["reused"] += 1
                     print(f"{tag}: already done ({_headline(rec)}); --force re-runs it", flush=True)
                     return
-                counts[rec["status"]] += 1
-                if rec["status"] == "ok":
-                    m = rec["measure"]
+                counts[rec.status] += 1
+                if rec.status == "ok":
+                    m = rec.measure
                     print(f"{tag}: ok {_headline(rec)} | {m['num_params']:,} params, state {m['state_size']:,}, "
                           f"{m['tokens_per_s']:,.0f} tok/s, step {m['step_time_s'] * 1e3:.1f} ms, "
                           f"peak {m['peak_memory_bytes'] / 2**20:,.0f} MiB ({m['peak_memory_kind']}), "
-                          f"{rec['train']['steps_done']} steps, {m['wall_time_s']:.1f} s", flush=True)
+                          f"{rec.train['steps_done']} steps, {m['wall_time_s']:.1f} s", flush=True)
                 else:
-                    print(f"{tag}: {rec['status'].upper()}: {rec['reason']}", flush=True)
-                    if rec["status"] == "failed":
-                        failures.append(f"{task} x {model} lr={rec['lr']:g} seed={rec['seed']}: {rec['reason']}")
+                    print(f"{tag}: {rec.status.upper()}: {rec.reason}", flush=True)
+                    if rec.status == "failed":
+                        failures.append(f"{task} x {model} lr={rec.lr:g} seed={rec.seed}: {rec.reason}")
 
             outcomes = run_sweep(cfg, force=args.force, on_result=report)
             timings.append((task, model, time.perf_counter() - t0))
@@ -110,12 +114,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _print_best(records: list[dict]) -> None:
+def _print_best(records: list[RunRecord]) -> None:
     from seqlib.results import records_frame
     from seqlib.stats import best_over_lr, summarize_seeds
 
     df = records_frame(records)
-    split = records[0].get("train", {}).get("select_split")
+    split = records[0].train.get("select_split")
     if split is None:
         return
     summary = summarize_seeds(best_over_lr(df, split))
@@ -169,19 +173,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from seqlib.config import ExperimentConfig, parse_set
     from seqlib.evaluate import evaluate_split, summarize
     from seqlib.models import build_model
-    from seqlib.results import load_records
+    from seqlib.results import load_records, record_path
     from seqlib.tasks import get_task
     from seqlib.train import resolve_device, resolve_dtype
 
-    matches = [r for r in load_records(args.dir) if r["run_id"].startswith(args.run_id)]
+    matches = [r for r in load_records(args.dir) if r.run_id.startswith(args.run_id)]
     if len(matches) != 1:
         raise SystemExit(f"error: run id prefix {args.run_id!r} matches {len(matches)} records under {args.dir}")
     rec = matches[0]
-    ckpt = Path(args.dir) / rec["task"] / rec["model"] / f"{rec['run_id']}.pt"
-    if rec["status"] != "ok" or not ckpt.exists():
-        raise SystemExit(f"error: run {rec['run_id']} has status {rec['status']} and "
+    ckpt = record_path(args.dir, rec.task, rec.model, rec.config_hash).with_suffix(".pt")
+    if rec.status != "ok" or not ckpt.exists():
+        raise SystemExit(f"error: run {rec.run_id} has status {rec.status} and "
                          f"{'a' if ckpt.exists() else 'no'} checkpoint at {ckpt}")
-    cfg = ExperimentConfig.model_validate(rec["config"])
+    cfg = ExperimentConfig.model_validate(rec.config)
     params = dict(cfg.task.params)
     for item in args.task_param or []:
         key, value = parse_set(item)
@@ -198,7 +202,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             split, cfg.run.eval_size), eval_seed, cfg.run.eval_batch_size, device,
             resolve_dtype("auto", device))
         rows += summarize(per_example, task.spec, split)
-    print(f"checkpoint {ckpt} ({rec['task']} x {rec['model']}, lr={rec['lr']:g}, seed={rec['seed']}, "
+    print(f"checkpoint {ckpt} ({rec.task} x {rec.model}, lr={rec.lr:g}, seed={rec.seed}, "
           f"{state['steps_done']} steps); task params {params}")
     table = pd.DataFrame(rows)
     if not args.slices:
@@ -206,7 +210,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(table.pivot_table(index=["split", "slice_key", "slice_value"], columns="metric", values="value",
                             sort=False).to_string(float_format=lambda v: f"{v:.4f}"))
     if args.json:
-        Path(args.json).write_text(json.dumps({"run_id": rec["run_id"], "task_params": params,
+        Path(args.json).write_text(json.dumps({"run_id": rec.run_id, "task_params": params,
                                                "eval_seed": eval_seed, "metrics": rows}, indent=1))
         print(f"wrote {args.json}")
     return 0

@@ -1,4 +1,5 @@
-"""Where an executed chapter came from: profile, device, commit, date and parameters.
+"""Where a result came from: :class:`Provenance`, one for run records, executed notebooks and
+benchmark records, collected for this process by :func:`this_process`.
 
 :func:`collect` is what an executed chapter shows first (``seqlib.book.chapter.setup``);
 :func:`code_hash` is the grid runner's fingerprint of the code a run depends on.
@@ -6,12 +7,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
 import platform
 import subprocess
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -20,6 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 # executed notebooks and run records: writing them does not make the code "dirty"
 OUTPUT_PATHS = ("book/runs", "results")
+
+# the distributions whose versions every provenance names (``None``: not installed)
+PACKAGES = ("triton", "fla-core", "flash-linear-attention")
 
 
 def git_state() -> tuple[str | None, bool | None]:
@@ -42,31 +48,67 @@ def git_state() -> tuple[str | None, bool | None]:
     return commit, bool(status.strip())
 
 
-def git_commit() -> str:
-    """Short commit with ``-dirty`` when the code differs from it; ``unknown`` outside git."""
+def now() -> str:
+    """The UTC time, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def package_version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@dataclass
+class Provenance:
+    """Where and with what something was produced.
+
+    ``device``: the torch device (``cuda``, ``cpu``); ``device_name``: the GPU's name, or the CPU's
+    description; ``versions``: python, torch, cuda and ``PACKAGES`` (``None``: not installed; a
+    schema-1 run record names only python, torch, triton and flash-linear-attention); times are UTC
+    ISO 8601, ``end_time`` ``None`` until the work ends.
+    """
+
+    commit: str | None
+    dirty: bool | None
+    device: str
+    device_name: str
+    versions: dict[str, str | None]
+    hostname: str
+    start_time: str
+    end_time: str | None = None
+
+    @property
+    def short_commit(self) -> str:
+        """Short commit with ``-dirty`` when the code differed from it; ``unknown`` outside git."""
+        if self.commit is None:
+            return "unknown"
+        return self.commit[:7] + ("-dirty" if self.dirty else "")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def this_process(device: str | None = None) -> Provenance:
+    """The provenance of this process on ``device`` (default: ``cuda`` if available, else ``cpu``),
+    starting now."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and torch.cuda.is_available():
+        device_name = torch.cuda.get_device_name(torch.device(device))
+    else:
+        device_name = f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
+                      f"{torch.get_num_threads()} threads)"
     commit, dirty = git_state()
-    if commit is None:
-        return "unknown"
-    return commit[:7] + ("-dirty" if dirty else "")
-
-
-def device() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}, {torch.cuda.device_count()} visible)"
-    return f"CPU {platform.machine()}, {os.cpu_count()} cores"
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+                **{dist: package_version(dist) for dist in PACKAGES}}
+    return Provenance(commit=commit, dirty=dirty, device=device, device_name=device_name, versions=versions,
+                      hostname=platform.node(), start_time=now())
 
 
 def collect(profile: str, **params) -> dict:
-    """The provenance record of this process: profile, device, commit, date, versions, parameters."""
-    return {
-        "profile": profile,
-        "device": device(),
-        "commit": git_commit(),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "params": params,
-    }
+    """What an executed notebook shows first: its ``profile``, ``params`` and ``provenance``."""
+    return {"profile": profile, "params": params, "provenance": this_process()}
 
 
 def _code_bytes(path: Path) -> bytes:

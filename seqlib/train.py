@@ -3,7 +3,7 @@
 Per step: a fresh batch ``task.sample("train", batch_size, seed=derive_seed("train", seed, step))``
 (so the data order depends only on the run seed, identically for every model), forward under bf16
 autocast on CUDA / fp32 on CPU with the output head applied at the scored positions only
-(:func:`seqlib.evaluate.scored_targets`), the task's masked loss (:func:`seqlib.evaluate.masked_loss`),
+(:func:`seqlib.objective.scored_targets`), the task's masked loss (:func:`seqlib.objective.masked_loss`),
 backward, gradient clipping, optimiser and schedule step (linear warmup, cosine to ``min_lr``).
 ``torch.manual_seed(seed)`` precedes the model build, so a run is deterministic on CPU.
 
@@ -33,29 +33,13 @@ from tqdm import tqdm
 
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig
-from seqlib.evaluate import (
-    autocast,
-    batch_accuracy,
-    derive_seed,
-    eval_plan,
-    evaluate_split,
-    masked_loss,
-    scored_targets,
-    summarize,
-)
+from seqlib.evaluate import eval_plan, evaluate_split, summarize
 from seqlib.measure import Meter, model_size
 from seqlib.models import ModelUnavailable, build_model
-from seqlib.results import (
-    SCHEMA,
-    ResultsError,
-    atomic_write_bytes,
-    now,
-    provenance,
-    read_record,
-    record_path,
-    run_id,
-    write_record,
-)
+from seqlib.objective import autocast, batch_accuracy, derive_seed, masked_loss, scored_targets
+from seqlib.provenance import now, this_process
+from seqlib.record import RunRecord
+from seqlib.results import ResultsError, atomic_write_bytes, read_record, record_path, run_id, write_record
 from seqlib.tasks.base import Task
 
 # Modules whose matrices are input adapters or output heads: AdamW, never Muon (Muon is meant for
@@ -181,19 +165,15 @@ def check_eval_splits(cfg: ExperimentConfig, task: Task) -> None:
             task.sample(split, 1, seed=cfg.run.eval_seed, **({} if length is None else {"length": length}))
 
 
-def new_record(cfg: ExperimentConfig) -> dict:
+def new_record(cfg: ExperimentConfig) -> RunRecord:
     """A run's record before it runs: status ``failed`` / ``did not finish`` until :func:`execute` ends."""
     h = cfg.hash()
     device = "cuda" if cfg.run.device == "auto" and torch.cuda.is_available() else cfg.run.device.replace("auto", "cpu")
-    return {
-        "schema": SCHEMA, "run_id": run_id(h), "config_hash": h, "status": "failed", "reason": "did not finish",
-        "task": cfg.task.name, "model": cfg.model.name, "lr": cfg.optim.lr, "seed": cfg.optim.seeds[0],
-        "config": cfg.model_dump(mode="json"), "provenance": provenance(device),
-        "measure": {}, "train": {}, "metrics": [],
-    }
+    return RunRecord(run_id=run_id(h), config_hash=h, task=cfg.task.name, model=cfg.model.name, lr=cfg.optim.lr,
+                     seed=cfg.optim.seeds[0], config=cfg.model_dump(mode="json"), provenance=this_process(device))
 
 
-def execute(cfg: ExperimentConfig, record: dict, task: Task | None = None) -> None:
+def execute(cfg: ExperimentConfig, record: RunRecord, task: Task | None = None) -> None:
     """Train and evaluate one run (``cfg`` from :meth:`ExperimentConfig.for_run`), filling ``record``
     in place as it goes (so a failure still leaves what was measured). Raises on failure."""
     o, r = cfg.optim, cfg.run
@@ -209,13 +189,13 @@ def execute(cfg: ExperimentConfig, record: dict, task: Task | None = None) -> No
         from seqlib.models.sizing import match_budget
 
         model_cfg = match_budget(model_cfg, spec, cfg.param_budget)
-        record["config"]["model"] = model_cfg.model_dump(mode="json")
+        record.config["model"] = model_cfg.model_dump(mode="json")
     meter = Meter(device)
     model = build_model(model_cfg, spec).to(device)
     opt = Optimizers(model, o, lr)
     sel = select_split(cfg, task)
-    train = record["train"] = {"steps_done": 0, "stopped_early": False, "select_split": sel,
-                               "loss_curve": [], "eval_curve": [], "data_time_s": 0.0}
+    train = record.train = {"steps_done": 0, "stopped_early": False, "select_split": sel,
+                            "loss_curve": [], "eval_curve": [], "data_time_s": 0.0}
     desc = f"{cfg.task.name}/{cfg.model.name} lr={lr:g} s={seed}"
     bar = tqdm(total=o.steps, desc=desc, ascii=True, mininterval=r.progress_interval, file=sys.stderr,
                disable=not r.progress, dynamic_ncols=False, leave=True)
@@ -258,21 +238,21 @@ def execute(cfg: ExperimentConfig, record: dict, task: Task | None = None) -> No
                     break
     finally:
         bar.close()
-        record["measure"] |= meter.summary()
+        record.measure |= meter.summary()
     metrics, seq_len = [], 0
     for split in r.eval_splits or list(task.splits):
         per_example = evaluate_split(model, task, split, eval_size(cfg, split), r.eval_seed,
                                      r.eval_batch_size, device, dtype)
         seq_len = max(seq_len, per_example.attrs["seq_len"])
         metrics += summarize(per_example, spec, split)
-    record["metrics"] = metrics
-    record["measure"] |= {**model_size(model, seq_len), "wall_time_s": meter.summary()["wall_time_s"]}
+    record.metrics = metrics
+    record.measure |= {**model_size(model, seq_len), "wall_time_s": meter.summary()["wall_time_s"]}
     if r.save_checkpoint:
         buf = io.BytesIO()
         torch.save({"model": model.state_dict(), "model_config": model_cfg.model_dump(mode="json"),
                     "steps_done": train["steps_done"]}, buf)
         atomic_write_bytes(record_file(cfg).with_suffix(".pt"), buf.getvalue())
-    record["status"], record["reason"] = "ok", None
+    record.status, record.reason = "ok", None
 
 
 def _postfix(loss: float, acc: float | None, meter: Meter) -> str:
@@ -292,14 +272,14 @@ def record_file(cfg: ExperimentConfig) -> Path:
     return record_path(cfg.run.results_dir, cfg.task.name, cfg.model.name, cfg.hash())
 
 
-def stored_record(cfg: ExperimentConfig) -> dict | None:
+def stored_record(cfg: ExperimentConfig) -> RunRecord | None:
     """The stored record of the run ``cfg``, or None."""
     return read_record(cfg.run.results_dir, cfg.task.name, cfg.model.name, cfg.hash())
 
 
 @dataclass
 class Outcome:
-    record: dict
+    record: RunRecord
     reused: bool  # True: an earlier ok record with the same config hash was kept (not re-run)
 
 
@@ -315,17 +295,17 @@ def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None
         except ResultsError as e:
             print(f"warning: {e}; re-running it", file=sys.stderr)
             old = None
-        if old is not None and old["status"] == "ok":
+        if old is not None and old.status == "ok":
             return Outcome(old, reused=True)
     record = new_record(cfg)
     try:
         execute(cfg, record, task)
     except ModelUnavailable as e:
-        record["status"], record["reason"] = "skipped", f"model unavailable: {e}"
+        record.status, record.reason = "skipped", f"model unavailable: {e}"
     except Exception as e:  # noqa: BLE001 - every failure is recorded, then reported by the caller
-        record["status"], record["reason"] = "failed", f"{type(e).__name__}: {e}"
-        record["traceback"] = traceback.format_exc()
-    record["provenance"]["end_time"] = now()
+        record.status, record.reason = "failed", f"{type(e).__name__}: {e}"
+        record.traceback = traceback.format_exc()
+    record.provenance.end_time = now()
     write_record(cfg.run.results_dir, record)
     return Outcome(record, reused=False)
 

@@ -4,6 +4,7 @@ are skipped, a failed re-run keeps the earlier output, and the Dask path runs jo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,6 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-import os
 
 from seqlib.provenance import REPO
 
@@ -139,7 +138,7 @@ def test_training_phase_trains_planned_runs_first_and_a_deadline_leaves_them_lis
             "os.chdir(REPO)  # as seqlib.book.chapter.setup: the store's path is relative to the repository\n"
             "configs, tasks = load_tasks([task], model, profile)\n"
             "records, note = train_runs(configs, tasks, stored_only)\n"
-            "print(len(records), [r['status'] for r in records], note)")
+            "print(len(records), [r.status for r in records], note)")
     (book / "grid.yaml").write_text("runs:\n  - chapter: shows\n    task: parity_check\n    train: true\n"
                                     "    models: [lstm]\n")
     late = grid(book, "--deadline", "1e-9")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from seqlib.cli import main
 
@@ -90,3 +91,18 @@ def test_bench_without_cuda_exits_2_before_importing_fla(argv, tmp_path):
                           capture_output=True, text=True, check=True)
     assert json.loads(proc.stdout) == {"rc": 2, "fla_imported": False}
     assert proc.stderr.strip() == f"{argv[0]} benchmark needs a CUDA GPU"
+
+
+def test_bench_scan_help_works_without_a_gpu():
+    proc = subprocess.run([sys.executable, "-m", "seqlib", "bench", "scan", "--help"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m seqlib bench scan") and "--sweep" in proc.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the benchmark would run")
+def test_bench_scan_on_the_cpu_exits_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "seqlib", "bench", "scan"], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ, "SEQLIB_BENCH_DIR": str(tmp_path)})
+    assert proc.returncode == 2 and proc.stderr.strip() == "scan benchmark needs a CUDA GPU"
+    assert not list(tmp_path.iterdir())

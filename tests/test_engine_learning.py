@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_engine_util import tiny_config
 
 from seqlib.train import execute, new_record
 
@@ -39,13 +38,13 @@ CASES = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("model", "task", "params", "split", "size", "steps", "target"), CASES,
                          ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_small_model_learns(tmp_path, model, task, params, split, size, steps, target):
+def test_small_model_learns(tmp_path, model, task, params, split, size, steps, target, tiny_config):
     cfg = tiny_config(tmp_path, model, task, params, model_kw={**size, "window": 8}, steps=steps, batch_size=32,
                       warmup_steps=10, early_stop_accuracy=min(1.0, target + 0.05),
                       run_kw={"eval_every": 25, "eval_size": 256, "eval_batch_size": 128, "eval_splits": [split],
                               "select_split": split})
     record = new_record(cfg)
     execute(cfg, record)
-    accuracy = next(m["value"] for m in record["metrics"]
+    accuracy = next(m["value"] for m in record.metrics
                     if m["split"] == split and m["slice_key"] == "all" and m["metric"] == "accuracy")
-    assert accuracy >= target, f"{model} on {task}: accuracy {accuracy:.3f} after {record['train']['steps_done']} steps"
+    assert accuracy >= target, f"{model} on {task}: accuracy {accuracy:.3f} after {record.train['steps_done']} steps"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
-from test_engine_util import Tampered, tiny_config
 
 from seqlib import results
+from seqlib.provenance import this_process
+from seqlib.record import RunRecord
 from seqlib.results import ResultsError, load_records, load_results, records_frame, write_record
 from seqlib.stats import best_over_lr, compare, length_curve, mean_ci, summarize_seeds
 from seqlib.train import run_sweep
@@ -28,37 +30,37 @@ def _files(root: Path) -> list[str]:
     return sorted(p.name for p in root.rglob("*") if p.is_file())
 
 
-def test_interrupted_sweep_resumes_without_half_written_records(tmp_path):
+def test_interrupted_sweep_resumes_without_half_written_records(tmp_path, tiny_config, tampered):
     cfg = tiny_config(tmp_path, seeds=[0, 1, 2], steps=3)
 
     def crash(batch):
         raise KeyboardInterrupt("simulated crash in the middle of seed 1")
 
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(cfg, task=Tampered(cfg, crash, run_seed=1, steps=(2,)))
+        run_sweep(cfg, task=tampered(cfg, crash, run_seed=1, steps=(2,)))
     done = load_records(tmp_path, strict=True)
-    assert [r["seed"] for r in done] == [0] and done[0]["status"] == "ok"
+    assert [r.seed for r in done] == [0] and done[0].status == "ok"
     assert not any(name.endswith(results.TMP_SUFFIX) for name in _files(tmp_path))
-    first = done[0]["provenance"]["start_time"]
+    first = done[0].provenance.start_time
 
     outcomes = run_sweep(cfg)
     assert [o.reused for o in outcomes] == [True, False, False]
-    assert outcomes[0].record["provenance"]["start_time"] == first
-    assert sorted(r["seed"] for r in load_records(tmp_path, strict=True)) == [0, 1, 2]
+    assert outcomes[0].record.provenance.start_time == first
+    assert sorted(r.seed for r in load_records(tmp_path, strict=True)) == [0, 1, 2]
     assert [o.reused for o in run_sweep(cfg)] == [True, True, True]
     assert [o.reused for o in run_sweep(cfg, force=True)] == [False, False, False]
 
 
-def test_a_failed_run_is_recorded_the_others_go_on_and_it_is_retried(tmp_path):
+def test_a_failed_run_is_recorded_the_others_go_on_and_it_is_retried(tmp_path, tiny_config, tampered):
     cfg = tiny_config(tmp_path, seeds=[0, 1], steps=3)
 
     def boom(batch):
         raise RuntimeError("boom")
 
-    outcomes = run_sweep(cfg, task=Tampered(cfg, boom, run_seed=0, steps=(1,)))
-    assert [o.record["status"] for o in outcomes] == ["failed", "ok"]
-    assert outcomes[0].record["reason"] == "RuntimeError: boom" and "boom" in outcomes[0].record["traceback"]
-    assert outcomes[0].record["train"]["steps_done"] == 1
+    outcomes = run_sweep(cfg, task=tampered(cfg, boom, run_seed=0, steps=(1,)))
+    assert [o.record.status for o in outcomes] == ["failed", "ok"]
+    assert outcomes[0].record.reason == "RuntimeError: boom" and "boom" in outcomes[0].record.traceback
+    assert outcomes[0].record.train["steps_done"] == 1
     assert [o.reused for o in run_sweep(cfg)] == [False, True]  # failed runs are not "done"
 
 
@@ -89,10 +91,10 @@ def test_killed_process_leaves_only_whole_records(tmp_path):
     assert len(load_records(tmp_path, strict=True)) == 4
 
 
-def test_atomic_write_leaves_nothing_when_the_rename_fails(tmp_path, monkeypatch):
+def test_atomic_write_leaves_nothing_when_the_rename_fails(tmp_path, monkeypatch, tiny_config):
     cfg = tiny_config(tmp_path, steps=2)
     record = run_sweep(cfg)[0].record
-    path = results.record_path(tmp_path, record["task"], record["model"], record["config_hash"])
+    path = results.record_path(tmp_path, record.task, record.model, record.config_hash)
     before = path.read_bytes()
 
     def fail(*args):
@@ -100,30 +102,30 @@ def test_atomic_write_leaves_nothing_when_the_rename_fails(tmp_path, monkeypatch
 
     monkeypatch.setattr(results.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        write_record(tmp_path, {**record, "seed": 99})
+        write_record(tmp_path, dataclasses.replace(record, seed=99))
     assert path.read_bytes() == before
     assert not any(name.endswith(results.TMP_SUFFIX) for name in _files(tmp_path))
 
 
-def test_corrupt_and_partial_records_are_reported_never_read(tmp_path):
+def test_corrupt_and_partial_records_are_reported_never_read(tmp_path, tiny_config):
     cfg = tiny_config(tmp_path, steps=2)
     good = run_sweep(cfg)[0].record
-    folder = tmp_path / good["task"] / good["model"]
-    (folder / "truncated.json").write_text(json.dumps(good)[:200])
-    (folder / "wrong.json").write_text(json.dumps({**good, "status": "maybe"}))
+    folder = tmp_path / good.task / good.model
+    (folder / "truncated.json").write_text(json.dumps(good.to_json())[:200])
+    (folder / "wrong.json").write_text(json.dumps(good.to_json() | {"status": "maybe"}))
     (folder / ".x.json.abc.tmp").write_text("{")
     with pytest.warns(UserWarning) as caught:
         df = load_results(tmp_path)
     messages = " ".join(str(w.message) for w in caught)
     assert "truncated.json" in messages and "wrong.json" in messages and ".x.json.abc.tmp" in messages
-    assert set(df["run_id"]) == {good["run_id"]}
+    assert set(df["run_id"]) == {good.run_id}
     with pytest.raises(ResultsError, match="truncated.json|wrong.json|tmp"):
         load_results(tmp_path, strict=True)
     with pytest.raises(ValueError, match="invalid record"):
-        write_record(tmp_path, {**good, "status": "maybe"})
+        write_record(tmp_path, dataclasses.replace(good, status="maybe"))
 
 
-def test_tidy_frame_has_one_row_per_run_split_slice_metric(tmp_path):
+def test_tidy_frame_has_one_row_per_run_split_slice_metric(tmp_path, tiny_config):
     cfg = tiny_config(tmp_path, steps=2, run_kw={"eval_splits": ["val", "test"]})
     ok = run_sweep(cfg)[0].record
     df = load_results(tmp_path)
@@ -137,18 +139,19 @@ def test_tidy_frame_has_one_row_per_run_split_slice_metric(tmp_path):
     acc = whole.set_index(["split", "metric"])["value"]
     assert acc[("test", "glitch_rate")] == pytest.approx(1 - acc[("test", "accuracy")])
     assert acc[("test", "scaled_accuracy")] == pytest.approx((acc[("test", "accuracy")] - 0.5) / 0.5)
-    assert df["num_params"].iloc[0] == ok["measure"]["num_params"] > 0
+    assert df["num_params"].iloc[0] == ok.measure["num_params"] > 0
     for key in ("state_size", "tokens_per_s", "step_time_s", "peak_memory_bytes", "wall_time_s"):
         assert df[key].iloc[0] > 0, key
-    prov = ok["provenance"]
-    assert prov["torch"] and prov["start_time"] <= prov["end_time"] and "git_commit" in prov
+    prov = ok.provenance
+    assert prov.versions["torch"] and prov.start_time <= prov.end_time and prov.device == "cpu"
+    assert df["git_commit"].iloc[0] == prov.commit and df["device_name"].iloc[0] == prov.device_name
     curve = length_curve(df, "test")
     assert list(curve["length"]) == [7, 8]
 
 
 def test_failed_and_skipped_runs_appear_in_the_frame():
-    rec = {"schema": 1, "run_id": "r1", "config_hash": "r1" * 32, "status": "skipped", "reason": "no GPU",
-           "task": "t", "model": "m", "lr": 1e-3, "seed": 0, "config": {}, "provenance": {}}
+    rec = RunRecord(run_id="r1", config_hash="r1" * 32, status="skipped", reason="no GPU", task="t", model="m",
+                    lr=1e-3, seed=0, config={}, provenance=this_process("cpu"))
     df = records_frame([rec])
     assert len(df) == 1 and df["status"].iloc[0] == "skipped" and np.isnan(df["value"].iloc[0])
 

@@ -6,27 +6,27 @@ import re
 
 import pytest
 import torch
-from test_engine_util import Tampered, tiny_config
 
-from seqlib.evaluate import masked_loss
 from seqlib.models import build_model
+from seqlib.objective import masked_loss
+from seqlib.record import RunRecord
 from seqlib.tasks import get_task
 from seqlib.train import NonFiniteError, Optimizers, execute, lr_factor, new_record, run_one
 
 MQAR = {"vocab_size": 80, "seq_len": 16, "num_kv_pairs": 2}
 
 
-def _train(cfg, task=None) -> dict:
+def _train(cfg, task=None) -> RunRecord:
     record = new_record(cfg)
     execute(cfg, record, task)
     return record
 
 
-def _curve(record: dict) -> list[float]:
-    return [loss for _, loss in record["train"]["loss_curve"]]
+def _curve(record: RunRecord) -> list[float]:
+    return [loss for _, loss in record.train["loss_curve"]]
 
 
-def test_loss_ignores_targets_outside_the_mask():
+def test_loss_ignores_targets_outside_the_mask(tiny_config):
     task = get_task("mqar", **MQAR)
     batch = task.sample("train", 4, seed=0)
     torch.manual_seed(0)
@@ -49,10 +49,10 @@ def test_loss_ignores_targets_outside_the_mask():
     ("reverse_string", {"train_max_length": 6, "max_test_length": 8}, "lstm"),
     ("knapsack", None, "hawk"),  # bce, one logit per answer row
 ])
-def test_scored_head_matches_the_full_head(task_name, params, model_name):
+def test_scored_head_matches_the_full_head(task_name, params, model_name, tiny_config):
     """The trainer's loss on the scored positions only (``model(..., scored=mask)``) equals the masked
     loss over the full [B, T, V] logits, and so do its gradients, on fresh random data and weights."""
-    from seqlib.evaluate import batch_accuracy, scored_targets
+    from seqlib.objective import batch_accuracy, scored_targets
 
     params = DP if params is None else params
     task = get_task(task_name, **params)
@@ -77,11 +77,11 @@ def test_scored_head_matches_the_full_head(task_name, params, model_name):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("model_name", ["hawk", "griffin", "transformer", "local_transformer"])
-def test_scored_head_matches_the_full_head_gpu(model_name):
+def test_scored_head_matches_the_full_head_gpu(model_name, tiny_config):
     """The training path on CUDA (bf16 autocast, the Triton scan and the fused attention): the head at
     the scored positions gives the full head's logits there, and the same loss and gradients, within
     bf16 tolerance (METHOD.md), on fresh random data and weights at the full profile's MQAR shape."""
-    from seqlib.evaluate import scored_targets
+    from seqlib.objective import scored_targets
 
     params = {"vocab_size": 8192, "seq_len": 256, "num_kv_pairs": 16}
     task = get_task("mqar", **params)
@@ -108,7 +108,7 @@ def test_scored_head_matches_the_full_head_gpu(model_name):
             assert rel(a, b) < 2e-2
 
 
-def test_scored_head_rejects_a_bad_mask():
+def test_scored_head_rejects_a_bad_mask(tiny_config):
     task = get_task("mqar", **MQAR)
     batch = task.sample("train", 2, seed=0)
     model = build_model(tiny_config("unused", "hawk", "mqar", MQAR).model, task.spec)
@@ -118,7 +118,7 @@ def test_scored_head_rejects_a_bad_mask():
         model(batch.inputs, batch.segment_pos, scored=batch.mask.long())
 
 
-def test_trainer_ignores_masked_out_targets_but_not_masked_in_ones(tmp_path):
+def test_trainer_ignores_masked_out_targets_but_not_masked_in_ones(tmp_path, tiny_config, tampered):
     """Scramble the targets the mask excludes in every training batch: the loss curve is unchanged.
     Scramble the ones it includes: the curve changes."""
     cfg = tiny_config(tmp_path, "hawk", "mqar", MQAR, steps=3)
@@ -132,19 +132,19 @@ def test_trainer_ignores_masked_out_targets_but_not_masked_in_ones(tmp_path):
         return change
 
     base = _curve(_train(cfg))
-    outside = _curve(_train(cfg, Tampered(cfg, scramble(lambda m: ~m), run_seed=0)))
-    inside = _curve(_train(cfg, Tampered(cfg, scramble(lambda m: m), run_seed=0)))
+    outside = _curve(_train(cfg, tampered(cfg, scramble(lambda m: ~m), run_seed=0)))
+    inside = _curve(_train(cfg, tampered(cfg, scramble(lambda m: m), run_seed=0)))
     assert outside == base
     assert inside != base
 
 
 @pytest.mark.parametrize("model", ["griffin", "lstm"])
-def test_same_seed_same_curve_and_different_seed_different_curve(tmp_path, model):
+def test_same_seed_same_curve_and_different_seed_different_curve(tmp_path, model, tiny_config):
     cfg = tiny_config(tmp_path, model, "mqar", MQAR, steps=5)
     a, b = _train(cfg), _train(cfg)
     c = _train(cfg.for_run(cfg.optim.lr, 1))
     assert _curve(a) == _curve(b) and len(_curve(a)) == 5
-    assert a["metrics"] == b["metrics"]
+    assert a.metrics == b.metrics
     assert _curve(c) != _curve(a)
 
 
@@ -159,21 +159,21 @@ NAN_MESSAGE = (r"non-finite loss \(nan\) at step 3 of hawk on knapsack \(lr=0\.0
                r"non-finite grads in: adamw:decay\[[^\]]+\](, adamw:no_decay\[[^\]]+\])?; non-finite params in: none$")
 
 
-def test_nan_in_a_batch_stops_the_run_with_the_documented_message(tmp_path):
+def test_nan_in_a_batch_stops_the_run_with_the_documented_message(tmp_path, tiny_config, tampered):
     cfg = tiny_config(tmp_path, "hawk", "knapsack", DP, steps=8)
-    task = Tampered(cfg, _inject_nan, run_seed=0, steps=(3,))
+    task = tampered(cfg, _inject_nan, run_seed=0, steps=(3,))
     record = new_record(cfg)
     with pytest.raises(NonFiniteError) as err:
         execute(cfg, record, task)
     assert re.fullmatch(NAN_MESSAGE, str(err.value)), str(err.value)
-    assert record["train"]["steps_done"] == 3  # steps 0..2 completed, step 3 failed before the update
+    assert record.train["steps_done"] == 3  # steps 0..2 completed, step 3 failed before the update
     # through the store: a failed record with the message, never an ok one
     outcome = run_one(cfg, task=task)
-    assert outcome.record["status"] == "failed"
-    assert re.fullmatch("NonFiniteError: " + NAN_MESSAGE, outcome.record["reason"])
+    assert outcome.record.status == "failed"
+    assert re.fullmatch("NonFiniteError: " + NAN_MESSAGE, outcome.record.reason)
 
 
-def test_muon_takes_hidden_matrices_only_and_trains(tmp_path):
+def test_muon_takes_hidden_matrices_only_and_trains(tmp_path, tiny_config):
     cfg = tiny_config(tmp_path, "griffin", "mqar", MQAR, steps=3, optimizer="muon")
     task = get_task("mqar", **MQAR)
     model = build_model(cfg.model, task.spec)
@@ -190,7 +190,7 @@ def test_muon_takes_hidden_matrices_only_and_trains(tmp_path):
     opt.step()
     assert all(not torch.equal(before[n], p) for n, p in hidden.items())
     record = _train(cfg)
-    assert record["status"] == "ok" and record["train"]["steps_done"] == 3
+    assert record.status == "ok" and record.train["steps_done"] == 3
 
 
 def test_schedule_warms_up_then_decays_to_min_lr():
@@ -210,6 +210,6 @@ def test_a_split_the_task_cannot_produce_fails_before_training(tmp_path):
         overrides=["task.params={vocab_size: 80, seq_len: 32, num_kv_pairs: 2}", f"run.results_dir={tmp_path}"],
     )
     outcome = run_one(cfg.for_run(cfg.optim.lr, cfg.optim.seeds[0]))
-    assert outcome.record["status"] == "failed"
-    assert "vocab_size=80 must be > length" in outcome.record["reason"]
-    assert outcome.record["train"].get("steps_done", 0) == 0
+    assert outcome.record.status == "failed"
+    assert "vocab_size=80 must be > length" in outcome.record.reason
+    assert outcome.record.train.get("steps_done", 0) == 0

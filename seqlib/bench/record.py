@@ -6,36 +6,22 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
 import torch
 
-from seqlib.results import package_version
+from seqlib.provenance import this_process
 
 BENCH_DIR = Path(os.environ.get("SEQLIB_BENCH_DIR", "results/bench"))
 
 
 def environment() -> dict:
-    """Device, commit, UTC time and the versions of the packages a benchmark depends on."""
-    from seqlib.provenance import git_state
-
-    commit = git_state()[0] or "unknown"
-    cuda = torch.cuda.is_available()
-    return {
-        "device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
-        "commit": commit,
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-            "triton": package_version("triton"),
-            "fla-core": package_version("fla-core"),
-            "flash-linear-attention": package_version("flash-linear-attention"),
-        },
-    }
+    """This process's :class:`~seqlib.provenance.Provenance` under the benchmark records' keys:
+    ``device`` (the GPU's name), ``commit``, ``dirty``, ``hostname``, ``time`` (UTC) and ``versions``."""
+    prov = this_process()
+    return {"device": prov.device_name, "commit": prov.commit or "unknown", "dirty": prov.dirty,
+            "hostname": prov.hostname, "time": prov.start_time, "versions": prov.versions}
 
 
 def no_cuda(name: str) -> bool:

@@ -165,10 +165,10 @@ def train(config: dict) -> dict:
     start = time.monotonic()
     outcome = run_one(cfg)
     rec = outcome.record
-    status = "ok" if rec["status"] == "ok" else "failed"
+    status = "ok" if rec.status == "ok" else "failed"
     out = {"status": status, "seconds": round(time.monotonic() - start, 1), "reused": outcome.reused}
     if status != "ok":
-        out["error"] = f"{rec['status']}: {rec['reason']}"
+        out["error"] = f"{rec.status}: {rec.reason}"
     return out
 
 
@@ -312,7 +312,7 @@ def planned_training(runs: list[Run], plans: dict[Path, list]) -> list[tuple[str
                 continue
             seen.add(digest)
             old = stored_record(cfg)
-            if old is not None and old["status"] == "ok":
+            if old is not None and old.status == "ok":
                 continue
             name = f"{cfg.task.name}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
             order = (cfg.task.name not in multi_seed, cfg.optim.seeds[0],
