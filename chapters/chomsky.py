@@ -39,14 +39,13 @@ seed = 0  # draws the example batches; the training seeds and learning rates are
 stored_only = False  # the grid runner sets True: show the stored records, train nothing
 
 # %% tags=["hide-input"]
-import inspect
-
 import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, train_runs
-from seqlib.evaluate import constant_baselines
+from seqlib.book.chapter import load_tasks, loss_chart, profile_note, setup, show_doc, show_runs
+from seqlib.book.report import run_scores
+from seqlib.evaluate import constant_baselines, length_mean, scaled_accuracy
 from seqlib.results import records_frame
 from seqlib.stats import best_over_lr, mean_ci
 from seqlib.tasks.chomsky import CHOMSKY_TASKS, ChomskyTask
@@ -63,7 +62,7 @@ if subtasks == "all":
 # docstring of `ChomskyTask`:
 
 # %%
-display(Markdown(inspect.getdoc(ChomskyTask)))
+show_doc(ChomskyTask)
 
 # %% [markdown]
 # The fifteen tasks, with their level and the chance accuracy that scaled accuracy subtracts:
@@ -108,7 +107,7 @@ def decode(batch, i: int, empty: int) -> str:
 
 
 for name, t in tasks.items():
-    display(Markdown(f"### `{name}` ({t.level})\n\n" + inspect.getdoc(type(t))))
+    show_doc(t, f"### `{name}` ({t.level})")
     batch = t.sample("train", 1, seed=seed)
     print(f"length {int(batch.meta['length'][0])}: " + decode(batch, 0, t.empty_token))
 
@@ -122,14 +121,8 @@ for name, t in tasks.items():
 # and device that produced it.
 
 # %%
-records, note = train_runs(configs, tasks, stored_only)
-if note:
-    display(Markdown(note))
+records = show_runs(configs, tasks, stored_only)
 frame = records_frame(records)
-runs_table(records)
-
-# %%
-show_failures(records)
 
 # %% [markdown]
 # ## Training curves
@@ -152,33 +145,24 @@ loss_chart(records, width=220, height=180)
 # are not balanced, or end with a terminator symbol, it differs from chance.
 
 # %%
-def length_mean(frame: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Per run: accuracy on ``split`` averaged over its lengths (the paper's score)."""
-    sel = frame[(frame["status"] == "ok") & (frame["split"] == split) & (frame["slice_key"] == "length")
-                & (frame["metric"] == "accuracy")]
-    return sel.groupby(["task", "model", "profile", "lr", "seed"], as_index=False)["value"].mean()
-
-
 rows = []
 for name in subtasks:
-    runs = frame[frame["task"] == name]
-    score = length_mean(runs, "test")
+    runs, card = [r for r in records if r.task == name], tasks[name].scoring  # the card: test length mean
+    score = run_scores(runs)
     if score.empty:
         continue
-    score = score.assign(status="ok", slice_key="all", split="test", metric="score")
-    best = best_over_lr(score, "test", "score")
+    best = best_over_lr(score, card.split, card.metric)
     chance = tasks[name].spec.chance
     entry = {"task": name, "level": tasks[name].level, "lr": best["lr"].iloc[0], "seeds": len(best)}
     for split in ("val", "test"):
-        per_seed = length_mean(runs[runs["lr"] == entry["lr"]], split)["value"]
+        per_seed = run_scores([r for r in runs if r.lr == entry["lr"]], split, card.metric)["value"]
         mean, low, high = mean_ci(per_seed)
         entry[f"{split} accuracy"] = round(mean, 3)
-        entry[f"{split} scaled"] = round((mean - chance) / (1 - chance), 3)
+        entry[f"{split} scaled"] = round(scaled_accuracy(mean, chance), 3)
         if split == "test" and not pd.isna(low):
             entry["test 95% CI"] = f"[{low:.3f}, {high:.3f}]"
     floor = constant_baselines(tasks[name], ("test",), n=configs[name].run.eval_size, seed=seed)
-    floor = floor[(floor["slice_key"] == "length") & (floor["metric"] == "accuracy")]
-    entry["best constant (test)"] = round(floor.groupby("answer")["value"].mean().max(), 3)
+    entry["best constant (test)"] = round(max(length_mean(g, "test") for _, g in floor.groupby("answer")), 3)
     rows.append(entry)
 scores = pd.DataFrame(rows)
 scores if not scores.empty else print("no successful run to score")
@@ -197,8 +181,8 @@ for entry in rows:
                 & (frame["metric"] == "accuracy") & frame["split"].isin(["val", "test"])]
     for (split, length), g in sel.groupby(["split", "slice_value"]):
         curve_rows.append({"task": entry["task"], "split": split, "length": int(length), "accuracy": g["value"].mean(),
-                           "train_max": tasks[entry["task"]].train_max_length,
-                           "chance": tasks[entry["task"]].spec.chance})
+                           "train_max": tasks[entry["task"]].scoring.train_lengths[1],
+                           "chance": tasks[entry["task"]].scoring.chance})
 curve = pd.DataFrame(curve_rows)
 if not curve.empty:
     base = alt.Chart(curve)
@@ -213,7 +197,5 @@ if not curve.empty:
 
 # %%
 if not scores.empty:
-    note = (f" These numbers come from the CPU `{profile}` profile: "
-            "they check the pipeline and are not results.") if profile != "full" else ""
     parts = [f"`{e['task']}` {e['test accuracy']:.1%} (scaled {e['test scaled']:.2f})" for e in rows]
-    display(Markdown(f"**In this run** `{model}` scored on the test lengths: {'; '.join(parts)}.{note}"))
+    display(Markdown(f"**In this run** `{model}` scored on the test lengths: {'; '.join(parts)}.{profile_note(profile)}"))

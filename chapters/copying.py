@@ -37,15 +37,14 @@ seed = 0  # draws the example batches; the training seeds and learning rates are
 stored_only = False  # the grid runner sets True: show the stored records, train nothing
 
 # %% tags=["hide-input"]
-import inspect
-
 import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, train_runs
+from seqlib.book.chapter import load_tasks, loss_chart, profile_note, setup, show_doc, show_runs
+from seqlib.book.report import at_best_lr
 from seqlib.results import records_frame
-from seqlib.stats import best_over_lr, mean_ci
+from seqlib.stats import mean_ci
 
 setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
 
@@ -84,7 +83,7 @@ def decode(t, batch, per_line: int = 32) -> str:
 
 
 for name, t in tasks.items():
-    display(Markdown(f"### `{name}`\n\n" + inspect.getdoc(type(t))))
+    show_doc(t, f"### `{name}`")
     print(decode(t, t.sample("train", 1, seed=seed)))
 
 # %% [markdown]
@@ -97,14 +96,8 @@ for name, t in tasks.items():
 # and device that produced it.
 
 # %%
-records, note = train_runs(configs, tasks, stored_only)
-if note:
-    display(Markdown(note))
+records = show_runs(configs, tasks, stored_only)
 frame = records_frame(records)
-runs_table(records)
-
-# %%
-show_failures(records)
 
 # %% [markdown]
 # ## Training curves
@@ -123,23 +116,22 @@ loss_chart(records, width=260, height=180)
 # %%
 rows, curve_rows = [], []
 for name in subtasks:
-    runs = frame[frame["task"] == name]
-    best = best_over_lr(runs, "test", "accuracy")
-    if best.empty:
+    card = tasks[name].scoring
+    at = at_best_lr(frame[frame["task"] == name], card.split, card.metric)
+    if at.empty:
         continue
-    at = runs[(runs["status"] == "ok") & (runs["lr"] == best["lr"].iloc[0])]
     whole = at[at["slice_key"] == "all"]
     for m in ("accuracy", "exact_match"):
-        entry = {"task": name, "metric": m, "lr": best["lr"].iloc[0], "seeds": len(best)}
+        entry = {"task": name, "metric": m, "lr": at["lr"].iloc[0], "seeds": at["seed"].nunique()}
         for split in ("test", "test_length"):
             mean, low, high = mean_ci(whole[(whole["split"] == split) & (whole["metric"] == m)]["value"])
             entry[split] = round(mean, 3)
             entry[f"{split} 95% CI"] = "" if pd.isna(low) else f"[{low:.3f}, {high:.3f}]"
         rows.append(entry)
-    lengths = at[(at["slice_key"] == "length") & (at["metric"] == "accuracy")]
+    lengths = at[(at["slice_key"] == card.length_key) & (at["metric"] == "accuracy")]
     for length, g in lengths.groupby("slice_value"):
         curve_rows.append({"task": name, "length": int(length), "accuracy": g["value"].mean(),
-                           "train_length": tasks[name].seq_len, "chance": tasks[name].spec.chance})
+                           "train_length": card.train_lengths[1], "chance": card.chance})
 scores = pd.DataFrame(rows)
 scores if not scores.empty else print("no successful run to score")
 
@@ -162,8 +154,7 @@ if not curve.empty:
 
 # %%
 if not scores.empty:
-    note = (f" These numbers come from the CPU `{profile}` profile: they check the pipeline and are not results.") if profile != "full" else ""
     acc = scores[scores["metric"] == "accuracy"]
     parts = "; ".join(f"`{r.task}` {r.test:.1%} at the training length, {r.test_length:.1%} beyond it"
                       for r in acc.itertuples())
-    display(Markdown(f"**In this run** `{model}` reached {parts}.{note}"))
+    display(Markdown(f"**In this run** `{model}` reached {parts}.{profile_note(profile)}"))

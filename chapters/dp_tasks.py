@@ -36,17 +36,16 @@ seed = 0  # draws the example instances; the training seeds and learning rates a
 stored_only = False  # the grid runner sets True: show the stored records, train nothing
 
 # %% tags=["hide-input"]
-import inspect
-
 import altair as alt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, show_source, train_runs
+from seqlib.book.chapter import load_tasks, loss_chart, profile_note, setup, show_doc, show_runs, show_source
+from seqlib.book.report import at_best_lr
 from seqlib.evaluate import constant_baselines
 from seqlib.results import records_frame
-from seqlib.stats import best_over_lr, mean_ci
+from seqlib.stats import mean_ci
 from seqlib.tasks.dp import DPTask
 
 setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
@@ -57,7 +56,7 @@ setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
 # The common part, from the docstring of `DPTask`:
 
 # %%
-display(Markdown(inspect.getdoc(DPTask)))
+show_doc(DPTask)
 
 # %% [markdown]
 # ## The configuration of this run
@@ -104,7 +103,7 @@ def decode(t, batch) -> pd.DataFrame:
 
 
 for name, t in tasks.items():
-    display(Markdown(f"### `{name}`\n\n" + inspect.getdoc(type(t))))
+    show_doc(t, f"### `{name}`")
     batch = t.sample("train", 1, seed=seed)
     display(decode(t, batch))
     if not t.pointer:
@@ -120,14 +119,8 @@ for name, t in tasks.items():
 # and device that produced it.
 
 # %%
-records, note = train_runs(configs, tasks, stored_only)
-if note:
-    display(Markdown(note))
+records = show_runs(configs, tasks, stored_only)
 frame = records_frame(records)
-runs_table(records)
-
-# %%
-show_failures(records)
 
 # %% [markdown]
 # ## Training curves
@@ -146,23 +139,20 @@ loss_chart(records, width=150, height=150)
 # `test_value` twice the value range.
 
 # %%
-HEADLINE = {"knapsack": ("f1", True), "min_coin_change": ("f1", True), "balanced_partition": ("f1", True),
-            "subset_sum": ("accuracy", True), "lis": ("loss", False)}
 rows = []
 for name in subtasks:
-    metric, maximize = HEADLINE[name]
-    runs = frame[frame["task"] == name]
-    best = best_over_lr(runs, "test", metric, maximize)
-    if best.empty:
+    card = tasks[name].scoring  # the headline: F1, accuracy (= micro-F1) or the squared error (loss)
+    at = at_best_lr(frame[frame["task"] == name], card.split, card.metric, card.higher_is_better)
+    if at.empty:
         continue
-    at = runs[(runs["status"] == "ok") & (runs["lr"] == best["lr"].iloc[0]) & (runs["slice_key"] == "all")]
-    shown = [metric] + (["exact_match"] if tasks[name].pointer else [])
+    at = at[at["slice_key"] == "all"]
+    shown = [card.metric] + (["exact_match"] if tasks[name].pointer else [])
     for m in shown:
-        entry = {"task": name, "metric": "MSE" if m == "loss" else m, "lr": best["lr"].iloc[0]}
+        entry = {"task": name, "metric": "MSE" if m == "loss" else m, "lr": at["lr"].iloc[0]}
         for split in ("test", "test_length", "test_value"):
             mean, low, high = mean_ci(at[(at["split"] == split) & (at["metric"] == m)]["value"])
             entry[split] = round(mean, 3)
-        entry["seeds"] = len(best)
+        entry["seeds"] = at["seed"].nunique()
         rows.append(entry)
 scores = pd.DataFrame(rows)
 scores if not scores.empty else print("no successful run to score")
@@ -190,7 +180,7 @@ if not scores.empty:
 show_source(constant_baselines)
 floors = []
 for name in subtasks:
-    metric, maximize = HEADLINE[name]
+    metric = tasks[name].scoring.metric
     label = "MSE" if metric == "loss" else metric
     table = constant_baselines(tasks[name], ("test", "test_length", "test_value"), n=configs[name].run.eval_size,
                                seed=seed)
@@ -206,7 +196,5 @@ pd.DataFrame(floors).set_index(["task", "metric", "answer"])
 
 # %%
 if not scores.empty:
-    note = (f" These numbers come from the CPU `{profile}` profile: they check the "
-            "pipeline and are not results.") if profile != "full" else ""
     parts = "; ".join(f"`{r['task']}` {r['metric']} {r['test']:.3f}" for r in rows if r["metric"] != "exact_match")
-    display(Markdown(f"**In this run** `{model}` scored on `test`: {parts}.{note}"))
+    display(Markdown(f"**In this run** `{model}` scored on `test`: {parts}.{profile_note(profile)}"))

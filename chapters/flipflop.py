@@ -34,15 +34,14 @@ seed = 0  # draws the example batch; the training seeds and learning rates are t
 stored_only = False  # the grid runner sets True: show the stored records, train nothing
 
 # %% tags=["hide-input"]
-import inspect
-
 import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import load_tasks, loss_chart, runs_table, setup, show_failures, train_runs
+from seqlib.book.chapter import load_tasks, loss_chart, profile_note, settings, setup, show_doc, show_runs
+from seqlib.book.report import at_best_lr
 from seqlib.results import records_frame
-from seqlib.stats import best_over_lr, mean_ci
+from seqlib.stats import mean_ci
 from seqlib.tasks import get_task
 from seqlib.tasks.flipflop import IGNORE, ONE, READ, WRITE, ZERO
 
@@ -52,7 +51,7 @@ setup(profile, model=model, task=task, seed=seed)
 # ## The protocol
 
 # %%
-display(Markdown(inspect.getdoc(get_task(task).__class__)))
+show_doc(get_task(task))
 
 # %% [markdown]
 # ## The configuration of this run
@@ -67,16 +66,8 @@ display(Markdown(inspect.getdoc(get_task(task).__class__)))
 # %%
 configs, tasks = load_tasks([task], model, profile)
 cfg, the_task = configs[task], tasks[task]
-settings = {
-    "task parameters": cfg.task.params,
-    "model": cfg.model.model_dump(exclude_defaults=True),
-    "steps x batch": f"{cfg.optim.steps} x {cfg.optim.batch_size}",
-    "learning rates": cfg.optim.lrs,
-    "seeds": cfg.optim.seeds,
-    "evaluation sequences per split": {s: cfg.run.eval_size_per_split.get(s, cfg.run.eval_size)
-                                       for s in the_task.splits},
-}
-pd.DataFrame({"value": {k: str(v) for k, v in settings.items()}})
+settings(cfg, **{"evaluation sequences per split": {s: cfg.run.eval_size_per_split.get(s, cfg.run.eval_size)
+                                                    for s in the_task.splits}})
 
 # %% [markdown]
 # ## A batch, decoded
@@ -111,14 +102,8 @@ print(f"val_sparse: {sparse.meta['num_reads'].mean():.2f} reads per sequence on 
 # and device that produced it.
 
 # %%
-records, note = train_runs(configs, tasks, stored_only)
-if note:
-    display(Markdown(note))
+records = show_runs(configs, tasks, stored_only)
 frame = records_frame(records)
-runs_table(records)
-
-# %%
-show_failures(records)
 
 # %% [markdown]
 # ## Training curve
@@ -138,11 +123,10 @@ loss_chart(records, width=420, height=220, title="training loss (read bits)")
 # rate of 0 on a small evaluation is weak evidence.
 
 # %%
-best = best_over_lr(frame, "val", "glitch_rate", maximize=False)
+best = at_best_lr(frame, "val", "glitch_rate", maximize=False)
 rows = []
 if not best.empty:
-    at = frame[(frame["status"] == "ok") & (frame["lr"] == best["lr"].iloc[0]) & (frame["slice_key"] == "all")
-               & (frame["metric"] == "glitch_rate")]
+    at = best[(best["slice_key"] == "all") & (best["metric"] == "glitch_rate")]
     for split in ("val", "val_dense", "val_sparse"):
         g = at[at["split"] == split]
         mean, low, high = mean_ci(g["value"])
@@ -163,6 +147,5 @@ else:
 
 # %%
 if not glitches.empty:
-    note = (f" These numbers come from the CPU `{profile}` profile: they check the pipeline and are not results.") if profile != "full" else ""
     parts = "; ".join(f"`{r['split']}` {r['glitch rate']:.3f}" for r in rows)
-    display(Markdown(f"**In this run** `{model}` had glitch rates {parts}.{note}"))
+    display(Markdown(f"**In this run** `{model}` had glitch rates {parts}.{profile_note(profile)}"))

@@ -32,49 +32,32 @@ profile = "smoke"  # whose records to show: "full" (GPU), "smoke" (CPU), "tiny" 
 seed = 0  # unused: nothing is trained here
 
 # %% tags=["hide-input"]
-import inspect
 from pathlib import Path
 
 import altair as alt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.book.chapter import setup
+from seqlib.book.report import inside_beyond, length_curves, log_binned, profile_records
 from seqlib.config import load_config
-from seqlib.results import load_records, records_frame
-from seqlib.stats import best_over_lr
-from seqlib.tasks import TASKS, list_tasks
+from seqlib.tasks import get_task, list_tasks
 
 setup(profile, seed=seed)
 
 # %% [markdown]
 # ## Where each task keeps its lengths
 #
-# Evaluation slices every split by the per-example metadata of the task (`seqlib.evaluate`). The
-# length is `length` for the Chomsky and copying tasks, `input_seq_len` for MQAR and `num_items`
-# for the DP tasks. The training length comes from each record's own task parameters, so a curve
-# is always drawn against the boundary its run was trained with.
+# Evaluation slices every split by the per-example metadata of the task (`seqlib.evaluate`); every
+# task names its length `length` (the number of items for the DP tasks). Each task's scoring card
+# (`Task.scoring`) says which splits form its curve and its training lengths; a curve is drawn
+# against the training length of the task parameters its own runs were trained with. Here the
+# cards of the tasks at their default parameters:
 
 # %%
-def length_spec(task: str, params: dict) -> tuple[list[str], str, int] | None:
-    """(splits, slice key, longest training length) of a task, or None if it has no length split."""
-    defaults = {k: p.default for k, p in inspect.signature(TASKS[task].__init__).parameters.items()
-                if p.default is not inspect.Parameter.empty}
-    value = {**defaults, **params}
-    if "train_max_length" in value:
-        return ["val", "test"], "length", value["train_max_length"]
-    if task == "mqar":
-        return ["test_length"], "input_seq_len", value["seq_len"]
-    if task in ("selective_copying", "induction_heads"):
-        return ["test", "test_length"], "length", value["seq_len"]
-    if "num_items" in value:
-        return ["test", "test_length"], "num_items", value["num_items"]
-    return None
-
-
-pd.DataFrame([{"task": t, "splits": s[0], "length slice": s[1], "default training length": s[2]}
-              for t in list_tasks() if (s := length_spec(t, {})) is not None]).set_index("task")
+cards = {t: get_task(t).scoring for t in list_tasks()}
+pd.DataFrame([{"task": t, "splits": list(c.curve_splits), "training lengths": c.train_lengths}
+              for t, c in cards.items() if c.curve_splits]).set_index("task")
 
 # %% [markdown]
 # ## The curves
@@ -88,31 +71,7 @@ pd.DataFrame([{"task": t, "splits": s[0], "length slice": s[1], "default trainin
 
 # %% tags=["hide-input"]
 store = Path(load_config("mqar", "hawk", profile).run.results_dir)
-records = [r for r in load_records(store) if r["task"] in list_tasks()]
-records = [r for r in records if r["status"] == "ok" and r["config"]["run"]["profile"] == profile]
-latest = {}
-for r in sorted(records, key=lambda r: r["provenance"].get("end_time") or ""):
-    latest[(r["task"], r["model"], r["lr"], r["seed"])] = r  # a re-run supersedes the earlier record
-records = list(latest.values())
-
-rows = []
-for task in sorted({r["task"] for r in records}):
-    task_records = [r for r in records if r["task"] == task]
-    spec = length_spec(task, task_records[0]["config"]["task"]["params"])
-    if spec is None:
-        continue
-    splits, key, train_length = spec
-    frame = records_frame(task_records)
-    if not (frame["metric"] == "accuracy").any():
-        continue  # a regression task (LIS) has no accuracy to draw
-    best = best_over_lr(frame, "test", "accuracy")
-    for model, chosen in best.groupby("model"):
-        at = frame[(frame["model"] == model) & (frame["lr"] == chosen["lr"].iloc[0]) & frame["split"].isin(splits)
-                   & (frame["slice_key"] == key) & (frame["metric"] == "accuracy")]
-        for length, g in at.groupby(at["slice_value"].astype(int)):
-            rows.append({"task": task, "model": model, "length": length, "accuracy": g["value"].mean(),
-                         "seeds": g["seed"].nunique(), "lr": chosen["lr"].iloc[0], "train_length": train_length})
-curves = pd.DataFrame(rows)
+curves = length_curves(profile_records(store, profile).ok)
 if curves.empty:
     display(Markdown(f"**The results store `{store}` holds no `{profile}` run with a length split yet.** "
                      "Run the task chapters (`make run-all`); this page then draws their curves."))
@@ -121,15 +80,6 @@ elif profile != "full":
                      "and short runs on shortened sequences. They check the pipeline and are not results."))
 
 # %% tags=["hide-input"]
-def log_binned(curves: pd.DataFrame, per_octave: int = 4) -> pd.DataFrame:
-    """``curves`` averaged over log-spaced length bins (``per_octave`` per doubling) for drawing; a
-    bin never mixes lengths inside and beyond the training length."""
-    keys = ["task", "model", "seeds", "lr", "train_length"]
-    binned = curves.assign(bin=np.floor(np.log2(curves["length"]) * per_octave),
-                           inside=curves["length"] <= curves["train_length"])
-    return binned.groupby(keys + ["inside", "bin"], as_index=False)[["length", "accuracy"]].mean()
-
-
 if not curves.empty:
     pick = alt.selection_point(fields=["model"], bind="legend")
     base = alt.Chart(log_binned(curves))
@@ -153,9 +103,4 @@ if not curves.empty:
 
 # %%
 if not curves.empty:
-    inside = curves["length"] <= curves["train_length"]
-    table = (curves.assign(where=inside.map({True: "trained lengths", False: "longer lengths"}))
-             .groupby(["task", "model", "where"])["accuracy"].mean().unstack("where"))
-    table = table.reindex(columns=["trained lengths", "longer lengths"])
-    table["drop"] = table["trained lengths"] - table["longer lengths"]
-    display(table.round(3))
+    display(inside_beyond(curves).round(3))

@@ -36,15 +36,22 @@ seed = 0  # draws the example batch; the training seeds and learning rates are t
 stored_only = False  # the grid runner sets True: show the stored records, train nothing
 
 # %% tags=["hide-input"]
-import inspect
-
 import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import load_tasks, runs_table, setup, show_failures, show_source, train_runs
+from seqlib.book.chapter import (
+    curve_frame,
+    load_tasks,
+    profile_note,
+    settings,
+    setup,
+    show_doc,
+    show_runs,
+    show_source,
+)
+from seqlib.book.report import at_best_lr, split_cells
 from seqlib.results import records_frame
-from seqlib.stats import best_over_lr, mean_ci
 from seqlib.tasks import get_task
 
 setup(profile, model=model, task=task, seed=seed)
@@ -56,7 +63,7 @@ setup(profile, model=model, task=task, seed=seed)
 # protocol and every deviation from the reference:
 
 # %%
-display(Markdown(inspect.getdoc(get_task(task).__class__)))
+show_doc(get_task(task))
 
 # %% [markdown]
 # ## The configuration of this run
@@ -68,17 +75,8 @@ display(Markdown(inspect.getdoc(get_task(task).__class__)))
 # %%
 configs, tasks = load_tasks([task], model, profile)
 cfg, the_task = configs[task], tasks[task]
-settings = {
-    "task parameters": cfg.task.params,
-    "model": cfg.model.model_dump(exclude_defaults=True),
-    "steps x batch": f"{cfg.optim.steps} x {cfg.optim.batch_size}",
-    "learning rates": cfg.optim.lrs,
-    "seeds": cfg.optim.seeds,
-    "early stop at accuracy": cfg.optim.early_stop_accuracy,
-    "evaluation examples per split": cfg.run.eval_size,
-    "results store": cfg.run.results_dir,
-}
-pd.DataFrame({"value": {k: str(v) for k, v in settings.items()}})
+settings(cfg, **{"early stop at accuracy": cfg.optim.early_stop_accuracy,
+                 "evaluation examples per split": cfg.run.eval_size, "results store": cfg.run.results_dir})
 
 # %% [markdown]
 # ## A batch, decoded
@@ -114,14 +112,8 @@ pd.DataFrame({"position": pos.tolist(), "input (query key)": batch.inputs[0, pos
 # with the commit and device that produced it.
 
 # %%
-records, note = train_runs(configs, tasks, stored_only)
-if note:
-    display(Markdown(note))
+records = show_runs(configs, tasks, stored_only, stopped_early=True)
 frame = records_frame(records)
-runs_table(records, stopped_early=True)
-
-# %%
-show_failures(records)
 
 # %% [markdown]
 # ## Training curves
@@ -131,10 +123,7 @@ show_failures(records)
 
 # %%
 def curves(records) -> alt.Chart | None:
-    loss = pd.DataFrame([{"run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "value": v}
-                         for r in records if r["status"] == "ok" for s, v in r["train"]["loss_curve"]])
-    evals = pd.DataFrame([{"run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "value": v}
-                          for r in records if r["status"] == "ok" for s, v in r["train"]["eval_curve"]])
+    loss, evals = curve_frame(records, "loss_curve"), curve_frame(records, "eval_curve")
     if loss.empty:
         return None
     pick = alt.selection_point(fields=["run"], bind="legend")
@@ -144,7 +133,7 @@ def curves(records) -> alt.Chart | None:
         x="step:Q", y=alt.Y("value:Q", title="loss", scale=alt.Scale(type="log")), color=color,
         opacity=opacity, tooltip=["run:N", "step:Q", alt.Tooltip("value:Q", format=".4f")],
     ).add_params(pick).properties(width=300, height=220)
-    split = records[0]["train"]["select_split"]
+    split = records[0].train["select_split"]
     right = alt.Chart(evals, title=f"accuracy on {split}").mark_line(point=True).encode(
         x="step:Q", y=alt.Y("value:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])), color=color,
         opacity=opacity, tooltip=["run:N", "step:Q", alt.Tooltip("value:Q", format=".3f")],
@@ -165,35 +154,17 @@ curves(records)
 # there).
 
 # %%
-def at_best_lr(frame: pd.DataFrame, split: str, metric: str, maximize: bool = True) -> pd.DataFrame:
-    """The rows of ``frame`` (successful runs) at the learning rate chosen on ``split``/``metric``."""
-    best = best_over_lr(frame, split, metric, maximize)
-    if best.empty:
-        return frame.iloc[0:0]
-    return frame[(frame["status"] == "ok") & (frame["lr"] == best["lr"].iloc[0])]
-
-
-def split_table(rows: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    whole = rows[(rows["slice_key"] == "all") & rows["metric"].isin(metrics)]
-    cells = {}
-    for (split, metric), g in whole.groupby(["split", "metric"]):
-        mean, low, high = mean_ci(g["value"])
-        ci = "" if pd.isna(low) else f" [{low:.3f}, {high:.3f}]"
-        cells.setdefault(split, {})[metric] = f"{mean:.3f}{ci} (n={len(g)})"
-    return pd.DataFrame(cells).T.reindex(columns=metrics)
-
-
 best_rows = at_best_lr(frame, "test", "accuracy") if len(records) else frame
 if best_rows.empty:
     print("no successful run to show")
 else:
     print(f"learning rate {best_rows['lr'].iloc[0]:g}; cells: mean [95% CI over seeds] (seeds)")
-    display(split_table(best_rows, ["accuracy", "exact_match", "loss"]))
+    display(split_cells(best_rows, ["accuracy", "exact_match", "loss"]))
 
 # %% [markdown]
 # ## Accuracy by sequence length
 #
-# The `test_length` split by its sequence length (the `input_seq_len` slice); the dashed line is
+# The `test_length` split by its sequence length (the `length` slice); the dashed line is
 # the training length. Recall over longer contexts with more pairs asks a recurrent model to store
 # more in the same state; attention's cost grows with the context instead.
 
@@ -213,7 +184,7 @@ def by_length(rows: pd.DataFrame, split: str, key: str, train_length: int, metri
     return (line + rule).properties(width=360, height=220, title=f"{metric} on {split} by length")
 
 
-by_length(best_rows, "test_length", "input_seq_len", cfg.task.params.get("seq_len", the_task.seq_len))
+by_length(best_rows, "test_length", the_task.scoring.length_key, the_task.scoring.train_lengths[1])
 
 # %% [markdown]
 # ## How far back the answers lie
@@ -238,11 +209,8 @@ if window:
                      f"of the test queries have their value inside one window."))
 
 # %%
-ok = [r for r in records if r["status"] == "ok"]
-if ok and not best_rows.empty:
+if not best_rows.empty:
     acc = best_rows[(best_rows["split"] == "test") & (best_rows["slice_key"] == "all")
                     & (best_rows["metric"] == "accuracy")]["value"].mean()
-    note = (" These numbers come from the CPU `" + profile + "` profile: they check the pipeline and are "
-            "not results.") if profile != "full" else ""
     display(Markdown(f"**In this run** `{model}` recalled {acc:.1%} of the queried values on `test` "
-                     f"(chance is {the_task.spec.chance:.2%}).{note}"))
+                     f"(chance is {the_task.spec.chance:.2%}).{profile_note(profile)}"))

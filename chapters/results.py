@@ -42,10 +42,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.book.chapter import setup
+from seqlib.book.report import leaderboard, pairwise, profile_records, scoring
 from seqlib.config import load_config
-from seqlib.results import load_records, records_frame
-from seqlib.stats import best_over_lr, compare, summarize_seeds
-from seqlib.tasks import list_tasks
+from seqlib.results import records_frame
 
 setup(profile, seed=seed, model_a=model_a, model_b=model_b)
 
@@ -59,17 +58,9 @@ setup(profile, seed=seed, model_a=model_a, model_b=model_b)
 
 # %% tags=["hide-input"]
 store = Path(load_config("mqar", "hawk", profile).run.results_dir)
-records = [r for r in load_records(store) if r["task"] in list_tasks()]
+stored = profile_records(store, profile)
+records = stored.records
 frame = records_frame(records)
-if not frame.empty:
-    frame["end_time"] = [(r["provenance"] or {}).get("end_time") or "" for r in records
-                         for _ in (r.get("metrics") or [{}])]
-    other = sorted(set(frame["profile"].dropna()) - {profile})
-    frame = frame[frame["profile"] == profile]
-    latest = (frame.drop_duplicates("run_id").sort_values("end_time")
-              .drop_duplicates(["task", "model", "lr", "seed"], keep="last")["run_id"])
-    superseded = frame["run_id"].nunique() - len(latest)
-    frame = frame[frame["run_id"].isin(latest)]
 if frame.empty:
     display(Markdown(f"**The results store `{store}` holds no `{profile}` record yet.** Run the task "
                      "chapters (`make run-all`) or `python -m seqlib train`; this page then shows them."))
@@ -77,11 +68,12 @@ else:
     runs = frame.drop_duplicates("run_id")
     summary = runs.groupby("status").size().rename("runs").to_frame().T
     display(summary)
+    finished = sorted(r.provenance.end_time or "" for r in records)
     print(f"{len(runs)} runs of profile {profile} in {store}: {runs['task'].nunique()} tasks x "
-          f"{runs['model'].nunique()} models; {superseded} superseded records left out"
-          + (f"; the store also holds records of the profiles {other}" if other else ""))
+          f"{runs['model'].nunique()} models; {stored.superseded} superseded records left out"
+          + (f"; the store also holds records of the profiles {stored.other_profiles}" if stored.other_profiles else ""))
     print(f"commits {sorted(set(runs['git_commit'].str[:10]))}, devices {sorted(set(runs['device_name']))}, "
-          f"runs finished {runs['end_time'].min()[:16]} .. {runs['end_time'].max()[:16]} UTC")
+          f"runs finished {finished[0][:16]} .. {finished[-1][:16]} UTC")
     if profile != "full":
         display(Markdown(f"**Every number below comes from the CPU `{profile}` profile**: small models "
                          "and short runs that check the pipeline. They are not results "
@@ -90,51 +82,24 @@ else:
 # %% [markdown]
 # ## How each task is scored
 #
-# One headline per task, the metric its source reports (`tasks.md`): accuracy on the in-distribution
-# test split for MQAR and the copying tasks; for the Chomsky tasks the accuracy on the test lengths
-# averaged over lengths; the flip-flop glitch rate on the sparse split (the hardest of the three;
-# the flip-flop chapter shows all three); binary F1 for the DP pointer tasks, accuracy (= micro-F1)
-# for subset sum and the mean squared error for LIS.
+# One headline per task, the metric its source reports, read from the task's scoring card
+# (`Task.scoring`, in `seqlib.tasks`): accuracy on the in-distribution test split for MQAR and the
+# copying tasks; for the Chomsky tasks the accuracy on the test lengths averaged over lengths; the
+# flip-flop glitch rate on the sparse split (the hardest of the three; the flip-flop chapter shows
+# all three); binary F1 for the DP pointer tasks, accuracy (= micro-F1) for subset sum and the mean
+# squared error for LIS. The card also states from which value a task counts as solved, and who
+# says so.
 
 # %% tags=["hide-input"]
-CHOMSKY = {"even_pairs", "parity_check", "cycle_navigation", "modular_arithmetic", "stack_manipulation",
-           "reverse_string", "modular_arithmetic_brackets", "solve_equation", "duplicate_string",
-           "missing_duplicate_string", "odds_first", "binary_addition", "binary_multiplication",
-           "compute_sqrt", "bucket_sort"}
-
-
-def headline(task: str) -> tuple[str, str, bool, str]:
-    """(split, metric, higher is better, label) of a task's leaderboard score."""
-    if task in CHOMSKY:
-        return "test", "length_mean_accuracy", True, "accuracy, length mean"
-    return {
-        "flipflop": ("val_sparse", "glitch_rate", False, "glitch rate, sparse"),
-        "knapsack": ("test", "f1", True, "F1"), "min_coin_change": ("test", "f1", True, "F1"),
-        "balanced_partition": ("test", "f1", True, "F1"),
-        "subset_sum": ("test", "accuracy", True, "accuracy (= micro-F1)"),
-        "lis": ("test", "loss", False, "MSE"),
-    }.get(task, ("test", "accuracy", True, "accuracy"))
-
-
-def with_length_means(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add, per Chomsky run and split, the accuracy averaged over lengths as a whole-split metric."""
-    sel = frame[frame["task"].isin(CHOMSKY) & (frame["slice_key"] == "length") & (frame["metric"] == "accuracy")]
-    keys = [c for c in frame.columns if c not in ("slice_value", "value", "n", "metric", "slice_key")]
-    means = sel.groupby(keys, dropna=False, as_index=False).agg(value=("value", "mean"), n=("n", "sum"))
-    return pd.concat([frame, means.assign(slice_key="all", slice_value="all", metric="length_mean_accuracy")],
-                     ignore_index=True)
-
-
-board = pd.DataFrame()
-if not frame.empty:
-    scored = with_length_means(frame)
-    parts = []
-    for task in sorted(scored["task"].unique()):
-        split, metric, maximize, label = headline(task)
-        best = best_over_lr(scored[scored["task"] == task], split, metric, maximize)
-        if not best.empty:
-            parts.append(summarize_seeds(best).assign(split=split, metric=label, higher_is_better=maximize))
-    board = pd.concat(parts, ignore_index=True) if parts else board
+cards = {}
+for r in records:
+    cards.setdefault(r.task, scoring(r))
+if cards:
+    display(pd.DataFrame([{"task": t, "split": c.split, "score": c.label,
+                           "better": "higher" if c.higher_is_better else "lower",
+                           "solved at": "" if c.solve_threshold is None else f"{c.solve_threshold:g}",
+                           "threshold from": c.threshold_source} for t, c in sorted(cards.items())]).set_index("task"))
+board = leaderboard(records)
 if not board.empty:
     def cell(r) -> str:
         ci = "" if pd.isna(r["ci_low"]) else f" ± {(r['ci_high'] - r['ci_low']) / 2:.3f}"
@@ -277,27 +242,8 @@ if not board.empty:
 
 # %% tags=["hide-input"]
 if not board.empty:
-    tests = []
-    scored_tasks = sorted(board["task"].unique())
-    for task in scored_tasks:
-        split, metric, maximize, label = headline(task)
-        best = best_over_lr(scored[scored["task"] == task], split, metric, maximize)
-        a = best[best["model"] == model_a].set_index("seed")["value"]
-        b = best[best["model"] == model_b].set_index("seed")["value"]
-        if a.empty or b.empty:
-            tests.append({"task": task, "score": label, "result": "one of the models has no run"})
-            continue
-        res = compare(a, b, paired=True)
-        row = {"task": task, "score": label, f"{model_a} mean": round(res.mean_a, 4),
-               f"{model_b} mean": round(res.mean_b, 4), "common seeds": min(res.n_a, res.n_b)}
-        if pd.isna(res.p_value):
-            row["result"] = "not tested: fewer than 2 common seeds"
-        else:
-            row |= {"t": round(res.statistic, 3), "p": round(res.p_value, 4),
-                    "result": "different at 5%" if res.p_value < 0.05 else "no significant difference"}
-        tests.append(row)
     display(Markdown(f"`{model_a}` vs `{model_b}` ({profile} profile):"))
-    display(pd.DataFrame(tests).set_index("task"))
+    display(pairwise(records, model_a, model_b))
 
 # %% [markdown]
 # ## Runs that did not finish

@@ -20,9 +20,10 @@ import torch
 from IPython.display import Markdown, display
 
 from seqlib import provenance
+from seqlib.book.plots import enable_book_renderer
 from seqlib.config import load_config
 from seqlib.models import ModelUnavailable, build_model
-from seqlib.book.plots import enable_book_renderer
+from seqlib.record import RunRecord
 from seqlib.tasks import get_task
 from seqlib.train import run_sweep, stored_record, sweep_plan
 
@@ -62,6 +63,13 @@ def show_source(obj) -> None:
     display(Markdown(f"```python\n{textwrap.dedent(inspect.getsource(obj))}```"))
 
 
+def show_doc(obj, heading: str | None = None) -> None:
+    """Display the docstring of a class (of an instance's class), where seqlib states a task's protocol
+    and its deviations from the reference, under an optional Markdown ``heading``."""
+    doc = inspect.getdoc(obj if inspect.isclass(obj) else type(obj))
+    display(Markdown(f"{heading}\n\n{doc}" if heading else doc))
+
+
 def load_tasks(names: Iterable[str], model: str, profile: str):
     """``(configs, tasks)``: the resolved configuration and task object per registry task name.
 
@@ -81,7 +89,7 @@ def planned_configs(names: Iterable[str], model: str, profile: str) -> list:
     return [run for cfg in configs.values() for run in sweep_plan(cfg)]
 
 
-def stored_runs(configs: Mapping) -> tuple[list[dict], str | None]:
+def stored_runs(configs: Mapping) -> tuple[list[RunRecord], str | None]:
     """The stored records of every planned run, training nothing; ``(records, note)``, where
     ``note`` names the planned runs without a record (``None`` when none is missing)."""
     records, missing = [], []
@@ -101,7 +109,7 @@ def stored_runs(configs: Mapping) -> tuple[list[dict], str | None]:
     return records, note
 
 
-def train_runs(configs: Mapping, tasks: Mapping, stored_only: bool = False) -> tuple[list[dict], str | None]:
+def train_runs(configs: Mapping, tasks: Mapping, stored_only: bool = False) -> tuple[list[RunRecord], str | None]:
     """Run :func:`seqlib.train.run_sweep` for each task; ``(records, note)``.
 
     The model is built once for the first task to check it can run here; if it cannot, nothing is
@@ -126,9 +134,9 @@ def train_runs(configs: Mapping, tasks: Mapping, stored_only: bool = False) -> t
 
     def report(outcome, i, n):
         rec = outcome.record
-        how = "stored record reused" if outcome.reused else f"{rec['measure'].get('wall_time_s', 0):.1f} s"
-        prefix = f"{rec['task']} " if several else ""
-        print(f"{prefix}[{i + 1}/{n}] lr={rec['lr']:g} seed={rec['seed']}: {rec['status']} ({how})")
+        how = "stored record reused" if outcome.reused else f"{rec.measure.get('wall_time_s', 0):.1f} s"
+        prefix = f"{rec.task} " if several else ""
+        print(f"{prefix}[{i + 1}/{n}] lr={rec.lr:g} seed={rec.seed}: {rec.status} ({how})")
 
     records = []
     for name, cfg in configs.items():
@@ -136,11 +144,45 @@ def train_runs(configs: Mapping, tasks: Mapping, stored_only: bool = False) -> t
     return records, None
 
 
-def _several_tasks(records: list[dict]) -> bool:
-    return len({r["task"] for r in records}) > 1
+def show_runs(configs: Mapping, tasks: Mapping, stored_only: bool = False,
+              stopped_early: bool = False) -> list[RunRecord]:
+    """A task chapter's runs: :func:`train_runs`, then its note, :func:`runs_table` and
+    :func:`show_failures` displayed; returns the records."""
+    records, note = train_runs(configs, tasks, stored_only)
+    if note:
+        display(Markdown(note))
+    table = runs_table(records, stopped_early)
+    if table is not None:
+        display(table)
+    show_failures(records)
+    return records
 
 
-def runs_table(records: list[dict], stopped_early: bool = False) -> pd.DataFrame | None:
+def settings(cfg, **extra) -> pd.DataFrame:
+    """The settings of a task chapter's run configuration as a one-column table (``extra`` rows last)."""
+    rows = {
+        "task parameters": cfg.task.params,
+        "model": cfg.model.model_dump(exclude_defaults=True),
+        "steps x batch": f"{cfg.optim.steps} x {cfg.optim.batch_size}",
+        "learning rates": cfg.optim.lrs,
+        "seeds": cfg.optim.seeds,
+        **extra,
+    }
+    return pd.DataFrame({"value": {k: str(v) for k, v in rows.items()}})
+
+
+def profile_note(profile: str) -> str:
+    """The sentence a task chapter's summary ends with when its numbers are not the book's results."""
+    if profile == "full":
+        return ""
+    return f" These numbers come from the CPU `{profile}` profile: they check the pipeline and are not results."
+
+
+def _several_tasks(records: list[RunRecord]) -> bool:
+    return len({r.task for r in records}) > 1
+
+
+def runs_table(records: list[RunRecord], stopped_early: bool = False) -> pd.DataFrame | None:
     """One row per run: settings, status, steps, time, and the commit, device and id that made it.
 
     ``stopped_early`` adds that column (for tasks with early stopping); ``None`` without records.
@@ -148,42 +190,44 @@ def runs_table(records: list[dict], stopped_early: bool = False) -> pd.DataFrame
     several = _several_tasks(records)
     rows = []
     for r in records:
-        row = {"task": r["task"]} if several else {}
-        row |= {"lr": r["lr"], "seed": r["seed"], "status": r["status"], "steps": r["train"].get("steps_done")}
+        row = {"task": r.task} if several else {}
+        row |= {"lr": r.lr, "seed": r.seed, "status": r.status, "steps": r.train.get("steps_done")}
         if stopped_early:
-            row["stopped early"] = r["train"].get("stopped_early")
+            row["stopped early"] = r.train.get("stopped_early")
         row |= {
-            "train s": r["measure"].get("wall_time_s"),
-            "commit": (r["provenance"]["git_commit"] or "?")[:10] + ("-dirty" if r["provenance"]["git_dirty"] else ""),
-            "device": r["provenance"]["device_name"], "run id": r["run_id"],
+            "train s": r.measure.get("wall_time_s"),
+            "commit": (r.provenance.commit or "?")[:10] + ("-dirty" if r.provenance.dirty else ""),
+            "device": r.provenance.device_name, "run id": r.run_id,
         }
         rows.append(row)
     return pd.DataFrame(rows) if rows else None
 
 
-def show_failures(records: list[dict]) -> None:
+def show_failures(records: list[RunRecord]) -> None:
     """Display the reason and the traceback's tail of every run that did not finish ``ok``."""
     several = _several_tasks(records)
     for r in records:
-        if r["status"] != "ok":
-            who = r["task"] if several else "Run"
-            display(Markdown(f"**{who} lr={r['lr']:g} seed={r['seed']} {r['status']}**: `{r['reason']}`"))
-            if r.get("traceback"):
-                print(r["traceback"][-2000:])
+        if r.status != "ok":
+            who = r.task if several else "Run"
+            display(Markdown(f"**{who} lr={r.lr:g} seed={r.seed} {r.status}**: `{r.reason}`"))
+            if r.traceback:
+                print(r.traceback[-2000:])
 
 
-def loss_frame(records: list[dict]) -> pd.DataFrame:
-    """The training loss curves of the successful runs: columns task, run, step, loss."""
-    return pd.DataFrame([{"task": r["task"], "run": f"lr={r['lr']:g} seed={r['seed']}", "step": s, "loss": v}
-                         for r in records if r["status"] == "ok" for s, v in r["train"]["loss_curve"]])
+def curve_frame(records: list[RunRecord], curve: str = "loss_curve") -> pd.DataFrame:
+    """A training curve (``loss_curve`` or ``eval_curve``) of the successful runs: columns task, run,
+    step, value."""
+    return pd.DataFrame([{"task": r.task, "run": f"lr={r.lr:g} seed={r.seed}", "step": s, "value": v}
+                         for r in records if r.status == "ok" for s, v in r.train[curve]],
+                        columns=["task", "run", "step", "value"])
 
 
-def loss_chart(records: list[dict], width: int = 220, height: int = 180, title: str | None = None):
+def loss_chart(records: list[RunRecord], width: int = 220, height: int = 180, title: str | None = None):
     """Training loss per run on a log scale, one panel per task; a legend click picks a run.
 
     ``None`` when no run succeeded.
     """
-    loss = loss_frame(records)
+    loss = curve_frame(records).rename(columns={"value": "loss"})
     if loss.empty:
         return None
     several = loss["task"].nunique() > 1
