@@ -117,3 +117,12 @@ def test_importing_the_library_loads_no_notebook_stack():
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {NOTEBOOK_STACK!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_grid_runner_loads_no_notebook_stack_until_it_executes_a_chapter():
+    """``python -m seqlib.book.grid`` plans and trains without IPython or Altair (papermill is imported
+    by the function that executes a chapter)."""
+    code = ("import sys, seqlib.book.grid\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {NOTEBOOK_STACK!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
