@@ -35,7 +35,8 @@ import pandas as pd
 import torch
 
 from seqlib.objective import autocast, derive_seed, flat_logits, position_correct, position_loss
-from seqlib.tasks.base import LENGTH_KEY, Batch, Task, TaskSpec
+from seqlib.tasks.base import Batch, Task, TaskSpec
+from seqlib.tasks.scoring import LENGTH_KEY
 
 MAX_SLICE_VALUES = 128
 SLICE_METRICS = ("accuracy", "exact_match", "loss")

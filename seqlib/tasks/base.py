@@ -10,15 +10,13 @@ so no model carries task-specific code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from .scoring import Scoring
+from .scoring import Scoring
 
-LENGTH_KEY = "length"  # the meta key every task gives its length axis (the length curves' slice)
 InputKind = Literal["tokens", "features"]
 OutputKind = Literal["tokens", "pooled"]
 LossKind = Literal["ce", "bce", "mse"]

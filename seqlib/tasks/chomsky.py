@@ -14,8 +14,8 @@ from typing import ClassVar
 import numpy as np
 
 from ._common import check_int, make_batch, pad_right, pick_length, segment_positions, streams
-from .base import LENGTH_KEY, Batch, Task, TaskSpec
-from .scoring import Scoring
+from .base import Batch, Task, TaskSpec
+from .scoring import LENGTH_KEY, Scoring
 
 MODULUS = 5
 # modular_arithmetic_brackets alphabet (solve_equation remaps brackets, see SolveEquation)

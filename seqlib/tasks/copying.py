@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import check_int, make_batch, pick_length, streams
-from .base import LENGTH_KEY, Batch, Task, TaskSpec
-from .scoring import Scoring
+from .base import Batch, Task, TaskSpec
+from .scoring import LENGTH_KEY, Scoring
 
 
 class _LengthSplits(Task):

@@ -8,8 +8,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._common import check_int, make_batch, streams
-from .base import LENGTH_KEY, Batch, Task, TaskSpec
-from .scoring import Scoring
+from .base import Batch, Task, TaskSpec
+from .scoring import LENGTH_KEY, Scoring
 
 SEP, GO, ASK = 0, 1, 2  # special tokens of the token encoding; numbers follow from id 3
 NUM_SPECIAL = 3

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import check_int, check_prob, make_batch, streams
-from .base import LENGTH_KEY, Batch, Task, TaskSpec
-from .scoring import Scoring
+from .base import Batch, Task, TaskSpec
+from .scoring import LENGTH_KEY, Scoring
 
 WRITE, READ, IGNORE, ZERO, ONE = 0, 1, 2, 3, 4  # the HF dataset's ids {'w':0,'r':1,'i':2,'0':3,'1':4}
 

@@ -12,8 +12,8 @@ from ._common import (
     streams,
     weighted_sample_without_replacement,
 )
-from .base import LENGTH_KEY, Batch, Task, TaskSpec
-from .scoring import Scoring
+from .base import Batch, Task, TaskSpec
+from .scoring import LENGTH_KEY, Scoring
 
 
 class MQAR(Task):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import LENGTH_KEY
+LENGTH_KEY = "length"  # the meta key every task gives its length axis (the length curves' slice)
 
 
 @dataclass(frozen=True, kw_only=True)
