@@ -92,11 +92,13 @@ def test_split_cells_show_mean_interval_and_count():
 
 def test_pairwise_pairs_seeds_at_each_model_s_rate():
     recs = [record(model=m, seed=s, metrics=rows("test", {5: v}))
-            for m, vals in (("hawk", (0.9, 0.8, 0.85)), ("lstm", (0.5, 0.4, 0.45))) for s, v in enumerate(vals)]
+            for m, vals in (("hawk", (0.9, 0.8, 0.85)), ("lstm", (0.5, 0.45, 0.4))) for s, v in enumerate(vals)]
     table = report.pairwise(recs, "hawk", "lstm")
     row = table.loc["parity_check"]
     assert row["common seeds"] == 3 and row["hawk mean"] == pytest.approx(0.85) and row["lstm mean"] == pytest.approx(0.45)
-    assert row["result"] == "different at 5%"  # every difference is exactly 0.4: p = 0
+    # differences 0.4, 0.35, 0.45: mean 0.4, sd 0.05, t = 0.4 / (0.05 / sqrt 3) = 13.86 with 2 df, p = 0.0052
+    assert row["t"] == pytest.approx(13.856, abs=1e-3) and row["p"] == pytest.approx(0.0052, abs=1e-4)
+    assert row["result"] == "different at 5%"
     missing = report.pairwise(recs, "hawk", "gru")
     assert missing.loc["parity_check", "result"] == "one of the models has no run"
 
