@@ -211,7 +211,7 @@ torch.manual_seed(seed)
 initial = build_model(cfg.model, task.spec).eval()
 trained = build_model(cfg.model, task.spec).eval()
 checkpoint = record_path(store, "flipflop", "hawk", record.config_hash).with_suffix(".pt")
-trained.load_state_dict(torch.load(checkpoint)["model"])
+trained.load_state_dict(torch.load(checkpoint, weights_only=True)["model"])
 batch = task.sample("val", 16, seed=10_000 + seed)
 
 

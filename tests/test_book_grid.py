@@ -185,6 +185,8 @@ def test_a_kernel_that_dies_at_start_is_retried_but_a_failing_cell_is_not(tmp_pa
     out = tmp_path / "runs" / "x.ipynb"
     record = grid_module.execute("x.ipynb", str(out), str(tmp_path / "failed.ipynb"), {}, {"params_hash": "p"})
     assert record["status"] == "ok" and len(calls) == 2 and out.exists()
+    assert all(Path(c).parent == grid_module.SCRATCH_DIR for c in calls)  # never beside the pages
+    assert not any(Path(c).exists() for c in calls)
     assert BOOK_RUN_ENV not in os.environ  # set for the kernel only: no lasting side effect here
 
     def broken(chapter, out, **kwargs):
@@ -195,3 +197,42 @@ def test_a_kernel_that_dies_at_start_is_retried_but_a_failing_cell_is_not(tmp_pa
     monkeypatch.setattr(papermill, "execute_notebook", broken)
     record = grid_module.execute("x.ipynb", str(out), str(tmp_path / "failed.ipynb"), {}, {"params_hash": "p"})
     assert record["status"] == "failed" and "a cell raised this" in record["error"] and len(calls) == 1
+
+
+def test_no_temporary_notebook_is_tracked_among_the_pages():
+    tracked = subprocess.run(["git", "ls-files", "book/runs"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert not [f for f in tracked if Path(f).name.startswith(".")]
+
+
+def test_the_local_cluster_and_its_dashboard_listen_on_this_machine_only():
+    import psutil  # a dependency of distributed
+
+    from seqlib.book.grid import local_cluster
+
+    cluster = local_cluster(1, [])
+    try:
+        listening = {x.laddr.port: x.laddr.ip for x in psutil.Process().net_connections(kind="inet")
+                     if x.status == psutil.CONN_LISTEN}
+        dashboard = cluster.scheduler.http_server.port
+        assert listening.get(dashboard) == "127.0.0.1", listening
+        assert set(listening.values()) == {"127.0.0.1"}, listening
+    finally:
+        cluster.close()
+
+
+def test_place_is_atomic_across_file_systems(tmp_path, monkeypatch):
+    """Across file systems the copy lands beside the destination, then a rename replaces it."""
+    from seqlib.book import grid as grid_module
+
+    src, dest = tmp_path / "src.ipynb", tmp_path / "pages" / "dest.ipynb"
+    dest.parent.mkdir()
+    src.write_text("new")
+    dest.write_text("old")
+    copies = []
+    monkeypatch.setattr(grid_module, "same_file_system", lambda a, b: False)
+    monkeypatch.setattr(grid_module.shutil, "copyfile", lambda a, b: copies.append(Path(b)) or Path(b).write_bytes(
+        Path(a).read_bytes()))
+    grid_module.place(src, dest)
+    assert copies == [dest.parent / ".dest.ipynb.partial"]  # the copy lands beside the page, then a rename
+    assert dest.read_text() == "new" and not src.exists() and not copies[0].exists()

@@ -126,3 +126,16 @@ def test_the_grid_runner_loads_no_notebook_stack_until_it_executes_a_chapter():
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {NOTEBOOK_STACK!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_every_checkpoint_load_refuses_pickled_code():
+    """``torch.load`` unpickles arbitrary objects unless ``weights_only=True``: every call says so."""
+    unsafe = []
+    for path in [*PACKAGE.rglob("*.py"), *(REPO / "chapters").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load" \
+                    and getattr(node.func.value, "id", None) == "torch":
+                safe = any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in node.keywords)
+                if not safe:
+                    unsafe.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not unsafe, f"torch.load without weights_only=True: {unsafe}"

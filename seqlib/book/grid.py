@@ -55,6 +55,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -67,6 +68,8 @@ from seqlib.book.plots import BOOK_RUN_ENV
 from seqlib.provenance import REPO, code_hash
 
 FAILED_DIR = REPO / "_build" / "grid" / "failed"
+# papermill writes a run's notebook here first (git-ignored, never among the pages; removed on any exit)
+SCRATCH_DIR = REPO / "_build" / "grid" / "executing"
 # Several kernels starting at once can race for the ports jupyter_client picked for them (seen with 8
 # workers on one machine: zmq "Address already in use", then this error); such a start is retried.
 KERNEL_DIED = "Kernel died before replying to kernel_info"
@@ -184,7 +187,8 @@ def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict) -> d
 
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".ipynb", dir=out_path.parent)
+    SCRATCH_DIR.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{out_path.stem}.", suffix=".ipynb", dir=SCRATCH_DIR)
     os.close(fd)
     start = time.monotonic()
     record = {"out": out, "seconds": 0.0, "device": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
@@ -206,11 +210,11 @@ def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict) -> d
                 cell.metadata["tags"] = [*cell.metadata["tags"], "remove-cell"]
         nbformat.write(nb, tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, out)
+        place(Path(tmp), out_path)
         record["status"] = "ok"
     except pm.PapermillExecutionError as err:
         Path(failed).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, failed)
+        place(Path(tmp), Path(failed))
         record.update(status="failed", error=f"{err.ename}: {err.evalue} (cell {err.exec_count})", notebook=failed)
     except Exception as err:  # the kernel died, a timeout, a bad notebook: record it, the grid goes on
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
@@ -224,6 +228,21 @@ def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict) -> d
     return record
 
 
+def same_file_system(a: Path, b: Path) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
+
+
+def place(src: Path, dest: Path) -> None:
+    """Move ``src`` to ``dest`` atomically: a rename on one file system; across file systems a copy
+    beside ``dest`` first, then the rename (a reader sees the old file or the whole new one)."""
+    if not same_file_system(src, dest.parent):
+        near = dest.with_name(f".{dest.name}.partial")
+        shutil.copyfile(src, near)
+        src.unlink()
+        src = near
+    os.replace(src, dest)
+
+
 def visible_gpus() -> list[str]:
     import torch
 
@@ -232,6 +251,10 @@ def visible_gpus() -> list[str]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = [d.strip() for d in visible.split(",") if d.strip()] if visible else []
     return ids or [str(i) for i in range(torch.cuda.device_count())]
+
+
+# the local cluster listens on this machine only, its dashboard too (on a free port)
+SCHEDULER_OPTIONS = {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
 
 
 def local_cluster(n_workers: int, gpus: list[str]):
@@ -245,7 +268,7 @@ def local_cluster(n_workers: int, gpus: list[str]):
         env = {"OMP_NUM_THREADS": threads, **({"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} if gpus else {})}
         workers[f"worker-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "env": env, "host": "127.0.0.1",
                                                            "memory_limit": 0}}  # no pausing/restarts by RSS
-    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": ":0"}}
+    scheduler = {"cls": Scheduler, "options": SCHEDULER_OPTIONS}
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
 
 
