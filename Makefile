@@ -29,6 +29,7 @@ $(VENV)/.installed: requirements.txt requirements-cpu.txt requirements-gpu.txt p
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@# per-clone git filters: chapter notebooks are committed without outputs (book/runs keeps them)
 	-git config filter.nbstripout.clean "$(CURDIR)/$(VENV)/bin/nbstripout" && git config filter.nbstripout.smudge cat \
+	  && git config filter.nbstripout.required true \
 	  && git config diff.ipynb.textconv "$(CURDIR)/$(VENV)/bin/nbstripout -t"
 	touch $@
 
