@@ -59,6 +59,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,31 @@ SCRATCH_DIR = REPO / "_build" / "grid" / "executing"
 # workers on one machine: zmq "Address already in use", then this error); such a start is retried.
 KERNEL_DIED = "Kernel died before replying to kernel_info"
 KERNEL_START_ATTEMPTS = 3
+# one lock file per executed notebook, so that two grids at once do not execute the same one twice
+# (git-ignored, as all of _build/); a training run's lock lies in its store (LOCKS_DIR, git-ignored)
+NOTEBOOK_LOCKS = REPO / "_build" / "grid" / "locks"
+LOCKS_DIR = ".locks"  # <results_dir>/.locks/<run id>.lock: beside the record folders, never in one
+
+
+class StoreError(RuntimeError):
+    """A folder the grid writes to cannot be written: the grid stops before any work starts."""
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and write (then remove) a file in it; :class:`StoreError` names the
+    folder if that fails (permissions, a read-only file system, a full disk). Trying a real write,
+    not ``os.access``: as root, permission bits do not stop writes but a read-only mount does."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".seqbook-write-check.", suffix=".tmp")
+        try:
+            os.write(fd, b"seqbook")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            Path(probe).unlink(missing_ok=True)
+    except OSError as err:
+        raise StoreError(f"cannot write to {folder}: {type(err).__name__}: {err}") from err
 
 
 @dataclass
@@ -150,29 +176,73 @@ def run_code_hash(run: Run, store: Path, planned: list | None = None) -> str:
     return code
 
 
-def is_done(run: Run, code: str) -> bool:
-    """The stored notebook came from the same parameters and code."""
-    if not run.out.exists():
+def stored_stamp(out: Path) -> dict:
+    """``metadata.seqbook`` of the stored notebook ``out`` ({} if there is none); a notebook that cannot
+    be read as JSON raises ``ValueError`` naming it."""
+    if not out.exists():
+        return {}
+    try:
+        meta = json.loads(out.read_text()).get("metadata", {}).get("seqbook", {})
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+        raise ValueError(f"unreadable stored notebook {out}: {type(err).__name__}: {err}") from err
+    return meta if isinstance(meta, dict) else {}
+
+
+def is_done(run: Run, code: str, problems: list[str] | None = None) -> bool:
+    """The stored notebook came from the same parameters and code. A corrupt stored notebook is not
+    done: the problem goes to ``problems`` (the grid's summary) and to stderr, and the run re-executes."""
+    try:
+        meta = stored_stamp(run.out)
+    except ValueError as err:
+        message = f"{err}; executing it again"
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+        if problems is not None:
+            problems.append(message)
         return False
-    meta = json.loads(run.out.read_text()).get("metadata", {}).get("seqbook", {})
     return meta.get("params_hash") == run.params_hash and meta.get("code_hash") == code
 
 
 def train(config: dict) -> dict:
     """Train one planned run (a resolved configuration, as JSON) unless it has a finished record ->
     a status record. Runs in this process or on a Dask worker."""
+    from filelock import FileLock
+
     from seqlib.config import ExperimentConfig
-    from seqlib.train import run_one
+    from seqlib.train import record_file, run_one
 
     cfg = ExperimentConfig.model_validate(config)
     start = time.monotonic()
-    outcome = run_one(cfg)
+    path = record_file(cfg)
+    out = {"record": str(path), "reused": False}
+    try:
+        # one lock per run (config hash): a second grid training the same run waits here, then
+        # finds the finished record and keeps it (run_one) instead of training it again
+        locks = Path(cfg.run.results_dir) / LOCKS_DIR
+        locks.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(locks / f"{path.stem}.lock")):
+            outcome = run_one(cfg)
+    except OSError as err:  # the store cannot be written (read-only, disk full): this run fails, the grid goes on
+        out.update(status="failed", seconds=round(time.monotonic() - start, 1), unrecorded=True,
+                   error=f"could not write the record {path}: {type(err).__name__}: {err}")
+        return out
     rec = outcome.record
     status = "ok" if rec.status == "ok" else "failed"
-    out = {"status": status, "seconds": round(time.monotonic() - start, 1), "reused": outcome.reused}
+    out.update(status=status, seconds=round(time.monotonic() - start, 1), reused=outcome.reused)
     if status != "ok":
         out["error"] = f"{rec.status}: {rec.reason}"
     return out
+
+
+def check_trained(record: dict, expected: str) -> dict:
+    """The status record of a training job, failed and ``unrecorded`` if its record (ok or failed) is
+    not where the client expects it (e.g. a worker that does not see the client's filesystem, or one
+    that wrote elsewhere)."""
+    if record.get("unrecorded") or (record.get("record") == expected and Path(expected).is_file()):
+        return record
+    why = f" (the run: {record['error']})" if record.get("error") else ""
+    return {**record, "status": "failed", "unrecorded": True,
+            "error": f"no record at {expected} after the run (the worker reported {record.get('record')!r}): "
+                     f"does the worker see this filesystem?{why}"}
 
 
 def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict) -> dict:
@@ -180,8 +250,44 @@ def execute(chapter: str, out: str, failed: str, params: dict, stamp: dict) -> d
 
     ``stamp`` (parameters and code hashes) goes into the executed notebook's ``metadata.seqbook``.
     The kernel renders its charts for the offline book (``BOOK_RUN_ENV``, set for the kernel's
-    start only: this process's environment is restored afterwards).
+    start only: this process's environment is restored afterwards). One lock per output notebook
+    (``NOTEBOOK_LOCKS``): while another grid executes the same notebook this one waits, then keeps
+    that notebook if it has this ``stamp`` (``"reused": True``) or executes it again. A folder that
+    cannot be written (read-only, disk full) fails this run only.
     """
+    from filelock import FileLock, Timeout
+
+    start = time.monotonic()
+    out_path = Path(out)
+    try:
+        NOTEBOOK_LOCKS.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(str(out_path.absolute()).encode()).hexdigest()[:16]
+        lock = FileLock(str(NOTEBOOK_LOCKS / f"{name}.lock"))
+        try:
+            lock.acquire(timeout=0)
+            waited = False
+        except Timeout:
+            lock.acquire()
+            waited = True
+        try:
+            if waited:
+                try:
+                    current = stored_stamp(out_path)
+                except ValueError:
+                    current = {}
+                if current and all(current.get(k) == v for k, v in stamp.items()):
+                    return {"out": out, "seconds": round(time.monotonic() - start, 1), "status": "ok",
+                            "reused": True, "device": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+            return _execute(chapter, out, failed, params, stamp)
+        finally:
+            lock.release()
+    except OSError as err:
+        return {"out": out, "seconds": round(time.monotonic() - start, 1), "status": "failed",
+                "device": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+                "error": f"could not write {out_path} or its scratch files: {type(err).__name__}: {err}"}
+
+
+def _execute(chapter: str, out: str, failed: str, params: dict, stamp: dict) -> dict:
     import nbformat
     import papermill as pm
 
@@ -275,7 +381,11 @@ def local_cluster(n_workers: int, gpus: list[str]):
 def dispatch(fn, jobs: list[tuple[str, dict]], client, deadline: float | None = None):
     """Yield ``(name, status record)`` of each ``(name, kwargs)`` job as it finishes: on the Dask
     client, at most one job per worker in flight (so jobs start in the order given), or here one by
-    one. No job starts after the monotonic time ``deadline``; those not started are not yielded."""
+    one. No job starts after the monotonic time ``deadline``; those not started are not yielded.
+
+    A task's key names the job, a hash of its arguments and this call (a fresh uuid): Dask merges
+    tasks of one key, so on a scheduler shared by several grids (or clients) keys made of the job's
+    name alone handed one grid's results to another."""
     def is_open() -> bool:
         return deadline is None or time.monotonic() < deadline
 
@@ -288,12 +398,17 @@ def dispatch(fn, jobs: list[tuple[str, dict]], client, deadline: float | None = 
     from distributed import as_completed
 
     todo, names, running = iter(jobs), {}, as_completed()
+    invocation = uuid.uuid4().hex
+
+    def key(name: str, kwargs: dict) -> str:
+        digest = hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return f"{fn.__name__}-{name}-{digest}-{invocation}"
 
     def submit_next() -> bool:
         job = next(todo, None) if is_open() else None
         if job is None:
             return False
-        future = client.submit(fn, **job[1], key=f"{fn.__name__}-{job[0]}", pure=False)
+        future = client.submit(fn, **job[1], key=key(*job), pure=False)
         names[future.key] = job[0]
         running.add(future)
         return True
@@ -314,12 +429,24 @@ def planned_runs(runs: list[Run]) -> dict[Path, list]:
             for run in runs if run.trains}
 
 
-def planned_training(runs: list[Run], plans: dict[Path, list]) -> list[tuple[str, dict]]:
+def absolute_store(cfg):
+    """``cfg`` with ``run.results_dir`` made absolute (against this process's working directory), so
+    that a worker with another working directory writes where this client reads. ``results_dir`` is
+    not hashed (``seqlib.config.UNHASHED``): the config hash, hence the run id, stays the same."""
+    run = cfg.run.model_copy(update={"results_dir": str(Path(cfg.run.results_dir).absolute())})
+    return cfg.model_copy(update={"run": run})
+
+
+def planned_training(runs: list[Run], plans: dict[Path, list],
+                     problems: list[str] | None = None) -> list[tuple[str, dict]]:
     """``(name, train kwargs)`` for every planned run without a finished record (each once, however
     many chapters show it). Order: the tasks swept over several seeds (the headline comparisons)
     first, seed by seed (every headline task's first seed before any second seed), then the rest;
     within that, tasks in grid order (chapters, then their tasks), each for every lr and model. So
-    a grid stopped by a deadline has one seed of every headline task, for every model, first."""
+    a grid stopped by a deadline has one seed of every headline task, for every model, first.
+    Each job's configuration has an absolute ``run.results_dir`` (:func:`absolute_store`). A corrupt
+    stored record counts as not finished: it is reported (stderr and ``problems``) and trained again."""
+    from seqlib.results import ResultsError
     from seqlib.train import stored_record
 
     keyed, seen = [], set()
@@ -334,13 +461,20 @@ def planned_training(runs: list[Run], plans: dict[Path, list]) -> list[tuple[str
             if digest in seen:
                 continue
             seen.add(digest)
-            old = stored_record(cfg)
+            try:
+                old = stored_record(cfg)
+            except ResultsError as err:
+                message = f"{err}; training it again"
+                print(f"warning: {message}", file=sys.stderr, flush=True)
+                if problems is not None:
+                    problems.append(message)
+                old = None
             if old is not None and old.status == "ok":
                 continue
             name = f"{cfg.task.name}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
             order = (cfg.task.name not in multi_seed, cfg.optim.seeds[0],
                      chapters.index(run.params["task"]), run.trains.index(cfg.task.name), cfg.optim.lr)
-            keyed.append((order, name, {"config": cfg.model_dump(mode="json")}))
+            keyed.append((order, name, {"config": absolute_store(cfg).model_dump(mode="json")}))
     keyed.sort(key=lambda item: item[0])  # stable: the models keep their grid order
     return [(name, job) for _, name, job in keyed]
 
@@ -371,22 +505,65 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     if args.workers_per_gpu < 1:
         parser.error(f"--workers-per-gpu must be >= 1, got {args.workers_per_gpu}")
+    if args.workers is not None and args.workers < 0:
+        parser.error(f"--workers must be >= 1 (or 0: sequential, in this process), got {args.workers}")
+    if args.deadline is not None and args.deadline < 0:
+        parser.error(f"--deadline must be a number of seconds >= 0, got {args.deadline:g}")
+    args.grid = args.grid.absolute()  # relative to where the grid was called from, not to REPO
+    try:
+        grid_spec = yaml.safe_load(args.grid.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        parser.error(f"--grid: the grid file {args.grid} does not exist")
+    except OSError as e:
+        parser.error(f"--grid: cannot read {args.grid}: {e.strerror or e}")
+    except UnicodeDecodeError as e:
+        parser.error(f"--grid: {args.grid} is not a UTF-8 text file ({e.reason} at byte {e.start})")
+    except yaml.YAMLError as e:
+        parser.error(f"--grid: {args.grid} is not valid YAML: {' '.join(str(e).split())[:300]}")
+    grid_runs = grid_spec.get("runs", []) if isinstance(grid_spec, dict) else None
+    if grid_spec is not None and not (isinstance(grid_runs, list) and all(
+            isinstance(e, dict) and isinstance(e.get("chapter"), str) for e in grid_runs)):
+        parser.error(f"--grid: {args.grid} must be a mapping with a `runs:` list of entries, each with a chapter")
     os.chdir(REPO)  # the params files and the results store of the configurations are relative to it
 
     gpus = visible_gpus()
     profile = args.profile or ("full" if gpus else "smoke")
-    runs = load_grid(args.grid, args.chapters, args.out, profile)
+    from seqlib.config import ConfigError, check_params_files, default_params_dir, known_profiles
+
+    try:  # every params file and profile is checked before any work, not just the selected profile
+        check_params_files(default_params_dir())
+        profiles = known_profiles(default_params_dir())
+        runs = load_grid(args.grid, args.chapters, args.out, profile)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+    if profile not in profiles:
+        parser.error(f"--profile: unknown profile {profile!r}; the params files in {default_params_dir()} "
+                     f"define {', '.join(sorted(profiles))}")
     phases = [[r for r in runs if not r.reads_results], [r for r in runs if r.reads_results]]
     per_gpu = len(gpus) * args.workers_per_gpu
     n_workers = args.workers if args.workers is not None else (per_gpu if per_gpu > 1 else 0)
     where = (f"Dask scheduler {args.scheduler}" if args.scheduler
              else f"local Dask cluster, {n_workers} workers" if n_workers else "sequential, in this process")
     plans = planned_runs(runs)
-    training = planned_training(runs, plans)
+    problems: list[str] = []  # store faults met on the way (corrupt records or notebooks): the summary lists them
+    training = planned_training(runs, plans, problems)
     print(f"seqbook grid: profile {profile} ({len(gpus)} GPU(s) visible; override with PROFILE=), "
           f"{len(runs)} runs, {len(phases[1])} of them after the rest ({where}); "
           f"{len(training)} training runs to do first", flush=True)
+    from seqlib.config import ExperimentConfig
+    from seqlib.train import record_file
+
+    expected = {name: str(record_file(ExperimentConfig.model_validate(job["config"]))) for name, job in training}
+    writes = sorted({Path(job["config"]["run"]["results_dir"]) for _, job in training}
+                    | ({args.out.absolute()} if runs and not args.train_only else set()))
+    try:
+        for folder in writes:  # before any work: a store that cannot be written stops the grid here
+            check_writable(folder)
+    except StoreError as err:
+        print(f"seqbook grid: {err}; nothing was run", file=sys.stderr, flush=True)
+        return 2
     results, names, skipped, trained = [], {}, 0, []
+    failed_training: list[tuple[str, dict]] = []
     client = cluster = None
     if args.scheduler or n_workers:
         from distributed import Client
@@ -396,7 +573,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         deadline = start + args.deadline if args.deadline else None
         for name, record in dispatch(train, training, client, deadline):
+            record = check_trained(record, expected[name])
             trained.append(record)
+            if record["status"] != "ok":
+                failed_training.append((name, record))
             failed = sum(r["status"] != "ok" for r in trained)
             line = f"  {name}: {record['status']} in {record['seconds']} s"
             if record["status"] != "ok":
@@ -407,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
             todo = []
             for run in phase:
                 code = run_code_hash(run, args.results, plans.get(run.out))
-                if args.force or not is_done(run, code):
+                if args.force or not is_done(run, code, problems):
                     todo.append((run, code))
             skipped += len(phase) - len(todo)
             if phase:
@@ -436,14 +616,23 @@ def main(argv: list[str] | None = None) -> int:
     if training:
         bad = sum(r["status"] != "ok" for r in trained)
         left = len(training) - len(trained)
-        print(f"seqbook grid: training {len(trained) - bad} ok, {bad} failed (recorded; the chapters show them)"
+        lost = sum(bool(r.get("unrecorded")) for r in trained)
+        print(f"seqbook grid: training {len(trained) - bad} ok, {bad} failed (recorded; the chapters show them"
+              + (f"; {lost} of them could not be recorded, listed below" if lost else "") + ")"
               + (f", {left} not started before the deadline: run the grid again to go on" if left else ""))
+        for name, r in failed_training:
+            print(f"  FAILED training {name}: {r.get('error', '')[:500]}")
     failures = [r for r in results if r["status"] != "ok"]
     print(f"seqbook grid: {len(results) - len(failures)} ran, {skipped} up to date, {len(failures)} failed "
           f"({time.monotonic() - start:.0f} s)")
     for r in failures:
         print(f"  FAILED {names[r['out']]}: {r['error']}" + (f" (notebook: {r['notebook']})" if "notebook" in r else ""))
-    return 1 if failures else 0
+    if problems:
+        print(f"seqbook grid: {len(problems)} store problem(s) met (the runs concerned were done again):")
+        for problem in problems:
+            print(f"  {problem}")
+    unrecorded = [name for name, r in failed_training if r.get("unrecorded")]  # no record says why: fail
+    return 1 if failures or unrecorded else 0
 
 
 if __name__ == "__main__":
