@@ -31,6 +31,34 @@ types and impossible values are errors naming the key and the file that set it."
 BENCHMARKS = {"scan": "seqlib.bench.scan", "attention": "seqlib.bench.attention", "models": "seqlib.bench.models"}
 
 
+def _usage_error(command: str, message: str) -> SystemExit:
+    """Print ``seqlib COMMAND: error: MESSAGE`` to stderr; the SystemExit to raise (status 2, as argparse)."""
+    print(f"seqlib {command}: error: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _results_dir(command: str, path: str) -> Path:
+    """``--dir``: an existing directory, else a usage error (not an empty table or 'no match')."""
+    root = Path(path)
+    if not root.is_dir():
+        raise _usage_error(command, f"results directory {root} does not exist" if not root.exists()
+                           else f"--dir {root} is not a directory")
+    return root
+
+
 def _names(arg: str, known: list[str], kind: str) -> list[str]:
     names = known if arg == "all" else [s.strip() for s in arg.split(",") if s.strip()]
     unknown = [n for n in names if n not in known]
@@ -133,13 +161,19 @@ def cmd_results(args: argparse.Namespace) -> int:
     from seqlib.results import load_results, runs_table
     from seqlib.stats import best_over_lr, summarize_seeds
 
-    df = load_results(args.dir, strict=args.strict)
+    df = load_results(_results_dir("results", args.dir), strict=args.strict)
     for col, value in (("task", args.task), ("model", args.model), ("profile", args.profile)):
         if value:
             df = df[df[col] == value]
     if df.empty:
         print(f"no results under {args.dir}")
         return 0
+    for option, col, value in (("--metric", "metric", args.metric), ("--best", "split", args.best)):
+        known = sorted(df[col].dropna().unique())
+        if value is not None and known and value not in known:
+            what = "metric" if col == "metric" else "split"
+            raise _usage_error("results", f"{option}: unknown {what} {value!r}; the selected records have "
+                               f"{', '.join(map(str, known))}")
     if args.best:
         table = summarize_seeds(best_over_lr(df, args.best, args.metric))
         print(f"{args.metric} on {args.best}, best learning rate per (task, model), mean and 95% CI over seeds:")
@@ -168,32 +202,65 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Re-evaluate a stored checkpoint (never retrains); prints tidy metrics, optionally saves JSON."""
+    import pickle
+
     import torch
 
-    from seqlib.config import ExperimentConfig, parse_set
+    from seqlib.config import ConfigError, ExperimentConfig, max_len_problem, parse_set, short
     from seqlib.evaluate import evaluate_split, summarize
-    from seqlib.models import build_model
+    from seqlib.models import ModelConfig, ModelUnavailable, build_model
     from seqlib.results import load_records, record_path
     from seqlib.tasks import get_task
     from seqlib.train import resolve_device, resolve_dtype
 
-    matches = [r for r in load_records(args.dir) if r.run_id.startswith(args.run_id)]
+    def fail(message: str) -> SystemExit:
+        return _usage_error("eval", message)
+
+    root = _results_dir("eval", args.dir)
+    if not args.run_id.strip():
+        raise fail("the run id is empty")
+    matches = [r for r in load_records(root) if r.run_id.startswith(args.run_id)]
     if len(matches) != 1:
-        raise SystemExit(f"error: run id prefix {args.run_id!r} matches {len(matches)} records under {args.dir}")
+        which = ", ".join(r.run_id for r in matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise fail(f"run id {args.run_id!r} matches no record under {root} (see `seqlib results --dir {root}`)"
+                   if not matches else f"run id prefix {args.run_id!r} is ambiguous: {len(matches)} records "
+                   f"under {root} ({which}); give more characters")
     rec = matches[0]
-    ckpt = record_path(args.dir, rec.task, rec.model, rec.config_hash).with_suffix(".pt")
+    ckpt = record_path(root, rec.task, rec.model, rec.config_hash).with_suffix(".pt")
     if rec.status != "ok" or not ckpt.exists():
-        raise SystemExit(f"error: run {rec.run_id} has status {rec.status} and "
-                         f"{'a' if ckpt.exists() else 'no'} checkpoint at {ckpt}")
+        raise fail(f"run {rec.run_id} has status {rec.status} and {'a' if ckpt.exists() else 'no'} checkpoint "
+                   f"at {ckpt}; only an ok run with a checkpoint can be evaluated")
     cfg = ExperimentConfig.model_validate(rec.config)
     params = dict(cfg.task.params)
-    for item in args.task_param or []:
-        key, value = parse_set(item)
-        params[key] = value
-    task = get_task(cfg.task.name, **params)
-    device = resolve_device(args.device)
-    state = torch.load(ckpt, map_location=device, weights_only=True)
-    model = build_model(state["model_config"], task.spec).to(device)
+    try:
+        for item in args.task_param or []:
+            key, value = parse_set(item)
+            params[key] = value
+    except ConfigError as e:
+        raise fail(short(str(e).replace("--set", "--task-param", 1))) from None
+    try:
+        task = get_task(cfg.task.name, **params)
+    except (TypeError, ValueError) as e:
+        raise fail(f"--task-param: task {cfg.task.name!r} rejects {params}: {short(str(e))}") from None
+    unknown = [s for s in args.split or [] if s not in task.splits]
+    if unknown:
+        raise fail(f"--split: unknown split(s) {unknown} of task {cfg.task.name!r}; its splits are "
+                   f"{list(task.splits)}")
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as e:
+        raise fail(f"--device {args.device}: {e}") from None
+    try:
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise fail(f"cannot read the checkpoint {ckpt}: {short(str(e))}") from None
+    problem = max_len_problem(ModelConfig.model_validate(state["model_config"]), task)
+    if problem:
+        raise fail(f"--task-param: task params {params}: {problem}")
+    try:
+        model = build_model(state["model_config"], task.spec).to(device)
+    except ModelUnavailable as e:
+        raise fail(str(e)) from None
     model.load_state_dict(state["model"])
     eval_seed = cfg.run.eval_seed if args.eval_seed is None else args.eval_seed
     rows = []
@@ -265,10 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", help="run id or a unique prefix (see `seqlib results`)")
     p.add_argument("--dir", default="results", help="results directory (default: results)")
     p.add_argument("--split", action="append", help="split to evaluate (repeatable; default: all)")
-    p.add_argument("--n", type=int, default=None, help="examples per split (default: the run's eval size)")
+    p.add_argument("--n", type=_int_at_least(1), default=None,
+                   help="examples per split, >= 1 (default: the run's eval size)")
     p.add_argument("--task-param", action="append", metavar="KEY=VALUE",
                    help="override a task constructor parameter, e.g. max_test_len=200")
-    p.add_argument("--eval-seed", type=int, default=None, help="evaluation data seed (default: the run's run.eval_seed)")
+    p.add_argument("--eval-seed", type=_int_at_least(0), default=None,
+                   help="evaluation data seed (default: the run's run.eval_seed)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--slices", action="store_true", help="also print per-slice rows (length, ...)")
     p.add_argument("--json", default=None, help="write the metrics to this JSON file")

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
+import math
 import re
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +45,7 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf / nan is never a valid setting
 
 
 class TaskConfig(_Strict):
@@ -198,11 +201,35 @@ def _merge(base: dict, overlay: dict, sources: dict[str, str], label: str, prefi
         sources[path] = label
 
 
+ECHO_LIMIT = 200  # characters of a bad value echoed in an error message (a YAML alias bomb is huge)
+MAX_ERROR_LINES = 10  # problems listed in one error message
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxtuple = _REPR.maxlist = _REPR.maxarray = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 6
+_REPR.maxdeque = 6
+_REPR.maxstring = _REPR.maxlong = _REPR.maxother = ECHO_LIMIT
+
+
+def short(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def short_repr(value: Any) -> str:
+    """A repr of ``value`` of at most about ``ECHO_LIMIT`` characters, without building the whole
+    repr (the repr of a YAML alias bomb grows exponentially)."""
+    return short(_REPR.repr(value))
+
+
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read it: {e.strerror or e}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        raise ConfigError(f"{path}: not valid YAML: {short(' '.join(str(e).split()), 400)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     return data
@@ -221,6 +248,95 @@ def _layers(path: Path, profile: str) -> list[tuple[dict, str]]:
             raise ConfigError(f"{path}: {PROFILES_KEY}.{profile} must be a mapping")
         layers.append((overlay, f"{path} [{PROFILES_KEY}.{profile}]"))
     return layers
+
+
+def _unknown_keys(data: dict, model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted keys of ``data`` that ``model`` (recursively, through its sub-model fields) has no field for."""
+    out = []
+    for key, value in data.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            out.append(f"{prefix}{key}")
+            continue
+        sub = field.annotation
+        if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
+            out += _unknown_keys(value, sub, f"{prefix}{key}.")
+    return out
+
+
+def _unknown_task_params(task: str, params: dict) -> list[str]:
+    """Keys of ``params`` that the constructor of the registered task ``task`` does not take."""
+    cls = task_registry.TASKS.get(task)
+    if cls is None:
+        return []
+    sig = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+        return []
+    return sorted(str(k) for k in params if k not in sig or k == "self")
+
+
+def _check_layer(data: dict, fname: str, label: str) -> None:
+    """Every key of one layer (a file's base entries or one profile overlay) is a known field; the
+    error reads like :func:`validate`'s: ``<config key>: <problem> (set in <file> [<entry>])``."""
+    extra = "Extra inputs are not permitted"
+    lines = []
+    if fname == "defaults.yaml":
+        lines += [f"{key}: {extra} (set in {label})" for key in _unknown_keys(data, ExperimentConfig)]
+    else:
+        _check_entries(data, fname, label)
+        for name, entry in data.items():
+            if str(name).startswith("_") or entry is None:
+                continue
+            where = f"{label} [{name}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{where}: entry {name!r} must be a mapping")
+            if fname == "models.yaml":
+                lines += [f"{key}: {extra} (set in {where})" for key in _unknown_keys(entry, ModelConfig, "model.")]
+                continue
+            raw = _task_entry(entry, where)
+            params = raw.pop("task", {}).get("params") or {}
+            if not isinstance(params, dict):
+                raise ConfigError(f"{where}: params must be a mapping")
+            lines += [f"{key}: {extra} (set in {where})" for key in _unknown_keys(raw, ExperimentConfig)]
+            lines += [f"task.params.{key}: not a parameter of task {name!r} (set in {where})"
+                      for key in _unknown_task_params(name, params)]
+    if lines:
+        if len(lines) > MAX_ERROR_LINES:
+            lines = lines[:MAX_ERROR_LINES] + [f"... and {len(lines) - MAX_ERROR_LINES} more problem(s)"]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(short(line, 400) for line in lines))
+
+
+def check_params_files(params_dir: Path) -> None:
+    """Check every params file and every profile in it, not just the selected one: a typo in a profile
+    is an error naming the file and the profile as soon as any configuration is loaded."""
+    stamp = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in
+                  (params_dir / f for f in PARAM_FILES) if p.exists())
+    if stamp in _CHECKED:
+        return
+    _check_params_files(params_dir)
+    _CHECKED.add(stamp)
+
+
+_CHECKED: set[tuple] = set()  # params files (path, mtime, size) already checked in this process
+
+
+def _check_params_files(params_dir: Path) -> None:
+    for fname in PARAM_FILES:
+        path = params_dir / fname
+        if not path.exists():
+            continue
+        data = _read_yaml(path)
+        profiles = data.pop(PROFILES_KEY, {}) or {}
+        if not isinstance(profiles, dict):
+            raise ConfigError(f"{path}: '{PROFILES_KEY}' must map profile names to overlays")
+        _check_layer(data, fname, str(path))
+        for name, overlay in profiles.items():
+            label = f"{path} [{PROFILES_KEY}.{name}]"
+            if overlay is None:
+                continue
+            if not isinstance(overlay, dict):
+                raise ConfigError(f"{label}: must be a mapping")
+            _check_layer(overlay, fname, label)
 
 
 def known_profiles(params_dir: Path) -> set[str]:
@@ -269,6 +385,10 @@ def resolve(
     Returns the dict and a map from each dotted key to the file (and path inside it) that set it.
     """
     pdir = Path(params_dir) if params_dir is not None else default_params_dir()
+    if not pdir.is_dir():
+        raise ConfigError(f"params directory {pdir} does not exist" if not pdir.exists()
+                          else f"params path {pdir} is not a directory")
+    check_params_files(pdir)
     profiles = known_profiles(pdir)
     if profile not in profiles and profile != "default":
         raise ConfigError(f"unknown profile {profile!r}; the files in {pdir} define {sorted(profiles)}")
@@ -347,22 +467,40 @@ def validate(raw: dict, sources: dict[str, str]) -> ExperimentConfig:
         for err in e.errors():
             loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
             key = ".".join(str(p) for p in loc) or "<config>"
-            got = f" [got {err['input']!r}]" if err["type"] != "missing" and not isinstance(
+            got = f" [got {short_repr(err['input'])}]" if err["type"] != "missing" and not isinstance(
                 err["input"], dict) else ""
-            lines.append(f"{key}: {err['msg']}{got} (set in {_source(loc, sources, err['msg'])})")
+            lines.append(f"{key}: {short(err['msg'])}{got} (set in {_source(loc, sources, err['msg'])})")
+        if len(lines) > MAX_ERROR_LINES:
+            lines = lines[:MAX_ERROR_LINES] + [f"... and {len(lines) - MAX_ERROR_LINES} more problem(s)"]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
     check_against_task(cfg, sources)
+    check_device(cfg, sources)
     return cfg
+
+
+def check_device(cfg: ExperimentConfig, sources: dict[str, str] | None = None) -> None:
+    """``run.device=cuda`` needs CUDA here: refused when the configuration is resolved, not when the
+    run starts."""
+    if cfg.run.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("run.device: cuda, but CUDA is not available on this machine; use auto or cpu "
+                              f"(set in {_source(('run', 'device'), sources or {})})")
 
 
 def check_against_task(cfg: ExperimentConfig, sources: dict[str, str] | None = None) -> None:
     """Build the task (so its constructor validates ``task.params``) and check split names."""
     sources = sources or {}
+    where = sorted({v for k, v in sources.items() if k.startswith("task.")}) or ["(default value)"]
+    for key, value in cfg.task.params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"task.params.{key}: {value} is not a finite number "
+                              f"(set in {_source(('task', 'params', key), sources)})")
     try:
         task = task_registry.get_task(cfg.task.name, **cfg.task.params)
     except (TypeError, ValueError, KeyError) as e:
-        where = sorted({v for k, v in sources.items() if k.startswith("task.")}) or ["(default value)"]
-        raise ConfigError(f"task.params: {e} (task {cfg.task.name!r}; set in {', '.join(where)})") from None
+        raise ConfigError(f"task.params: {short(str(e))} (task {cfg.task.name!r}; set in {', '.join(where)})") from None
     splits = list(task.splits)
     named = [("run.eval_splits", s) for s in cfg.run.eval_splits or []]
     named += [(f"run.eval_size_per_split.{s}", s) for s in cfg.run.eval_size_per_split]
@@ -374,6 +512,34 @@ def check_against_task(cfg: ExperimentConfig, sources: dict[str, str] | None = N
                 f"{key}: unknown split {split!r} of task {cfg.task.name!r}; its splits are {splits} "
                 f"(set in {_source(tuple(key.split('.')), sources)})"
             )
+    problem = max_len_problem(cfg.model, task)
+    if problem:
+        raise ConfigError(f"model.max_len: {problem} (task {cfg.task.name!r}; max_len set in "
+                          f"{_source(('model', 'max_len'), sources)}; task params in {', '.join(where)})")
+
+
+def longest_sequence(task: task_registry.Task) -> tuple[int, str]:
+    """The longest input sequence (positions) ``task`` produces over its splits, and that split: one
+    example of each split at its longest length."""
+    best = (0, "")
+    for split in task.splits:
+        lengths = task.lengths(split)
+        batch = task.sample(split, 1, 0, length=max(lengths)) if lengths else task.sample(split, 1, 0)
+        best = max(best, (int(batch.inputs.shape[1]), split))
+    return best
+
+
+def max_len_problem(model: ModelConfig, task: task_registry.Task) -> str | None:
+    """Why ``model`` cannot read every sequence of ``task`` (None if it can): learned position
+    embeddings (``pos_encoding=learned`` in a global-attention model) exist only for positions below
+    ``max_len``."""
+    if model.pos_encoding != "learned" or "global_attention" not in model.block_types:
+        return None
+    longest, split = longest_sequence(task)
+    if longest <= model.max_len:
+        return None
+    return (f"learned position embeddings cover {model.max_len} positions, but split {split!r} has "
+            f"sequences of {longest}; set model.max_len >= {longest}")
 
 
 def load_config(
