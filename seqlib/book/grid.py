@@ -479,7 +479,8 @@ def planned_training(runs: list[Run], plans: dict[Path, list],
     return [(name, job) for _, name, job in keyed]
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments() -> argparse.ArgumentParser:
+    """The grid's command line (``python -m seqlib.book.grid --help``)."""
     parser = argparse.ArgumentParser(prog="python -m seqlib.book.grid", description=__doc__.split("\n")[0])
     parser.add_argument("--grid", type=Path, default=REPO / "params" / "grid.yaml")
     parser.add_argument("--chapters", type=Path, default=REPO / "chapters")
@@ -501,15 +502,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="train the planned runs and stop, executing no chapter (e.g. before a later call)")
     parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
                         help="address of an existing Dask scheduler (env DASK_SCHEDULER_ADDRESS)")
-    args = parser.parse_args(argv)
-    start = time.monotonic()
+    return parser
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Bad numbers and a missing, unreadable or malformed grid file end in a usage error (exit 2),
+    before any work; ``args.grid`` becomes absolute (relative to where the grid was called from)."""
     if args.workers_per_gpu < 1:
         parser.error(f"--workers-per-gpu must be >= 1, got {args.workers_per_gpu}")
     if args.workers is not None and args.workers < 0:
         parser.error(f"--workers must be >= 1 (or 0: sequential, in this process), got {args.workers}")
     if args.deadline is not None and args.deadline < 0:
         parser.error(f"--deadline must be a number of seconds >= 0, got {args.deadline:g}")
-    args.grid = args.grid.absolute()  # relative to where the grid was called from, not to REPO
+    args.grid = args.grid.absolute()
     try:
         grid_spec = yaml.safe_load(args.grid.read_bytes().decode("utf-8"))
     except FileNotFoundError:
@@ -524,6 +529,39 @@ def main(argv: list[str] | None = None) -> int:
     if grid_spec is not None and not (isinstance(grid_runs, list) and all(
             isinstance(e, dict) and isinstance(e.get("chapter"), str) for e in grid_runs)):
         parser.error(f"--grid: {args.grid} must be a mapping with a `runs:` list of entries, each with a chapter")
+
+
+def summarize(training: list, trained: list[dict], failed_training: list[tuple[str, dict]], results: list[dict],
+              names: dict, skipped: int, problems: list[str], seconds: float) -> int:
+    """Print the grid's summary (training, executions, store problems) -> the exit status: 1 if a
+    chapter failed or a training run left no record (nothing on disk would say why), else 0."""
+    if training:
+        bad = sum(r["status"] != "ok" for r in trained)
+        left = len(training) - len(trained)
+        lost = sum(bool(r.get("unrecorded")) for r in trained)
+        print(f"seqbook grid: training {len(trained) - bad} ok, {bad} failed (recorded; the chapters show them"
+              + (f"; {lost} of them could not be recorded, listed below" if lost else "") + ")"
+              + (f", {left} not started before the deadline: run the grid again to go on" if left else ""))
+        for name, r in failed_training:
+            print(f"  FAILED training {name}: {r.get('error', '')[:500]}")
+    failures = [r for r in results if r["status"] != "ok"]
+    print(f"seqbook grid: {len(results) - len(failures)} ran, {skipped} up to date, {len(failures)} failed "
+          f"({seconds:.0f} s)")
+    for r in failures:
+        print(f"  FAILED {names[r['out']]}: {r['error']}" + (f" (notebook: {r['notebook']})" if "notebook" in r else ""))
+    if problems:
+        print(f"seqbook grid: {len(problems)} store problem(s) met (the runs concerned were done again):")
+        for problem in problems:
+            print(f"  {problem}")
+    unrecorded = [name for name, r in failed_training if r.get("unrecorded")]  # no record says why: fail
+    return 1 if failures or unrecorded else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments()
+    args = parser.parse_args(argv)
+    start = time.monotonic()
+    check_arguments(parser, args)
     os.chdir(REPO)  # the params files and the results store of the configurations are relative to it
 
     gpus = visible_gpus()
@@ -613,27 +651,8 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             cluster.close()
 
-    if training:
-        bad = sum(r["status"] != "ok" for r in trained)
-        left = len(training) - len(trained)
-        lost = sum(bool(r.get("unrecorded")) for r in trained)
-        print(f"seqbook grid: training {len(trained) - bad} ok, {bad} failed (recorded; the chapters show them"
-              + (f"; {lost} of them could not be recorded, listed below" if lost else "") + ")"
-              + (f", {left} not started before the deadline: run the grid again to go on" if left else ""))
-        for name, r in failed_training:
-            print(f"  FAILED training {name}: {r.get('error', '')[:500]}")
-    failures = [r for r in results if r["status"] != "ok"]
-    print(f"seqbook grid: {len(results) - len(failures)} ran, {skipped} up to date, {len(failures)} failed "
-          f"({time.monotonic() - start:.0f} s)")
-    for r in failures:
-        print(f"  FAILED {names[r['out']]}: {r['error']}" + (f" (notebook: {r['notebook']})" if "notebook" in r else ""))
-    if problems:
-        print(f"seqbook grid: {len(problems)} store problem(s) met (the runs concerned were done again):")
-        for problem in problems:
-            print(f"  {problem}")
-    unrecorded = [name for name, r in failed_training if r.get("unrecorded")]  # no record says why: fail
-    return 1 if failures or unrecorded else 0
-
+    return summarize(training, trained, failed_training, results, names, skipped, problems,
+                     time.monotonic() - start)
 
 if __name__ == "__main__":
     sys.exit(main())
