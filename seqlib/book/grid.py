@@ -22,9 +22,14 @@ parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``see
   Length generalization and Efficiency) run after every other run has finished, and their code hash
   also covers the store's records (benchmark records under ``bench/`` included), so they re-run
   whenever a run adds or changes a record.
-* A run executes into a temporary file that replaces the stored notebook only when it succeeds. A
-  failed run keeps the stored one; its notebook, with papermill's error banner, goes to
-  ``_build/grid/failed/`` and the summary lists it; the exit status is 1 if any run failed.
+* A run executes into a temporary file (``_build/grid/executing/``) that replaces the stored notebook
+  only when it succeeds. A failed run keeps the stored one; its notebook, with papermill's error
+  banner, goes to ``_build/grid/failed/`` and the summary lists it; the exit status is 1 if any run
+  failed.
+* Faults and shared stores: the folders the grid writes are checked writable before any work; a
+  corrupt record or stored notebook is reported and done again; a write that fails fails that run
+  only; a file lock per run and per page keeps two grids from doing the same work twice; Dask keys
+  are unique per grid invocation.
 * Where the runs go:
   - one GPU or none: one after the other in this process;
   - several visible GPUs: a local Dask cluster with one single-threaded worker per GPU, each
