@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from seqlib.models import MODELS
 from seqlib.provenance import REPO
 
 HEADER = """\
@@ -22,15 +23,10 @@ HEADER = """\
 # Table of contents (jupyter-book 1.x, sphinx-external-toc). Concept chapters are executed once into
 # book/runs/<chapter>; task chapters once per model into book/runs/<task>/<model> (see params/grid.yaml).
 """
-# the title of a model's section under its task chapter
-MODEL_TITLES = {
-    "hawk": "Hawk", "griffin": "Griffin", "local_transformer": "Local-attention Transformer",
-    "transformer": "Transformer", "lstm": "LSTM", "gru": "GRU",
-}
-
-
 def model_title(model: str) -> str:
-    return MODEL_TITLES.get(model, model)
+    """The title of a model's section under its task chapter: its registry title, else its name."""
+    entry = MODELS.get(model)
+    return entry.title if entry is not None and entry.title else model
 
 
 def toc(grid: dict) -> dict:

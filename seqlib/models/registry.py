@@ -24,6 +24,7 @@ MIXERS: dict[str, Mixer] = {**CORE_MIXERS, **ZOO_MIXERS}
 class ModelEntry:
     pattern: tuple[str, ...]  # mixer names, cycled over the layers
     description: str
+    title: str | None = None  # the name pages show (the model's registry name where None)
 
     def block_types(self, n_layers: int) -> list[str]:
         return list(itertools.islice(itertools.cycle(self.pattern), n_layers))
@@ -34,14 +35,15 @@ class ModelEntry:
 
 
 MODELS: dict[str, ModelEntry] = {
-    "hawk": ModelEntry(("recurrent",), "Hawk: RG-LRU recurrent blocks only (Griffin §2)"),
+    "hawk": ModelEntry(("recurrent",), "Hawk: RG-LRU recurrent blocks only (Griffin §2)", "Hawk"),
     # Griffin §3: two recurrent blocks then one local-MQA block, repeated
     "griffin": ModelEntry(("recurrent", "recurrent", "local_attention"),
-                          "Griffin: recurrent, recurrent, local MQA, repeated (Griffin §2)"),
-    "local_transformer": ModelEntry(("local_attention",), "Transformer with local (sliding-window) MQA only"),
-    "transformer": ModelEntry(("global_attention",), "Transformer with global causal MQA"),
-    "lstm": ModelEntry(("lstm",), "stacked LSTM baseline (no MLP, no residual)"),
-    "gru": ModelEntry(("gru",), "stacked GRU baseline (no MLP, no residual)"),
+                          "Griffin: recurrent, recurrent, local MQA, repeated (Griffin §2)", "Griffin"),
+    "local_transformer": ModelEntry(("local_attention",), "Transformer with local (sliding-window) MQA only",
+                                    "Local-attention Transformer"),
+    "transformer": ModelEntry(("global_attention",), "Transformer with global causal MQA", "Transformer"),
+    "lstm": ModelEntry(("lstm",), "stacked LSTM baseline (no MLP, no residual)", "LSTM"),
+    "gru": ModelEntry(("gru",), "stacked GRU baseline (no MLP, no residual)", "GRU"),
     "simplicial": ModelEntry(
         ("simplicial",), "windowed 2-simplicial attention (Clift et al. 2019; Roy et al. 2025), PyTorch"
     ),
