@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 
 from seqlib.config import ConfigError, load_config
@@ -221,3 +222,14 @@ def test_grid_workers_zero_is_sequential(tmp_path):
     proc = grid("--grid", str(empty), "--workers", "0")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sequential, in this process" in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["x=__import__('os').system('touch PWNED')#", "class", "1st", "a b"])
+def test_grid_parameter_names_must_be_identifiers(tmp_path, name):
+    """papermill writes ``name = value`` into the notebook unescaped: a name that is not an identifier
+    (or is a keyword) is refused before anything runs, and no code in it runs."""
+    bad = tmp_path / "grid.yaml"
+    bad.write_text(yaml.safe_dump({"runs": [{"chapter": "rg_lru", "params": {name: 1}}]}))
+    proc = grid("--grid", str(bad))
+    assert_refused(proc, "grid.yaml", "must be a Python identifier")
+    assert not (REPO / "PWNED").exists() and not (tmp_path / "PWNED").exists()

@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import keyword
 import os
 import shutil
 import sys
@@ -135,7 +136,16 @@ def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
         chapter = chapters / f"{entry['chapter']}.ipynb"
         if not chapter.exists():
             raise FileNotFoundError(f"{grid}: chapter {entry['chapter']!r} has no notebook {chapter}")
-        base = {"profile": profile, "seed": 0, **entry.get("params", {})}
+        params = entry.get("params") or {}
+        if not isinstance(params, dict):
+            raise ValueError(f"{grid}: entry {entry['chapter']!r} has params {params!r}; params is a mapping")
+        # papermill writes `name = value` lines into the notebook: a name that is not an identifier
+        # would be code (the values are escaped, the names are not)
+        bad = [repr(k) for k in params if not (isinstance(k, str) and k.isidentifier() and not keyword.iskeyword(k))]
+        if bad:
+            raise ValueError(f"{grid}: entry {entry['chapter']!r} has parameter name(s) {', '.join(bad)[:200]}; "
+                             "a papermill parameter name must be a Python identifier")
+        base = {"profile": profile, "seed": 0, **params}
         if "task" in entry:
             if not entry.get("models"):
                 raise ValueError(f"{grid}: task chapter {entry['chapter']!r} lists no models")
