@@ -71,6 +71,7 @@ from pathlib import Path
 
 import yaml
 
+from seqlib.book.pages import COMMITTED, PagesError, pages_dir, site_profile
 from seqlib.book.plots import BOOK_RUN_ENV
 from seqlib.provenance import REPO, code_hash
 
@@ -499,7 +500,8 @@ def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seqlib.book.grid", description=__doc__.split("\n")[0])
     parser.add_argument("--grid", type=Path, default=REPO / "params" / "grid.yaml")
     parser.add_argument("--chapters", type=Path, default=REPO / "chapters")
-    parser.add_argument("--out", type=Path, default=REPO / "book" / "runs")
+    parser.add_argument("--out", type=Path, help="where the pages go (default: book/runs for the grid's "
+                        "pages_profile, _build/pages/<profile> for any other; seqlib.book.pages)")
     parser.add_argument("--failed", type=Path, default=FAILED_DIR, help="where failed notebooks are kept")
     parser.add_argument("--results", type=Path, default=REPO / "results",
                         help="the results store that reads_results chapters summarise")
@@ -586,8 +588,11 @@ def main(argv: list[str] | None = None) -> int:
     try:  # every params file and profile is checked before any work, not just the selected profile
         check_params_files(default_params_dir())
         profiles = known_profiles(default_params_dir())
+        default_out = pages_dir(profile, args.grid) if args.out is None else None
+        args.out = (args.out or default_out).absolute()
+        site_profile(args.out, profile, strict=False)  # never over another profile's pages
         runs = load_grid(args.grid, args.chapters, args.out, profile)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, PagesError) as e:
         parser.error(str(e))
     if profile not in profiles:
         parser.error(f"--profile: unknown profile {profile!r}; the params files in {default_params_dir()} "
@@ -602,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     training = planned_training(runs, plans, problems)
     print(f"seqbook grid: profile {profile} ({len(gpus)} GPU(s) visible; override with PROFILE=), "
           f"{len(runs)} runs, {len(phases[1])} of them after the rest ({where}); "
-          f"{len(training)} training runs to do first", flush=True)
+          f"{len(training)} training runs to do first; pages go to {shown_path(args.out)}", flush=True)
     from seqlib.config import ExperimentConfig
     from seqlib.train import record_file
 
@@ -666,8 +671,18 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             cluster.close()
 
-    return summarize(training, trained, failed_training, results, names, skipped, problems,
-                     time.monotonic() - start)
+    status = summarize(training, trained, failed_training, results, names, skipped, problems,
+                       time.monotonic() - start)
+    if runs and not args.train_only:
+        hint = "" if default_out is None else "; `make book` builds them" if args.out == REPO / COMMITTED \
+            else f"; `BOOK_PROFILE={profile} make book` builds them"
+        print(f"seqbook grid: the {profile} pages are in {shown_path(args.out)}{hint}")
+    return status
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,130 @@
+"""Where a profile's executed pages live, and one profile per built site.
+
+The committed pages, ``book/runs/``, belong to one profile: ``pages_profile`` in ``params/grid.yaml``.
+Every other profile (``smoke`` on a CPU, ``tiny``) executes into ``_build/pages/<profile>/``
+(git-ignored), so a CPU run never replaces the committed pages, and a stopped run cannot leave
+pages of two profiles side by side. ``python -m seqlib.book.pages --profile P`` prints the source
+folder that jupyter-book builds for P: the repository itself for the committed profile, else a
+staging tree ``_build/site/<P>/`` of links to the book's files whose ``book/runs`` is P's pages
+(``BOOK_PROFILE=smoke make book``). The build's extension ``book/ext/seqbook_pages.py`` calls
+:func:`site_profile` and fails the build when the pages of two profiles would mix.
+
+A page's profile is the papermill parameter ``profile`` in its metadata. This module needs only the
+standard library and PyYAML: the Pages workflow imports it without the training stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GRID = REPO / "params" / "grid.yaml"
+COMMITTED = Path("book") / "runs"
+PAGES = Path("_build") / "pages"  # <profile>/ : pages of the profiles that are not committed
+SITES = Path("_build") / "site"  # <profile>/ : the staging trees that build them
+SITE_FILES = ("_config.yml", "_toc.yml")  # a staging tree links to these and to every entry of book/ but runs/
+
+
+class PagesError(RuntimeError):
+    """Pages of two profiles in one folder, or a page without a profile."""
+
+
+def committed_profile(grid: Path = GRID) -> str:
+    """The profile whose pages are committed in ``book/runs`` (``pages_profile`` of the grid file)."""
+    spec = yaml.safe_load(grid.read_text()) or {}
+    profile = spec.get("pages_profile") if isinstance(spec, dict) else None
+    if not isinstance(profile, str) or not profile:
+        raise PagesError(f"{grid}: `pages_profile:` (the profile of the committed pages in {COMMITTED}) is missing")
+    return profile
+
+
+def pages_dir(profile: str, grid: Path = GRID, root: Path = REPO) -> Path:
+    """The folder the grid executes ``profile``'s pages into."""
+    return root / (COMMITTED if profile == committed_profile(grid) else PAGES / profile)
+
+
+def page_profile(page: Path) -> str | None:
+    """The ``profile`` papermill parameter of an executed notebook (None if it has none)."""
+    try:
+        meta = json.loads(page.read_text()).get("metadata", {})
+    except (OSError, ValueError) as err:
+        raise PagesError(f"unreadable page {page}: {type(err).__name__}: {err}") from err
+    return (meta.get("papermill") or {}).get("parameters", {}).get("profile")
+
+
+def page_profiles(folder: Path, strict: bool = True) -> dict[str | None, list[str]]:
+    """Profile -> the pages of ``folder`` (relative paths, sorted) executed with it; hidden files skipped,
+    and unreadable pages too unless ``strict`` (the grid reports those and executes them again)."""
+    found: dict[str | None, list[str]] = {}
+    for page in sorted(folder.rglob("*.ipynb")) if folder.is_dir() else []:
+        rel = page.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        try:
+            found.setdefault(page_profile(page), []).append(rel.as_posix())
+        except PagesError:
+            if strict:
+                raise
+    return found
+
+
+def site_profile(folder: Path, expected: str | None = None, strict: bool = True) -> str | None:
+    """The one profile of the pages in ``folder`` (None if there are none). :class:`PagesError` if they
+    mix profiles, if one has none, or if it is not ``expected`` (see :func:`page_profiles` for ``strict``)."""
+    found = page_profiles(folder, strict)
+    if None in found:
+        raise PagesError(f"{folder}: {len(found[None])} page(s) carry no profile parameter, e.g. {found[None][0]}")
+    if len(found) > 1 or (expected is not None and found and expected not in found):
+        shown = "; ".join(f"{p}: {len(v)} page(s), e.g. {v[0]}" for p, v in sorted(found.items()))
+        want = f" (expected only {expected})" if expected else ""
+        raise PagesError(f"{folder} holds pages of more than one profile or of another one{want}: {shown}. "
+                         f"One built site shows one profile: the committed pages are {COMMITTED}, other "
+                         f"profiles execute into {PAGES}/<profile>/")
+    return next(iter(found), None)
+
+
+def stage(profile: str, grid: Path = GRID, root: Path = REPO) -> Path:
+    """The source folder jupyter-book builds for ``profile``: ``root`` for the committed profile, else
+    ``_build/site/<profile>/`` (links to the book's files; ``book/runs`` links to the profile's pages)."""
+    pages = pages_dir(profile, grid, root)
+    if pages == root / COMMITTED:
+        return root
+    if not pages.is_dir():
+        raise PagesError(f"no {profile} pages in {pages}: run `PROFILE={profile} make run-all` first")
+    site = root / SITES / profile
+    book = [p.relative_to(root).as_posix() for p in sorted((root / COMMITTED.parent).iterdir())
+            if p.name != COMMITTED.name and not p.name.startswith(".")]
+    for name in (*SITE_FILES, *book, COMMITTED.as_posix()):
+        link = site / name
+        target = pages if name == COMMITTED.as_posix() else root / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(os.path.relpath(target, link.parent))
+    return site
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m seqlib.book.pages", description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", help="the profile to build (default: the committed one)")
+    parser.add_argument("--grid", type=Path, default=GRID)
+    args = parser.parse_args(argv)
+    try:
+        profile = args.profile or committed_profile(args.grid)
+        site = stage(profile, args.grid)
+        site_profile(site / COMMITTED, profile)
+    except PagesError as err:
+        print(f"seqbook pages: {err}", file=sys.stderr)
+        return 2
+    print(site)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
