@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 import torch
+import yaml
 
 from seqlib.config import ConfigError, load_config
 from seqlib.provenance import REPO
