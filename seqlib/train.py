@@ -139,12 +139,16 @@ class Optimizers:
         return ", ".join(parts) or "none"
 
 
+def nonfinite_message(cfg: ExperimentConfig, what: str, value: float, step: int, grads: str, params: str) -> str:
+    """The fail-fast message (module docstring): the step, the value and the groups with non-finite
+    gradients and parameters."""
+    return (f"non-finite {what} ({value}) at step {step} of {cfg.model.name} on {cfg.task.name} "
+            f"(lr={cfg.optim.lr:g}, seed={cfg.optim.seeds[0]}); non-finite grads in: {grads}; "
+            f"non-finite params in: {params}")
+
+
 def _fail(opt: Optimizers, what: str, value: float, step: int, cfg: ExperimentConfig) -> NonFiniteError:
-    return NonFiniteError(
-        f"non-finite {what} ({value}) at step {step} of {cfg.model.name} on {cfg.task.name} "
-        f"(lr={cfg.optim.lr:g}, seed={cfg.optim.seeds[0]}); non-finite grads in: {opt.nonfinite('grads')}; "
-        f"non-finite params in: {opt.nonfinite('params')}"
-    )
+    return NonFiniteError(nonfinite_message(cfg, what, value, step, opt.nonfinite("grads"), opt.nonfinite("params")))
 
 
 def select_split(cfg: ExperimentConfig, task: Task) -> str:
@@ -184,12 +188,7 @@ def execute(cfg: ExperimentConfig, record: RunRecord, task: Task | None = None) 
     spec = task.spec
     check_eval_splits(cfg, task)
     torch.manual_seed(seed)
-    model_cfg = cfg.model
-    if cfg.param_budget is not None:
-        from seqlib.models.sizing import match_budget
-
-        model_cfg = match_budget(model_cfg, spec, cfg.param_budget)
-        record.config["model"] = model_cfg.model_dump(mode="json")
+    model_cfg = run_model_config(cfg, spec, record)
     meter = Meter(device)
     model = build_model(model_cfg, spec).to(device)
     opt = Optimizers(model, o, lr)
@@ -231,26 +230,53 @@ def execute(cfg: ExperimentConfig, record: RunRecord, task: Task | None = None) 
             bar.set_postfix_str(_postfix(ema_loss, ema_acc, meter), refresh=False)
             bar.update(1)
             if (step + 1) % r.eval_every == 0 or step == o.steps - 1:
-                val = _eval_metrics(model, task, cfg, sel, device, dtype)
-                train["eval_curve"].append([step + 1, val.get("accuracy", val.get("loss"))])
-                if o.early_stop_accuracy is not None and val.get("accuracy", -1.0) >= o.early_stop_accuracy:
-                    train["stopped_early"] = True
+                if validate(model, task, cfg, train, step + 1, device, dtype):
                     break
     finally:
         bar.close()
         record.measure |= meter.summary()
+    finish_run(model, task, cfg, record, model_cfg, device, dtype, meter.summary()["wall_time_s"])
+
+
+def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord):
+    """The model config a run builds: ``cfg.model``, resized to ``cfg.param_budget`` when one is set
+    (the record's config then holds the resized model)."""
+    if cfg.param_budget is None:
+        return cfg.model
+    from seqlib.models.sizing import match_budget
+
+    model_cfg = match_budget(cfg.model, spec, cfg.param_budget)
+    record.config["model"] = model_cfg.model_dump(mode="json")
+    return model_cfg
+
+
+def validate(model, task: Task, cfg: ExperimentConfig, train: dict, steps_done: int, device, dtype) -> bool:
+    """Score the selection split after ``steps_done`` steps into ``train["eval_curve"]``; True when the
+    run reached ``optim.early_stop_accuracy`` there (``train["stopped_early"]`` is then set)."""
+    val = eval_metrics(model, task, cfg, train["select_split"], device, dtype)
+    train["eval_curve"].append([steps_done, val.get("accuracy", val.get("loss"))])
+    stop = cfg.optim.early_stop_accuracy is not None and val.get("accuracy", -1.0) >= cfg.optim.early_stop_accuracy
+    train["stopped_early"] = stop
+    return stop
+
+
+def finish_run(model, task: Task, cfg: ExperimentConfig, record: RunRecord, model_cfg, device, dtype,
+               wall_time_s: float) -> None:
+    """The end of a trained run: every evaluation split into ``record.metrics``, the model's size and
+    state into ``record.measure``, the checkpoint beside the record (``run.save_checkpoint``), status ok."""
+    r = cfg.run
     metrics, seq_len = [], 0
     for split in r.eval_splits or list(task.splits):
         per_example = evaluate_split(model, task, split, eval_size(cfg, split), r.eval_seed,
                                      r.eval_batch_size, device, dtype)
         seq_len = max(seq_len, per_example.attrs["seq_len"])
-        metrics += summarize(per_example, spec, split)
+        metrics += summarize(per_example, task.spec, split)
     record.metrics = metrics
-    record.measure |= {**model_size(model, seq_len), "wall_time_s": meter.summary()["wall_time_s"]}
+    record.measure |= {**model_size(model, seq_len), "wall_time_s": wall_time_s}
     if r.save_checkpoint:
         buf = io.BytesIO()
         torch.save({"model": model.state_dict(), "model_config": model_cfg.model_dump(mode="json"),
-                    "steps_done": train["steps_done"]}, buf)
+                    "steps_done": record.train["steps_done"]}, buf)
         atomic_write_bytes(record_file(cfg).with_suffix(".pt"), buf.getvalue())
     record.status, record.reason = "ok", None
 
@@ -261,7 +287,7 @@ def _postfix(loss: float, acc: float | None, meter: Meter) -> str:
     return f"loss={loss:.4f} acc={acc_s} tok/s={tps:,.0f}"
 
 
-def _eval_metrics(model, task: Task, cfg: ExperimentConfig, split: str, device, dtype) -> dict[str, float]:
+def eval_metrics(model, task: Task, cfg: ExperimentConfig, split: str, device, dtype) -> dict[str, float]:
     per_example = evaluate_split(model, task, split, eval_size(cfg, split), cfg.run.eval_seed,
                                  cfg.run.eval_batch_size, device, dtype)
     return {m["metric"]: m["value"] for m in summarize(per_example, task.spec, split) if m["slice_key"] == "all"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch._C._functorch import is_batchedtensor
 
 
 class RecurrentBaseline(nn.Module):
@@ -37,7 +38,8 @@ class RecurrentBaseline(nn.Module):
         state = cache if cache is not None else self.init_cache(x.shape[0], x.device)
         reset = segment_pos == 0
         state = self._keep(state, ~reset[:, 0])
-        if not reset[:, 1:].any():
+        # the fused kernel takes one weight set: stacked instances (vmap, seqlib.stack) take the loop
+        if not is_batchedtensor(self.rnn.weight_ih_l0) and not reset[:, 1:].any():
             cast = tuple(s.to(x.dtype) for s in state) if isinstance(state, tuple) else state.to(x.dtype)
             y, new_state = self.rnn(x, cast)
         else:

@@ -30,10 +30,15 @@ class SqrtBoundDerivative(torch.autograd.Function):
     bfloat16": z = 1 - a_t^2 -> 0 as a_t -> 1.
     """
 
+    generate_vmap_rule = True  # plain torch ops: vmap (the stacked trainer) batches them itself
+
     @staticmethod
-    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(z)
+    def forward(z: torch.Tensor) -> torch.Tensor:
         return torch.sqrt(z)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:

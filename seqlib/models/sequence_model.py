@@ -12,6 +12,7 @@ import math
 
 import torch
 from torch import nn
+from torch._C._functorch import is_batchedtensor
 
 from seqlib.layers.init import linear, normal_
 from seqlib.layers.mlp import MLPBlock
@@ -93,7 +94,7 @@ class SequenceModel(nn.Module):
         if self.additive_pos == "sinusoidal":
             x = x + sinusoidal_encoding(pos, self.cfg.d_model).to(x.dtype)
         elif self.additive_pos == "learned":
-            if int(pos.max()) >= self.cfg.max_len:
+            if not is_batchedtensor(pos) and int(pos.max()) >= self.cfg.max_len:  # under vmap (seqlib.stack) the config check covers it
                 raise ValueError(
                     f"learned position embeddings cover positions < max_len={self.cfg.max_len}; "
                     f"got position {int(pos.max())}"
@@ -108,7 +109,8 @@ class SequenceModel(nn.Module):
         logits: [B, T, num_outputs] for per-position tasks, [B, num_outputs] for pooled ones; with
         ``scored`` (a [B, T] bool mask of a per-position task), [N, num_outputs] at its N True
         positions in row-major order: the head then skips the positions no loss reads (MQAR scores
-        16 of 256, so most of its V = 8192 projection is skipped).
+        16 of 256, so most of its V = 8192 projection is skipped). ``scored`` may also be an int64 [N]
+        index of flat positions ``b * T + t`` (the stacked trainer's form: one shape for every instance).
         """
         expected = 2 if self.spec.input_kind == "tokens" else 3
         if inputs.dim() != expected:
@@ -129,10 +131,13 @@ class SequenceModel(nn.Module):
                 new_cache.append(c)
         x = self.final_norm(x)
         if scored is not None:
-            if self.spec.output_kind == "pooled" or scored.shape != inputs.shape[:2] or scored.dtype != torch.bool:
-                raise ValueError(f"scored must be a bool [B, T] = {tuple(inputs.shape[:2])} mask of a per-position "
-                                 f"task; got {scored.dtype} {tuple(scored.shape)} ({self.spec.output_kind} outputs)")
-            x = x[scored]
+            as_mask = scored.dtype == torch.bool and scored.shape == inputs.shape[:2]
+            as_index = scored.dtype == torch.long and scored.dim() == 1
+            if self.spec.output_kind == "pooled" or not (as_mask or as_index):
+                raise ValueError(f"scored must be a bool [B, T] = {tuple(inputs.shape[:2])} mask or an int64 [N] "
+                                 f"index of a per-position task; got {scored.dtype} {tuple(scored.shape)} "
+                                 f"({self.spec.output_kind} outputs)")
+            x = x[scored] if as_mask else x.flatten(0, 1)[scored]
         elif self.spec.output_kind == "pooled":
             valid = (segment_pos >= 0).unsqueeze(-1).to(x.dtype)
             x = (x * valid).sum(1) / valid.sum(1).clamp_min(1.0)

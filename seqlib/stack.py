@@ -1,0 +1,420 @@
+"""Stacked training: K runs of one (model, task) in one optimiser step, as K independent models.
+
+The runs of a stack differ only in settings that keep every shape: the seed and the optimiser
+scalars of :data:`PER_INSTANCE` (learning rate, schedule, weight decay, clipping, steps, early
+stopping). Their parameters lie in one ``[K, N]`` tensor; the model runs once per step under
+``torch.func.vmap`` over ``torch.func.functional_call``, so every matmul becomes a batched matmul with
+per-instance weights, and the mixers see the instance axis as part of their batch (the fused RG-LRU
+scan folds it in by its vmap rule, ``seqlib.kernels.rglru_triton``). Each instance
+
+* sees exactly the batches it would see alone (its seed's stream: :class:`seqlib.data.Prefetcher`),
+  right-padded to one length, which is exact for causal models (padding comes after every real token);
+* has its own AdamW state, warmup + cosine schedule, weight decay, gradient clipping by the norm of
+  its own gradient and early stopping, with the arithmetic of ``torch.optim.AdamW`` and
+  ``torch.nn.utils.clip_grad_norm_`` (per-instance scalars computed in float64, as theirs);
+* leaves the stack when it stops (its last step, early stopping, a failure), so it stops costing;
+* fails alone: a non-finite loss or gradient norm freezes that instance (no more updates), and it is
+  recorded as failed with its step and parameter groups while the others go on;
+* writes the record a run of its own writes (:func:`seqlib.train.execute`: schema, config hash,
+  evaluation, checkpoint), plus ``measure.stack_size``.
+
+No host sync per step: losses, gradient norms and the first failing step stay on the device and are
+read every ``run.log_every`` steps and at evaluations. AdamW only (Muon orthogonalises each matrix):
+:func:`stack_problem` says why a set of runs cannot stack.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call, vmap
+
+from seqlib import tasks as task_registry
+from seqlib.config import ExperimentConfig
+from seqlib.data import Prefetcher
+from seqlib.measure import Meter
+from seqlib.models import ModelUnavailable, build_model
+from seqlib.objective import autocast, masked_loss
+from seqlib.provenance import now
+from seqlib.record import RunRecord
+from seqlib.results import ResultsError, write_record
+from seqlib.tasks.base import Batch, Task
+from seqlib.train import (
+    SHOWN_NAMES,
+    Outcome,
+    check_eval_splits,
+    finish_run,
+    lr_factor,
+    new_record,
+    nonfinite_message,
+    parameter_groups,
+    resolve_device,
+    resolve_dtype,
+    run_model_config,
+    select_split,
+    stored_record,
+    validate,
+)
+
+# optimiser settings that may differ inside a stack (everything else must agree)
+PER_INSTANCE = ("lr", "min_lr", "weight_decay", "betas", "warmup_steps", "grad_clip", "steps",
+                "early_stop_accuracy", "seeds", "lr_sweep")
+ADAM_EPS = 1e-8  # torch.optim.AdamW's default eps, which the per-run trainer uses
+CLIP_EPS = 1e-6  # clip_grad_norm_: coefficient max_norm / (total_norm + 1e-6), at most 1
+
+
+def stack_key(cfg: ExperimentConfig) -> str:
+    """Runs with one key may share a stack: they agree on everything but :data:`PER_INSTANCE`."""
+    data = cfg.model_dump(mode="json")
+    data["optim"] = {k: v for k, v in data["optim"].items() if k not in PER_INSTANCE}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stack_problem(cfgs: list[ExperimentConfig]) -> str | None:
+    """Why ``cfgs`` (runs of :meth:`ExperimentConfig.for_run`) cannot train as one stack, or None."""
+    if not cfgs:
+        return "no runs to stack"
+    if len({stack_key(c) for c in cfgs}) > 1:
+        return "the runs differ in more than the seed and the optimiser scalars (seqlib.stack.PER_INSTANCE)"
+    if cfgs[0].optim.optimizer != "adamw":
+        return f"optim.optimizer={cfgs[0].optim.optimizer}: only AdamW stacks (Muon orthogonalises each matrix)"
+    if any(len(c.optim.seeds) != 1 for c in cfgs):
+        return "each run of a stack has one seed (ExperimentConfig.for_run)"
+    return None
+
+
+@dataclass
+class Layout:
+    """Where each trainable parameter lies in a row of the ``[K, N]`` stack: parameters ordered by
+    optimiser group, so each group is one contiguous slice ``groups[g] = (start, end)``."""
+
+    names: list[str]
+    shapes: list[torch.Size]
+    offsets: list[int]
+    groups: dict[str, tuple[int, int]]
+    size: int
+
+    @classmethod
+    def of(cls, model: torch.nn.Module) -> Layout:
+        names, shapes, offsets, groups, n = [], [], [], {}, 0
+        for group, named in parameter_groups(model, "adamw").items():
+            start = n
+            for name, p in named:
+                names.append(name)
+                shapes.append(p.shape)
+                offsets.append(n)
+                n += p.numel()
+            groups[group] = (start, n)
+        return cls(names, shapes, offsets, groups, n)
+
+    def flatten(self, model: torch.nn.Module) -> torch.Tensor:
+        params = dict(model.named_parameters())
+        return torch.cat([params[name].detach().reshape(-1).float() for name in self.names])
+
+    def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The parameters of every instance, ``[K, *shape]`` views of ``flat`` [K, N]."""
+        return {name: flat[:, o : o + math.prod(s)].view(flat.shape[0], *s)
+                for name, s, o in zip(self.names, self.shapes, self.offsets)}
+
+    def load(self, model: torch.nn.Module, row: torch.Tensor) -> torch.nn.Module:
+        """Copy one instance's parameters (a row of the stack) into ``model``."""
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, s, o in zip(self.names, self.shapes, self.offsets):
+                params[name].copy_(row[o : o + math.prod(s)].view(s))
+        return model
+
+    def nonfinite(self, row: torch.Tensor) -> str:
+        """Group names with their first non-finite parameters in one row, or ``none``."""
+        bad = {g: [] for g in self.groups}
+        group_of = [g for g, (a, b) in self.groups.items() for o in self.offsets if a <= o < b]
+        for name, s, o, g in zip(self.names, self.shapes, self.offsets, group_of):
+            if not torch.isfinite(row[o : o + math.prod(s)]).all():
+                bad[g].append(name)
+        parts = [f"{g}[{', '.join(v[:SHOWN_NAMES])}{f', +{len(v) - SHOWN_NAMES} more' if len(v) > SHOWN_NAMES else ''}]"
+                 for g, v in bad.items() if v]
+        return ", ".join(parts) or "none"
+
+
+def schedule_table(cfgs: list[ExperimentConfig]) -> torch.Tensor:
+    """``[S, K, 6]`` fp32 per-step scalars of each instance's AdamW step s (S = the longest run):
+    ``1 - lr wd``, ``lr / (1 - beta1^(s+1))``, ``sqrt(1 - beta2^(s+1))``, ``1 - beta1``, ``beta2``,
+    ``1 - beta2``, computed in float64 as ``torch.optim.AdamW`` does (lr: :func:`seqlib.train.lr_factor`)."""
+    steps = max(c.optim.steps for c in cfgs)
+    table = torch.zeros(steps, len(cfgs), 6, dtype=torch.float64)
+    for k, c in enumerate(cfgs):
+        o = c.optim
+        b1, b2 = o.betas
+        for s in range(o.steps):
+            lr = o.lr * lr_factor(s, o.warmup_steps, o.steps, o.min_lr / o.lr)
+            table[s, k] = torch.tensor([1 - lr * o.weight_decay, lr / (1 - b1 ** (s + 1)),
+                                        (1 - b2 ** (s + 1)) ** 0.5, 1 - b1, b2, 1 - b2], dtype=torch.float64)
+    return table.float()
+
+
+def scored_positions(batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Stacked :func:`seqlib.objective.scored_targets`: for a per-position task the flat indices
+    ``[K, N]`` (row-major, as the boolean mask selects them) of each instance's scored positions,
+    padded to the largest count N, their targets and a validity mask; for a pooled task None and the
+    batch's own targets and mask."""
+    if batch.mask.dim() != 3:
+        return None, batch.targets, batch.mask
+    flat = batch.mask.flatten(1)  # [K, B*T]
+    counts = flat.sum(1)
+    n = max(int(counts.max()), 1)
+    order = torch.sort((~flat).to(torch.int8), dim=1, stable=True).indices[:, :n]  # scored first, in order
+    valid = torch.arange(n)[None, :] < counts[:, None]
+    index = torch.where(valid, order, 0)
+    targets = torch.where(valid, torch.gather(batch.targets.flatten(1), 1, index), 0)
+    return index, targets.to(batch.targets.dtype), valid
+
+
+class Stack:
+    """The live instances: their parameters ``flat`` [K, N], AdamW moments and per-instance tensors."""
+
+    def __init__(self, cfgs: list[ExperimentConfig], models: list[torch.nn.Module], layout: Layout, device):
+        self.cfgs, self.layout = cfgs, layout
+        self.ids = list(range(len(cfgs)))  # stack row -> index into cfgs
+        self.flat = torch.stack([layout.flatten(m) for m in models]).to(device).requires_grad_()
+        self.m = torch.zeros_like(self.flat, requires_grad=False)
+        self.v = torch.zeros_like(self.m)
+        self.table = schedule_table(cfgs).to(device)
+        self.max_norm = torch.tensor([c.optim.grad_clip or math.inf for c in cfgs], device=device)
+        self.decay_end = layout.groups.get("adamw:decay", (0, 0))[1]  # decay params come first
+        self.frozen = torch.zeros(len(cfgs), dtype=torch.bool, device=device)
+        self.first_bad = torch.full((len(cfgs),), -1, dtype=torch.long, device=device)
+        self.bad_what = torch.zeros(len(cfgs), 2, device=device)  # (loss, gradient norm) at the bad step
+        self.bad_groups = torch.zeros(len(cfgs), len(layout.groups), dtype=torch.bool, device=device)
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these stack rows (the others have ended)."""
+        idx = torch.tensor(rows, device=self.flat.device)
+        self.ids = [self.ids[r] for r in rows]
+        self.flat = self.flat.detach()[idx].clone().requires_grad_()
+        for name in ("m", "v", "max_norm", "frozen", "first_bad", "bad_what", "bad_groups"):
+            setattr(self, name, getattr(self, name)[idx])
+        self.table = self.table[:, idx]
+
+    @torch.no_grad()
+    def update(self, losses: torch.Tensor, step: int) -> torch.Tensor:
+        """Clip each instance's gradient to its own norm, then one AdamW step of every instance that
+        is still finite; an instance whose loss or gradient norm is not finite is frozen from here on
+        (its first bad step and groups are kept). Returns the gradient norms [K]."""
+        g = self.flat.grad
+        group_norms = torch.stack([g[:, a:b].norm(dim=1) for a, b in self.layout.groups.values()], 1)
+        norm = group_norms.norm(dim=1)
+        ok = torch.isfinite(losses) & torch.isfinite(norm) & ~self.frozen
+        new_bad = ~ok & ~self.frozen
+        self.first_bad = torch.where(new_bad, step, self.first_bad)
+        self.bad_what = torch.where(new_bad[:, None], torch.stack([losses.detach(), norm], 1), self.bad_what)
+        self.bad_groups = torch.where(new_bad[:, None], ~torch.isfinite(group_norms), self.bad_groups)
+        self.frozen |= ~ok
+        coef = torch.clamp(self.max_norm / (norm + CLIP_EPS), max=1.0)
+        g = g * coef[:, None]
+        decay, step_size, bc2_sqrt, w1, beta2, w2 = self.table[step].unbind(-1)  # each [K]
+        p = self.flat.detach()
+        d = self.decay_end
+        new_p = torch.cat([p[:, :d] * decay[:, None], p[:, d:]], 1)
+        m = torch.lerp(self.m, g, w1[:, None])
+        v = self.v * beta2[:, None] + w2[:, None] * g * g
+        denom = v.sqrt() / bc2_sqrt[:, None] + ADAM_EPS
+        new_p = new_p + (-step_size[:, None] * m) / denom
+        keep = ok[:, None]
+        p.copy_(torch.where(keep, new_p, p))
+        self.m, self.v = torch.where(keep, m, self.m), torch.where(keep, v, self.v)
+        self.flat.grad = None
+        return norm
+
+
+def forward_logits(model: torch.nn.Module, params: dict, fixed: dict, inputs, segment_pos, index):
+    """One instance's logits at its scored positions (``index`` None: every position / pooled)."""
+    logits, _ = functional_call(model, {**params, **fixed}, (inputs, segment_pos), {"scored": index})
+    return logits
+
+
+def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: Task | None = None,
+                  on_done: Callable[[int], None] | None = None) -> None:
+    """Train and evaluate ``cfgs`` (runs of one stack: :func:`stack_problem` is None) together, filling
+    ``records[i]`` (from :func:`seqlib.train.new_record`) in place; ``on_done(i)`` is called as run i
+    ends (ok, or failed alone), so that its record can be written at once. An exception that ends the
+    whole stack propagates; the records of the runs still in it are then unfinished."""
+    problem = stack_problem(cfgs)
+    if problem:
+        raise ValueError(f"cannot stack these runs: {problem}")
+    cfg0 = cfgs[0]
+    o, r = cfg0.optim, cfg0.run
+    device = resolve_device(r.device)
+    dtype = resolve_dtype(r.dtype, device)
+    task = task or task_registry.get_task(cfg0.task.name, **cfg0.task.params)
+    spec = task.spec
+    check_eval_splits(cfg0, task)
+    model_cfg = run_model_config(cfg0, spec, records[0])
+    for record in records[1:]:
+        record.config["model"] = records[0].config["model"]
+    meter = Meter(device)
+    models = []
+    for cfg in cfgs:  # each instance's initial weights are those of its run alone
+        torch.manual_seed(cfg.optim.seeds[0])
+        models.append(build_model(model_cfg, spec))
+    layout = Layout.of(models[0])
+    tensors = [{**dict(m.named_parameters()), **dict(m.named_buffers())} for m in models]
+    fixed = {n: torch.stack([t[n].detach() for t in tensors]).to(device)  # buffers, frozen parameters
+             for n in tensors[0] if n not in set(layout.names)}
+    stack = Stack(cfgs, models, layout, device)
+    template = models[0].to(device)  # the module the stack runs through, and evaluates each instance in
+    del models, tensors
+    forward = functools.partial(forward_logits, template)
+    sel = select_split(cfg0, task)
+    for record in records:
+        record.train = {"steps_done": 0, "stopped_early": False, "select_split": sel,
+                        "loss_curve": [], "eval_curve": [], "data_time_s": 0.0}
+        record.measure["stack_size"] = len(cfgs)
+    tokens = [0] * len(cfgs)
+    pending_losses: list[tuple[int, list[int], torch.Tensor]] = []
+    seeds = [c.optim.seeds[0] for c in cfgs]
+    last_step = max(c.optim.steps for c in cfgs) - 1
+    in_dims = (0, 0, 0, 0, None) if spec.output_kind == "pooled" else (0, 0, 0, 0, 0)
+
+    def flush(step: int) -> None:
+        """Read what the device holds (one sync): the logged losses and the failed instances."""
+        nonlocal t_read
+        for logged, ids, losses in pending_losses:
+            for i, value in zip(ids, losses.tolist()):
+                records[i].train["loss_curve"].append([logged, value])
+        pending_losses.clear()
+        meter.sync()
+        t = time.perf_counter()
+        steps = step - read_step[0]
+        if steps > 0:
+            for _ in range(steps):
+                meter.step((t - t_read) / steps, 0)
+        t_read, read_step[0] = t, step
+        first_bad = stack.first_bad.tolist()
+        failed = [row for row, s in enumerate(first_bad) if s >= 0]
+        for row in failed:
+            i = stack.ids[row]
+            loss, norm = stack.bad_what[row].tolist()
+            what, value = ("loss", loss) if not math.isfinite(loss) else ("gradient norm", norm)
+            groups = [g for g, bad in zip(layout.groups, stack.bad_groups[row].tolist()) if bad]
+            message = nonfinite_message(cfgs[i], what, value, first_bad[row], ", ".join(groups) or "none",
+                                        layout.nonfinite(stack.flat[row].detach()))
+            train = records[i].train  # as a run alone: it stops before the failing step's update
+            train["steps_done"] = first_bad[row]
+            train["loss_curve"] = [e for e in train["loss_curve"] if e[0] < first_bad[row]]
+            end(i, "failed", f"NonFiniteError: {message}")
+        if failed:
+            stack.keep([row for row in range(len(stack.ids)) if row not in failed])
+
+    def end(i: int, status: str, reason: str | None = None) -> None:
+        record = records[i]
+        record.measure |= meter.summary() | {"stack_size": len(cfgs), "train_tokens": tokens[i]}
+        train_time = record.measure["train_time_s"]
+        record.measure["tokens_per_s"] = tokens[i] / train_time if train_time else None
+        record.train["data_time_s"] = pf.data_time_s
+        if status == "ok":
+            finish_run(template, task, cfgs[i], record, model_cfg, device, dtype, meter.summary()["wall_time_s"])
+        else:
+            record.status, record.reason = status, reason
+        if on_done is not None:
+            on_done(i)
+
+    read_step = [0]
+    t_read = time.perf_counter()
+    with Prefetcher(task, o.batch_size, seeds, 0, last_step + 1, None) as pf:
+        for step in range(last_step + 1):
+            if not stack.ids:
+                break
+            batch = pf.get(step, [seeds[i] for i in stack.ids])
+            index, targets, valid = scored_positions(batch)
+            real = (batch.segment_pos >= 0).flatten(1).sum(1).tolist()
+            for i, n in zip(stack.ids, real):
+                tokens[i] += n
+            inputs, segment_pos = batch.inputs.to(device, non_blocking=True), batch.segment_pos.to(device, non_blocking=True)
+            targets, valid = targets.to(device, non_blocking=True), valid.to(device, non_blocking=True)
+            index = None if index is None else index.to(device, non_blocking=True)
+            with autocast(device, dtype):
+                logits = vmap(forward, in_dims=in_dims)(
+                    layout.views(stack.flat), fixed_rows(fixed, stack), inputs, segment_pos, index)
+            losses = vmap(masked_loss, in_dims=(0, 0, 0, None))(logits, targets, valid, spec)
+            losses.sum().backward()
+            stack.update(losses.detach(), step)
+            log_rows = [row for row, i in enumerate(stack.ids)
+                        if step % r.log_every == 0 or step == cfgs[i].optim.steps - 1]
+            if log_rows:
+                pending_losses.append((step, [stack.ids[row] for row in log_rows], losses.detach()[log_rows].clone()))
+            for i in stack.ids:
+                records[i].train["steps_done"] = step + 1
+            ending = {i for i in stack.ids if (step + 1) % r.eval_every == 0 or step == cfgs[i].optim.steps - 1}
+            if step % r.log_every == 0 or ending:
+                flush(step + 1)  # failed instances leave here, before any evaluation
+            done = []
+            for row, i in enumerate(stack.ids):
+                if i in ending:
+                    layout.load(template, stack.flat[row].detach())
+                    stop = validate(template, task, cfgs[i], records[i].train, step + 1, device, dtype)
+                    if stop or step == cfgs[i].optim.steps - 1:
+                        end(i, "ok")
+                        done.append(row)
+            if done:
+                stack.keep([row for row in range(len(stack.ids)) if row not in done])
+
+
+def fixed_rows(fixed: dict[str, torch.Tensor], stack: Stack) -> dict[str, torch.Tensor]:
+    """The non-trained tensors (buffers, frozen parameters) of the live instances."""
+    if not fixed:
+        return {}
+    idx = torch.tensor(stack.ids, device=next(iter(fixed.values())).device)
+    return {n: t[idx] for n, t in fixed.items()}
+
+
+def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | None = None,
+              on_result: Callable[[Outcome, int, int], None] | None = None) -> list[Outcome]:
+    """:func:`seqlib.train.run_one` for a stack: runs with an ``ok`` record are kept (unless ``force``),
+    the rest train as one stack (:func:`execute_stack`), each record written as its run ends. A
+    failure of the whole stack fails every run still in it (``ModelUnavailable``: skipped)."""
+    outcomes: dict[int, Outcome] = {}
+    todo = []
+    for i, cfg in enumerate(cfgs):
+        old = None
+        if not force:
+            try:
+                old = stored_record(cfg)
+            except ResultsError:
+                old = None
+        if old is not None and old.status == "ok":
+            outcomes[i] = Outcome(old, reused=True)
+        else:
+            todo.append(i)
+    records = {i: new_record(cfgs[i]) for i in todo}
+
+    def write(j: int) -> None:
+        i = todo[j]
+        records[i].provenance.end_time = now()
+        write_record(cfgs[i].run.results_dir, records[i])
+        outcomes[i] = Outcome(records[i], reused=False)
+        if on_result is not None:
+            on_result(outcomes[i], i, len(cfgs))
+
+    if todo:
+        try:
+            execute_stack([cfgs[i] for i in todo], [records[i] for i in todo], task, on_done=write)
+        except ModelUnavailable as e:
+            for j, i in enumerate(todo):
+                if i not in outcomes:
+                    records[i].status, records[i].reason = "skipped", f"model unavailable: {e}"
+                    write(j)
+        except Exception as e:  # noqa: BLE001 - recorded for every run still in the stack
+            for j, i in enumerate(todo):
+                if i not in outcomes:
+                    records[i].status, records[i].reason = "failed", f"{type(e).__name__}: {e}"
+                    records[i].traceback = traceback.format_exc()
+                    write(j)
+    return [outcomes[i] for i in range(len(cfgs))]

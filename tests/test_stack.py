@@ -1,0 +1,154 @@
+"""The stacked trainer (seqlib.stack) is the same experiment as separate runs: K = 3 instances with
+different seeds and learning rates equal 3 runs of seqlib.train (fp32, CPU) at every step's loss, in
+their evaluations, metrics and records; a NaN in one instance's batch fails that instance alone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from test_engine_train import DP, _inject_nan
+
+from seqlib.record import RunRecord
+from seqlib.results import read_record
+from seqlib.stack import Stack, run_stack, scored_positions, stack_key, stack_problem
+from seqlib.tasks import get_task
+from seqlib.train import execute, new_record, run_one
+
+STEPS = 20
+MQAR = {"vocab_size": 80, "seq_len": 16, "num_kv_pairs": 2}
+CHOMSKY = {"train_max_length": 9, "max_test_length": 12}  # a length per batch: the stack pads
+RUNS = [(0, 3e-3), (1, 1e-3), (1, 3e-3)]  # (seed, lr): two seeds, and one seed at two rates
+
+
+def configs(tiny_config, tmp_path, model, task, params, **optim):
+    base = tiny_config(tmp_path, model, task, params, steps=STEPS, warmup_steps=3, min_lr=1e-4,
+                       run_kw={"eval_every": 7, "log_every": 1}, **optim)
+    return [base.for_run(lr, seed) for seed, lr in RUNS]
+
+
+def alone(cfg, task=None) -> RunRecord:
+    record = new_record(cfg)
+    execute(cfg, record, task)
+    return record
+
+
+def stacked(cfgs, task=None) -> list[RunRecord]:
+    return [o.record for o in run_stack(cfgs, force=True, task=task)]
+
+
+def assert_same_run(a: RunRecord, b: RunRecord, rel: float = 1e-5) -> None:
+    """Two records of one configuration: same hash, curves within ``rel``, same evaluation results."""
+    assert (a.config_hash, a.status, a.lr, a.seed) == (b.config_hash, b.status, b.lr, b.seed)
+    assert a.train["steps_done"] == b.train["steps_done"] and a.train["stopped_early"] == b.train["stopped_early"]
+    la, lb = a.train["loss_curve"], b.train["loss_curve"]
+    assert [s for s, _ in la] == [s for s, _ in lb]
+    for (step, x), (_, y) in zip(la, lb):
+        assert abs(x - y) <= rel * abs(x), (step, x, y)
+    assert [s for s, _ in a.train["eval_curve"]] == [s for s, _ in b.train["eval_curve"]]
+    for (_, x), (_, y) in zip(a.train["eval_curve"], b.train["eval_curve"]):
+        assert x == pytest.approx(y, rel=rel, abs=1e-6)
+    key = [(m["split"], m["metric"], m["slice_key"], m["slice_value"]) for m in a.metrics]
+    assert key == [(m["split"], m["metric"], m["slice_key"], m["slice_value"]) for m in b.metrics]
+    for m, n in zip(a.metrics, b.metrics):
+        assert m["value"] == pytest.approx(n["value"], rel=1e-4, abs=1e-6), (m, n)
+    for k in ("num_params", "state_size"):
+        assert a.measure[k] == b.measure[k]
+
+
+@pytest.mark.parametrize("model", ["hawk", "griffin", "local_transformer", "transformer", "lstm", "gru"])
+def test_three_stacked_instances_equal_three_runs_on_variable_lengths(tmp_path, tiny_config, model):
+    """Parity with one length per batch: the instances' batches differ in length at most steps."""
+    cfgs = configs(tiny_config, tmp_path, model, "parity_check", CHOMSKY)
+    runs = [alone(c) for c in cfgs]
+    assert len({len(r.train["loss_curve"]) for r in runs}) == 1
+    for a, b in zip(runs, stacked(cfgs)):
+        assert_same_run(a, b)
+        assert b.measure["stack_size"] == 3
+
+
+@pytest.mark.parametrize("model", ["griffin", "lstm"])
+def test_stacked_mqar_scores_only_the_scored_positions(tmp_path, tiny_config, model):
+    cfgs = configs(tiny_config, tmp_path, model, "mqar", MQAR)
+    for a, b in zip([alone(c) for c in cfgs], stacked(cfgs)):
+        assert_same_run(a, b)
+
+
+def test_stacked_pooled_feature_task_and_the_records_in_the_store(tmp_path, tiny_config):
+    cfgs = configs(tiny_config, tmp_path, "hawk", "knapsack", DP)
+    for a, b in zip([alone(c) for c in cfgs], stacked(cfgs)):
+        assert_same_run(a, b)
+        assert read_record(tmp_path, b.task, b.model, b.config_hash).to_json() == b.to_json()
+
+
+def test_instances_with_their_own_steps_and_early_stopping(tmp_path, tiny_config):
+    """An instance with fewer steps leaves the stack at its last step, as its run alone ends there."""
+    cfgs = configs(tiny_config, tmp_path, "hawk", "parity_check", CHOMSKY)
+    cfgs[1] = cfgs[1].model_copy(update={"optim": cfgs[1].optim.model_copy(update={"steps": 9})})
+    cfgs[2] = cfgs[2].model_copy(update={"optim": cfgs[2].optim.model_copy(update={"early_stop_accuracy": 0.05})})
+    runs = [alone(c) for c in cfgs]
+    assert runs[1].train["steps_done"] == 9 and runs[2].train["stopped_early"]
+    for a, b in zip(runs, stacked(cfgs)):
+        assert_same_run(a, b)
+
+
+NAN_STACKED = (r"NonFiniteError: non-finite loss \(nan\) at step 3 of hawk on knapsack \(lr=0\.001, seed=1\); "
+               r"non-finite grads in: adamw:decay(, adamw:no_decay)?; non-finite params in: none")
+
+
+def test_a_nan_in_one_instance_fails_it_alone(tmp_path, tiny_config, tampered):
+    cfgs = configs(tiny_config, tmp_path, "hawk", "knapsack", DP)
+    task = tampered(cfgs[1], _inject_nan, run_seed=1, steps=(3,))  # seed 1: runs 1 and 2 see it
+    cfgs = cfgs[:2] + [cfgs[2].for_run(3e-3, 2)]  # run 2 on seed 2 instead: clean
+    clean = [alone(cfgs[0]), alone(cfgs[2])]
+    got = stacked(cfgs, task)
+    assert got[1].status == "failed" and re.fullmatch(NAN_STACKED, got[1].reason), got[1].reason
+    assert got[1].train["steps_done"] == 3 and [s for s, _ in got[1].train["loss_curve"]] == [0, 1, 2]
+    alone_failed = run_one(cfgs[1], force=True, task=task).record
+    assert alone_failed.status == "failed" and alone_failed.train["steps_done"] == 3
+    assert [v for _, v in got[1].train["loss_curve"]] == pytest.approx(
+        [v for _, v in alone_failed.train["loss_curve"]], rel=1e-5)
+    assert_same_run(clean[0], got[0])
+    assert_same_run(clean[1], got[2])
+
+
+def test_stacks_only_what_keeps_the_shapes(tmp_path, tiny_config):
+    a = tiny_config(tmp_path, "hawk", "parity_check", CHOMSKY)
+    assert stack_key(a.for_run(1e-3, 0)) == stack_key(a.for_run(3e-3, 5))
+    wider = tiny_config(tmp_path, "hawk", "parity_check", CHOMSKY, model_kw={"d_model": 32})
+    assert stack_key(wider) != stack_key(a)
+    assert "differ" in stack_problem([a.for_run(1e-3, 0), wider.for_run(1e-3, 0)])
+    muon = tiny_config(tmp_path, "hawk", "parity_check", CHOMSKY, optimizer="muon")
+    assert "Muon" in stack_problem([muon.for_run(1e-3, 0)])
+    assert stack_problem([a.for_run(1e-3, 0), a.for_run(1e-3, 1)]) is None
+
+
+def test_scored_positions_match_the_boolean_selection():
+    task = get_task("mqar", **MQAR)
+    from seqlib.data import stack_batches
+
+    batches = [task.sample("train", 4, seed=s) for s in range(3)]
+    index, targets, valid = scored_positions(stack_batches(batches))
+    for k, b in enumerate(batches):
+        n = int(b.mask.sum())
+        assert valid[k].sum() == n
+        assert torch.equal(index[k, :n], b.mask.flatten().nonzero().squeeze(1))
+        assert torch.equal(targets[k, :n], b.targets[b.mask])
+
+
+def test_an_instance_frozen_at_a_nan_keeps_its_parameters(tmp_path, tiny_config):
+    """The update of a failing instance is skipped: its row and moments stay as they were."""
+    from seqlib.models import build_model
+    from seqlib.stack import Layout
+
+    cfgs = configs(tiny_config, tmp_path, "hawk", "parity_check", CHOMSKY)
+    spec = get_task("parity_check", **CHOMSKY).spec
+    models = [build_model(cfgs[0].model, spec) for _ in cfgs]
+    stack = Stack(cfgs, models, Layout.of(models[0]), torch.device("cpu"))
+    before = stack.flat.detach().clone()
+    stack.flat.grad = torch.ones_like(stack.flat)
+    stack.flat.grad[1, 0] = float("nan")
+    stack.update(torch.tensor([1.0, 1.0, 1.0]), 0)
+    assert torch.equal(stack.flat[1].detach(), before[1]) and not torch.equal(stack.flat[0].detach(), before[0])
+    assert stack.first_bad.tolist() == [-1, 0, -1] and stack.frozen.tolist() == [False, True, False]
