@@ -28,7 +28,8 @@ configuration: params/defaults.yaml, params/models.yaml, params/tasks.yaml, each
 overlay (smoke, full); --set key.sub=value overrides any field (values are YAML). Unknown keys, wrong
 types and impossible values are errors naming the key and the file that set it."""
 
-BENCHMARKS = {"scan": "seqlib.bench.scan", "attention": "seqlib.bench.attention", "models": "seqlib.bench.models"}
+BENCHMARKS = {"scan": "seqlib.bench.scan", "attention": "seqlib.bench.attention", "models": "seqlib.bench.models",
+              "sweep": "seqlib.bench.sweep"}
 
 
 def _usage_error(command: str, message: str) -> SystemExit:

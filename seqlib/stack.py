@@ -196,7 +196,7 @@ class Stack:
 
     def keep(self, rows: list[int]) -> None:
         """Keep only these stack rows (the others have ended)."""
-        idx = torch.tensor(rows, device=self.flat.device)
+        idx = torch.tensor(rows, dtype=torch.long, device=self.flat.device)
         self.ids = [self.ids[r] for r in rows]
         self.flat = self.flat.detach()[idx].clone().requires_grad_()
         for name in ("m", "v", "max_norm", "frozen", "first_bad", "bad_what", "bad_groups"):
@@ -365,6 +365,9 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
                         done.append(row)
             if done:
                 stack.keep([row for row in range(len(stack.ids)) if row not in done])
+            if ending:  # evaluation is not training time: the clock restarts after it
+                meter.sync()
+                t_read = time.perf_counter()
 
 
 def fixed_rows(fixed: dict[str, torch.Tensor], stack: Stack) -> dict[str, torch.Tensor]:
@@ -412,6 +415,8 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
                     records[i].status, records[i].reason = "skipped", f"model unavailable: {e}"
                     write(j)
         except Exception as e:  # noqa: BLE001 - recorded for every run still in the stack
+            if all(i in outcomes for i in todo):
+                raise  # every run had ended: nothing to record it in
             for j, i in enumerate(todo):
                 if i not in outcomes:
                     records[i].status, records[i].reason = "failed", f"{type(e).__name__}: {e}"

@@ -152,3 +152,29 @@ def test_an_instance_frozen_at_a_nan_keeps_its_parameters(tmp_path, tiny_config)
     stack.update(torch.tensor([1.0, 1.0, 1.0]), 0)
     assert torch.equal(stack.flat[1].detach(), before[1]) and not torch.equal(stack.flat[0].detach(), before[0])
     assert stack.first_bad.tolist() == [-1, 0, -1] and stack.frozen.tolist() == [False, True, False]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", ["hawk", "griffin", "local_transformer", "transformer", "lstm", "gru"])
+def test_stacked_equals_separate_runs_on_the_gpu(tmp_path, tiny_config, model):
+    """CUDA kernels under vmap (the fused scan's vmap rule, the attention fast path, the LSTM loop):
+    fp32 within 1e-4 of the runs alone (TF32 off: torch's default for matmuls)."""
+    base = tiny_config(tmp_path, model, "parity_check", CHOMSKY, steps=STEPS, warmup_steps=3, min_lr=1e-4,
+                       model_kw={"d_model": 64}, run_kw={"eval_every": 7, "log_every": 1, "device": "cuda",
+                                                         "dtype": "float32"})
+    cfgs = [base.for_run(lr, seed) for seed, lr in RUNS]
+    for a, b in zip([alone(c) for c in cfgs], stacked(cfgs)):
+        assert_same_run(a, b, rel=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", ["hawk", "griffin", "transformer", "lstm"])
+def test_stacked_bf16_on_the_gpu_starts_where_the_runs_alone_start(tmp_path, tiny_config, model):
+    base = tiny_config(tmp_path, model, "mqar", MQAR, steps=6, model_kw={"d_model": 64},
+                       run_kw={"log_every": 1, "device": "cuda"})
+    cfgs = [base.for_run(lr, seed) for seed, lr in RUNS]
+    for a, b in zip([alone(c) for c in cfgs], stacked(cfgs)):
+        assert b.status == "ok", b.reason
+        assert b.train["loss_curve"][0][1] == pytest.approx(a.train["loss_curve"][0][1], rel=2e-2)

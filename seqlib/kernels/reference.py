@@ -72,3 +72,27 @@ def compare(fn, x, gx, ga, a_param, reset, h0=None, *, use_h_last=True, generato
     if h0 is not None:
         errs["dh0"] = rel_err(h0k.grad, h0r.grad) if h0k.grad is not None else float("inf")
     return errs
+
+
+def compare_stacked(fn, K, B, T, R, dtype, device, generator, *, reset_prob=0.1):
+    """``torch.func.vmap(fn)`` over K instances (their own a_param, inputs, resets, h0) against K
+    separate calls of ``fn``, forward and backward; return {name: largest relative error over instances}."""
+    cases = [make_inputs(B, T, R, dtype, device, generator, reset_prob=reset_prob) for _ in range(K)]
+    stacked = [torch.stack(ts).detach().requires_grad_(ts[0].is_floating_point())
+               for ts in zip(*cases)]  # x, gx, ga, a_param, reset, h0 with a leading instance axis
+    y, h_last = torch.func.vmap(fn)(*stacked)
+    dy = torch.randn(y.shape, generator=generator, device=device).to(y.dtype)
+    dh = torch.randn(h_last.shape, generator=generator, device=device)
+    ((y.float() * dy.float()).sum() + (h_last * dh).sum()).backward()
+    names = ("dx", "dgate_x", "dgate_a", "da_param", None, "dh0")
+    errs = {"y": 0.0, "h_last": 0.0, **{n: 0.0 for n in names if n}}
+    for k, case in enumerate(cases):
+        leaves = [t.detach().clone().requires_grad_(t.is_floating_point()) for t in case]
+        y_k, h_k = fn(*leaves)
+        ((y_k.float() * dy[k].float()).sum() + (h_k * dh[k]).sum()).backward()
+        errs["y"] = max(errs["y"], rel_err(y[k], y_k))
+        errs["h_last"] = max(errs["h_last"], rel_err(h_last[k], h_k))
+        for name, s, leaf in zip(names, stacked, leaves):
+            if name:
+                errs[name] = max(errs[name], rel_err(s.grad[k], leaf.grad))
+    return errs

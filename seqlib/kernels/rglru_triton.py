@@ -161,7 +161,7 @@ def _load_tile(x_ptr, gx_ptr, ga_ptr, rs_ptr, row0, t_idx, cols, T, R):
 def _rglru_fwd_kernel(
     x_ptr, gx_ptr, ga_ptr, ap_ptr, rs_ptr, h0_ptr,
     y_ptr, hlast_ptr, ckpt_ptr,
-    T, R, NT,
+    T, R, NT, AP_ROWS,
     HAS_H0: tl.constexpr, STORE_CKPT: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_R: tl.constexpr, FAST: tl.constexpr,
 ):
@@ -172,7 +172,8 @@ def _rglru_fwd_kernel(
     t_idx = tl.arange(0, BLOCK_T)
     last_row = (t_idx == BLOCK_T - 1)[:, None]
 
-    sp = _softplus(tl.load(ap_ptr + cols, mask=cmask, other=0.0).to(tl.float32))[None, :]
+    # a_param row of this batch row: AP_ROWS batch rows share one (stacked instances, seqlib.stack)
+    sp = _softplus(tl.load(ap_ptr + (b // AP_ROWS) * R + cols, mask=cmask, other=0.0).to(tl.float32))[None, :]
     if HAS_H0:
         h = tl.load(h0_ptr + b * R + cols, mask=cmask, other=0.0).to(tl.float32)
     else:
@@ -244,7 +245,7 @@ def _seg_store(y_ptr, h, rel, row0, cols, T, R):
 def _rglru_fwd_seg_kernel(
     x_ptr, gx_ptr, ga_ptr, ap_ptr, rs_ptr, h0_ptr,
     y_ptr, hlast_ptr, ckpt_ptr,
-    T, R, NT,
+    T, R, NT, AP_ROWS,
     HAS_H0: tl.constexpr, STORE_CKPT: tl.constexpr,
     SEG_ROWS: tl.constexpr, BLOCK_R: tl.constexpr, FAST: tl.constexpr,
 ):
@@ -266,7 +267,8 @@ def _rglru_fwd_seg_kernel(
     last_row = (s_idx == SEG_ROWS - 1)[:, None]
     BLOCK_T: tl.constexpr = 4 * SEG_ROWS
 
-    sp = _softplus(tl.load(ap_ptr + cols, mask=cmask, other=0.0).to(tl.float32))[None, :]
+    # a_param row of this batch row: AP_ROWS batch rows share one (stacked instances, seqlib.stack)
+    sp = _softplus(tl.load(ap_ptr + (b // AP_ROWS) * R + cols, mask=cmask, other=0.0).to(tl.float32))[None, :]
     if HAS_H0:
         h = tl.load(h0_ptr + b * R + cols, mask=cmask, other=0.0).to(tl.float32)
     else:
@@ -328,7 +330,7 @@ def _rglru_fwd_seg_kernel(
 def _rglru_bwd_kernel(
     x_ptr, gx_ptr, ga_ptr, ap_ptr, rs_ptr, ckpt_ptr, dy_ptr, dht_ptr,
     dx_ptr, dgx_ptr, dga_ptr, dh0_ptr, dsp_ptr,
-    T, R, NT, NT_CKPT,
+    T, R, NT, NT_CKPT, AP_ROWS,
     HAS_DHT: tl.constexpr, CKPT_EVERY: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_R: tl.constexpr, FAST: tl.constexpr,
 ):
@@ -340,7 +342,8 @@ def _rglru_bwd_kernel(
     first_row = (t_idx == 0)[:, None]
     off = t_idx[:, None] * R + cols[None, :]
 
-    sp = _softplus(tl.load(ap_ptr + cols, mask=cmask, other=0.0).to(tl.float32))[None, :]
+    # a_param row of this batch row: AP_ROWS batch rows share one (stacked instances, seqlib.stack)
+    sp = _softplus(tl.load(ap_ptr + (b // AP_ROWS) * R + cols, mask=cmask, other=0.0).to(tl.float32))[None, :]
     if HAS_DHT:
         carry = tl.load(dht_ptr + b * R + cols, mask=cmask, other=0.0).to(tl.float32)
     else:
@@ -437,14 +440,21 @@ def _fit(config, B, R, device):
     return (block_t, block_r, num_warps, *rest)
 
 
+def _ap_rows(a_param, B: int) -> int:
+    """Batch rows per row of ``a_param``: B for one [R] vector, B / K for K stacked instances [K, R]."""
+    return B if a_param.dim() == 1 else B // a_param.shape[0]
+
+
 def _check(x, gate_x, gate_a, a_param, reset, h0):
     if x.dim() != 3:
         raise ValueError(f"rglru_fused: x must be [B, T, R], got {tuple(x.shape)}")
     B, T, R = x.shape
     if gate_x.shape != x.shape or gate_a.shape != x.shape:
         raise ValueError("rglru_fused: x, gate_x and gate_a must have one shape [B, T, R]")
-    if tuple(a_param.shape) != (R,):
-        raise ValueError(f"rglru_fused: a_param must be [R] = [{R}], got {tuple(a_param.shape)}")
+    if not (tuple(a_param.shape) == (R,) or (a_param.dim() == 2 and a_param.shape[1] == R and a_param.shape[0] > 0
+                                             and B % a_param.shape[0] == 0)):
+        raise ValueError(f"rglru_fused: a_param must be [R] = [{R}] or [K, R] with K dividing B = {B} "
+                         f"(K stacked instances, B / K rows each), got {tuple(a_param.shape)}")
     if tuple(reset.shape) != (B, T):
         raise ValueError(f"rglru_fused: reset must be [B, T] = [{B}, {T}], got {tuple(reset.shape)}")
     if h0 is not None and tuple(h0.shape) != (B, R):
@@ -460,14 +470,14 @@ def rglru_fwd(x, gate_x, gate_a, a_param, reset, h0=None, *, store_ckpt=False, c
     block_t, block_r, num_warps, *seg = config or FWD_CONFIG
     segmented = bool(seg) and seg[0] == 4
     x, gate_x, gate_a = x.contiguous(), gate_x.contiguous(), gate_a.contiguous()
-    rs = reset.contiguous().to(torch.bool).view(torch.uint8)
+    rs = reset.contiguous().to(torch.uint8)  # a copy, not a bool->uint8 view: inductor cannot lower that view
     nt = triton.cdiv(T, block_t)
     y = _alloc((B, T, R), x.dtype, x.device)
     h_last = _alloc((B, R), torch.float32, x.device)
     ckpt = _alloc((B, nt, R), torch.float32, x.device) if store_ckpt else h_last
     h0c = h0.contiguous() if h0 is not None else h_last
     grid = (triton.cdiv(R, block_r), B)
-    args = (x, gate_x, gate_a, a_param.contiguous(), rs, h0c, y, h_last, ckpt, T, R, nt)
+    args = (x, gate_x, gate_a, a_param.contiguous(), rs, h0c, y, h_last, ckpt, T, R, nt, _ap_rows(a_param, B))
     if segmented:
         _rglru_fwd_seg_kernel[grid](*args, HAS_H0=h0 is not None, STORE_CKPT=store_ckpt,
                                     SEG_ROWS=block_t // 4, BLOCK_R=block_r, FAST=_fast(), num_warps=num_warps)
@@ -491,7 +501,7 @@ def rglru_bwd(x, gate_x, gate_a, a_param, reset, ckpt, dy, dh_last=None, *, fwd_
                          f"whose {nt_ckpt} checkpoints must cover T={T}")
     every = block_t // fwd_block_t
     x, gate_x, gate_a = x.contiguous(), gate_x.contiguous(), gate_a.contiguous()
-    rs = reset.contiguous().to(torch.bool).view(torch.uint8)
+    rs = reset.contiguous().to(torch.uint8)  # a copy, not a bool->uint8 view: inductor cannot lower that view
     dy = dy.contiguous()
     dx = _alloc((B, T, R), x.dtype, x.device)
     dgx = _alloc((B, T, R), gate_x.dtype, x.device)
@@ -502,31 +512,38 @@ def rglru_bwd(x, gate_x, gate_a, a_param, reset, ckpt, dy, dh_last=None, *, fwd_
     grid = (triton.cdiv(R, block_r), B)
     _rglru_bwd_kernel[grid](
         x, gate_x, gate_a, a_param.contiguous(), rs, ckpt, dy, dht,
-        dx, dgx, dga, dh0, dsp, T, R, nt, nt_ckpt,
+        dx, dgx, dga, dh0, dsp, T, R, nt, nt_ckpt, _ap_rows(a_param, B),
         HAS_DHT=dh_last is not None, CKPT_EVERY=every, BLOCK_T=block_t, BLOCK_R=block_r, FAST=_fast(),
         num_warps=num_warps,
     )
     # d softplus(a_param) / d a_param = sigmoid(a_param); the [B, R] per-program partials are
     # summed here in a fixed order (deterministic, no atomics)
-    da = dsp.sum(0) * torch.sigmoid(a_param.float())
+    da = dsp.view(-1, _ap_rows(a_param, B), R).sum(1).view(a_param.shape) * torch.sigmoid(a_param.float())
     return dx, dgx, dga, da.to(a_param.dtype), dh0
 
 
 class _RGLRUFused(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, gate_x, gate_a, a_param, reset, h0):
-        needs = any(ctx.needs_input_grad[i] for i in (0, 1, 2, 3, 5))
-        B, _, R = x.shape
-        cfg = _fit(TRAIN_FWD_CONFIG if needs else FWD_CONFIG, B, R, x.device)
-        y, h_last, ckpt = rglru_fwd(x, gate_x, gate_a, a_param, reset, h0, store_ckpt=needs, config=cfg)
-        if needs:
-            ctx.fwd_block_t = cfg[0]
-            ctx.save_for_backward(x, gate_x, gate_a, a_param, reset, ckpt)
-            ctx.h0_dtype = None if h0 is None else h0.dtype
-        return y, h_last
+    """The fused scan with its backward; under ``torch.func.vmap`` (stacked instances, ``seqlib.stack``)
+    the instance axis is folded into the batch and a_param becomes [K, R] (:meth:`vmap`)."""
 
     @staticmethod
-    def backward(ctx, dy, dh_last):
+    def forward(x, gate_x, gate_a, a_param, reset, h0, store_ckpt):
+        cfg = _train_config(store_ckpt, x)
+        y, h_last, ckpt = rglru_fwd(x, gate_x, gate_a, a_param, reset, h0, store_ckpt=store_ckpt, config=cfg)
+        return y, h_last, (ckpt if store_ckpt else h_last.new_empty(0))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, gate_x, gate_a, a_param, reset, h0, store_ckpt = inputs
+        ckpt = output[2]
+        ctx.mark_non_differentiable(ckpt)
+        if store_ckpt:
+            ctx.fwd_block_t = _train_config(True, x)[0]
+            ctx.save_for_backward(x, gate_x, gate_a, a_param, reset, ckpt)
+            ctx.h0_dtype = None if h0 is None else h0.dtype
+
+    @staticmethod
+    def backward(ctx, dy, dh_last, _dckpt):
         x, gate_x, gate_a, a_param, reset, ckpt = ctx.saved_tensors
         cfg = _fit(BWD_CONFIG, x.shape[0], x.shape[2], x.device)
         if cfg[0] % ctx.fwd_block_t:  # configs changed between forward and backward
@@ -534,7 +551,28 @@ class _RGLRUFused(torch.autograd.Function):
         dx, dgx, dga, da, dh0 = rglru_bwd(x, gate_x, gate_a, a_param, reset, ckpt, dy, dh_last,
                                           fwd_block_t=ctx.fwd_block_t, config=cfg)
         dh0 = None if ctx.h0_dtype is None else dh0.to(ctx.h0_dtype)
-        return dx, dgx, dga, da, None, dh0
+        return dx, dgx, dga, da, None, dh0, None
+
+    @staticmethod
+    def vmap(info, in_dims, x, gate_x, gate_a, a_param, reset, h0, store_ckpt):
+        K = info.batch_size
+
+        def rows(t, d):  # instance axis first, then folded into the batch: [K * B, ...]
+            t = t.movedim(d, 0) if d is not None else t.expand(K, *t.shape)
+            return t.reshape(-1, *t.shape[2:])
+
+        xd, gxd, gad, apd, rsd, h0d, _ = in_dims
+        x, gate_x, gate_a, reset = rows(x, xd), rows(gate_x, gxd), rows(gate_a, gad), rows(reset, rsd)
+        h0 = None if h0 is None else rows(h0, h0d)
+        a_param = a_param if apd is None else a_param.movedim(apd, 0)  # [K, R]: one row per instance
+        y, h_last, ckpt = _RGLRUFused.apply(x, gate_x, gate_a, a_param, reset, h0, store_ckpt)
+        unfold = lambda t: t.view(K, -1, *t.shape[1:]) if t.numel() else t.expand(K, 0)  # noqa: E731
+        return (unfold(y), unfold(h_last), unfold(ckpt)), (0, 0, 0)
+
+
+def _train_config(store_ckpt: bool, x):
+    """The forward's launch config: the one whose checkpoints the backward reads when it stores them."""
+    return _fit(TRAIN_FWD_CONFIG if store_ckpt else FWD_CONFIG, x.shape[0], x.shape[2], x.device)
 
 
 def rglru_fused(x, gate_x, gate_a, a_param, reset, h0=None):
@@ -549,4 +587,5 @@ def rglru_fused(x, gate_x, gate_a, a_param, reset, h0=None):
         B, _, R = x.shape
         h = torch.zeros(B, R, device=x.device) if h0 is None else h0.float()
         return x.new_empty(x.shape), h
-    return _RGLRUFused.apply(x, gate_x, gate_a, a_param, reset, h0)
+    y, h_last, _ = _RGLRUFused.apply(x, gate_x, gate_a, a_param, reset, h0, torch.is_grad_enabled())
+    return y, h_last

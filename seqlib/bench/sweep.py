@@ -1,0 +1,142 @@
+"""The sweep benchmark (issue: Fill the GPU): ``python -m seqlib bench sweep``.
+
+The same full-profile configurations trained three ways, side by side in one call on one GPU:
+
+* ``loop``: today's per-run trainer (:func:`seqlib.train.execute`), one run;
+* ``packed``: 8 such runs in 8 processes at once on the GPU;
+* ``stacked``: K = 16 and K = 64 runs (seeds x learning rates) in one process
+  (:func:`seqlib.stack.execute_stack`).
+
+Shapes: parity (Chomsky, B = 128, lengths 1..40), MQAR (T = 256, B = 128) and flip-flop (T = 512,
+B = 16), each native model at its full-profile size. Each way trains ``--steps`` steps (after which
+its small final evaluation is not timed); the rate is config-steps per second from the median step
+time (the stacked step includes its batch wait, the loop's step adds its mean data time). ``gpu_busy``
+is CUDA kernel time over wall time over a few profiled steps (``torch.profiler``). Goals: parity
+>= 30x the loop and >= 5x packed; flip-flop >= 10x the loop; MQAR >= 4x the loop.
+
+Writes ``results/bench/sweep-<UTC time>.json``: ``device``, ``commit`` and per (shape, model, K)
+``config_steps_per_s``, ``speedup_vs_loop``, ``speedup_vs_packed``, ``gpu_busy``; it is rewritten
+after every measurement, so a call stopped by its time limit keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import time
+
+import torch
+
+from seqlib.bench.record import no_cuda, save_record
+
+SHAPES = {"parity": ("parity_check", 128), "mqar": ("mqar", 128), "flipflop": ("flipflop", 16)}  # task, batch
+MODELS = ["hawk", "griffin", "local_transformer", "transformer", "lstm", "gru"]
+PACKED = 8
+STACKS = (16, 64)
+LRS = (3e-4, 1e-3, 2e-3, 4e-3)
+
+
+def configs(shape: str, model: str, k: int, steps: int) -> list:
+    """K runs of the shape's full-profile config: seeds 0.. x the rates of :data:`LRS`."""
+    from seqlib.config import load_config
+    from seqlib.tasks import get_task
+    from seqlib.train import select_split
+
+    task, batch = SHAPES[shape]
+    base = load_config(task, model, "full")
+    split = select_split(base, get_task(base.task.name, **base.task.params))
+    run = base.run.model_copy(update={"eval_every": 10**9, "log_every": 10**9, "progress": False,
+                                      "save_checkpoint": False, "eval_size": 16, "eval_batch_size": 16,
+                                      "eval_splits": [split], "results_dir": "results/scratch/bench-sweep"})
+    optim = base.optim.model_copy(update={"steps": steps, "batch_size": batch, "warmup_steps": 2,
+                                          "early_stop_accuracy": None})
+    cfg = base.model_copy(update={"run": run, "optim": optim})
+    return [cfg.for_run(LRS[i % len(LRS)], i // len(LRS)) for i in range(k)]
+
+
+def loop_rate(cfg) -> float:
+    """Config-steps per second of one run of the per-run trainer."""
+    from seqlib.train import execute, new_record
+
+    record = new_record(cfg)
+    execute(cfg, record)
+    m = record.measure
+    return 1.0 / (m["step_time_s"] + record.train["data_time_s"] / max(record.train["steps_done"], 1))
+
+
+def stacked_rate(cfgs) -> float:
+    from seqlib.stack import execute_stack
+    from seqlib.train import new_record
+
+    records = [new_record(c) for c in cfgs]
+    execute_stack(cfgs, records)
+    return len(cfgs) / records[0].measure["step_time_s"]
+
+
+def gpu_busy(fn, *args) -> float:
+    """Kernel time over wall time while ``fn(*args)`` runs (torch.profiler, CUDA activity)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn(*args)
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    kernels = sum(e.device_time_total for e in prof.key_averages() if e.device_type.name == "CUDA")
+    return kernels / 1e6 / wall
+
+
+def _packed_worker(args) -> float:
+    shape, model, steps = args
+    return loop_rate(configs(shape, model, 1, steps)[0])
+
+
+def packed_rate(shape: str, model: str, steps: int) -> float:
+    """Config-steps per second of :data:`PACKED` per-run processes sharing the GPU (their rates summed)."""
+    with mp.get_context("spawn").Pool(PACKED) as pool:
+        return sum(pool.map(_packed_worker, [(shape, model, steps)] * PACKED))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m seqlib bench sweep", description=__doc__.split("\n")[0])
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    parser.add_argument("--stacks", nargs="+", type=int, default=list(STACKS))
+    parser.add_argument("--steps", type=int, default=40, help="training steps per measurement (default 40)")
+    parser.add_argument("--no-packed", action="store_true", help="skip the 8 packed processes")
+    args = parser.parse_args(argv)
+    if no_cuda("sweep"):
+        return 2
+    results, path = [], None
+    for shape in args.shapes:
+        for model in args.models:
+            row = {"shape": shape, "model": model}
+            try:
+                (one,) = configs(shape, model, 1, args.steps)
+                row["loop"] = loop_rate(one)
+                row["loop_gpu_busy"] = gpu_busy(loop_rate, configs(shape, model, 1, 8)[0])
+                row["packed"] = None if args.no_packed else packed_rate(shape, model, args.steps)
+            except Exception as e:  # noqa: BLE001 - recorded, the benchmark goes on
+                row["error"] = f"{type(e).__name__}: {e}"[:500]
+            for k in args.stacks:
+                entry = dict(row, K=k)
+                if "error" not in row:
+                    try:
+                        rate = stacked_rate(configs(shape, model, k, args.steps))
+                        entry.update(config_steps_per_s=rate, speedup_vs_loop=rate / row["loop"],
+                                     speedup_vs_packed=None if row["packed"] is None else rate / row["packed"],
+                                     gpu_busy=gpu_busy(stacked_rate, configs(shape, model, k, 8)))
+                    except Exception as e:  # noqa: BLE001
+                        entry["error"] = f"{type(e).__name__}: {e}"[:500]
+                    torch.cuda.empty_cache()
+                results.append(entry)
+                print({k_: (round(v, 3) if isinstance(v, float) else v) for k_, v in entry.items()}, flush=True)
+                path = save_record("sweep", {"steps": args.steps, "packed_processes": PACKED, "results": results}, path)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
