@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch._C._functorch import is_batchedtensor
 
 from seqlib.layers.flex import fast_attention, use_fast_path
 from seqlib.layers.init import linear
@@ -108,7 +109,9 @@ class Attention(nn.Module):
         if cache is None:
             # CUDA fast path (FlexAttention / flash SDPA, seqlib.layers.flex); the reference is the CPU
             # path and the oracle.
-            if use_fast_path(self.attention_backend, x):
+            # stacked instances (vmap, seqlib.stack) take the reference: the fast path's kernels
+            # and its document check on the host do not batch
+            if use_fast_path(self.attention_backend, x) and not is_batchedtensor(q):
                 out = fast_attention(q, k, v, segment_pos, self.window)
             else:
                 out = masked_attention(q, k, v, attention_mask(pos, doc, pos, doc, self.window))
