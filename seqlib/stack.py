@@ -241,11 +241,12 @@ def forward_logits(model: torch.nn.Module, params: dict, fixed: dict, inputs, se
 
 
 def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: Task | None = None,
-                  on_done: Callable[[int], None] | None = None) -> None:
+                  on_done: Callable[[int], None] | None = None, evaluate: bool = True) -> None:
     """Train and evaluate ``cfgs`` (runs of one stack: :func:`stack_problem` is None) together, filling
     ``records[i]`` (from :func:`seqlib.train.new_record`) in place; ``on_done(i)`` is called as run i
     ends (ok, or failed alone), so that its record can be written at once. An exception that ends the
-    whole stack propagates; the records of the runs still in it are then unfinished."""
+    whole stack propagates; the records of the runs still in it are then unfinished. ``evaluate=False``
+    (the sweep benchmark) trains only: no validation, no final evaluation, records marked so."""
     problem = stack_problem(cfgs)
     if problem:
         raise ValueError(f"cannot stack these runs: {problem}")
@@ -319,7 +320,9 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         train_time = record.measure["train_time_s"]
         record.measure["tokens_per_s"] = tokens[i] / train_time if train_time else None
         record.train["data_time_s"] = pf.data_time_s
-        if status == "ok":
+        if status == "ok" and not evaluate:
+            record.status, record.reason = "failed", "trained without evaluation (evaluate=False: a benchmark)"
+        elif status == "ok":
             finish_run(template, task, cfgs[i], record, model_cfg, device, dtype, meter.summary()["wall_time_s"])
         else:
             record.status, record.reason = status, reason
@@ -359,7 +362,7 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
             for row, i in enumerate(stack.ids):
                 if i in ending:
                     layout.load(template, stack.flat[row].detach())
-                    stop = validate(template, task, cfgs[i], records[i].train, step + 1, device, dtype)
+                    stop = evaluate and validate(template, task, cfgs[i], records[i].train, step + 1, device, dtype)
                     if stop or step == cfgs[i].optim.steps - 1:
                         end(i, "ok")
                         done.append(row)

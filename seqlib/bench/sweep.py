@@ -70,7 +70,7 @@ def stacked_rate(cfgs) -> float:
     from seqlib.train import new_record
 
     records = [new_record(c) for c in cfgs]
-    execute_stack(cfgs, records)
+    execute_stack(cfgs, records, evaluate=False)  # training time only: K evaluations would dominate the call
     return len(cfgs) / records[0].measure["step_time_s"]
 
 
