@@ -124,6 +124,21 @@ def train_command(store: Path) -> list[str]:
             "--set", "run.progress_interval=0"]
 
 
+# ``seqlib train`` that SIGKILLs itself inside the write of its first record, the instant before the
+# rename: its temp file is whole and fsynced but not yet the record (a kill the poll cannot time)
+DIES_IN_WRITE = """\
+import os, signal, sys
+from seqlib import cli
+rename = os.replace
+def replace(src, dst):
+    if str(dst).endswith(".json"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    rename(src, dst)
+os.replace = replace
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
 def planned_records(store: Path) -> list[Path]:
     from seqlib.config import load_config
     from seqlib.train import record_file, sweep_plan
@@ -143,17 +158,22 @@ def progress(err: Path, seed: int) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("moment", ["training", "record write"])
+@pytest.mark.parametrize("moment", ["training", "record write", "inside the write"])
 def test_a_training_killed_mid_run_leaves_no_partial_record_and_the_rerun_finishes(tmp_path, moment):
-    """``seqlib train`` (a sweep of two seeds) killed with SIGKILL while the second run trains, or the
-    instant the first record's file (or its temp file) appears: every record in the store is whole,
-    any temp file is skipped by the readers, and the same command run again exits 0 with one ok record
-    per config hash, keeping (byte for byte) a record finished before the kill. The CLI's run, if it
-    held a lock, does not block the re-run: it waits for nothing."""
+    """``seqlib train`` (a sweep of two seeds) killed with SIGKILL while the second run trains, the
+    instant the first record's file (or its temp file) appears, or inside the first record's write
+    (before its rename): every record in the store is whole, a temp file is skipped by the readers,
+    and the same command run again exits 0 with one ok record per config hash, keeping (byte for
+    byte) a record finished before the kill. The CLI's run, if it held a lock, does not block the
+    re-run: it waits for nothing."""
     store = tmp_path / "store"
     first, second = planned_records(store)
-    proc = start(train_command(store), tmp_path / "killed")
-    if moment == "training":
+    command = [sys.executable, "-c", DIES_IN_WRITE, *train_command(store)[3:]] if moment == "inside the write" \
+        else train_command(store)
+    proc = start(command, tmp_path / "killed")
+    if moment == "inside the write":
+        proc.wait(TIMEOUT_S)
+    elif moment == "training":
         wait_for(proc, lambda: first.exists() and progress(tmp_path / "killed.err", 1) >= 10,
                  "the second run's progress", poll=0.05)
         steps = progress(tmp_path / "killed.err", 1)
@@ -162,13 +182,16 @@ def test_a_training_killed_mid_run_leaves_no_partial_record_and_the_rerun_finish
         folder = first.parent
         wait_for(proc, lambda: folder.is_dir() and any(".json" in e.name for e in os.scandir(folder)),
                  "record file")
-    kill(proc)
+    if moment != "inside the write":
+        kill(proc)
     assert proc.returncode == -signal.SIGKILL, "the run had ended before the kill"
 
     before = audit_store(store)
     assert second not in before  # killed before its end
     if moment == "training":
         assert list(before) == [first] and not list(store.glob("*/*/.*")), "no temp file mid-training"
+    elif moment == "inside the write":
+        assert not before and len(list(first.parent.glob(f".{first.name}.*{TMP_SUFFIX}"))) == 1  # the temp file
     kept = {path: digest(path) for path in before}
 
     again = rerun(train_command(store))
@@ -267,10 +290,18 @@ def test_a_grid_killed_mid_run_leaves_whole_files_and_the_next_grid_finishes_reu
         if not first:
             return []
         try:
-            return [k for k in psutil.Process(proc.pid).children(recursive=True)
-                    if "ipykernel" in " ".join(k.cmdline()) and k.create_time() > min(first)]
+            children = psutil.Process(proc.pid).children(recursive=True)
         except psutil.Error:
             return []
+        kernels = []
+        for child in children:
+            try:  # a kernel that has ended may linger as a zombie until its parent reaps it
+                if child.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(child.cmdline()) \
+                        and child.create_time() > min(first):
+                    kernels.append(child)
+            except psutil.Error:
+                pass
+        return kernels
 
     if moment == "training":  # a record is in, and the next run holds its lock, training
         wait_for(proc, lambda: any(p.exists() for p in planned) and running(), "record, then a run in training")
