@@ -43,9 +43,8 @@ from seqlib.data import Prefetcher
 from seqlib.measure import Meter
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.objective import autocast, masked_loss
-from seqlib.provenance import now
 from seqlib.record import RunRecord
-from seqlib.results import ResultsError, write_record
+from seqlib.results import ResultsError
 from seqlib.tasks.base import Batch, Task
 from seqlib.train import (
     SHOWN_NAMES,
@@ -60,6 +59,7 @@ from seqlib.train import (
     resolve_dtype,
     run_model_config,
     select_split,
+    store_outcome,
     stored_record,
     validate,
 )
@@ -403,9 +403,7 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
 
     def write(j: int) -> None:
         i = todo[j]
-        records[i].provenance.end_time = now()
-        write_record(cfgs[i].run.results_dir, records[i])
-        outcomes[i] = Outcome(records[i], reused=False)
+        outcomes[i] = store_outcome(cfgs[i], records[i])
         if on_result is not None:
             on_result(outcomes[i], i, len(cfgs))
 

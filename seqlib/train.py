@@ -307,6 +307,22 @@ def stored_record(cfg: ExperimentConfig) -> RunRecord | None:
 class Outcome:
     record: RunRecord
     reused: bool  # True: an earlier ok record with the same config hash was kept (not re-run)
+    written: bool = True  # False: the record could not be written (its reason says why)
+
+
+def store_outcome(cfg: ExperimentConfig, record: RunRecord) -> Outcome:
+    """Stamp the end time and write ``record``. A write that fails (a full disk, a read-only store)
+    fails this run only: the outcome is a ``failed`` record saying why (not on disk), and the caller
+    goes on to the next run."""
+    record.provenance.end_time = now()
+    try:
+        write_record(cfg.run.results_dir, record)
+    except OSError as e:
+        record.reason = (f"could not write the record to {cfg.run.results_dir} ({type(e).__name__}: {e}); "
+                         f"the run ended {record.status}" + (f": {record.reason}" if record.reason else ""))
+        record.status = "failed"
+        return Outcome(record, reused=False, written=False)
+    return Outcome(record, reused=False)
 
 
 def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None) -> Outcome:
@@ -331,9 +347,7 @@ def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None
     except Exception as e:  # noqa: BLE001 - every failure is recorded, then reported by the caller
         record.status, record.reason = "failed", f"{type(e).__name__}: {e}"
         record.traceback = traceback.format_exc()
-    record.provenance.end_time = now()
-    write_record(cfg.run.results_dir, record)
-    return Outcome(record, reused=False)
+    return store_outcome(cfg, record)
 
 
 def sweep_plan(cfg: ExperimentConfig) -> list[ExperimentConfig]:

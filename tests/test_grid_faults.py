@@ -296,3 +296,28 @@ def test_two_grids_executing_one_notebook_at_once_execute_it_once(tmp_path, monk
     assert len(calls) == 1 and all(r["status"] == "ok" for r in records), records
     assert sorted(bool(r.get("reused")) for r in records) == [False, True]
     assert json.loads(out.read_text())["metadata"]["seqbook"]["code_hash"] == "c"
+
+
+def test_a_failing_write_fails_that_run_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    """``seqlib train``'s sweep (run_sweep): the first record's write hits a full disk; that run is
+    reported failed (not on disk), the second run still trains and is recorded."""
+    import seqlib.train
+    from conftest import make_tiny_config
+
+    cfg = make_tiny_config(tmp_path, "lstm", "parity_check", seeds=[0, 1])
+    real, calls = seqlib.train.write_record, []
+
+    def full_once(folder, record):
+        calls.append(record.seed)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(folder, record)
+
+    monkeypatch.setattr(seqlib.train, "write_record", full_once)
+    first, second = seqlib.train.run_sweep(cfg)
+    assert calls == [0, 1]
+    assert first.record.status == "failed" and not first.written
+    assert "could not write the record" in first.record.reason and "No space left" in first.record.reason
+    assert "the run ended ok" in first.record.reason
+    assert second.written and second.record.status == "ok" and seqlib.train.stored_record(
+        cfg.for_run(cfg.optim.lr, 1)) is not None

@@ -242,6 +242,9 @@ def train(config: dict) -> dict:
                    error=f"could not write the record {path}: {type(err).__name__}: {err}")
         return out
     rec = outcome.record
+    if not outcome.written:
+        out.update(status="failed", seconds=round(time.monotonic() - start, 1), unrecorded=True, error=rec.reason)
+        return out
     status = "ok" if rec.status == "ok" else "failed"
     out.update(status=status, seconds=round(time.monotonic() - start, 1), reused=outcome.reused)
     if status != "ok":
