@@ -42,6 +42,7 @@ from seqlib.config import ExperimentConfig
 from seqlib.data import Prefetcher
 from seqlib.measure import Meter
 from seqlib.models import ModelUnavailable, build_model
+from seqlib.models.zoo import ZOO_MIXERS
 from seqlib.objective import autocast, masked_loss
 from seqlib.record import RunRecord
 from seqlib.results import ResultsError
@@ -84,6 +85,10 @@ def stack_problem(cfgs: list[ExperimentConfig]) -> str | None:
         return "no runs to stack"
     if len({stack_key(c) for c in cfgs}) > 1:
         return "the runs differ in more than the seed and the optimiser scalars (seqlib.stack.PER_INSTANCE)"
+    zoo = sorted({kind for kind in cfgs[0].model.block_types if kind in ZOO_MIXERS})
+    if zoo:
+        return (f"the fla layers {zoo} run Triton kernels that have no vmap rule: they train run by run "
+                "(the instance axis is not folded into fla's batch yet)")
     if cfgs[0].optim.optimizer != "adamw":
         return f"optim.optimizer={cfgs[0].optim.optimizer}: only AdamW stacks (Muon orthogonalises each matrix)"
     if any(len(c.optim.seeds) != 1 for c in cfgs):

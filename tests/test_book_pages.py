@@ -46,8 +46,11 @@ def test_only_the_committed_profile_writes_book_runs(root):
     assert pages.pages_dir("full", grid, root) == root / "book" / "runs"
     assert pages.pages_dir("smoke", grid, root) == root / "_build" / "pages" / "smoke"
     assert pages.pages_dir("tiny", grid, root) == root / "_build" / "pages" / "tiny"
-    grid.write_text("runs: []\n")
-    with pytest.raises(pages.PagesError, match="pages_profile"):
+    grid.write_text("runs: []\n")  # a grid that names no committed profile never writes book/runs
+    assert pages.committed_profile(grid) is None
+    assert pages.pages_dir("full", grid, root) == root / "_build" / "pages" / "full"
+    grid.write_text("pages_profile: [full]\nruns: []\n")
+    with pytest.raises(pages.PagesError, match="must name a profile"):
         pages.committed_profile(grid)
 
 

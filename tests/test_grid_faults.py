@@ -301,8 +301,9 @@ def test_two_grids_executing_one_notebook_at_once_execute_it_once(tmp_path, monk
 def test_a_failing_write_fails_that_run_and_the_sweep_goes_on(tmp_path, monkeypatch):
     """``seqlib train``'s sweep (run_sweep): the first record's write hits a full disk; that run is
     reported failed (not on disk), the second run still trains and is recorded."""
-    import seqlib.train
     from conftest import make_tiny_config
+
+    import seqlib.train
 
     cfg = make_tiny_config(tmp_path, "lstm", "parity_check", seeds=[0, 1])
     real, calls = seqlib.train.write_record, []
@@ -321,3 +322,35 @@ def test_a_failing_write_fails_that_run_and_the_sweep_goes_on(tmp_path, monkeypa
     assert "the run ended ok" in first.record.reason
     assert second.written and second.record.status == "ok" and seqlib.train.stored_record(
         cfg.for_run(cfg.optim.lr, 1)) is not None
+
+
+def test_stacked_jobs_group_one_model_and_task_and_record_every_run(tmp_path):
+    """``--stack-size``: runs of one (model, task) that differ in seed and rate go to one job (chunks
+    of the size, in the planned order); a Muon run stays alone; every run of a stack is recorded."""
+    from conftest import make_tiny_config
+
+    from seqlib.results import read_record
+
+    base = make_tiny_config(tmp_path, "lstm", "parity_check", steps=3)
+    runs = [base.for_run(lr, seed) for seed in (0, 1) for lr in (1e-3, 3e-3)]
+    muon = make_tiny_config(tmp_path, "lstm", "parity_check", steps=3, optimizer="muon").for_run(1e-3, 0)
+    other = make_tiny_config(tmp_path, "gru", "parity_check", steps=3).for_run(1e-3, 0)
+    training = [(f"r{i}", {"config": c.model_dump(mode="json")}) for i, c in enumerate([*runs, muon, other])]
+    jobs = grid_module.stack_jobs(training, 3)
+    assert [job["names"] for _, job in jobs] == [["r0", "r1", "r2"], ["r3"], ["r4"], ["r5"]]
+    assert jobs[0][0] == "r0 (stack of 3)"
+    assert [job["names"] for _, job in grid_module.stack_jobs(training, 1)] == [[f"r{i}"] for i in range(6)]
+    results = grid_module.train_stack(**jobs[0][1])
+    assert [name for name, _ in results] == ["r0", "r1", "r2"]
+    for (_, status), cfg in zip(results, runs):
+        assert status["status"] == "ok" and not status["reused"], status
+        assert read_record(tmp_path, "parity_check", "lstm", cfg.hash()).measure["stack_size"] == 3
+    again = grid_module.train_stack(**jobs[0][1])  # finished runs are kept
+    assert all(status["reused"] for _, status in again)
+    assert list((tmp_path / ".locks").glob("*.lock"))
+
+
+def test_grid_refuses_a_stack_size_below_one(tmp_path):
+    from test_bad_input import assert_refused, grid
+
+    assert_refused(grid("--stack-size", "0"), "--stack-size must be >= 1")

@@ -122,6 +122,8 @@ def test_stacks_only_what_keeps_the_shapes(tmp_path, tiny_config):
     muon = tiny_config(tmp_path, "hawk", "parity_check", CHOMSKY, optimizer="muon")
     assert "Muon" in stack_problem([muon.for_run(1e-3, 0)])
     assert stack_problem([a.for_run(1e-3, 0), a.for_run(1e-3, 1)]) is None
+    zoo = tiny_config(tmp_path, "gla", "parity_check", CHOMSKY)
+    assert "no vmap rule" in stack_problem([zoo.for_run(1e-3, 0), zoo.for_run(1e-3, 1)])
 
 
 def test_scored_positions_match_the_boolean_selection():

@@ -86,6 +86,9 @@ KERNEL_START_ATTEMPTS = 3
 # (git-ignored, as all of _build/); a training run's lock lies in its store (LOCKS_DIR, git-ignored)
 NOTEBOOK_LOCKS = REPO / "_build" / "grid" / "locks"
 LOCKS_DIR = ".locks"  # <results_dir>/.locks/<run id>.lock: beside the record folders, never in one
+# runs per stacked training job on a GPU (seqlib.stack); the sweep benchmark (results/bench/sweep-*) measured
+# the gain up to K = 64 on an H200. CPUs train run by run.
+STACK_MAX = 64
 
 
 class StoreError(RuntimeError):
@@ -227,29 +230,89 @@ def train(config: dict) -> dict:
     from seqlib.train import record_file, run_one
 
     cfg = ExperimentConfig.model_validate(config)
-    start = time.monotonic()
-    path = record_file(cfg)
-    out = {"record": str(path), "reused": False}
+    start, path = time.monotonic(), record_file(cfg)
     try:
         # one lock per run (config hash): a second grid training the same run waits here, then
         # finds the finished record and keeps it (run_one) instead of training it again
-        locks = Path(cfg.run.results_dir) / LOCKS_DIR
-        locks.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(locks / f"{path.stem}.lock")):
+        with FileLock(run_lock(cfg)):
             outcome = run_one(cfg)
     except OSError as err:  # the store cannot be written (read-only, disk full): this run fails, the grid goes on
-        out.update(status="failed", seconds=round(time.monotonic() - start, 1), unrecorded=True,
-                   error=f"could not write the record {path}: {type(err).__name__}: {err}")
-        return out
-    rec = outcome.record
+        return unwritten(path, start, err)
+    return training_status(outcome, path, start)
+
+
+def train_stack(configs: list[dict], names: list[str]) -> list[tuple[str, dict]]:
+    """Train the runs of one job of :func:`stack_jobs` -> ``(name, status record)`` per run: run by
+    run (:func:`train`) if the job holds one, else as one stack (:func:`seqlib.stack.run_stack`)
+    holding every run's lock, taken in a fixed order so that two grids cannot deadlock."""
+    if len(configs) == 1:
+        return [(names[0], train(configs[0]))]
+    from contextlib import ExitStack
+
+    from filelock import FileLock
+
+    from seqlib.config import ExperimentConfig
+    from seqlib.stack import run_stack
+    from seqlib.train import record_file
+
+    cfgs = [ExperimentConfig.model_validate(c) for c in configs]
+    paths, start = [record_file(c) for c in cfgs], time.monotonic()
+    try:
+        with ExitStack() as held:
+            for lock in sorted(run_lock(c) for c in cfgs):
+                held.enter_context(FileLock(lock))
+            outcomes = run_stack(cfgs)
+    except OSError as err:
+        return [(name, unwritten(path, start, err)) for name, path in zip(names, paths)]
+    return [(name, training_status(o, path, start)) for name, o, path in zip(names, outcomes, paths)]
+
+
+def run_lock(cfg) -> str:
+    """The lock file of a run: ``<results_dir>/.locks/<run id>.lock`` (the folder is created)."""
+    from seqlib.train import record_file
+
+    locks = Path(cfg.run.results_dir) / LOCKS_DIR
+    locks.mkdir(parents=True, exist_ok=True)
+    return str(locks / f"{record_file(cfg).stem}.lock")
+
+
+def unwritten(path: Path, start: float, err: OSError) -> dict:
+    return {"record": str(path), "reused": False, "status": "failed", "seconds": round(time.monotonic() - start, 1),
+            "unrecorded": True, "error": f"could not write the record {path}: {type(err).__name__}: {err}"}
+
+
+def training_status(outcome, path: Path, start: float) -> dict:
+    """The status record of a finished training run (its :class:`seqlib.train.Outcome`)."""
+    rec, seconds = outcome.record, round(time.monotonic() - start, 1)
+    out = {"record": str(path), "reused": outcome.reused, "seconds": seconds,
+           "status": "ok" if rec.status == "ok" else "failed"}
     if not outcome.written:
-        out.update(status="failed", seconds=round(time.monotonic() - start, 1), unrecorded=True, error=rec.reason)
-        return out
-    status = "ok" if rec.status == "ok" else "failed"
-    out.update(status=status, seconds=round(time.monotonic() - start, 1), reused=outcome.reused)
-    if status != "ok":
+        out.update(unrecorded=True, error=rec.reason)
+    elif rec.status != "ok":
         out["error"] = f"{rec.status}: {rec.reason}"
     return out
+
+
+def stack_jobs(training: list[tuple[str, dict]], size: int) -> list[tuple[str, dict]]:
+    """The training jobs of :func:`planned_training` as jobs of :func:`train_stack`: runs that can
+    train together (:func:`seqlib.stack.stack_key`: one model and task, differing in seed and
+    optimiser scalars) in stacks of at most ``size``, each stack where its first run was in the
+    order; ``size`` 1, or a run that cannot stack (Muon), gives one job per run."""
+    from seqlib.config import ExperimentConfig
+    from seqlib.stack import stack_key, stack_problem
+
+    groups: dict[str, list[tuple[str, dict]]] = {}
+    for name, job in training:
+        cfg = ExperimentConfig.model_validate(job["config"])
+        key = stack_key(cfg) if size > 1 and stack_problem([cfg]) is None else name
+        groups.setdefault(key, []).append((name, job["config"]))
+    jobs = []
+    for members in groups.values():
+        for i in range(0, len(members), max(size, 1)):
+            chunk = members[i : i + max(size, 1)]
+            label = chunk[0][0] if len(chunk) == 1 else f"{chunk[0][0].split('/lr=')[0]} (stack of {len(chunk)})"
+            jobs.append((label, {"configs": [c for _, c in chunk], "names": [n for n, _ in chunk]}))
+    return jobs
 
 
 def check_trained(record: dict, expected: str) -> dict:
@@ -520,6 +583,9 @@ def arguments() -> argparse.ArgumentParser:
                              "then show what is stored, and a later call goes on")
     parser.add_argument("--train-only", action="store_true",
                         help="train the planned runs and stop, executing no chapter (e.g. before a later call)")
+    parser.add_argument("--stack-size", type=int, default=int(os.environ.get("STACK_SIZE") or 0) or None,
+                        help=f"training runs per stacked job (seqlib.stack; env STACK_SIZE; default {STACK_MAX} "
+                             "with a GPU, 1 = run by run without)")
     parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
                         help="address of an existing Dask scheduler (env DASK_SCHEDULER_ADDRESS)")
     return parser
@@ -532,6 +598,8 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"--workers-per-gpu must be >= 1, got {args.workers_per_gpu}")
     if args.workers is not None and args.workers < 0:
         parser.error(f"--workers must be >= 1 (or 0: sequential, in this process), got {args.workers}")
+    if args.stack_size is not None and args.stack_size < 1:
+        parser.error(f"--stack-size must be >= 1, got {args.stack_size}")
     if args.deadline is not None and args.deadline < 0:
         parser.error(f"--deadline must be a number of seconds >= 0, got {args.deadline:g}")
     args.grid = args.grid.absolute()
@@ -608,9 +676,12 @@ def main(argv: list[str] | None = None) -> int:
     plans = planned_runs(runs)
     problems: list[str] = []  # store faults met on the way (corrupt records or notebooks): the summary lists them
     training = planned_training(runs, plans, problems)
+    stack_size = args.stack_size or (STACK_MAX if gpus else 1)
+    jobs = stack_jobs(training, stack_size)
     print(f"seqbook grid: profile {profile} ({len(gpus)} GPU(s) visible; override with PROFILE=), "
           f"{len(runs)} runs, {len(phases[1])} of them after the rest ({where}); "
-          f"{len(training)} training runs to do first; pages go to {shown_path(args.out)}", flush=True)
+          f"{len(training)} training runs to do first, in {len(jobs)} job(s) of up to {stack_size} "
+          f"(STACK_SIZE=); pages go to {shown_path(args.out)}", flush=True)
     from seqlib.config import ExperimentConfig
     from seqlib.train import record_file
 
@@ -633,7 +704,8 @@ def main(argv: list[str] | None = None) -> int:
         client = Client(args.scheduler or cluster)
     try:
         deadline = start + args.deadline if args.deadline else None
-        for name, record in dispatch(train, training, client, deadline):
+        for name, record in ((n, r) for _, results in dispatch(train_stack, jobs, client, deadline)
+                             for n, r in results):
             record = check_trained(record, expected[name])
             trained.append(record)
             if record["status"] != "ok":

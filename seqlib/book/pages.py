@@ -35,12 +35,13 @@ class PagesError(RuntimeError):
     """Pages of two profiles in one folder, or a page without a profile."""
 
 
-def committed_profile(grid: Path = GRID) -> str:
-    """The profile whose pages are committed in ``book/runs`` (``pages_profile`` of the grid file)."""
+def committed_profile(grid: Path = GRID) -> str | None:
+    """The profile whose pages are committed in ``book/runs`` (``pages_profile`` of the grid file); None
+    for a grid file that names none (then no profile writes ``book/runs``)."""
     spec = yaml.safe_load(grid.read_text()) or {}
     profile = spec.get("pages_profile") if isinstance(spec, dict) else None
-    if not isinstance(profile, str) or not profile:
-        raise PagesError(f"{grid}: `pages_profile:` (the profile of the committed pages in {COMMITTED}) is missing")
+    if profile is not None and (not isinstance(profile, str) or not profile):
+        raise PagesError(f"{grid}: `pages_profile:` must name a profile, got {profile!r}")
     return profile
 
 
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         profile = args.profile or committed_profile(args.grid)
+        if profile is None:
+            raise PagesError(f"{args.grid} names no `pages_profile:`; pass --profile")
         site = stage(profile, args.grid)
         site_profile(site / COMMITTED, profile)
     except PagesError as err:
