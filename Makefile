@@ -92,9 +92,9 @@ book: venv ## write _toc.yml from params/grid.yaml, then build the site strictly
 run-all: venv ## train the grid's runs, then execute its chapters into book/runs (other profiles than the committed one: _build/pages/<profile>); PROFILE=full|smoke|tiny, FORCE=1, DEADLINE=s, WORKERS_PER_GPU=n, STACK_SIZE=k (runs per stacked job; 64 on a GPU)
 	PROFILE=$(PROFILE) FORCE=$(FORCE) DEADLINE=$(DEADLINE) WORKERS_PER_GPU=$(WORKERS_PER_GPU) STACK_SIZE=$(STACK_SIZE) $(PY) -m seqlib.book.grid
 
-lab: venv ## JupyterLab on chapters/ with the project's kernel (installs jupyterlab into .venv on first use)
+lab: venv ## JupyterLab on chapters/ with the project's kernel (installs jupyterlab into .venv on first use; --allow-root as root, e.g. in a container)
 	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install -q jupyterlab==$(JUPYTERLAB_VERSION)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=chapters
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=chapters$(if $(filter 0,$(shell id -u)), --allow-root)
 
 publish: book ## push _build/html (the committed pages) to the gh-pages branch (ghp-import, with .nojekyll)
 	@test -z "$(BOOK_PROFILE)" || { echo "make publish publishes the committed pages only; unset BOOK_PROFILE"; exit 1; }

@@ -8,8 +8,11 @@ parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``see
 * Training first: a task chapter marked ``train: true`` shows the runs of its registry tasks (the
   ``subtasks`` parameter if the grid sets one, else ``task``) for its model, every learning rate
   and seed of the profile (:func:`seqlib.book.chapter.planned_configs`). The grid trains all of them
-  first, as one job per run, so that the work spreads evenly over the workers and a run is the
-  unit of resumption (:func:`seqlib.train.run_one` keeps finished records). ``--deadline S`` stops
+  first, as one job per run on a CPU, so that the work spreads evenly over the workers and a run is
+  the unit of resumption (:func:`seqlib.train.run_one` keeps finished records); with a GPU, runs of
+  one model and task that differ in seed and rate share a job and train as one stack
+  (:func:`stack_jobs`, ``--stack-size``/``STACK_SIZE``, :mod:`seqlib.stack`), each still recorded
+  as its own run. ``--deadline S`` stops
   starting new training runs S seconds after the start (the ones under way finish), for a machine
   held for a limited time; a later call goes on where it stopped (``--train-only`` stops after the
   training, executing no chapter). The chapters then execute with the papermill parameter
