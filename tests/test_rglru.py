@@ -4,11 +4,12 @@ import pytest
 import torch
 
 from seqlib.layers.rglru import RGLRU, a_param_init
-from seqlib.layers.scan import LINEAR_SCANS, rg_lru_scan, sqrt_bound_derivative
+from seqlib.layers.scan import LINEAR_SCANS, rg_lru_gates, rg_lru_scan, sqrt_bound_derivative
 
 
-def paper_loop(x, gate_x, gate_a, a_param, reset, h0):
-    """Griffin §2.4 written directly, in float64: a = sigmoid(Λ) with Λ = -a_param, a_t = a^(c r_t)."""
+def paper_loop(x, gate_x, gate_a, a_param, reset, h0, negative=False):
+    """Griffin §2.4 written directly, in float64: a = sigmoid(Λ) with Λ = -a_param, a_t = a^(c r_t);
+    ``negative``: the coefficient 2 a_t - 1 and its normaliser sqrt(1 - (2 a_t - 1)^2)."""
     x, gate_x, gate_a, a_param = (t.double() for t in (x, gate_x, gate_a, a_param))
     a_base = torch.sigmoid(-a_param)
     h = h0.double() if h0 is not None else torch.zeros(x.shape[0], x.shape[2], dtype=torch.float64)
@@ -16,6 +17,7 @@ def paper_loop(x, gate_x, gate_a, a_param, reset, h0):
     for t in range(x.shape[1]):
         r, i = torch.sigmoid(gate_a[:, t]), torch.sigmoid(gate_x[:, t])
         a_t = a_base ** (8.0 * r)
+        a_t = 2 * a_t - 1 if negative else a_t
         start = reset[:, t, None]
         h = torch.where(start, i * x[:, t], a_t * h + torch.sqrt(1 - a_t**2) * (i * x[:, t]))
         ys.append(h)
@@ -122,3 +124,61 @@ def test_bad_inputs_name_the_problem():
         rg_lru_scan(x, gx[:, :-1], ga, ap, reset, h0, backend="parallel")
     with pytest.raises(ValueError, match="not divisible by the number of gate blocks"):
         RGLRU(30, 4)
+
+
+@pytest.mark.parametrize("backend", sorted(LINEAR_SCANS))
+@pytest.mark.parametrize("with_h0", [True, False])
+def test_negative_eigenvalue_variant_matches_its_equations(backend, with_h0):
+    """A_t = 2 a_t - 1 in (-1, 1) (seqlib.layers.rglru): both backends against the loop of the equations."""
+    x, gx, ga, ap, reset, h0 = random_inputs(with_h0=with_h0)
+    ga = ga * 4  # spread r_t so that a_t covers (0, 1) and A_t both signs
+    y, h_last = rg_lru_scan(x, gx, ga, ap, reset, h0, backend=backend, negative=True)
+    y_ref, h_ref = paper_loop(x, gx, ga, ap, reset, h0, negative=True)
+    assert rel(y, y_ref) < 1e-5 and rel(h_last, h_ref) < 1e-5
+    plain, _ = rg_lru_scan(x, gx, ga, ap, reset, h0, backend=backend)
+    assert rel(plain, y_ref) > 1e-2  # it is another recurrence
+
+
+def test_negative_variant_backends_agree_in_gradients():
+    inputs = random_inputs(T=65)
+    weights = torch.randn(inputs[0].shape)
+    grads = {}
+    for backend in ("sequential", "parallel"):
+        leaves = [t.clone().requires_grad_(True) for t in (*inputs[:4], inputs[5])]
+        y, h_last = rg_lru_scan(*leaves[:4], inputs[4], leaves[4], backend=backend, negative=True)
+        ((y * weights).sum() + h_last.sum()).backward()
+        grads[backend] = [leaf.grad for leaf in leaves]
+    for name, gp, gs in zip(["x", "gate_x", "gate_a", "a_param", "h0"], grads["parallel"], grads["sequential"]):
+        assert torch.isfinite(gp).all() and rel(gp, gs) < 1e-5, name
+
+
+def test_negative_variant_can_flip_the_state_every_step():
+    """What parity needs (Grazzi et al. 2024): with r_t -> 1 and a large softplus(a_param), A_t -> -1 and
+    the state changes sign at every step; the (0, 1) RG-LRU keeps it positive."""
+    B, T, R = 1, 12, 4
+    x = torch.zeros(B, T, R)
+    x[:, 0] = 1.0
+    gx = torch.full((B, T, R), 20.0)  # i_t = 1
+    ga = torch.full((B, T, R), 20.0)  # r_t = 1
+    ap = torch.full((R,), 3.0)  # a_t = exp(-8 softplus(3)) ~ 2e-11: A_t ~ -1
+    reset = torch.zeros(B, T, dtype=torch.bool)
+    reset[:, 0] = True
+    y, _ = rg_lru_scan(x, gx, ga, ap, reset, backend="sequential", negative=True)
+    signs = torch.sign(y[0, :, 0])
+    assert torch.equal(signs, torch.tensor([(-1.0) ** t for t in range(T)]))
+    assert y[0, :, 0].abs().min() > 0.99  # |A_t| ~ 1: no decay
+    positive, _ = rg_lru_scan(x, gx, ga, ap, reset, backend="sequential")
+    assert (positive[0, :, 0] >= 0).all()
+
+
+def test_negative_variant_at_init_keeps_positive_memory():
+    """Zero input at init: r_t = 1/2, a_t = a^4 with a in [0.9, 0.999], so A_t = 2 a^4 - 1 lies in
+    [2 * 0.9^4 - 1, 2 * 0.999^4 - 1] = [0.3122, 0.9920]: positive, 1 - A_t = 2 (1 - a_t)."""
+    layer = RGLRU(512, 8, negative=True)
+    with torch.no_grad():
+        log_a = -8.0 * torch.sigmoid(layer.a_gate(torch.zeros(1, 512))) * torch.nn.functional.softplus(layer.a_param)
+        x = torch.zeros(1, 1, 512)
+        coef, _ = rg_lru_gates(x, x, layer.a_gate(x), layer.a_param, torch.zeros(1, 1, dtype=torch.bool),
+                               negative=True)
+    assert torch.allclose(coef[0, 0], 2 * torch.exp(log_a[0]) - 1, atol=1e-6)
+    assert coef.min() >= 2 * 0.9**4 - 1 - 1e-5 and coef.max() <= 2 * 0.999**4 - 1 + 1e-5

@@ -91,3 +91,15 @@ def test_solve_thresholds_follow_the_direction():
     assert get_task("knapsack").scoring.solves(1.0) is None  # the source states no threshold
     assert get_task("cycle_navigation").scoring.chance == pytest.approx(0.2)
     assert get_task("knapsack").scoring.chance is None
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_every_task_has_an_in_distribution_validation_split(name):
+    """Selection and early stopping need a split of the training distribution that no reported number
+    uses (the protocol issue): ``val``, on its own seed stream, at the training lengths."""
+    task = small(name)
+    assert "val" in task.splits
+    val, train = task.sample("val", 4, seed=0), task.sample("train", 4, seed=0)
+    assert not torch.equal(val.inputs, train.inputs) or val.inputs.shape != train.inputs.shape
+    lo, hi = task.scoring.train_lengths
+    assert all(lo <= n <= hi for n in val.meta["length"]), (val.meta["length"], task.scoring.train_lengths)

@@ -13,9 +13,9 @@ import torch
 from seqlib.layers.scan import linear_scan_sequential, rg_lru_gates
 
 
-def rg_lru_reference(x, gate_x, gate_a, a_param, reset, h0=None, dtype=torch.float64):
+def rg_lru_reference(x, gate_x, gate_a, a_param, reset, h0=None, dtype=torch.float64, negative=False):
     """``rg_lru_scan(..., backend="sequential")`` computed in ``dtype``: returns (y, h_last) in dtype."""
-    a, b = rg_lru_gates(x, gate_x, gate_a, a_param, reset, dtype=dtype)
+    a, b = rg_lru_gates(x, gate_x, gate_a, a_param, reset, dtype=dtype, negative=negative)
     return linear_scan_sequential(a, b, None if h0 is None else h0.to(dtype))
 
 
@@ -49,12 +49,13 @@ def make_inputs(B, T, R, dtype, device, generator, *, reset_prob=0.02, h0=True, 
     return x, gx, ga, a_param, reset, h
 
 
-def compare(fn, x, gx, ga, a_param, reset, h0=None, *, use_h_last=True, generator=None):
+def compare(fn, x, gx, ga, a_param, reset, h0=None, *, use_h_last=True, generator=None, negative=False):
     """Run ``fn`` (the kernel's entry point) and the float64 oracle on the same inputs, forward and
-    backward with random upstream gradients; return {name: relative error}."""
+    backward with random upstream gradients; return {name: relative error}. ``negative``: the
+    RG-LRU with A_t = 2 a_t - 1 (``seqlib.layers.rglru``), in both."""
     leaves = [t.detach().clone().requires_grad_() for t in (x, gx, ga, a_param)]
     h0k = None if h0 is None else h0.detach().clone().requires_grad_()
-    y, h_last = fn(*leaves, reset, h0k)
+    y, h_last = fn(*leaves, reset, h0k, negative=negative) if negative else fn(*leaves, reset, h0k)
     dy = torch.randn(y.shape, generator=generator, device=y.device).to(y.dtype)
     dh = torch.randn(h_last.shape, generator=generator, device=y.device)
     loss = (y.float() * dy.float()).sum() + ((h_last * dh).sum() if use_h_last else 0.0)
@@ -62,7 +63,7 @@ def compare(fn, x, gx, ga, a_param, reset, h0=None, *, use_h_last=True, generato
 
     leaves_r = [t.detach().double().requires_grad_() for t in (x, gx, ga, a_param)]
     h0r = None if h0 is None else h0.detach().double().requires_grad_()
-    y_r, h_r = rg_lru_reference(*leaves_r, reset, h0r)
+    y_r, h_r = rg_lru_reference(*leaves_r, reset, h0r, negative=negative)
     loss_r = (y_r * dy.double()).sum() + ((h_r * dh.double()).sum() if use_h_last else 0.0)
     loss_r.backward()
 

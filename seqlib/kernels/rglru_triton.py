@@ -100,9 +100,11 @@ def _rcp(x, FAST: tl.constexpr):
 
 
 @triton.jit
-def _rglru_elementwise(x, gx, ga, rs, sp, valid, FAST: tl.constexpr):
-    """Gate math of one tile (fp32): returns r, i, a, z = 1 - a^2, m, abar (a zeroed at resets,
-    1 on padding rows so they are the scan's identity) and b = m i x (0 on padding).
+def _rglru_elementwise(x, gx, ga, rs, sp, valid, FAST: tl.constexpr, NEG: tl.constexpr):
+    """Gate math of one tile (fp32): returns r, i, the recurrence coefficient A (a, or 2a - 1 with
+    ``NEG``: the negative-eigenvalue variant, ``seqlib.layers.rglru``), dA = dA/dlog a, z = 1 - A^2,
+    m, abar (A zeroed at resets, 1 on padding rows so they are the scan's identity) and b = m i x
+    (0 on padding).
 
     ``sp`` is softplus(a_param); exp(v) = 2^(v log2 e) throughout."""
     LOG2E: tl.constexpr = 1.4426950408889634
@@ -114,12 +116,19 @@ def _rglru_elementwise(x, gx, ga, rs, sp, valid, FAST: tl.constexpr):
     v = log_a
     p = 1.0 + v * (0.5 + v * (1.0 / 6.0 + v * (1.0 / 24.0 + v * (1.0 / 120.0 + v * (1.0 / 720.0)))))
     em1 = tl.where(v > -0.125, v * p, a - 1.0)
-    z = -em1 * (2.0 + em1)  # 1 - a^2 without cancellation as a -> 1
+    if NEG:
+        coef = 2.0 * a - 1.0
+        dcoef = 2.0 * a
+        z = -4.0 * a * em1  # 1 - (2a - 1)^2 = 4 a (1 - a), without cancellation as a -> 1
+    else:
+        coef = a
+        dcoef = a
+        z = -em1 * (2.0 + em1)  # 1 - a^2 without cancellation as a -> 1
     m = tl.where(rs, 1.0, tl.sqrt(z))
-    abar = tl.where(rs, 0.0, a)
+    abar = tl.where(rs, 0.0, coef)
     abar = tl.where(valid, abar, 1.0)
     b = m * i * x
-    return r, i, a, z, m, abar, b
+    return r, i, coef, dcoef, z, m, abar, b
 
 
 @triton.jit
@@ -163,7 +172,7 @@ def _rglru_fwd_kernel(
     y_ptr, hlast_ptr, ckpt_ptr,
     T, R, NT, AP_ROWS,
     HAS_H0: tl.constexpr, STORE_CKPT: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_R: tl.constexpr, FAST: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_R: tl.constexpr, FAST: tl.constexpr, NEG: tl.constexpr,
 ):
     pid_r = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
@@ -193,7 +202,7 @@ def _rglru_fwd_kernel(
             tl.store(ckpt_ptr + (b * NT + c) * R + cols, h, mask=cmask)
 
         valid = ((row0 + t_idx) < T)[:, None]
-        r, i, a, z, m, abar, bb = _rglru_elementwise(x, gx, ga, rs[:, None], sp, valid, FAST)
+        _r, _i, _A, _dA, _z, _m, abar, bb = _rglru_elementwise(x, gx, ga, rs[:, None], sp, valid, FAST, NEG)
         acc_a, acc_b = tl.associative_scan((abar, bb), 0, _fwd_combine)
         hs = acc_a * h[None, :] + acc_b
         off = t_idx[:, None] * R + cols[None, :]
@@ -228,10 +237,10 @@ def _seg_load(x_ptr, gx_ptr, ga_ptr, rs_ptr, rel, row0, cols, T, R):
 
 
 @triton.jit
-def _seg_gates(x, gx, ga, rs, rows, T, sp, FAST: tl.constexpr):
+def _seg_gates(x, gx, ga, rs, rows, T, sp, FAST: tl.constexpr, NEG: tl.constexpr):
     tmask = (rows < T)[:, None]
-    _r, _i, _a, _z, _m, abar, b = _rglru_elementwise(x.to(tl.float32), gx.to(tl.float32), ga.to(tl.float32),
-                                                     (rs != 0)[:, None], sp, tmask, FAST)
+    _r, _i, _A, _dA, _z, _m, abar, b = _rglru_elementwise(x.to(tl.float32), gx.to(tl.float32), ga.to(tl.float32),
+                                                          (rs != 0)[:, None], sp, tmask, FAST, NEG)
     return abar, b
 
 
@@ -247,7 +256,7 @@ def _rglru_fwd_seg_kernel(
     y_ptr, hlast_ptr, ckpt_ptr,
     T, R, NT, AP_ROWS,
     HAS_H0: tl.constexpr, STORE_CKPT: tl.constexpr,
-    SEG_ROWS: tl.constexpr, BLOCK_R: tl.constexpr, FAST: tl.constexpr,
+    SEG_ROWS: tl.constexpr, BLOCK_R: tl.constexpr, FAST: tl.constexpr, NEG: tl.constexpr,
 ):
     """Forward with 4-step segments per thread: a tile of BLOCK_T = 4 * SEG_ROWS steps is loaded
     as 4 strided sub-tiles (sub-tile k holds steps 4 s + k), so each thread owns 4 consecutive
@@ -296,10 +305,10 @@ def _rglru_fwd_seg_kernel(
         x2n, g2n, a2n, s2n = _seg_load(nxp, ngxp, ngap, nrsp, r2, row0 + BLOCK_T, cols, T, R)
         x3n, g3n, a3n, s3n = _seg_load(nxp, ngxp, ngap, nrsp, r3, row0 + BLOCK_T, cols, T, R)
 
-        a0, b0 = _seg_gates(x0, g0, q0, s0, row0 + r0, T, sp, FAST)
-        a1, b1 = _seg_gates(x1, g1, q1, s1, row0 + r1, T, sp, FAST)
-        a2, b2 = _seg_gates(x2, g2, q2, s2, row0 + r2, T, sp, FAST)
-        a3, b3 = _seg_gates(x3, g3, q3, s3, row0 + r3, T, sp, FAST)
+        a0, b0 = _seg_gates(x0, g0, q0, s0, row0 + r0, T, sp, FAST, NEG)
+        a1, b1 = _seg_gates(x1, g1, q1, s1, row0 + r1, T, sp, FAST, NEG)
+        a2, b2 = _seg_gates(x2, g2, q2, s2, row0 + r2, T, sp, FAST, NEG)
+        a3, b3 = _seg_gates(x3, g3, q3, s3, row0 + r3, T, sp, FAST, NEG)
         # the segment's map h -> A h + B, composed in-thread
         sa = a1 * a0
         sb = a1 * b0 + b1
@@ -332,7 +341,7 @@ def _rglru_bwd_kernel(
     dx_ptr, dgx_ptr, dga_ptr, dh0_ptr, dsp_ptr,
     T, R, NT, NT_CKPT, AP_ROWS,
     HAS_DHT: tl.constexpr, CKPT_EVERY: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_R: tl.constexpr, FAST: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_R: tl.constexpr, FAST: tl.constexpr, NEG: tl.constexpr,
 ):
     pid_r = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
@@ -375,10 +384,15 @@ def _rglru_bwd_kernel(
         valid = ((row0 + t_idx) < T)[:, None]
         mask = valid & cmask[None, :]
         rs2 = rs[:, None]
-        r, i, a, z, m, abar, bb = _rglru_elementwise(x, gx, ga, rs2, sp, valid, FAST)
-        # states of this tile, recomputed from its checkpoint
-        acc_a, acc_b = tl.associative_scan((abar, bb), 0, _fwd_combine)
-        hs = acc_a * h_start[None, :] + acc_b
+        r, i, coef, dcoef, z, m, abar, bb = _rglru_elementwise(x, gx, ga, rs2, sp, valid, FAST, NEG)
+        # the states entering each step (h_{t-1}) of this tile, recomputed from its checkpoint
+        if NEG:  # A can be 0: h_{t-1} from the exclusive scan, not (h_t - b_t) / A
+            zeros = tl.zeros([BLOCK_T, BLOCK_R], dtype=tl.float32)
+            _fa, _fb, ea, eb = tl.associative_scan((abar, bb, ones, zeros), 0, _fwd_excl_combine)
+            dA_h = dcoef * (ea * h_start[None, :] + eb)
+        else:  # A h_{t-1} = h_t - b_t
+            acc_a, acc_b = tl.associative_scan((abar, bb), 0, _fwd_combine)
+            dA_h = acc_a * h_start[None, :] + acc_b - bb
         # g_t = dy_t + a_{t+1} g_{t+1}, with the later tiles' carry a_{t1} g_{t1} (or dL/dh_T)
         _f, p, gg = tl.associative_scan((abar, ones, dy), 0, _bwd_combine, reverse=True)
         g = gg + p * carry[None, :]
@@ -387,7 +401,7 @@ def _rglru_bwd_kernel(
         dx = gi * m
         dgx = dx * x * (1.0 - i)
         dz = gi * x * tl.rsqrt(tl.maximum(4.0 * z, 1e-6))
-        dlog = g * (hs - bb) - 2.0 * a * a * dz  # g a h_{t-1} + (d log a through sqrt(1 - a^2))
+        dlog = g * dA_h - 2.0 * coef * dcoef * dz  # g dA/dlog a h_{t-1} + (through sqrt(1 - A^2))
         dlog = tl.where(valid & (rs2 == 0), dlog, 0.0)
         dga = dlog * (-8.0) * sp * r * (1.0 - r)
         dsp_acc += dlog * r
@@ -461,7 +475,7 @@ def _check(x, gate_x, gate_a, a_param, reset, h0):
         raise ValueError(f"rglru_fused: h0 must be [B, R] = [{B}, {R}], got {tuple(h0.shape)}")
 
 
-def rglru_fwd(x, gate_x, gate_a, a_param, reset, h0=None, *, store_ckpt=False, config=None):
+def rglru_fwd(x, gate_x, gate_a, a_param, reset, h0=None, *, store_ckpt=False, config=None, negative=False):
     """Launch the forward kernel. Returns (y [B,T,R] in x's dtype, h_T [B,R] fp32, ckpt or None).
 
     ``ckpt`` is [B, cdiv(T, BLOCK_T), R] fp32: the state entering each forward tile.
@@ -479,15 +493,16 @@ def rglru_fwd(x, gate_x, gate_a, a_param, reset, h0=None, *, store_ckpt=False, c
     grid = (triton.cdiv(R, block_r), B)
     args = (x, gate_x, gate_a, a_param.contiguous(), rs, h0c, y, h_last, ckpt, T, R, nt, _ap_rows(a_param, B))
     if segmented:
-        _rglru_fwd_seg_kernel[grid](*args, HAS_H0=h0 is not None, STORE_CKPT=store_ckpt,
-                                    SEG_ROWS=block_t // 4, BLOCK_R=block_r, FAST=_fast(), num_warps=num_warps)
+        _rglru_fwd_seg_kernel[grid](*args, HAS_H0=h0 is not None, STORE_CKPT=store_ckpt, SEG_ROWS=block_t // 4,
+                                    BLOCK_R=block_r, FAST=_fast(), NEG=negative, num_warps=num_warps)
     else:
         _rglru_fwd_kernel[grid](*args, HAS_H0=h0 is not None, STORE_CKPT=store_ckpt,
-                                BLOCK_T=block_t, BLOCK_R=block_r, FAST=_fast(), num_warps=num_warps)
+                                BLOCK_T=block_t, BLOCK_R=block_r, FAST=_fast(), NEG=negative, num_warps=num_warps)
     return y, h_last, (ckpt if store_ckpt else None)
 
 
-def rglru_bwd(x, gate_x, gate_a, a_param, reset, ckpt, dy, dh_last=None, *, fwd_block_t, config=None):
+def rglru_bwd(x, gate_x, gate_a, a_param, reset, ckpt, dy, dh_last=None, *, fwd_block_t, config=None,
+              negative=False):
     """Launch the backward kernel on the checkpoints of :func:`rglru_fwd` (made with BLOCK_T = fwd_block_t).
 
     Returns (dx, dgate_x, dgate_a in their inputs' dtypes, da_param in a_param's dtype, dh0 fp32).
@@ -514,7 +529,7 @@ def rglru_bwd(x, gate_x, gate_a, a_param, reset, ckpt, dy, dh_last=None, *, fwd_
         x, gate_x, gate_a, a_param.contiguous(), rs, ckpt, dy, dht,
         dx, dgx, dga, dh0, dsp, T, R, nt, nt_ckpt, _ap_rows(a_param, B),
         HAS_DHT=dh_last is not None, CKPT_EVERY=every, BLOCK_T=block_t, BLOCK_R=block_r, FAST=_fast(),
-        num_warps=num_warps,
+        NEG=negative, num_warps=num_warps,
     )
     # d softplus(a_param) / d a_param = sigmoid(a_param); the [B, R] per-program partials are
     # summed here in a fixed order (deterministic, no atomics)
@@ -527,16 +542,18 @@ class _RGLRUFused(torch.autograd.Function):
     the instance axis is folded into the batch and a_param becomes [K, R] (:meth:`vmap`)."""
 
     @staticmethod
-    def forward(x, gate_x, gate_a, a_param, reset, h0, store_ckpt):
+    def forward(x, gate_x, gate_a, a_param, reset, h0, store_ckpt, negative):
         cfg = _train_config(store_ckpt, x)
-        y, h_last, ckpt = rglru_fwd(x, gate_x, gate_a, a_param, reset, h0, store_ckpt=store_ckpt, config=cfg)
+        y, h_last, ckpt = rglru_fwd(x, gate_x, gate_a, a_param, reset, h0, store_ckpt=store_ckpt, config=cfg,
+                                    negative=negative)
         return y, h_last, (ckpt if store_ckpt else h_last.new_empty(0))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, gate_x, gate_a, a_param, reset, h0, store_ckpt = inputs
+        x, gate_x, gate_a, a_param, reset, h0, store_ckpt, negative = inputs
         ckpt = output[2]
         ctx.mark_non_differentiable(ckpt)
+        ctx.negative = negative
         if store_ckpt:
             ctx.fwd_block_t = _train_config(True, x)[0]
             ctx.save_for_backward(x, gate_x, gate_a, a_param, reset, ckpt)
@@ -549,23 +566,23 @@ class _RGLRUFused(torch.autograd.Function):
         if cfg[0] % ctx.fwd_block_t:  # configs changed between forward and backward
             cfg = (ctx.fwd_block_t, *cfg[1:])
         dx, dgx, dga, da, dh0 = rglru_bwd(x, gate_x, gate_a, a_param, reset, ckpt, dy, dh_last,
-                                          fwd_block_t=ctx.fwd_block_t, config=cfg)
+                                          fwd_block_t=ctx.fwd_block_t, config=cfg, negative=ctx.negative)
         dh0 = None if ctx.h0_dtype is None else dh0.to(ctx.h0_dtype)
-        return dx, dgx, dga, da, None, dh0, None
+        return dx, dgx, dga, da, None, dh0, None, None
 
     @staticmethod
-    def vmap(info, in_dims, x, gate_x, gate_a, a_param, reset, h0, store_ckpt):
+    def vmap(info, in_dims, x, gate_x, gate_a, a_param, reset, h0, store_ckpt, negative):
         K = info.batch_size
 
         def rows(t, d):  # instance axis first, then folded into the batch: [K * B, ...]
             t = t.movedim(d, 0) if d is not None else t.expand(K, *t.shape)
             return t.reshape(-1, *t.shape[2:])
 
-        xd, gxd, gad, apd, rsd, h0d, _ = in_dims
+        xd, gxd, gad, apd, rsd, h0d, *_ = in_dims
         x, gate_x, gate_a, reset = rows(x, xd), rows(gate_x, gxd), rows(gate_a, gad), rows(reset, rsd)
         h0 = None if h0 is None else rows(h0, h0d)
         a_param = a_param if apd is None else a_param.movedim(apd, 0)  # [K, R]: one row per instance
-        y, h_last, ckpt = _RGLRUFused.apply(x, gate_x, gate_a, a_param, reset, h0, store_ckpt)
+        y, h_last, ckpt = _RGLRUFused.apply(x, gate_x, gate_a, a_param, reset, h0, store_ckpt, negative)
         unfold = lambda t: t.view(K, -1, *t.shape[1:]) if t.numel() else t.expand(K, 0)  # noqa: E731
         return (unfold(y), unfold(h_last), unfold(ckpt)), (0, 0, 0)
 
@@ -575,17 +592,18 @@ def _train_config(store_ckpt: bool, x):
     return _fit(TRAIN_FWD_CONFIG if store_ckpt else FWD_CONFIG, x.shape[0], x.shape[2], x.device)
 
 
-def rglru_fused(x, gate_x, gate_a, a_param, reset, h0=None):
+def rglru_fused(x, gate_x, gate_a, a_param, reset, h0=None, negative=False):
     """Fused RG-LRU: ``(x, gate_x, gate_a, a_param, reset, h0) -> (y, h_last)``.
 
     The semantics of ``seqlib.layers.scan.rg_lru_scan(..., backend="sequential")``: x and the gate
     pre-activations [B, T, R] (any float dtype), a_param [R], reset [B, T] bool, h0 [B, R] or None;
     y in x's dtype, h_last fp32. Differentiable in x, both gates, a_param, h0 and through h_last.
+    ``negative``: the recurrence coefficient 2 a_t - 1 in (-1, 1) (``seqlib.layers.rglru``).
     """
     _check(x, gate_x, gate_a, a_param, reset, h0)
     if x.shape[1] == 0:
         B, _, R = x.shape
         h = torch.zeros(B, R, device=x.device) if h0 is None else h0.float()
         return x.new_empty(x.shape), h
-    y, h_last, _ = _RGLRUFused.apply(x, gate_x, gate_a, a_param, reset, h0, torch.is_grad_enabled())
+    y, h_last, _ = _RGLRUFused.apply(x, gate_x, gate_a, a_param, reset, h0, torch.is_grad_enabled(), negative)
     return y, h_last

@@ -34,13 +34,14 @@ class RecurrentBlock(nn.Module):
         conv1d_temporal_width: int = 4,
         final_w_init_variance_scale: float = 1.0,
         scan_backend: str = "auto",
+        negative: bool = False,
     ):
         super().__init__()
         self.linear_y = linear(width, d_rnn)
         self.linear_x = linear(width, d_rnn)
         self.linear_out = linear(d_rnn, width, scale=final_w_init_variance_scale)
         self.conv_1d = Conv1D(d_rnn, conv1d_temporal_width)
-        self.rg_lru = RGLRU(d_rnn, gate_blocks, scan_backend=scan_backend)
+        self.rg_lru = RGLRU(d_rnn, gate_blocks, scan_backend=scan_backend, negative=negative)
 
     def init_cache(self, batch: int, device=None, dtype=torch.float32) -> RecurrentBlockCache:
         return RecurrentBlockCache(self.rg_lru.init_cache(batch, device), self.conv_1d.init_cache(batch, device, dtype))

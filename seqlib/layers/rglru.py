@@ -9,6 +9,23 @@
 At a document start (``segment_pos == 0``) the state is dropped and the input is not scaled,
 as in recurrentgemma's ``RGLRU.forward``. The gate math and the scan run in fp32; the state
 (the decode cache) is fp32.
+
+**Negative eigenvalues** (``negative=True``; models ``hawk_neg``, ``griffin_neg``). With a_t in (0, 1)
+the state transition of a diagonal linear RNN has only positive eigenvalues, and such an RNN cannot
+solve parity at arbitrary lengths (Grazzi et al. 2024, "Unlocking state-tracking in linear RNNs
+through negative eigenvalues", Theorem 1); their remedy maps the (0, 1) range to (-1, 1). Applied to
+the RG-LRU (our construction, not in Griffin or Grazzi et al.):
+
+    A_t = 2 a_t - 1                               in (-1, 1)
+    h_t = A_t * h_{t-1} + sqrt(1 - A_t^2) * (i_t * x_t),   1 - A_t^2 = 4 a_t (1 - a_t)
+
+The input normalisation keeps its role (a unit-variance input keeps the state's variance bounded by
+1 for any A_t) and is well defined everywhere: at A_t = 0 (a_t = 1/2) the multiplier is 1, and it
+goes to 0 at both ends, A_t -> +-1, where the same bounded sqrt derivative caps its gradient. The
+initialisation is the RG-LRU's: at zero input r_t = 1/2 and a_t = a^4 with a in [0.9, 0.999], so
+A_t = 2 a_t - 1 in [0.31, 0.99], positive, with 1 - A_t = 2 (1 - a_t) (half the memory horizon at
+the same a_t). A_t -> -1, a state that flips sign every step (what parity needs), is reached with
+r_t softplus(a_param) large. 4 a (1 - a) = -4 a expm1(log a) is computed without cancellation.
 """
 
 from __future__ import annotations
@@ -57,10 +74,11 @@ def a_param_init(width: int, min_rad: float = 0.9, max_rad: float = 0.999, eps: 
 
 
 class RGLRU(nn.Module):
-    def __init__(self, width: int, num_blocks: int, scan_backend: str = "auto"):
+    def __init__(self, width: int, num_blocks: int, scan_backend: str = "auto", negative: bool = False):
         super().__init__()
         self.width = width
         self.scan_backend = scan_backend
+        self.negative = negative  # A_t = 2 a_t - 1 in (-1, 1): see the module docstring
         self.input_gate = BlockDiagonalLinear(width, num_blocks)
         self.a_gate = BlockDiagonalLinear(width, num_blocks)
         self.a_param = nn.Parameter(a_param_init(width))
@@ -73,5 +91,6 @@ class RGLRU(nn.Module):
         gate_x = self.input_gate(x)
         gate_a = self.a_gate(x)
         reset = segment_pos == 0
-        y, h_last = rg_lru_scan(x, gate_x, gate_a, self.a_param, reset, h0=cache, backend=self.scan_backend)
+        y, h_last = rg_lru_scan(x, gate_x, gate_a, self.a_param, reset, h0=cache, backend=self.scan_backend,
+                                negative=self.negative)
         return y, (h_last if cache is not None else None)

@@ -86,7 +86,7 @@ LINEAR_SCANS: dict[str, Callable] = {
 def fused_scans(device: torch.device) -> dict[str, Callable]:
     """The fused kernels usable on ``device``: ``seqlib.kernels.FUSED_SCANS`` on CUDA (the Triton scan
     when Triton is installed), none elsewhere. They take the gate pre-activations directly:
-    ``fn(x, gate_x, gate_a, a_param, reset, h0) -> (y, h_last)``."""
+    ``fn(x, gate_x, gate_a, a_param, reset, h0, negative=False) -> (y, h_last)``."""
     if device.type != "cuda":
         return {}
     from seqlib.kernels import FUSED_SCANS
@@ -113,22 +113,28 @@ def rg_lru_gates(
     a_param: torch.Tensor,
     reset: torch.Tensor,
     dtype: torch.dtype = torch.float32,
+    negative: bool = False,
 ):
-    """RG-LRU gate math in ``dtype`` (fp32; the float64 oracle uses float64) -> (a_t, normalized
-    input b_t) for h_t = a_t h_{t-1} + b_t.
+    """RG-LRU gate math in ``dtype`` (fp32; the float64 oracle uses float64) -> (A_t, normalized
+    input b_t) for h_t = A_t h_{t-1} + b_t.
 
     log a_t = -c * r_t * softplus(a_param), r_t = sigmoid(gate_a), i_t = sigmoid(gate_x);
-    b_t = sqrt(1 - a_t^2) * i_t * x_t, except at a document start (reset) where the
-    multiplier is 1 and a_t is zeroed (recurrentgemma ``RGLRU.forward``).
+    A_t = a_t, or 2 a_t - 1 with ``negative`` (``seqlib.layers.rglru``); b_t = sqrt(1 - A_t^2) * i_t * x_t,
+    except at a document start (reset) where the multiplier is 1 and A_t is zeroed (recurrentgemma
+    ``RGLRU.forward``). 1 - A_t^2 is computed without cancellation as a_t -> 1: 1 - a^2 = -expm1(2 log a),
+    1 - (2a - 1)^2 = 4 a (1 - a) = -4 a expm1(log a).
     """
     x, gate_x, gate_a, a_param = (t.to(dtype) for t in (x, gate_x, gate_a, a_param))
     log_a = -C_RGLRU * torch.sigmoid(gate_a) * F.softplus(a_param)
     a = torch.exp(log_a)
-    a_square = torch.exp(2.0 * log_a)
+    if negative:
+        coef, one_minus_sq = 2.0 * a - 1.0, -4.0 * a * torch.expm1(log_a)
+    else:
+        coef, one_minus_sq = a, 1.0 - torch.exp(2.0 * log_a)
     gated_x = x * torch.sigmoid(gate_x)
     reset = reset[..., None].to(x.dtype)
-    multiplier = reset + (1.0 - reset) * sqrt_bound_derivative(1.0 - a_square)
-    return a * (1.0 - reset), gated_x * multiplier
+    multiplier = reset + (1.0 - reset) * sqrt_bound_derivative(one_minus_sq)
+    return coef * (1.0 - reset), gated_x * multiplier
 
 
 def rg_lru_scan(
@@ -139,8 +145,9 @@ def rg_lru_scan(
     reset: torch.Tensor,
     h0: torch.Tensor | None = None,
     backend: str = "auto",
+    negative: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The RG-LRU after its gate projections.
+    """The RG-LRU after its gate projections (``negative``: A_t = 2 a_t - 1, :func:`rg_lru_gates`).
 
     x, gate_x, gate_a: [B, T, R] (any float dtype; gate pre-activations, before the sigmoid);
     a_param: [R]; reset: [B, T] bool (segment_pos == 0); h0: [B, R] fp32 or None.
@@ -153,8 +160,8 @@ def rg_lru_scan(
         raise ValueError(f"rg_lru_scan: reset {tuple(reset.shape)} must be [B, T] = {tuple(x.shape[:2])}")
     backend = resolve_backend(backend, x.device)
     if backend not in LINEAR_SCANS:
-        return fused_scans(x.device)[backend](x, gate_x, gate_a, a_param, reset, h0)
-    a, b = rg_lru_gates(x, gate_x, gate_a, a_param, reset)
+        return fused_scans(x.device)[backend](x, gate_x, gate_a, a_param, reset, h0, negative=negative)
+    a, b = rg_lru_gates(x, gate_x, gate_a, a_param, reset, negative=negative)
     h0 = None if h0 is None else h0.float()
     y, h_last = LINEAR_SCANS[backend](a, b, h0)
     return y.to(x.dtype), h_last

@@ -79,10 +79,13 @@ def _check_recurrent(cfg: ModelConfig) -> None:
         raise ValueError(f"d_rnn {widths.d_rnn} is not divisible by gate_blocks {widths.gate_blocks}")
 
 
-def _recurrent(cfg: ModelConfig) -> RecurrentBlock:
-    widths = cfg.resolved
-    return RecurrentBlock(cfg.d_model, widths.d_rnn, widths.gate_blocks, cfg.conv_width,
-                          final_w_init_variance_scale(cfg), cfg.scan_backend)
+def _recurrent(negative: bool) -> Callable[[ModelConfig], RecurrentBlock]:
+    def build(cfg: ModelConfig) -> RecurrentBlock:
+        widths = cfg.resolved
+        return RecurrentBlock(cfg.d_model, widths.d_rnn, widths.gate_blocks, cfg.conv_width,
+                              final_w_init_variance_scale(cfg), cfg.scan_backend, negative=negative)
+
+    return build
 
 
 def _attention(window: bool) -> Callable[[ModelConfig], Attention]:
@@ -106,8 +109,11 @@ def _rnn(kind: str) -> Callable[[ModelConfig], RecurrentBaseline]:
 
 
 CORE_MIXERS: dict[str, Mixer] = {
-    "recurrent": Mixer(_recurrent, RecurrentBlock, "Griffin's recurrent block: Conv1D + RG-LRU, GeLU-gated (Griffin §2.3, §2.4)",
-                       _check_recurrent),
+    "recurrent": Mixer(_recurrent(False), RecurrentBlock,
+                       "Griffin's recurrent block: Conv1D + RG-LRU, GeLU-gated (Griffin §2.3, §2.4)", _check_recurrent),
+    "recurrent_neg": Mixer(_recurrent(True), RecurrentBlock,
+                           "the recurrent block with A_t = 2 a_t - 1 in (-1, 1) (negative eigenvalues, after "
+                           "Grazzi et al. 2024; seqlib.layers.rglru)", _check_recurrent),
     "local_attention": Mixer(_attention(window=True), Attention,
                              "local (sliding-window) MQA with RoPE (Griffin §2.3)", _check_rope_attention),
     "global_attention": Mixer(_attention(window=False), Attention, "global causal MQA", _check_global_attention),

@@ -39,6 +39,11 @@ MODELS: dict[str, ModelEntry] = {
     # Griffin §3: two recurrent blocks then one local-MQA block, repeated
     "griffin": ModelEntry(("recurrent", "recurrent", "local_attention"),
                           "Griffin: recurrent, recurrent, local MQA, repeated (Griffin §2)", "Griffin"),
+    # positive controls for state tracking: the RG-LRU with A_t = 2 a_t - 1 in (-1, 1) (seqlib.layers.rglru)
+    "hawk_neg": ModelEntry(("recurrent_neg",), "Hawk with A_t in (-1, 1): negative eigenvalues (Grazzi et al. 2024)",
+                           "Hawk, A_t in (−1, 1)"),
+    "griffin_neg": ModelEntry(("recurrent_neg", "recurrent_neg", "local_attention"),
+                              "Griffin with A_t in (-1, 1) in its recurrent blocks", "Griffin, A_t in (−1, 1)"),
     "local_transformer": ModelEntry(("local_attention",), "Transformer with local (sliding-window) MQA only",
                                     "Local-attention Transformer"),
     "transformer": ModelEntry(("global_attention",), "Transformer with global causal MQA", "Transformer"),

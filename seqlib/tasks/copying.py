@@ -10,9 +10,11 @@ from .scoring import LENGTH_KEY, Scoring
 
 
 class _LengthSplits(Task):
-    """``train`` / ``test`` at the training length, ``test_length`` at longer lengths (one per batch)."""
+    """``train`` / ``test`` at the training length, ``test_length`` at longer lengths (one per batch);
+    ``val`` at the training length on its own seed stream, for selection and early stopping (last, so
+    that a config without ``run.select_split`` keeps selecting on the split it did)."""
 
-    splits = ("train", "test", "test_length")
+    splits = ("train", "test", "test_length", "val")
 
     def __init__(self, vocab_size: int, seq_len: int, test_lengths: tuple[int, ...]) -> None:
         self.vocab_size = check_int("vocab_size", vocab_size, 4)

@@ -68,7 +68,8 @@ class DPTask(Task):
     global numbers (capacity, target). Splits: ``train`` and ``test`` (in distribution, disjoint seed
     streams; the reference splits one pool 80/20), ``test_length`` (``ood_num_items`` = 2m items),
     ``test_value`` (every value range scaled by ``ood_value_scale`` = 2, the reference's built-in
-    2× validation). The adversarial-noise axis of the paper is not implemented.
+    2× validation), and ``val`` (in distribution, its own seed stream: our split for selection and
+    early stopping). The adversarial-noise axis of the paper is not implemented.
 
     **Encodings** (``encoding=``), both readable by a causal sequence model:
 
@@ -94,7 +95,9 @@ class DPTask(Task):
     task-specific keys.
     """
 
-    splits = ("train", "test", "test_length", "test_value")
+    # "val": in-distribution on its own seed stream, for selection and early stopping; last, so that a
+    # config without run.select_split keeps selecting on the split it did (the first after train)
+    splits = ("train", "test", "test_length", "test_value", "val")
     pointer: ClassVar[bool]
     loss: ClassVar[str]
     item_fields: ClassVar[int]

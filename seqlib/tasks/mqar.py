@@ -41,7 +41,8 @@ class MQAR(Task):
     Splits:
 
     * ``train`` / ``test``: the protocol above at ``(L, D)``, disjoint seed streams (Zoology seeds
-      train segments from [0, 2^31) and test ones from [2^31, 2^32)).
+      train segments from [0, 2^31) and test ones from [2^31, 2^32)); ``val`` the same on a third
+      stream, for selection and early stopping (ours: Zoology stops on its test set).
     * ``test_length``: length generalization: one length per batch from ``{L, 2L, 3L, 4L}``
       (``length=`` pins it), with ``D`` scaled by the same factor when ``scale_pairs`` (constant
       pair density, like the Based test mixture where D = L/4 at long L) or kept at ``D``.
@@ -62,7 +63,9 @@ class MQAR(Task):
     """
 
     name = "mqar"
-    splits = ("train", "test", "test_length", "train_value", "test_value")
+    # "val": in-distribution on its own seed stream, for selection and early stopping; last, so that a
+    # config without run.select_split keeps selecting on the split it did (the first after train)
+    splits = ("train", "test", "test_length", "train_value", "test_value", "val")
     length_factors = (1, 2, 3, 4)
 
     def __init__(
