@@ -16,7 +16,9 @@ scan folds it in by its vmap rule, ``seqlib.kernels.rglru_triton``). Each instan
 * fails alone: a non-finite loss or gradient norm freezes that instance (no more updates), and it is
   recorded as failed with its step and parameter groups while the others go on;
 * writes the record a run of its own writes (:func:`seqlib.train.execute`: schema, config hash,
-  evaluation, checkpoint), plus ``measure.stack_size``.
+  evaluation, checkpoint), plus ``measure.stack_size``. Its ``step_time_s`` is the time of a stacked
+  step (one step of every instance in it), ``tokens_per_s`` its own tokens over the stack's training
+  time, ``peak_memory_bytes`` the stack's.
 
 No host sync per step: losses, gradient norms and the first failing step stay on the device and are
 read every ``run.log_every`` steps and at evaluations. AdamW only (Muon orthogonalises each matrix):
