@@ -584,6 +584,8 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--deadline", type=float, default=float(os.environ.get("DEADLINE") or 0) or None,
                         help="start no training run after this many seconds (env DEADLINE); the chapters "
                              "then show what is stored, and a later call goes on")
+    parser.add_argument("--plan", action="store_true",
+                        help="print the training jobs per task with their estimated GPU hours, then stop (make run-all PLAN=1)")
     parser.add_argument("--train-only", action="store_true",
                         help="train the planned runs and stop, executing no chapter (e.g. before a later call)")
     parser.add_argument("--stack-size", type=int, default=int(os.environ.get("STACK_SIZE") or 0) or None,
@@ -685,6 +687,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(runs)} runs, {len(phases[1])} of them after the rest ({where}); "
           f"{len(training)} training runs to do first, in {len(jobs)} job(s) of up to {stack_size} "
           f"(STACK_SIZE=); pages go to {shown_path(args.out)}", flush=True)
+    if args.plan:  # the plan and its estimate, before (instead of) any work
+        from seqlib.book.plan import plan_lines
+
+        print("\n".join(plan_lines(jobs, args.results, args.results / "bench")))
+        return 0
     from seqlib.config import ExperimentConfig
     from seqlib.train import record_file
 
