@@ -67,7 +67,7 @@ bench: venv ## run the GPU benchmarks (scan, attention, models) into results/ben
 lint: venv ## ruff
 	$(VENV)/bin/ruff check seqlib tests chapters
 
-clean: ## remove build outputs (keeps .venv and book/runs)
+clean: ## remove build outputs, the other profiles' pages in _build/pages included (keeps .venv and book/runs)
 	rm -rf _build .pytest_cache
 
 # ---- the book (book/, chapters/, seqlib/book/grid.py) -----------------------------------------------
