@@ -191,11 +191,16 @@ class Prefetcher:
         """Terminate the workers now (a step in progress is abandoned) and reap them."""
         if self._pool is None:
             return
-        processes = list(self._pool._processes.values())  # Python 3.14: pool.terminate_workers()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        for p in processes:
+        pool, self._pool = self._pool, None
+        # private attributes (Python 3.14 has pool.terminate_workers()): the live dict of the pool's
+        # processes, which its manager thread may still add to, and that thread
+        processes, manager = pool._processes, pool._executor_manager_thread
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in list(processes.values()):
             p.terminate()
-        for p in processes:
+        if manager is not None:
+            manager.join(timeout=10)  # after it, no process is started any more
+        for p in list(processes.values()):
+            p.terminate()
             p.join()
-        self._pool = None
         self._pending.clear()
