@@ -47,14 +47,14 @@ from seqlib.models import ModelUnavailable, build_model
 from seqlib.models.zoo import ZOO_MIXERS
 from seqlib.objective import autocast, masked_loss
 from seqlib.record import RunRecord
-from seqlib.results import ResultsError
 from seqlib.tasks.base import Batch, Task
 from seqlib.train import (
-    SHOWN_NAMES,
     Outcome,
     check_eval_splits,
     finish_run,
+    finished,
     lr_factor,
+    named_groups,
     new_record,
     nonfinite_message,
     parameter_groups,
@@ -63,7 +63,6 @@ from seqlib.train import (
     run_model_config,
     select_split,
     store_outcome,
-    stored_record,
     validate,
 )
 
@@ -141,14 +140,10 @@ class Layout:
 
     def nonfinite(self, row: torch.Tensor) -> str:
         """Group names with their first non-finite parameters in one row, or ``none``."""
-        bad = {g: [] for g in self.groups}
-        group_of = [g for g, (a, b) in self.groups.items() for o in self.offsets if a <= o < b]
-        for name, s, o, g in zip(self.names, self.shapes, self.offsets, group_of):
-            if not torch.isfinite(row[o : o + math.prod(s)]).all():
-                bad[g].append(name)
-        parts = [f"{g}[{', '.join(v[:SHOWN_NAMES])}{f', +{len(v) - SHOWN_NAMES} more' if len(v) > SHOWN_NAMES else ''}]"
-                 for g, v in bad.items() if v]
-        return ", ".join(parts) or "none"
+        bad = {g: [name for name, s, o in zip(self.names, self.shapes, self.offsets)
+                   if a <= o < b and not torch.isfinite(row[o : o + math.prod(s)]).all()]
+               for g, (a, b) in self.groups.items()}
+        return named_groups(bad)
 
 
 def schedule_table(cfgs: list[ExperimentConfig]) -> torch.Tensor:
@@ -396,14 +391,9 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
     outcomes: dict[int, Outcome] = {}
     todo = []
     for i, cfg in enumerate(cfgs):
-        old = None
-        if not force:
-            try:
-                old = stored_record(cfg)
-            except ResultsError:
-                old = None
-        if old is not None and old.status == "ok":
-            outcomes[i] = Outcome(old, reused=True)
+        done = None if force else finished(cfg)
+        if done is not None:
+            outcomes[i] = done
         else:
             todo.append(i)
     records = {i: new_record(cfgs[i]) for i in todo}

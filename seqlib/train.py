@@ -129,14 +129,21 @@ class Optimizers:
 
     def nonfinite(self, what: str) -> str:
         """Group names with their first non-finite ``what`` ("grads" or "params"), or ``none``."""
-        parts = []
+        bad = {}
         for g, named in self.groups.items():
             tensors = [(n, p.grad if what == "grads" else p) for n, p in named]
-            bad = [n for n, t in tensors if t is not None and not torch.isfinite(t).all()]
-            if bad:
-                more = f", +{len(bad) - SHOWN_NAMES} more" if len(bad) > SHOWN_NAMES else ""
-                parts.append(f"{g}[{', '.join(bad[:SHOWN_NAMES])}{more}]")
-        return ", ".join(parts) or "none"
+            bad[g] = [n for n, t in tensors if t is not None and not torch.isfinite(t).all()]
+        return named_groups(bad)
+
+
+def named_groups(bad: dict[str, list[str]]) -> str:
+    """``group[first names, +n more]`` for each group with non-finite tensors, or ``none``."""
+    parts = []
+    for g, names in bad.items():
+        if names:
+            more = f", +{len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
+            parts.append(f"{g}[{', '.join(names[:SHOWN_NAMES])}{more}]")
+    return ", ".join(parts) or "none"
 
 
 def nonfinite_message(cfg: ExperimentConfig, what: str, value: float, step: int, grads: str, params: str) -> str:
@@ -325,20 +332,26 @@ def store_outcome(cfg: ExperimentConfig, record: RunRecord) -> Outcome:
     return Outcome(record, reused=False)
 
 
+def finished(cfg: ExperimentConfig) -> Outcome | None:
+    """The stored ``ok`` record of ``cfg`` as a reused outcome, or None (an unreadable record is
+    reported and counts as not finished: the run is done again)."""
+    try:
+        old = stored_record(cfg)
+    except ResultsError as e:
+        print(f"warning: {e}; re-running it", file=sys.stderr)
+        return None
+    return Outcome(old, reused=True) if old is not None and old.status == "ok" else None
+
+
 def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None) -> Outcome:
     """Run one configuration unless an ``ok`` record of the same hash exists (or ``force``); record it.
 
     ``ModelUnavailable`` gives a ``skipped`` record with the reason; any other ``Exception`` a ``failed``
     one with the message and traceback. ``KeyboardInterrupt``/``SystemExit`` propagate and write nothing.
     """
-    if not force:
-        try:
-            old = stored_record(cfg)
-        except ResultsError as e:
-            print(f"warning: {e}; re-running it", file=sys.stderr)
-            old = None
-        if old is not None and old.status == "ok":
-            return Outcome(old, reused=True)
+    done = None if force else finished(cfg)
+    if done is not None:
+        return done
     record = new_record(cfg)
     try:
         execute(cfg, record, task)
