@@ -70,11 +70,25 @@ def stack_batches(batches: list[Batch], length: int | None = None) -> Batch:
     )
 
 
-def sample_step(task: Task, batch_size: int, step: int, seeds: list[int], length: int | None
-                ) -> tuple[Batch, list[int]]:
-    """The train batches of ``seeds`` at ``step``, stacked, and the length T of each before padding."""
+def bucket(n: int) -> int:
+    """``n`` rounded up to a coarse grid (1..8, then steps of an eighth of the power of two below:
+    10, 12, 14, 16, 20, 24, ...), at most 25% more, so that few padded shapes recur: a CUDA graph is
+    captured per shape (:mod:`seqlib.stack`)."""
+    if n < 1:
+        raise ValueError(f"bucket needs n >= 1, got {n}")
+    q = 1 << max(0, n.bit_length() - 3)
+    return -(-n // q) * q
+
+
+def sample_step(task: Task, batch_size: int, step: int, seeds: list[int], length: int | None,
+                buckets: bool = False) -> tuple[Batch, list[int]]:
+    """The train batches of ``seeds`` at ``step``, stacked, and the length T of each before padding.
+    Padded to ``length``, else to the longest (to its :func:`bucket` with ``buckets``)."""
     batches = [task.sample("train", batch_size, seed=derive_seed("train", seed, step)) for seed in seeds]
-    return stack_batches(batches, length), [b.inputs.shape[1] for b in batches]
+    widths = [b.inputs.shape[1] for b in batches]
+    if length is None and buckets:
+        length = bucket(max(widths))
+    return stack_batches(batches, length), widths
 
 
 def _init_worker() -> None:
@@ -94,8 +108,8 @@ class Prefetcher:
     """Train batches of steps ``start_step .. start_step + steps - 1`` for the instances' ``seeds``.
 
     ``get(step, seeds)`` returns the stacked batch (:func:`stack_batches`; padded to ``length``, or to the
-    longest of the step's batches if None) of ``seeds`` in that order, in pinned memory when CUDA is
-    available. Steps must increase (a skipped step is discarded). ``seeds`` may repeat a seed (instances
+    longest of the step's batches if None, rounded up to its :func:`bucket` with ``buckets``) of
+    ``seeds`` in that order, in pinned memory when CUDA is available. Steps must increase (a skipped step is discarded). ``seeds`` may repeat a seed (instances
     that differ in their learning rate only: one batch, repeated) and may leave seeds out: a seed left
     out is dropped for good (its instances stopped) and no longer generated.
 
@@ -107,14 +121,15 @@ class Prefetcher:
     """
 
     def __init__(self, task: Task, batch_size: int, seeds: list[int], start_step: int, steps: int,
-                 length: int | None, workers: int | None = None, ahead: int | None = None) -> None:
+                 length: int | None, workers: int | None = None, ahead: int | None = None,
+                 buckets: bool = False) -> None:
         self.workers = default_workers() if workers is None else workers
         self.ahead = 2 * self.workers if ahead is None else ahead
         if self.workers < 0:
             raise ValueError(f"workers={self.workers} must be >= 0")
         if self.workers and self.ahead < 1:
             raise ValueError(f"ahead={self.ahead} must be >= 1")
-        self.task, self.batch_size, self.length = task, batch_size, length
+        self.task, self.batch_size, self.length, self.buckets = task, batch_size, length, buckets
         self.start_step, self.stop_step = start_step, start_step + steps
         self.data_time_s = 0.0
         self._live = list(dict.fromkeys(seeds))  # seeds still generated, distinct
@@ -138,7 +153,8 @@ class Prefetcher:
         """Hand the steps up to ``ahead`` beyond the next one to the workers, for the live seeds."""
         while self._submitted < min(self._next + self.ahead, self.stop_step):
             step, seeds = self._submitted, list(self._live)
-            future = self._pool.submit(sample_step, self.task, self.batch_size, step, seeds, self.length)
+            future = self._pool.submit(sample_step, self.task, self.batch_size, step, seeds, self.length,
+                                       self.buckets)
             self._pending[step] = (seeds, future)
             self._submitted += 1
 
@@ -159,7 +175,7 @@ class Prefetcher:
             self._next = step + 1
             if self._pool is None:
                 made = list(dict.fromkeys(seeds))
-                stacked, widths = sample_step(self.task, self.batch_size, step, made, self.length)
+                stacked, widths = sample_step(self.task, self.batch_size, step, made, self.length, self.buckets)
             else:
                 made, future = self._pending.pop(step)
                 for skipped in [s for s in self._pending if s < step]:
@@ -172,9 +188,12 @@ class Prefetcher:
 
     def _select(self, stacked: Batch, made: list[int], widths: list[int], seeds: list[int]) -> Batch:
         """The rows of ``seeds`` from ``stacked`` (generated for ``made``), trimmed to their longest when
-        ``length`` is None, copied once into pinned memory if CUDA is available."""
+        ``length`` is None (to its :func:`bucket` with ``buckets``), copied once into pinned memory if
+        CUDA is available."""
         index = [made.index(s) for s in seeds]
         width = max(widths[i] for i in index) if self.length is None else self.length
+        if self.length is None and self.buckets:
+            width = bucket(width)
         if index == list(range(len(made))) and width == stacked.inputs.shape[2] and not self._pin:
             return stacked
         rows = torch.tensor(index)

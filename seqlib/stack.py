@@ -41,7 +41,7 @@ from torch.func import functional_call, vmap
 
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig
-from seqlib.data import Prefetcher
+from seqlib.data import Prefetcher, bucket
 from seqlib.measure import Meter
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.models.zoo import ZOO_MIXERS
@@ -171,7 +171,7 @@ def scored_positions(batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor, t
         return None, batch.targets, batch.mask
     flat = batch.mask.flatten(1)  # [K, B*T]
     counts = flat.sum(1)
-    n = max(int(counts.max()), 1)
+    n = bucket(max(int(counts.max()), 1))  # few shapes: a CUDA graph per shape
     order = torch.sort((~flat).to(torch.int8), dim=1, stable=True).indices[:, :n]  # scored first, in order
     valid = torch.arange(n)[None, :] < counts[:, None]
     index = torch.where(valid, order, 0)
@@ -180,12 +180,17 @@ def scored_positions(batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor, t
 
 
 class Stack:
-    """The live instances: their parameters ``flat`` [K, N], AdamW moments and per-instance tensors."""
+    """The live instances: their parameters ``flat`` [K, N], AdamW moments, non-trained tensors
+    ``fixed`` (buffers, frozen parameters: ``{name: [K, *shape]}``) and per-instance state. The
+    update works in place, so a CUDA graph of the step (:class:`GraphedStep`) replays on it."""
 
     def __init__(self, cfgs: list[ExperimentConfig], models: list[torch.nn.Module], layout: Layout, device):
         self.cfgs, self.layout = cfgs, layout
         self.ids = list(range(len(cfgs)))  # stack row -> index into cfgs
         self.flat = torch.stack([layout.flatten(m) for m in models]).to(device).requires_grad_()
+        tensors = [{**dict(m.named_parameters()), **dict(m.named_buffers())} for m in models]
+        self.fixed = {n: torch.stack([t[n].detach() for t in tensors]).to(device)
+                      for n in tensors[0] if n not in set(layout.names)}
         self.m = torch.zeros_like(self.flat, requires_grad=False)
         self.v = torch.zeros_like(self.m)
         self.table = schedule_table(cfgs).to(device)
@@ -197,31 +202,33 @@ class Stack:
         self.bad_groups = torch.zeros(len(cfgs), len(layout.groups), dtype=torch.bool, device=device)
 
     def keep(self, rows: list[int]) -> None:
-        """Keep only these stack rows (the others have ended)."""
+        """Keep only these stack rows (the others have ended): new tensors, so graphs are captured anew."""
         idx = torch.tensor(rows, dtype=torch.long, device=self.flat.device)
         self.ids = [self.ids[r] for r in rows]
         self.flat = self.flat.detach()[idx].clone().requires_grad_()
         for name in ("m", "v", "max_norm", "frozen", "first_bad", "bad_what", "bad_groups"):
             setattr(self, name, getattr(self, name)[idx])
+        self.fixed = {n: t[idx] for n, t in self.fixed.items()}
         self.table = self.table[:, idx]
 
     @torch.no_grad()
-    def update(self, losses: torch.Tensor, step: int) -> torch.Tensor:
-        """Clip each instance's gradient to its own norm, then one AdamW step of every instance that
-        is still finite; an instance whose loss or gradient norm is not finite is frozen from here on
-        (its first bad step and groups are kept). Returns the gradient norms [K]."""
+    def update(self, losses: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """Clip each instance's gradient to its own norm, then one AdamW step (``step``: a 0-d int64
+        tensor on the stack's device) of every instance that is still finite; an instance whose loss or
+        gradient norm is not finite is frozen from here on (its first bad step and groups are kept).
+        In place, with no host sync. Returns the gradient norms [K]."""
         g = self.flat.grad
         group_norms = torch.stack([g[:, a:b].norm(dim=1) for a, b in self.layout.groups.values()], 1)
         norm = group_norms.norm(dim=1)
         ok = torch.isfinite(losses) & torch.isfinite(norm) & ~self.frozen
         new_bad = ~ok & ~self.frozen
-        self.first_bad = torch.where(new_bad, step, self.first_bad)
-        self.bad_what = torch.where(new_bad[:, None], torch.stack([losses.detach(), norm], 1), self.bad_what)
-        self.bad_groups = torch.where(new_bad[:, None], ~torch.isfinite(group_norms), self.bad_groups)
+        self.first_bad.copy_(torch.where(new_bad, step, self.first_bad))
+        self.bad_what.copy_(torch.where(new_bad[:, None], torch.stack([losses.detach(), norm], 1), self.bad_what))
+        self.bad_groups.copy_(torch.where(new_bad[:, None], ~torch.isfinite(group_norms), self.bad_groups))
         self.frozen |= ~ok
         coef = torch.clamp(self.max_norm / (norm + CLIP_EPS), max=1.0)
         g = g * coef[:, None]
-        decay, step_size, bc2_sqrt, w1, beta2, w2 = self.table[step].unbind(-1)  # each [K]
+        decay, step_size, bc2_sqrt, w1, beta2, w2 = self.table.index_select(0, step.view(1))[0].unbind(-1)  # [K]
         p = self.flat.detach()
         d = self.decay_end
         new_p = torch.cat([p[:, :d] * decay[:, None], p[:, d:]], 1)
@@ -231,9 +238,57 @@ class Stack:
         new_p = new_p + (-step_size[:, None] * m) / denom
         keep = ok[:, None]
         p.copy_(torch.where(keep, new_p, p))
-        self.m, self.v = torch.where(keep, m, self.m), torch.where(keep, v, self.v)
+        self.m.copy_(torch.where(keep, m, self.m))
+        self.v.copy_(torch.where(keep, v, self.v))
         self.flat.grad = None
         return norm
+
+
+class GraphedStep:
+    """``fn(inputs) -> outputs`` (dicts of tensors; its effects in place on persistent tensors),
+    replayed from a CUDA graph per input shape: the first ``warmup`` calls of a shape run eagerly on a
+    side stream (real calls, and the warm-up the capture needs: autotuning, lazy initialisation), the
+    next captures the graph, and every later call copies its inputs into the graph's and replays it.
+    The graphs share one memory pool: each reads only its own inputs and the persistent tensors, and
+    they never run at once. Without CUDA (``enabled`` False) every call is eager."""
+
+    def __init__(self, fn: Callable[[dict], dict], enabled: bool, warmup: int = 2) -> None:
+        self.fn, self.enabled, self.warmup = fn, enabled, warmup
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every graph (the persistent tensors were replaced)."""
+        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, dict, dict]] = {}
+        self.seen: dict[tuple, int] = {}
+        self.pool = torch.cuda.graph_pool_handle() if self.enabled else None
+        self.captures = 0
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not self.enabled:
+            return self.fn(inputs)
+        key = tuple((k, tuple(v.shape), v.dtype) for k, v in inputs.items())
+        if key in self.graphs:
+            graph, static_in, static_out = self.graphs[key]
+            for k, v in inputs.items():
+                static_in[k].copy_(v, non_blocking=True)
+            graph.replay()
+            return static_out
+        if self.seen.get(key, 0) < self.warmup:
+            self.seen[key] = self.seen.get(key, 0) + 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self.fn(inputs)
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        static_in = {k: v.clone() for k, v in inputs.items()}
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):
+            static_out = self.fn(static_in)
+        self.graphs[key] = (graph, static_in, static_out)
+        self.captures += 1
+        graph.replay()  # the capture ran nothing: this call's step
+        return static_out
 
 
 def forward_logits(model: torch.nn.Module, params: dict, fixed: dict, inputs, segment_pos, index):
@@ -243,12 +298,15 @@ def forward_logits(model: torch.nn.Module, params: dict, fixed: dict, inputs, se
 
 
 def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: Task | None = None,
-                  on_done: Callable[[int], None] | None = None, evaluate: bool = True) -> None:
+                  on_done: Callable[[int], None] | None = None, evaluate: bool = True,
+                  cuda_graphs: bool | None = None) -> None:
     """Train and evaluate ``cfgs`` (runs of one stack: :func:`stack_problem` is None) together, filling
     ``records[i]`` (from :func:`seqlib.train.new_record`) in place; ``on_done(i)`` is called as run i
     ends (ok, or failed alone), so that its record can be written at once. An exception that ends the
     whole stack propagates; the records of the runs still in it are then unfinished. ``evaluate=False``
-    (the sweep benchmark) trains only: no validation, no final evaluation, records marked so."""
+    (the sweep benchmark) trains only: no validation, no final evaluation, records marked so.
+    ``cuda_graphs`` (default: on a CUDA device) replays the training step from CUDA graphs
+    (:class:`GraphedStep`); batches are padded to :func:`seqlib.data.bucket` lengths either way."""
     problem = stack_problem(cfgs)
     if problem:
         raise ValueError(f"cannot stack these runs: {problem}")
@@ -256,6 +314,9 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     o, r = cfg0.optim, cfg0.run
     device = resolve_device(r.device)
     dtype = resolve_dtype(r.dtype, device)
+    graphs = device.type == "cuda" if cuda_graphs is None else cuda_graphs
+    if graphs and device.type != "cuda":
+        raise ValueError(f"cuda_graphs=True needs a CUDA device, not {device}")
     task = task or task_registry.get_task(cfg0.task.name, **cfg0.task.params)
     spec = task.spec
     check_eval_splits(cfg0, task)
@@ -268,23 +329,33 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         torch.manual_seed(cfg.optim.seeds[0])
         models.append(build_model(model_cfg, spec))
     layout = Layout.of(models[0])
-    tensors = [{**dict(m.named_parameters()), **dict(m.named_buffers())} for m in models]
-    fixed = {n: torch.stack([t[n].detach() for t in tensors]).to(device)  # buffers, frozen parameters
-             for n in tensors[0] if n not in set(layout.names)}
     stack = Stack(cfgs, models, layout, device)
     template = models[0].to(device)  # the module the stack runs through, and evaluates each instance in
-    del models, tensors
+    del models
     forward = functools.partial(forward_logits, template)
     sel = select_split(cfg0, task)
     for record in records:
         record.train = {"steps_done": 0, "stopped_early": False, "select_split": sel,
                         "loss_curve": [], "eval_curve": [], "data_time_s": 0.0}
         record.measure["stack_size"] = len(cfgs)
+        record.measure["cuda_graphs"] = graphs
     tokens = [0] * len(cfgs)
     pending_losses: list[tuple[int, list[int], torch.Tensor]] = []
     seeds = [c.optim.seeds[0] for c in cfgs]
     last_step = max(c.optim.steps for c in cfgs) - 1
     in_dims = (0, 0, 0, 0, None) if spec.output_kind == "pooled" else (0, 0, 0, 0, 0)
+
+    def train_step(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One step of every live instance, on device tensors only (no host sync): a graph replays it."""
+        with autocast(device, dtype):
+            logits = vmap(forward, in_dims=in_dims)(layout.views(stack.flat), stack.fixed, x["inputs"],
+                                                    x["segment_pos"], x.get("index"))
+        losses = vmap(masked_loss, in_dims=(0, 0, 0, None))(logits, x["targets"], x["valid"], spec)
+        losses.sum().backward()
+        stack.update(losses.detach(), x["step"])
+        return {"losses": losses.detach()}
+
+    run_step = GraphedStep(train_step, enabled=graphs)
 
     def flush(step: int) -> None:
         """Read what the device holds (one sync): the logged losses and the failed instances."""
@@ -315,6 +386,7 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
             end(i, "failed", f"NonFiniteError: {message}")
         if failed:
             stack.keep([row for row in range(len(stack.ids)) if row not in failed])
+            run_step.reset()
 
     def end(i: int, status: str, reason: str | None = None) -> None:
         record = records[i]
@@ -333,7 +405,7 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
 
     read_step = [0]
     t_read = time.perf_counter()
-    with Prefetcher(task, o.batch_size, seeds, 0, last_step + 1, None) as pf:
+    with Prefetcher(task, o.batch_size, seeds, 0, last_step + 1, None, buckets=True) as pf:
         for step in range(last_step + 1):
             if not stack.ids:
                 break
@@ -342,15 +414,12 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
             real = (batch.segment_pos >= 0).flatten(1).sum(1).tolist()
             for i, n in zip(stack.ids, real):
                 tokens[i] += n
-            inputs, segment_pos = batch.inputs.to(device, non_blocking=True), batch.segment_pos.to(device, non_blocking=True)
-            targets, valid = targets.to(device, non_blocking=True), valid.to(device, non_blocking=True)
-            index = None if index is None else index.to(device, non_blocking=True)
-            with autocast(device, dtype):
-                logits = vmap(forward, in_dims=in_dims)(
-                    layout.views(stack.flat), fixed_rows(fixed, stack), inputs, segment_pos, index)
-            losses = vmap(masked_loss, in_dims=(0, 0, 0, None))(logits, targets, valid, spec)
-            losses.sum().backward()
-            stack.update(losses.detach(), step)
+            host = {"inputs": batch.inputs, "segment_pos": batch.segment_pos, "targets": targets, "valid": valid}
+            if index is not None:
+                host["index"] = index
+            x = {k: to_device(v, device) for k, v in host.items()}
+            x["step"] = torch.full((), step, dtype=torch.long, device=device)
+            losses = run_step(x)["losses"]
             log_rows = [row for row, i in enumerate(stack.ids)
                         if step % r.log_every == 0 or step == cfgs[i].optim.steps - 1]
             if log_rows:
@@ -370,17 +439,17 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
                         done.append(row)
             if done:
                 stack.keep([row for row in range(len(stack.ids)) if row not in done])
+                run_step.reset()
             if ending:  # evaluation is not training time: the clock restarts after it
                 meter.sync()
                 t_read = time.perf_counter()
 
 
-def fixed_rows(fixed: dict[str, torch.Tensor], stack: Stack) -> dict[str, torch.Tensor]:
-    """The non-trained tensors (buffers, frozen parameters) of the live instances."""
-    if not fixed:
-        return {}
-    idx = torch.tensor(stack.ids, device=next(iter(fixed.values())).device)
-    return {n: t[idx] for n, t in fixed.items()}
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device`` without a host sync: a CUDA copy goes from pinned memory, asynchronously."""
+    if device.type == "cuda" and not x.is_pinned():
+        x = x.pin_memory()
+    return x.to(device, non_blocking=True)
 
 
 def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | None = None,

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from seqlib.data import Prefetcher, pad_batch, stack_batches
+from seqlib.data import Prefetcher, bucket, pad_batch, stack_batches
 from seqlib.objective import derive_seed
 from seqlib.tasks import get_task
 from seqlib.tasks.base import Task
@@ -68,6 +68,17 @@ def test_stack_batches_shapes_and_rows():
     assert stack_batches(batches, length=60).inputs.shape == (5, 4, 60)
 
 
+def test_bucket_rounds_up_by_at_most_a_quarter_to_few_values():
+    assert [bucket(n) for n in (1, 7, 8, 9, 10, 11, 17, 33, 40, 41, 256, 257)] == [
+        1, 7, 8, 10, 10, 12, 20, 40, 40, 48, 256, 320]
+    got = [bucket(n) for n in range(1, 2049)]
+    assert all(n <= b <= 1.25 * n for n, b in zip(range(1, 2049), got))
+    assert got == sorted(got) and all(bucket(b) == b for b in got)
+    assert len(set(got[40:])) < 40  # lengths 41..2048: a few dozen shapes
+    with pytest.raises(ValueError, match="n >= 1"):
+        bucket(0)
+
+
 def test_stack_batches_pooled_and_batch_size_mismatch():
     task = get_task("subset_sum")
     out = stack_batches([task.sample("train", 4, seed=s) for s in range(3)])
@@ -78,15 +89,17 @@ def test_stack_batches_pooled_and_batch_size_mismatch():
         stack_batches([task.sample("train", 4, seed=0), task.sample("train", 5, seed=0)])
 
 
-@pytest.mark.parametrize("workers, length", [(0, None), (0, 48), (2, None)])
-def test_prefetcher_equals_direct_samples(workers, length):
+@pytest.mark.parametrize("workers, length, buckets", [(0, None, False), (0, 48, False), (2, None, False),
+                                                      (0, None, True), (2, None, True)])
+def test_prefetcher_equals_direct_samples(workers, length, buckets):
     task, bs = get_task("parity_check"), 8
     plan = {0: [5, 7, 11, 7], 1: [5, 7, 11, 7], 2: [11, 7, 5, 11], 3: [11, 5], 5: [5, 11, 11]}  # 7 dropped at 3
-    with Prefetcher(task, bs, [5, 7, 11], 0, 7, length, workers=workers, ahead=3) as pf:
+    with Prefetcher(task, bs, [5, 7, 11], 0, 7, length, workers=workers, ahead=3, buckets=buckets) as pf:
         for step, seeds in plan.items():  # step 4 is skipped
             out = pf.get(step, seeds)
             batches = [direct(task, bs, s, step) for s in seeds]
             width = max(b.inputs.shape[1] for b in batches) if length is None else length
+            width = bucket(width) if buckets else width
             for f in FIELDS:
                 assert getattr(out, f).shape == (len(seeds), bs, width)
             for k, b in enumerate(batches):

@@ -12,7 +12,15 @@ from test_engine_train import DP, _inject_nan
 
 from seqlib.record import RunRecord
 from seqlib.results import read_record
-from seqlib.stack import Stack, run_stack, scored_positions, stack_key, stack_problem
+from seqlib.stack import (
+    GraphedStep,
+    Stack,
+    execute_stack,
+    run_stack,
+    scored_positions,
+    stack_key,
+    stack_problem,
+)
 from seqlib.tasks import get_task
 from seqlib.train import execute, new_record, run_one
 
@@ -22,9 +30,9 @@ CHOMSKY = {"train_max_length": 9, "max_test_length": 12}  # a length per batch: 
 RUNS = [(0, 3e-3), (1, 1e-3), (1, 3e-3)]  # (seed, lr): two seeds, and one seed at two rates
 
 
-def configs(tiny_config, tmp_path, model, task, params, **optim):
+def configs(tiny_config, tmp_path, model, task, params, run_kw=None, **optim):
     base = tiny_config(tmp_path, model, task, params, steps=STEPS, warmup_steps=3, min_lr=1e-4,
-                       run_kw={"eval_every": 7, "log_every": 1}, **optim)
+                       run_kw={"eval_every": 7, "log_every": 1, **(run_kw or {})}, **optim)
     return [base.for_run(lr, seed) for seed, lr in RUNS]
 
 
@@ -47,6 +55,7 @@ def assert_same_run(a: RunRecord, b: RunRecord, rel: float = 1e-5) -> None:
     for (step, x), (_, y) in zip(la, lb):
         assert abs(x - y) <= rel * abs(x), (step, x, y)
     assert [s for s, _ in a.train["eval_curve"]] == [s for s, _ in b.train["eval_curve"]]
+    assert a.reason == b.reason
     for (_, x), (_, y) in zip(a.train["eval_curve"], b.train["eval_curve"]):
         assert x == pytest.approx(y, rel=rel, abs=1e-6)
     key = [(m["split"], m["metric"], m["slice_key"], m["slice_value"]) for m in a.metrics]
@@ -151,7 +160,7 @@ def test_an_instance_frozen_at_a_nan_keeps_its_parameters(tmp_path, tiny_config)
     before = stack.flat.detach().clone()
     stack.flat.grad = torch.ones_like(stack.flat)
     stack.flat.grad[1, 0] = float("nan")
-    stack.update(torch.tensor([1.0, 1.0, 1.0]), 0)
+    stack.update(torch.tensor([1.0, 1.0, 1.0]), torch.tensor(0))
     assert torch.equal(stack.flat[1].detach(), before[1]) and not torch.equal(stack.flat[0].detach(), before[0])
     assert stack.first_bad.tolist() == [-1, 0, -1] and stack.frozen.tolist() == [False, True, False]
 
@@ -183,3 +192,89 @@ def test_stacked_bf16_on_the_gpu_starts_where_the_runs_alone_start(tmp_path, tin
     for a, b in zip([alone(c) for c in cfgs], stacked(cfgs)):
         assert b.status == "ok", b.reason
         assert b.train["loss_curve"][0][1] == pytest.approx(a.train["loss_curve"][0][1], rel=2e-2)
+
+
+def test_scored_positions_pad_to_a_bucket():
+    """Padded scored positions are invalid and point at position 0: they add nothing to the loss."""
+    from seqlib.data import stack_batches
+
+    batches = [get_task("mqar", **MQAR).sample("train", 3, seed=s) for s in range(2)]
+    index, targets, valid = scored_positions(stack_batches(batches))
+    n = max(int(b.mask.sum()) for b in batches)
+    assert index.shape[1] >= n and not valid[:, n:].any() and not index[~valid].any() and not targets[~valid].any()
+
+
+GPU_FP32 = {"device": "cuda", "dtype": "float32"}
+
+
+def eager_and_graphed(cfgs, task=None) -> tuple[list[RunRecord], list[RunRecord]]:
+    """The same stack trained twice on the GPU: eagerly, and replayed from CUDA graphs."""
+    out = []
+    for graphs in (False, True):
+        records = [new_record(c) for c in cfgs]
+        execute_stack(cfgs, records, task, cuda_graphs=graphs)
+        assert all(r.measure["cuda_graphs"] is graphs for r in records)
+        out.append(records)
+    return out[0], out[1]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", ["hawk", "griffin", "local_transformer", "transformer", "lstm", "gru"])
+@pytest.mark.parametrize("task,params", [("parity_check", CHOMSKY), ("mqar", MQAR)])
+def test_cuda_graphs_replay_the_eager_stack(tmp_path, tiny_config, model, task, params, monkeypatch):
+    """Parity meets several padded lengths (a graph each, captured after two eager warm-up steps),
+    MQAR one; the replayed steps give the eager stack's curves, evaluations and records."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    cfgs = configs(tiny_config, tmp_path, model, task, params, run_kw=GPU_FP32, model_kw={"d_model": 64})
+    for a, b in zip(*eager_and_graphed(cfgs)):
+        assert_same_run(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("case", ["own_steps", "nan"])
+def test_cuda_graphs_through_instances_leaving_and_failing(tmp_path, tiny_config, tampered, case, monkeypatch):
+    """Instances leave the stack (their last step, early stopping) or fail (a NaN at step 3): the
+    graphs are captured anew for the smaller stack, and every record is the eager stack's."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    task = None
+    if case == "own_steps":
+        cfgs = configs(tiny_config, tmp_path, "hawk", "parity_check", CHOMSKY, run_kw=GPU_FP32)
+        cfgs[1] = cfgs[1].model_copy(update={"optim": cfgs[1].optim.model_copy(update={"steps": 9})})
+        cfgs[2] = cfgs[2].model_copy(update={"optim": cfgs[2].optim.model_copy(update={"early_stop_accuracy": 0.05})})
+    else:
+        cfgs = configs(tiny_config, tmp_path, "hawk", "knapsack", DP, run_kw=GPU_FP32)
+        task = tampered(cfgs[1], _inject_nan, run_seed=1, steps=(3,))
+        cfgs = cfgs[:2] + [cfgs[2].for_run(3e-3, 2)]
+    eager, graphed = eager_and_graphed(cfgs, task)
+    for a, b in zip(eager, graphed):
+        assert_same_run(a, b)
+    if case == "nan":
+        assert graphed[1].status == "failed" and re.fullmatch(NAN_STACKED, graphed[1].reason), graphed[1].reason
+    else:
+        assert graphed[1].train["steps_done"] == 9 and graphed[2].train["stopped_early"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_graphed_step_runs_every_call_once():
+    """Warm-up calls run eagerly, the capturing call still runs its step, replays see new inputs."""
+    total = torch.zeros((), device="cuda")
+
+    def fn(x):
+        total.add_(x["v"].sum())
+        return {"double": x["v"] * 2}
+
+    step = GraphedStep(fn, enabled=True, warmup=2)
+    shapes, expected = [3, 3, 3, 3, 5, 3, 5, 5, 5, 5], 0.0
+    for n in shapes:
+        v = torch.randn(n, device="cuda")
+        out = step({"v": v})
+        expected += float(v.sum())
+        assert torch.allclose(out["double"], v * 2)
+    assert float(total) == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    assert step.captures == 2 and len(step.graphs) == 2
+    step.reset()
+    assert not step.graphs and step.captures == 0

@@ -5,14 +5,19 @@ The same full-profile configurations trained three ways, side by side in one cal
 * ``loop``: today's per-run trainer (:func:`seqlib.train.execute`), one run;
 * ``packed``: 8 such runs in 8 processes at once on the GPU;
 * ``stacked``: K = 16 and K = 64 runs (seeds x learning rates) in one process
-  (:func:`seqlib.stack.execute_stack`).
+  (:func:`seqlib.stack.execute_stack`), its step replayed from CUDA graphs (``--eager``: without).
 
 Shapes: parity (Chomsky, B = 128, lengths 1..40), MQAR (T = 256, B = 128) and flip-flop (T = 512,
 B = 16), each native model at its full-profile size. Each way trains ``--steps`` steps (after which
 its small final evaluation is not timed); the rate is config-steps per second from the median step
-time (the stacked step includes its batch wait, the loop's step adds its mean data time). ``gpu_busy``
-is CUDA kernel time over wall time over a few profiled steps (``torch.profiler``). Goals: parity
->= 30x the loop and >= 5x packed; flip-flop >= 10x the loop; MQAR >= 4x the loop.
+time (the stacked step includes its batch wait, the loop's step adds its mean data time). The loop
+first trains a warm-up run of as many steps in the same process, so that the compilation and the
+per-length set-up of its attention fast path (FlexAttention compiles per new length) are paid
+before it is timed, as in a long run; the stacked steps are timed per ``LOG_EVERY`` steps, and the
+median leaves out the warm-up and capture of the graphs. ``gpu_busy`` is CUDA kernel time over wall
+time while a run of ``--steps`` steps trains (``torch.profiler``; for the stack, its graphs' warm-up
+and capture included). Goals: parity >= 30x the loop and >= 5x packed; flip-flop >= 10x the loop;
+MQAR >= 4x the loop.
 
 Writes ``results/bench/sweep-<UTC time>.json``: ``device``, ``commit`` and per (shape, model, K)
 ``config_steps_per_s``, ``speedup_vs_loop``, ``speedup_vs_packed``, ``gpu_busy``; it is rewritten
@@ -35,9 +40,10 @@ MODELS = ["hawk", "griffin", "local_transformer", "transformer", "lstm", "gru"]
 PACKED = 8
 STACKS = (16, 64)
 LRS = (3e-4, 1e-3, 2e-3, 4e-3)
+LOG_EVERY = 10  # the stack's timing interval (one host read each)
 
 
-def configs(shape: str, model: str, k: int, steps: int) -> list:
+def configs(shape: str, model: str, k: int, steps: int, log_every: int = 10**9) -> list:
     """K runs of the shape's full-profile config: seeds 0.. x the rates of :data:`LRS`."""
     from seqlib.config import load_config
     from seqlib.tasks import get_task
@@ -46,7 +52,7 @@ def configs(shape: str, model: str, k: int, steps: int) -> list:
     task, batch = SHAPES[shape]
     base = load_config(task, model, "full")
     split = select_split(base, get_task(base.task.name, **base.task.params))
-    run = base.run.model_copy(update={"eval_every": 10**9, "log_every": 10**9, "progress": False,
+    run = base.run.model_copy(update={"eval_every": 10**9, "log_every": log_every, "progress": False,
                                       "save_checkpoint": False, "eval_size": 16, "eval_batch_size": 16,
                                       "eval_splits": [split], "results_dir": "results/scratch/bench-sweep"})
     optim = base.optim.model_copy(update={"steps": steps, "batch_size": batch, "warmup_steps": 2,
@@ -55,22 +61,25 @@ def configs(shape: str, model: str, k: int, steps: int) -> list:
     return [cfg.for_run(LRS[i % len(LRS)], i // len(LRS)) for i in range(k)]
 
 
-def loop_rate(cfg) -> float:
-    """Config-steps per second of one run of the per-run trainer."""
+def loop_rate(cfg, warm: bool = True) -> float:
+    """Config-steps per second of one run of the per-run trainer (after a warm-up run of it)."""
     from seqlib.train import execute, new_record
 
+    if warm:
+        execute(cfg, new_record(cfg))
     record = new_record(cfg)
     execute(cfg, record)
     m = record.measure
     return 1.0 / (m["step_time_s"] + record.train["data_time_s"] / max(record.train["steps_done"], 1))
 
 
-def stacked_rate(cfgs) -> float:
+def stacked_rate(cfgs, graphs: bool = True) -> float:
     from seqlib.stack import execute_stack
     from seqlib.train import new_record
 
     records = [new_record(c) for c in cfgs]
-    execute_stack(cfgs, records, evaluate=False)  # training time only: K evaluations would dominate the call
+    # training time only: K evaluations would dominate the call
+    execute_stack(cfgs, records, evaluate=False, cuda_graphs=graphs)
     return len(cfgs) / records[0].measure["step_time_s"]
 
 
@@ -104,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--stacks", nargs="+", type=int, default=list(STACKS))
-    parser.add_argument("--steps", type=int, default=40, help="training steps per measurement (default 40)")
-    parser.add_argument("--no-packed", action="store_true", help="skip the 8 packed processes")
+    parser.add_argument("--steps", type=int, default=60, help="training steps per measurement (default 60)")
+    parser.add_argument("--packed-shapes", nargs="*", default=["parity"], choices=list(SHAPES),
+                        help="shapes that also measure the 8 packed processes (default: parity, its goal)")
+    parser.add_argument("--eager", action="store_true", help="the stacked step without CUDA graphs")
     args = parser.parse_args(argv)
     if no_cuda("sweep"):
         return 2
@@ -116,24 +127,27 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 (one,) = configs(shape, model, 1, args.steps)
                 row["loop"] = loop_rate(one)
-                row["loop_gpu_busy"] = gpu_busy(loop_rate, configs(shape, model, 1, 8)[0])
-                row["packed"] = None if args.no_packed else packed_rate(shape, model, args.steps)
+                row["loop_gpu_busy"] = gpu_busy(loop_rate, one, False)
+                row["packed"] = packed_rate(shape, model, args.steps) if shape in args.packed_shapes else None
             except Exception as e:  # noqa: BLE001 - recorded, the benchmark goes on
                 row["error"] = f"{type(e).__name__}: {e}"[:500]
             for k in args.stacks:
                 entry = dict(row, K=k)
                 if "error" not in row:
                     try:
-                        rate = stacked_rate(configs(shape, model, k, args.steps))
+                        cfgs = configs(shape, model, k, args.steps, LOG_EVERY)
+                        rate = stacked_rate(cfgs, not args.eager)
                         entry.update(config_steps_per_s=rate, speedup_vs_loop=rate / row["loop"],
                                      speedup_vs_packed=None if row["packed"] is None else rate / row["packed"],
-                                     gpu_busy=gpu_busy(stacked_rate, configs(shape, model, k, 8)))
+                                     cuda_graphs=not args.eager,
+                                     gpu_busy=gpu_busy(stacked_rate, cfgs, not args.eager))
                     except Exception as e:  # noqa: BLE001
                         entry["error"] = f"{type(e).__name__}: {e}"[:500]
                     torch.cuda.empty_cache()
                 results.append(entry)
                 print({k_: (round(v, 3) if isinstance(v, float) else v) for k_, v in entry.items()}, flush=True)
-                path = save_record("sweep", {"steps": args.steps, "packed_processes": PACKED, "results": results}, path)
+                path = save_record("sweep", {"steps": args.steps, "packed_processes": PACKED, "loop_warmup": True,
+                                             "stack_timing_interval": LOG_EVERY, "results": results}, path)
     print(f"wrote {path}")
     return 0
 
