@@ -44,10 +44,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.book.chapter import load_tasks, loss_chart, profile_note, setup, show_doc, show_runs
-from seqlib.book.report import run_scores
+from seqlib.book.report import run_scores, seed_cells
 from seqlib.evaluate import constant_baselines, length_mean, scaled_accuracy
 from seqlib.results import records_frame
-from seqlib.stats import best_over_lr, mean_ci
+from seqlib.stats import best_over_lr, summarize_seeds
 from seqlib.tasks.chomsky import CHOMSKY_TASKS, ChomskyTask
 
 setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
@@ -136,36 +136,40 @@ loss_chart(records, width=220, height=180)
 # ## Scores
 #
 # The paper's score is the accuracy on the test lengths averaged over those lengths (each length
-# weighs the same), the maximum over seeds and learning rates; we pick the learning rate with the
-# best mean over seeds on that score and report the mean over seeds with a 95% interval when there
-# are several. Scaled accuracy is $(\text{acc} - \text{chance})/(1 - \text{chance})$: 0 at chance,
-# 1 when perfect (Grazzi et al. §5.1). `val` is in distribution (the training lengths). The last
-# column is the floor: the best constant answer (always the same symbol) on the test lengths,
-# scored the same way by the evaluator (`seqlib.evaluate.constant_baselines`); where the outputs
-# are not balanced, or end with a terminator symbol, it differs from chance.
+# weighs the same), the maximum over seeds and learning rates. We pick the learning rate with the
+# best mean over seeds on that score and show, over the seeds at that rate, the mean with its 95%
+# percentile-bootstrap interval (inside $[0, 1]$; none for one seed), the median, the best seed
+# (the paper's number) and the solve rate: the seeds that reach the paper's 90% line, with the
+# Wilson 95% interval (`seqlib.stats.summarize_seeds`). Scaled accuracy is
+# $(\text{acc} - \text{chance})/(1 - \text{chance})$ of the mean: 0 at chance, 1 when perfect
+# (Grazzi et al. §5.1). `val` is in distribution (the training lengths). The last column is the
+# floor: the best constant answer (always the same symbol) on the test lengths, scored the same way
+# by the evaluator (`seqlib.evaluate.constant_baselines`); where the outputs are not balanced, or
+# end with a terminator symbol, it differs from chance.
 
 # %%
-rows = []
+summaries, floors = [], {}
 for name in subtasks:
     runs, card = [r for r in records if r.task == name], tasks[name].scoring  # the card: test length mean
     score = run_scores(runs)
     if score.empty:
         continue
-    best = best_over_lr(score, card.split, card.metric)
-    chance = tasks[name].spec.chance
-    entry = {"task": name, "level": tasks[name].level, "lr": best["lr"].iloc[0], "seeds": len(best)}
-    for split in ("val", "test"):
-        per_seed = run_scores([r for r in runs if r.lr == entry["lr"]], split, card.metric)["value"]
-        mean, low, high = mean_ci(per_seed)
-        entry[f"{split} accuracy"] = round(mean, 3)
-        entry[f"{split} scaled"] = round(scaled_accuracy(mean, chance), 3)
-        if split == "test" and not pd.isna(low):
-            entry["test 95% CI"] = f"[{low:.3f}, {high:.3f}]"
+    lr = best_over_lr(score, card.split, card.metric)["lr"].iloc[0]
+    at = [r for r in runs if r.lr == lr]
+    per_seed = pd.concat([run_scores(at, split, card.metric) for split in ("val", "test")])
+    summaries.append(summarize_seeds(per_seed, card))
     floor = constant_baselines(tasks[name], ("test",), n=configs[name].run.eval_size, seed=seed)
-    entry["best constant (test)"] = round(max(length_mean(g, "test") for _, g in floor.groupby("answer")), 3)
-    rows.append(entry)
-scores = pd.DataFrame(rows)
-scores if not scores.empty else print("no successful run to score")
+    floors[name] = round(max(length_mean(g, "test") for _, g in floor.groupby("answer")), 3)
+summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
+if summary.empty:
+    print("no successful run to score")
+else:
+    scores = seed_cells(summary).drop(columns=["model", "metric"])
+    scores.insert(1, "level", scores["task"].map(lambda t: tasks[t].level))
+    scores["scaled (mean)"] = [round(scaled_accuracy(m, tasks[t].spec.chance), 3)
+                               for t, m in zip(summary["task"], summary["mean"])]
+    scores["best constant (test)"] = scores["task"].map(floors).where(scores["split"] == "test", "")
+    display(scores.set_index(["task", "split"]))
 
 # %% [markdown]
 # ## Accuracy by length
@@ -176,13 +180,13 @@ scores if not scores.empty else print("no successful run to score")
 
 # %%
 curve_rows = []
-for entry in rows:
-    sel = frame[(frame["task"] == entry["task"]) & (frame["lr"] == entry["lr"]) & (frame["slice_key"] == "length")
+for entry in summary.drop_duplicates("task").itertuples() if not summary.empty else []:
+    sel = frame[(frame["task"] == entry.task) & (frame["lr"] == entry.lr) & (frame["slice_key"] == "length")
                 & (frame["metric"] == "accuracy") & frame["split"].isin(["val", "test"])]
     for (split, length), g in sel.groupby(["split", "slice_value"]):
-        curve_rows.append({"task": entry["task"], "split": split, "length": int(length), "accuracy": g["value"].mean(),
-                           "train_max": tasks[entry["task"]].scoring.train_lengths[1],
-                           "chance": tasks[entry["task"]].scoring.chance})
+        curve_rows.append({"task": entry.task, "split": split, "length": int(length), "accuracy": g["value"].mean(),
+                           "train_max": tasks[entry.task].scoring.train_lengths[1],
+                           "chance": tasks[entry.task].scoring.chance})
 curve = pd.DataFrame(curve_rows)
 if not curve.empty:
     base = alt.Chart(curve)
@@ -196,6 +200,9 @@ if not curve.empty:
         column=alt.Column("task:N", title=None)))
 
 # %%
-if not scores.empty:
-    parts = [f"`{e['task']}` {e['test accuracy']:.1%} (scaled {e['test scaled']:.2f})" for e in rows]
+if not summary.empty:
+    test = summary[summary["split"] == "test"]
+    parts = [f"`{r.task}` {r.mean:.1%} (scaled {scaled_accuracy(r.mean, tasks[r.task].spec.chance):.2f}; "
+             f"best seed {r.best:.1%}; {r.solved:.0f} of {r.n_seeds} seeds at {r.threshold:.0%} or more)"
+             for r in test.itertuples()]
     display(Markdown(f"**In this run** `{model}` scored on the test lengths: {'; '.join(parts)}.{profile_note(profile)}"))

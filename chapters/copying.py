@@ -42,9 +42,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.book.chapter import load_tasks, loss_chart, profile_note, setup, show_doc, show_runs
-from seqlib.book.report import at_best_lr
+from seqlib.book.report import at_best_lr, seed_cells
 from seqlib.results import records_frame
-from seqlib.stats import mean_ci
+from seqlib.stats import summarize_seeds
 
 setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
 
@@ -110,30 +110,31 @@ loss_chart(records, width=260, height=180)
 #
 # Token accuracy on the scored positions (and the exact match of the whole answer) on `test`, at
 # the training length, and on `test_length`, at the longer lengths. The learning rate is chosen on
-# `test`; each cell is the mean over seeds at that learning rate (95% interval when there are
-# several).
+# `test`; over the seeds at that learning rate each row shows the mean with its 95% percentile-bootstrap
+# interval (inside $[0, 1]$; none for one seed), the median, the best seed and, for accuracy, the
+# solve rate: the seeds at or above the card's line with the Wilson 95% interval (Griffin §6.2 calls
+# the tasks solved without a number, so the line is the book's, `COPYING_SOLVE_THRESHOLD` in
+# `seqlib.tasks.scoring`; `seqlib.stats.summarize_seeds` computes the row).
 
 # %%
-rows, curve_rows = [], []
+summaries, curve_rows = [], []
 for name in subtasks:
     card = tasks[name].scoring
     at = at_best_lr(frame[frame["task"] == name], card.split, card.metric)
     if at.empty:
         continue
-    whole = at[at["slice_key"] == "all"]
-    for m in ("accuracy", "exact_match"):
-        entry = {"task": name, "metric": m, "lr": at["lr"].iloc[0], "seeds": at["seed"].nunique()}
-        for split in ("test", "test_length"):
-            mean, low, high = mean_ci(whole[(whole["split"] == split) & (whole["metric"] == m)]["value"])
-            entry[split] = round(mean, 3)
-            entry[f"{split} 95% CI"] = "" if pd.isna(low) else f"[{low:.3f}, {high:.3f}]"
-        rows.append(entry)
+    whole = at[(at["slice_key"] == "all") & at["metric"].isin(["accuracy", "exact_match"])
+               & at["split"].isin(["test", "test_length"])]
+    summaries.append(summarize_seeds(whole, card))
     lengths = at[(at["slice_key"] == card.length_key) & (at["metric"] == "accuracy")]
     for length, g in lengths.groupby("slice_value"):
         curve_rows.append({"task": name, "length": int(length), "accuracy": g["value"].mean(),
                            "train_length": card.train_lengths[1], "chance": card.chance})
-scores = pd.DataFrame(rows)
-scores if not scores.empty else print("no successful run to score")
+summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
+if summary.empty:
+    print("no successful run to score")
+else:
+    display(seed_cells(summary).drop(columns="model").set_index(["task", "split", "metric"]))
 
 # %% [markdown]
 # Accuracy by sequence length (log scale); the dashed line is the training length, the grey line
@@ -153,8 +154,9 @@ if not curve.empty:
         column=alt.Column("task:N", title=None)))
 
 # %%
-if not scores.empty:
-    acc = scores[scores["metric"] == "accuracy"]
-    parts = "; ".join(f"`{r.task}` {r.test:.1%} at the training length, {r.test_length:.1%} beyond it"
-                      for r in acc.itertuples())
+if not summary.empty:
+    acc = summary[summary["metric"] == "accuracy"].pivot(index="task", columns="split", values="mean")
+    acc = acc.reindex(columns=["test", "test_length"])
+    parts = "; ".join(f"`{task}` {r['test']:.1%} at the training length, {r['test_length']:.1%} beyond it"
+                      for task, r in acc.iterrows())
     display(Markdown(f"**In this run** `{model}` reached {parts}.{profile_note(profile)}"))

@@ -42,10 +42,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.book.chapter import load_tasks, loss_chart, profile_note, setup, show_doc, show_runs, show_source
-from seqlib.book.report import at_best_lr
+from seqlib.book.report import at_best_lr, seed_cells
 from seqlib.evaluate import constant_baselines
 from seqlib.results import records_frame
-from seqlib.stats import mean_ci
+from seqlib.stats import summarize_seeds
 from seqlib.tasks.dp import DPTask
 
 setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
@@ -134,28 +134,34 @@ loss_chart(records, width=150, height=150)
 # The reference's metrics (`tasks.md` §4): binary F1 over the answer rows for the pointer tasks
 # (with the exact match of the whole answer beside it), micro-F1 for the pooled decision task
 # (subset sum, where it equals accuracy) and the mean squared error for the regression task (LIS).
-# The learning rate is chosen on `test` by that metric; each cell is the mean over seeds at that
-# learning rate (95% interval when there are several). `test_length` has twice the items and
-# `test_value` twice the value range.
+# The learning rate is chosen on `test` by that metric. Over the seeds at that learning rate each row
+# shows the mean with its 95% percentile-bootstrap interval (inside the metric's range: $[0, 1]$, and
+# $[0, \infty)$ for the MSE; none for one seed), the median, the best seed and, for F1 and accuracy,
+# the solve rate: the seeds at or above the card's line with the Wilson 95% interval (Hashemi et al.
+# state no solve threshold, so the line is the book's, `DP_SOLVE_THRESHOLD` in `seqlib.tasks.scoring`;
+# the MSE has none; `seqlib.stats.summarize_seeds` computes the row). `test_length` has twice the items
+# and `test_value` twice the value range.
 
 # %%
-rows = []
+SPLITS = ["test", "test_length", "test_value"]
+summaries = []
 for name in subtasks:
     card = tasks[name].scoring  # the headline: F1, accuracy (= micro-F1) or the squared error (loss)
     at = at_best_lr(frame[frame["task"] == name], card.split, card.metric, card.higher_is_better)
     if at.empty:
         continue
-    at = at[at["slice_key"] == "all"]
     shown = [card.metric] + (["exact_match"] if tasks[name].pointer else [])
-    for m in shown:
-        entry = {"task": name, "metric": "MSE" if m == "loss" else m, "lr": at["lr"].iloc[0]}
-        for split in ("test", "test_length", "test_value"):
-            mean, low, high = mean_ci(at[(at["split"] == split) & (at["metric"] == m)]["value"])
-            entry[split] = round(mean, 3)
-        entry["seeds"] = at["seed"].nunique()
-        rows.append(entry)
-scores = pd.DataFrame(rows)
-scores if not scores.empty else print("no successful run to score")
+    summaries.append(summarize_seeds(at[(at["slice_key"] == "all") & at["metric"].isin(shown)
+                                        & at["split"].isin(SPLITS)], card))
+summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
+scores = pd.DataFrame(columns=["task", "metric", *SPLITS])  # the means, one row per (task, metric)
+if summary.empty:
+    print("no successful run to score")
+else:
+    mse = {"metric": {"loss": "MSE"}}
+    display(seed_cells(summary).drop(columns="model").replace(mse).set_index(["task", "split", "metric"]))
+    scores = (summary.replace(mse).pivot_table(index=["task", "metric"], columns="split", values="mean")
+              .reindex(columns=SPLITS).round(3).reset_index())
 
 # %%
 if not scores.empty:
@@ -196,5 +202,5 @@ pd.DataFrame(floors).set_index(["task", "metric", "answer"])
 
 # %%
 if not scores.empty:
-    parts = "; ".join(f"`{r['task']}` {r['metric']} {r['test']:.3f}" for r in rows if r["metric"] != "exact_match")
+    parts = "; ".join(f"`{r.task}` {r.metric} {r.test:.3f}" for r in scores.itertuples() if r.metric != "exact_match")
     display(Markdown(f"**In this run** `{model}` scored on `test`: {parts}.{profile_note(profile)}"))

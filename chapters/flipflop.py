@@ -35,13 +35,12 @@ stored_only = False  # the grid runner sets True: show the stored records, train
 
 # %% tags=["hide-input"]
 import altair as alt
-import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.book.chapter import load_tasks, loss_chart, profile_note, settings, setup, show_doc, show_runs
-from seqlib.book.report import at_best_lr
+from seqlib.book.report import at_best_lr, seed_cells
 from seqlib.results import records_frame
-from seqlib.stats import mean_ci
+from seqlib.stats import summarize_seeds
 from seqlib.tasks import get_task
 from seqlib.tasks.flipflop import IGNORE, ONE, READ, WRITE, ZERO
 
@@ -116,36 +115,40 @@ loss_chart(records, width=420, height=220, title="training loss (read bits)")
 # %% [markdown]
 # ## Glitch rate per split
 #
-# The learning rate is the one with the lowest mean glitch rate over seeds on `val`; each cell is
-# the mean over seeds at that learning rate (95% interval when there are several seeds), next to the
-# number of evaluated sequences per run (a `val_sparse` sequence holds about 3.5 read bits). Zero
-# glitches in $n$ read bits only bounds the rate below about $3/n$ (the rule of three), so a glitch
-# rate of 0 on a small evaluation is weak evidence.
+# The learning rate is the one with the lowest mean glitch rate over seeds on `val`. Over the seeds
+# at that learning rate each row shows the mean with its 95% percentile-bootstrap interval (inside
+# $[0, 1]$; none for one seed), the median, the best (lowest) seed and the solve rate: the seeds with
+# no glitch at all (Liu et al.'s perfect extrapolation), with the Wilson 95% interval
+# (`seqlib.stats.summarize_seeds`); next to them the number of evaluated sequences per run (a
+# `val_sparse` sequence holds about 3.5 read bits). Zero glitches in $n$ read bits only bounds the
+# rate below about $3/n$ (the rule of three), so a glitch rate of 0 on a small evaluation is weak
+# evidence.
 
 # %%
+SPLITS = ["val", "val_dense", "val_sparse"]
 best = at_best_lr(frame, "val", "glitch_rate", maximize=False)
-rows = []
-if not best.empty:
-    at = best[(best["slice_key"] == "all") & (best["metric"] == "glitch_rate")]
-    for split in ("val", "val_dense", "val_sparse"):
-        g = at[at["split"] == split]
-        mean, low, high = mean_ci(g["value"])
-        rows.append({"split": split, "p_i": the_task.split_p_i[split], "glitch rate": mean,
-                     "95% CI": "" if pd.isna(low) else f"[{low:.4f}, {high:.4f}]",
-                     "sequences per run": int(g["n"].mean()) if len(g) else 0, "seeds": len(g)})
-glitches = pd.DataFrame(rows)
+at = best[(best["slice_key"] == "all") & (best["metric"] == "glitch_rate") & best["split"].isin(SPLITS)]
+glitches = summarize_seeds(at, the_task.scoring)
 if glitches.empty:
     print("no successful run to show")
 else:
     print(f"learning rate {best['lr'].iloc[0]:g}")
-    display(glitches.set_index("split"))
-    display(alt.Chart(glitches, title="glitch rate per split").mark_bar().encode(
-        x=alt.X("split:N", sort=["val", "val_dense", "val_sparse"]),
-        y=alt.Y("glitch rate:Q", scale=alt.Scale(domain=[0, max(0.5, glitches["glitch rate"].max())])),
-        tooltip=["split:N", "p_i:Q", alt.Tooltip("glitch rate:Q", format=".4f"), "sequences per run:Q"],
-    ).properties(width=260, height=200))
+    cells = seed_cells(glitches, fmt=".3g")  # glitch rates span orders of magnitude
+    table = cells.set_index("split").drop(columns=["task", "model", "metric"])
+    table.insert(0, "p_i", [the_task.split_p_i[split] for split in table.index])
+    table["sequences per run"] = at.groupby("split")["n"].mean().round().astype(int)
+    display(table)
+    base = alt.Chart(glitches, title="glitch rate per split: mean over seeds, 95% bootstrap interval").encode(
+        x=alt.X("split:N", sort=SPLITS))
+    bar = base.mark_bar().encode(
+        y=alt.Y("mean:Q", title="glitch rate",
+                scale=alt.Scale(domain=[0, max(0.5, glitches[["mean", "ci_high"]].max().max())])),
+        tooltip=["split:N", alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("median:Q", format=".4f"),
+                 alt.Tooltip("best:Q", format=".4f"), "n_seeds:Q"])
+    display((bar + base.mark_errorbar().encode(y="ci_low:Q", y2="ci_high:Q")).properties(width=260, height=200))
 
 # %%
 if not glitches.empty:
-    parts = "; ".join(f"`{r['split']}` {r['glitch rate']:.3f}" for r in rows)
+    parts = "; ".join(f"`{r.split}` {r.mean:.3g} ({r.solved:.0f} of {r.n_seeds} seeds without a glitch)"
+                      for r in glitches.itertuples())
     display(Markdown(f"**In this run** `{model}` had glitch rates {parts}.{profile_note(profile)}"))

@@ -50,8 +50,9 @@ from seqlib.book.chapter import (
     show_runs,
     show_source,
 )
-from seqlib.book.report import at_best_lr, split_cells
+from seqlib.book.report import at_best_lr, seed_cells
 from seqlib.results import records_frame
+from seqlib.stats import summarize_seeds
 from seqlib.tasks import get_task
 
 setup(profile, model=model, task=task, seed=seed)
@@ -147,8 +148,11 @@ curves(records)
 # ## Accuracy per split
 #
 # The learning rate is the one with the best mean accuracy over seeds on `test` (Zoology reports
-# the maximum over its learning-rate sweep, `tasks.md` §1.2); each cell is the mean over seeds at
-# that learning rate, with the number of seeds. `test_length` holds sequences of 1 to 4 times the
+# the maximum over its learning-rate sweep, `tasks.md` §1.2). Over the seeds at that learning rate
+# each row shows the mean with its 95% percentile-bootstrap interval (inside the metric's range:
+# $[0, 1]$, and $[0, \infty)$ for the loss; none for one seed), the median, the best seed and, for
+# accuracy, the solve rate: the seeds at or above Zoology's 0.99 line with the Wilson 95% interval
+# (`seqlib.stats.summarize_seeds`). `test_length` holds sequences of 1 to 4 times the
 # training length with proportionally more pairs; `test_value` asks for ids never seen in training
 # (it is meant for a model trained on `train_value`, which this page does not do, so expect chance
 # there).
@@ -158,8 +162,10 @@ best_rows = at_best_lr(frame, "test", "accuracy") if len(records) else frame
 if best_rows.empty:
     print("no successful run to show")
 else:
-    print(f"learning rate {best_rows['lr'].iloc[0]:g}; cells: mean [95% CI over seeds] (seeds)")
-    display(split_cells(best_rows, ["accuracy", "exact_match", "loss"]))
+    print(f"learning rate {best_rows['lr'].iloc[0]:g}")
+    whole = best_rows[(best_rows["slice_key"] == "all") & best_rows["metric"].isin(["accuracy", "exact_match", "loss"])]
+    display(seed_cells(summarize_seeds(whole, the_task.scoring)).drop(columns=["task", "model", "lr"])
+            .set_index(["split", "metric"]))
 
 # %% [markdown]
 # ## Accuracy by sequence length

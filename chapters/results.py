@@ -21,9 +21,11 @@
 # is scored as its source scores it, with the learning rate chosen as the sources choose it (the
 # best mean over seeds on the reported split, `seqlib.stats.best_over_lr`; Zoology and the
 # Chomsky paper both take the maximum over their sweep, `tasks.md` §1.2 and §2.2 of the project's
-# reference notes). Across seeds we report the mean with a 95% t-interval
-# (`seqlib.stats.summarize_seeds`), and between two named models a paired t-test over seeds
-# (`seqlib.stats.compare`) where each has at least two.
+# reference notes). Across seeds we report the mean with its 95% percentile-bootstrap interval (inside
+# the metric's range), the median, the best seed and the solve rate (the seeds that reach the card's
+# solve line, with the Wilson interval; `seqlib.stats.summarize_seeds`); between two named models an
+# exact sign-flip test over the seeds both have, Holm-corrected across the page's comparisons
+# (`seqlib.book.report.pairwise`).
 #
 # The page shows the records of its own profile: executed by the CPU grid it shows `smoke` runs,
 # which check the pipeline and are **not results**.
@@ -42,7 +44,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.book.chapter import setup
-from seqlib.book.report import leaderboard, pairwise, profile_records, scoring
+from seqlib.book.report import leaderboard, pairwise, profile_records, scoring, seed_cells
 from seqlib.config import load_config
 from seqlib.results import records_frame
 
@@ -101,17 +103,16 @@ if cards:
                            "threshold from": c.threshold_source} for t, c in sorted(cards.items())]).set_index("task"))
 board = leaderboard(records)
 if not board.empty:
-    def cell(r) -> str:
-        ci = "" if pd.isna(r["ci_low"]) else f" ± {(r['ci_high'] - r['ci_low']) / 2:.3f}"
-        return f"{r['mean']:.3f}{ci}"
-
-    board["cell"] = board.apply(cell, axis=1)
-    table = board.pivot(index="task", columns="model", values="cell")
-    table.insert(0, "score", board.drop_duplicates("task").set_index("task")["metric"])
-    table.insert(1, "better", board.drop_duplicates("task").set_index("task")["higher_is_better"].map(
-        {True: "higher", False: "lower"}))
-    print("mean over seeds (± half-width of the 95% interval where there are >= 2 seeds)")
+    cells = seed_cells(board).set_index(["task", "model"])
+    table = cells["mean [95% CI]"].unstack("model")
+    per_task = board.drop_duplicates("task").set_index("task")
+    table.insert(0, "score", per_task["label"])
+    table.insert(1, "better", per_task["higher_is_better"].map({True: "higher", False: "lower"}))
+    print("mean over seeds [95% bootstrap interval, where there are >= 2 seeds]")
     display(table)
+    print("per (task, model) over the seeds at the chosen learning rate: median, best seed and solve rate "
+          "(k of n seeds at the solve line, Wilson 95% interval)")
+    display(cells[["lr", "seeds", "median", "best", "solved"]])
 
 # %% [markdown]
 # ## The leaderboard as a heat map
@@ -122,25 +123,26 @@ if not board.empty:
 
 # %% tags=["hide-input"]
 if not board.empty:
-    heat = board[board["metric"] != "MSE"].copy()
+    heat = board[board["label"] != "MSE"].copy()
     heat["score"] = heat["mean"].where(heat["higher_is_better"], 1 - heat["mean"])
-    heat["label"] = heat["score"].map(lambda v: f"{v:.2f}")
+    heat["text"] = heat["score"].map(lambda v: f"{v:.2f}")
     base = alt.Chart(heat).encode(
         x=alt.X("task:N", title=None, axis=alt.Axis(labelAngle=-40)), y=alt.Y("model:N", title=None))
     rect = base.mark_rect().encode(
         color=alt.Color("score:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis"), title="score"),
-        tooltip=["task:N", "model:N", "metric:N", alt.Tooltip("mean:Q", format=".4f"), "n_seeds:Q",
+        tooltip=["task:N", "model:N", "label:N", alt.Tooltip("mean:Q", format=".4f"), "n_seeds:Q",
                  alt.Tooltip("lr:Q", format="g"), "profile:N"])
     text = base.mark_text(fontSize=10).encode(
-        text="label:N", color=alt.condition(alt.datum.score > 0.6, alt.value("black"), alt.value("white")))
+        text="text:N", color=alt.condition(alt.datum.score > 0.6, alt.value("black"), alt.value("white")))
     display((rect + text).properties(title=f"models x tasks ({profile} profile)", width=alt.Step(56),
                                       height=alt.Step(28)))
 
 # %% [markdown]
 # ## Scores with their intervals
 #
-# The same scores per task, one bar per model, with the 95% interval over seeds where there are at
-# least two seeds (a single seed gives no interval). Click a model in the legend to highlight it.
+# The same scores per task, one bar per model, with the 95% percentile-bootstrap interval over seeds
+# where there are at least two seeds (a single seed gives no interval; with few seeds the interval is
+# too narrow, see `seqlib.stats.bootstrap_ci`). Click a model in the legend to highlight it.
 
 # %% tags=["hide-input"]
 if not board.empty:
@@ -150,8 +152,9 @@ if not board.empty:
     bar = base.mark_bar().encode(
         y=alt.Y("mean:Q", title="score"), color="model:N",
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.2)),
-        tooltip=["task:N", "model:N", "metric:N", alt.Tooltip("mean:Q", format=".4f"),
-                 alt.Tooltip("ci_low:Q", format=".4f"), alt.Tooltip("ci_high:Q", format=".4f"), "n_seeds:Q"])
+        tooltip=["task:N", "model:N", "label:N", alt.Tooltip("mean:Q", format=".4f"),
+                 alt.Tooltip("ci_low:Q", format=".4f"), alt.Tooltip("ci_high:Q", format=".4f"),
+                 alt.Tooltip("median:Q", format=".4f"), alt.Tooltip("best:Q", format=".4f"), "n_seeds:Q"])
     err = base.mark_errorbar().encode(y=alt.Y("ci_low:Q", title="score"), y2="ci_high:Q")
     display((bar + err).add_params(pick).properties(width=100, height=120).facet(
         facet=alt.Facet("task:N", title=None), columns=4).resolve_scale(y="independent"))
@@ -163,8 +166,9 @@ if not board.empty:
 # comparisons the book makes (the published values are quoted with their source; `tasks.md` and
 # `griffin.md` of the project's reference notes hold them). Hawk and Griffin are in none of these
 # sources except Griffin's own §6.2. Delétang et al.'s values are recalled in `tasks.md` and marked
-# there to be checked against their Table 2. The scores differ in training budget above all: see each
-# task's page for the discussion of where we agree, where we do not, and why.
+# there to be checked against their Table 2, which reports the best of its seeds: compare it with
+# our best seed, beside our mean. The scores differ in training budget above all: see each task's
+# page for the discussion of where we agree, where we do not, and why.
 
 # %% tags=["hide-input"]
 DELETANG, GRAZZI = "Delétang et al. 2023, Table 2", "Grazzi et al. 2024, §5.1 (scaled accuracy)"
@@ -222,23 +226,27 @@ PUBLISHED = {  # (task, model) -> (published result, source)
 }
 if not board.empty:
     ours = board.set_index(["task", "model"])
+    ours_cells = seed_cells(board).set_index(["task", "model"])
     rows = []
     for (task, model), (result, source) in PUBLISHED.items():
         if (task, model) not in ours.index:
             rows.append({"task": task, "model": model, "ours": "no run", "published": result, "source": source})
             continue
-        r = ours.loc[(task, model)]
-        ci = "" if pd.isna(r["ci_low"]) else f" ± {(r['ci_high'] - r['ci_low']) / 2:.3f}"
-        rows.append({"task": task, "model": model, "ours": f"{r['mean']:.3f}{ci} ({r['metric']}, {r['n_seeds']} seeds)",
+        r, c = ours.loc[(task, model)], ours_cells.loc[(task, model)]
+        rows.append({"task": task, "model": model,
+                     "ours": f"mean {c['mean [95% CI]']}, best {r['best']:.3f} ({r['label']}, {r['n_seeds']} seeds)",
                      "published": result, "source": source})
     display(pd.DataFrame(rows).set_index(["task", "model"]))
 
 # %% [markdown]
 # ## Is one model better than the other?
 #
-# A two-sided paired t-test over the seeds both models share (a seed fixes the training data order
-# for every model, so the scores pair up), per task, at each model's chosen learning rate. It needs
-# at least two common seeds; with fewer the test is not run.
+# A two-sided exact sign-flip test of the mean paired difference over the seeds both models share (a
+# seed fixes the training data order for every model, so the scores pair up), per task, at each
+# model's chosen learning rate (`seqlib.stats.paired_test`). The tasks are this page's family of
+# comparisons: `Holm p` is Holm's adjustment over the rows that can reach $p < 0.05$
+# (`seqlib.stats.holm`). With $n$ paired seeds the smallest possible p-value is $2/2^n$, so 5 or fewer
+# seeds can never give $p < 0.05$: such a row is not tested and claims no difference either way.
 
 # %% tags=["hide-input"]
 if not board.empty:

@@ -154,11 +154,13 @@ def _print_best(records: list[RunRecord]) -> None:
     summary = summarize_seeds(best_over_lr(df, split))
     if not summary.empty:
         row = summary.iloc[0]
-        print(f"  best lr on {split}: {row['lr']:g}: accuracy {row['mean']:.3f} "
-              f"(95% CI {_fmt(row['ci_low'])}..{_fmt(row['ci_high'])}, {row['n_seeds']} seed(s))")
+        print(f"  best lr on {split}: {row['lr']:g}: accuracy mean {row['mean']:.3f} "
+              f"(95% bootstrap CI {_fmt(row['ci_low'])}..{_fmt(row['ci_high'])}), median {row['median']:.3f}, "
+              f"best {row['best']:.3f}, {row['n_seeds']} seed(s)")
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    from seqlib.evaluate import metric_scale
     from seqlib.results import load_results, runs_table
     from seqlib.stats import best_over_lr, summarize_seeds
 
@@ -176,8 +178,11 @@ def cmd_results(args: argparse.Namespace) -> int:
             raise _usage_error("results", f"{option}: unknown {what} {value!r}; the selected records have "
                                f"{', '.join(map(str, known))}")
     if args.best:
-        table = summarize_seeds(best_over_lr(df, args.best, args.metric))
-        print(f"{args.metric} on {args.best}, best learning rate per (task, model), mean and 95% CI over seeds:")
+        maximize = metric_scale(args.metric)[2]  # the lowest loss, not the highest
+        table = summarize_seeds(best_over_lr(df, args.best, args.metric, maximize))[
+            ["task", "model", "profile", "lr", "n_seeds", "mean", "ci_low", "ci_high", "median", "best"]]
+        print(f"{args.metric} on {args.best}, best learning rate per (task, model): over seeds the mean with "
+              "its 95% bootstrap CI, the median and the best:")
     else:
         table = _display(runs_table(df, args.metric))
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_rows", 10_000):
@@ -350,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--profile")
     p.add_argument("--metric", default="accuracy", help="metric per split in the table (default: accuracy)")
-    p.add_argument("--best", metavar="SPLIT", help="best lr per (task, model) on SPLIT; mean and 95%% CI over seeds")
+    p.add_argument("--best", metavar="SPLIT",
+                   help="best lr per (task, model) on SPLIT; mean, 95%% bootstrap CI, median and best over seeds")
     p.add_argument("--strict", action="store_true", help="fail on a corrupt or partial record instead of warning")
     p.set_defaults(func=cmd_results)
 

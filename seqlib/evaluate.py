@@ -14,6 +14,9 @@ Metrics (over the scored positions, i.e. where ``batch.mask`` is True):
   positions (sigmoid > 0.5), 1.0 when there are no positives at all, as the DP tasks' reference;
 * ``loss`` (mean per scored position) and, for cross-entropy, ``perplexity = exp(loss)``.
 
+Each metric's range and direction (which the summaries over seeds respect): :data:`METRIC_SCALES`,
+:func:`metric_scale`.
+
 Regression tasks (``spec.loss == "mse"``) get ``loss`` only. Slices: every 1-D integer, boolean or
 string metadata array (e.g. ``length``, ``num_kv_pairs``) with at most ``MAX_SLICE_VALUES`` distinct
 values, and always every task's length key ``LENGTH_KEY`` (``slice_key == "length"`` is the
@@ -41,6 +44,13 @@ from seqlib.tasks.scoring import LENGTH_KEY
 MAX_SLICE_VALUES = 128
 SLICE_METRICS = ("accuracy", "exact_match", "loss")
 LENGTH_MEAN = "length_mean_"  # prefix of a metric averaged over the length slice (see split_metric)
+# metric -> (lowest value, highest value, higher is better); None: unbounded on that side. scaled_accuracy
+# reaches -chance / (1 - chance), which has no bound as chance -> 1.
+METRIC_SCALES: dict[str, tuple[float | None, float | None, bool]] = {
+    "accuracy": (0.0, 1.0, True), "example_accuracy": (0.0, 1.0, True), "exact_match": (0.0, 1.0, True),
+    "f1": (0.0, 1.0, True), "glitch_rate": (0.0, 1.0, False), "scaled_accuracy": (None, 1.0, True),
+    "loss": (0.0, None, False), "perplexity": (1.0, None, False),
+}
 
 
 def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec) -> dict[str, np.ndarray]:
@@ -241,6 +251,15 @@ def split_metric(rows: Iterable[dict] | pd.DataFrame, split: str, metric: str) -
     df = _frame(rows)
     sel = df[(df["split"] == split) & (df["slice_key"] == "all") & (df["metric"] == metric)]
     return float(sel["value"].iloc[0]) if len(sel) else math.nan
+
+
+def metric_scale(metric: str) -> tuple[float | None, float | None, bool]:
+    """``(low, high, higher_is_better)`` of a metric name (:data:`METRIC_SCALES`); a ``length_mean_<m>``
+    metric has the scale of ``<m>``. ``KeyError`` for a name the evaluator does not emit."""
+    base = metric.removeprefix(LENGTH_MEAN)
+    if base not in METRIC_SCALES:
+        raise KeyError(f"no scale for metric {metric!r}; known: {', '.join(sorted(METRIC_SCALES))}")
+    return METRIC_SCALES[base]
 
 
 class ConstantAnswer(torch.nn.Module):

@@ -1,20 +1,13 @@
 """Statistics over seeds and learning rates, on the tidy frame of :func:`seqlib.results.load_results`.
 
-* :func:`mean_ci`: mean and a two-sided 95% confidence interval from the t distribution with n-1
-  degrees of freedom (``scipy.stats.t``); NaN bounds for a single seed (no spread to estimate).
 * :func:`best_over_lr`: Zoology's protocol (tasks.md §1.2: "each point is the max over the LR sweep"),
   made seed-aware: per (task, model, profile) the learning rate with the best *mean* over seeds on the
   selection split/metric, then every seed at that learning rate. Selecting on the split you report is
   optimistic (what Zoology and the Chomsky paper do); pass a validation split to avoid it.
-* :func:`compare`: a two-sided test that two models' per-seed scores differ. Default: Welch's unequal-
-  variance t-test (``scipy.stats.ttest_ind(equal_var=False)``), for independent seeds. ``paired=True``:
-  the paired t-test (``scipy.stats.ttest_rel``) over seeds common to both, valid here because a seed
-  fixes the training data order for every model (train batches are drawn from ``(seed, step)``).
-  Both need at least two seeds per side; otherwise the p-value is NaN.
 * :func:`length_curve`: accuracy by example length for one split (the length-generalization curve).
 
-Bounded, bimodal per-seed scores (an accuracy in [0, 1] that is either near chance or near 1) make the
-t-interval of :func:`mean_ci` leave the metric's range (e.g. [0.23, 1.48]). For them:
+Per-seed scores are bounded and often bimodal (an accuracy in [0, 1] that is either near chance or near
+1): a t-interval leaves the metric's range (e.g. [0.23, 1.48] for the parity LSTM over 3 seeds). So:
 
 * :func:`bootstrap_ci`: the percentile bootstrap of the mean (or median) over seeds, inside the metric's
   range by construction; it under-covers with few seeds (see its docstring).
@@ -22,9 +15,12 @@ t-interval of :func:`mean_ci` leave the metric's range (e.g. [0.23, 1.48]). For 
   with the Wilson score interval.
 * :func:`seed_summary`: mean, median, best and worst over seeds (the Chomsky paper, Delétang et al. 2023,
   reports the best of its seeds; the book shows best and median), the bootstrap interval and the solve rate.
+* :func:`summarize_seeds`: :func:`seed_summary` per (task, model, profile, split, metric) of a frame, in
+  each metric's range (:func:`seqlib.evaluate.metric_scale`), with the solve rate on a scoring card's
+  headline metric: the summary row of every page.
 * :func:`paired_test`: an exact sign-flip permutation test (or the Wilcoxon signed-rank test) of the paired
-  difference over the seeds two models share. With n seeds the smallest two-sided p-value is 2 / 2**n:
-  0.0625 for 5 seeds, so 5 seeds can never reach p < 0.05; 6 seeds reach 0.03125.
+  difference over the seeds two models share. With n seeds the smallest two-sided p-value is 2 / 2**n
+  (:func:`smallest_p`): 0.0625 for 5 seeds, so 5 seeds can never reach p < 0.05; 6 seeds reach 0.03125.
 * :func:`holm`: Holm's step-down adjustment of a page's p-values for multiple comparisons.
 """
 
@@ -38,20 +34,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from seqlib.evaluate import metric_scale
+from seqlib.tasks.scoring import Scoring
+
 GROUP = ["task", "model", "profile"]
-
-
-def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): the t-distribution CI of the mean; NaN bounds when fewer than 2 values."""
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    if len(x) == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, math.nan, math.nan
-    half = float(sps.t.ppf(0.5 + confidence / 2, df=len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return mean, mean - half, mean + half
 
 
 def _whole_split(df: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
@@ -61,53 +47,15 @@ def _whole_split(df: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
 
 def best_over_lr(df: pd.DataFrame, split: str, metric: str = "accuracy", maximize: bool = True) -> pd.DataFrame:
     """Per (task, model, profile): the seed rows of the learning rate whose mean ``metric`` on ``split``
-    is best. Columns: task, model, profile, lr, seed, value."""
+    is best. Columns: task, model, profile, lr, seed, split, metric, value."""
+    columns = [*GROUP, "lr", "seed", "split", "metric", "value"]
     sel = _whole_split(df, split, metric)
     if sel.empty:
-        return pd.DataFrame(columns=[*GROUP, "lr", "seed", "value"])
+        return pd.DataFrame(columns=columns)
     means = sel.groupby([*GROUP, "lr"], dropna=False)["value"].mean().reset_index()
     pick = means.loc[(means.groupby(GROUP, dropna=False)["value"].idxmax() if maximize
                       else means.groupby(GROUP, dropna=False)["value"].idxmin())][[*GROUP, "lr"]]
-    return sel.merge(pick, on=[*GROUP, "lr"])[[*GROUP, "lr", "seed", "value"]].reset_index(drop=True)
-
-
-def summarize_seeds(best: pd.DataFrame) -> pd.DataFrame:
-    """Mean, 95% CI and seed count per (task, model, profile) of a :func:`best_over_lr` frame."""
-    rows = []
-    for key, g in best.groupby(GROUP, dropna=False):
-        mean, low, high = mean_ci(g["value"])
-        rows.append({**dict(zip(GROUP, key)), "lr": g["lr"].iloc[0], "mean": mean, "ci_low": low,
-                     "ci_high": high, "n_seeds": len(g)})
-    return pd.DataFrame(rows, columns=[*GROUP, "lr", "mean", "ci_low", "ci_high", "n_seeds"])
-
-
-@dataclass(frozen=True)
-class Comparison:
-    test: str
-    mean_a: float
-    mean_b: float
-    statistic: float
-    p_value: float
-    n_a: int
-    n_b: int
-
-
-def compare(a: pd.Series | dict, b: pd.Series | dict, paired: bool = False) -> Comparison:
-    """Two-sided test of equal means of two models' per-seed scores (``seed -> value`` mappings).
-
-    Welch's t-test by default; with ``paired`` the paired t-test over the seeds both share.
-    """
-    a, b = pd.Series(a, dtype=float).dropna(), pd.Series(b, dtype=float).dropna()
-    if paired:
-        common = a.index.intersection(b.index)
-        a, b = a[common], b[common]
-        test = "paired t-test"
-        res = sps.ttest_rel(a, b) if len(common) >= 2 else None
-    else:
-        test = "Welch t-test"
-        res = sps.ttest_ind(a, b, equal_var=False) if min(len(a), len(b)) >= 2 else None
-    stat, p = (float(res.statistic), float(res.pvalue)) if res is not None else (math.nan, math.nan)
-    return Comparison(test, float(a.mean()), float(b.mean()), stat, p, len(a), len(b))
+    return sel.merge(pick, on=[*GROUP, "lr"])[columns].reset_index(drop=True)
 
 
 def length_curve(df: pd.DataFrame, split: str, metric: str = "accuracy") -> pd.DataFrame:
@@ -213,6 +161,33 @@ def seed_summary(values, threshold: float | None = None, low: float | None = 0.0
     return out
 
 
+SUMMARY_KEYS = [*GROUP, "split", "metric"]
+SUMMARY_COLUMNS = [*SUMMARY_KEYS, "lr", "n_seeds", "mean", "median", "best", "worst", "ci_low", "ci_high",
+                   "threshold", "solved", "solve_rate", "solve_low", "solve_high"]
+
+
+def summarize_seeds(rows: pd.DataFrame, card: Scoring | None = None) -> pd.DataFrame:
+    """One :func:`seed_summary` row per (task, model, profile, split, metric) of ``rows`` (one value per
+    seed at one learning rate, e.g. :func:`best_over_lr`'s frame), over the metric's range and in its
+    direction (:func:`seqlib.evaluate.metric_scale`). Where ``metric`` is ``card``'s headline metric and
+    the card has a solve threshold, the solve rate over seeds (on any split); otherwise ``threshold`` and
+    the solve columns are NaN. Columns :data:`SUMMARY_COLUMNS` (``n_seeds`` the number of seeds with a
+    value). ``ValueError`` when a group holds several learning rates or a seed twice."""
+    out = []
+    for key, g in rows.groupby(SUMMARY_KEYS, dropna=False, sort=True):
+        row = dict(zip(SUMMARY_KEYS, key))
+        if g["lr"].nunique() > 1 or g["seed"].duplicated().any():
+            raise ValueError(f"{row}: need one value per seed at one learning rate, got learning rates "
+                             f"{sorted(g['lr'].unique())} and seeds {sorted(g['seed'])}")
+        low, high, higher = metric_scale(row["metric"])
+        threshold = card.solve_threshold if card is not None and row["metric"] == card.metric else None
+        s = seed_summary(g["value"], threshold, low, high, higher)
+        row |= {"lr": g["lr"].iloc[0], "n_seeds": s.pop("n"), "threshold": math.nan if threshold is None
+                else threshold, **s}
+        out.append(row)
+    return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
+
+
 @dataclass(frozen=True)
 class PairedComparison:
     test: str
@@ -240,6 +215,13 @@ def _signflip_p(d: np.ndarray) -> float:
     if n <= SIGNFLIP_EXACT_MAX:
         return float(reached.mean())
     return float((reached.sum() + 1) / (SIGNFLIP_DRAWS + 1))
+
+
+def smallest_p(n: int) -> float:
+    """The smallest two-sided p-value an exact sign-flip (or signed-rank) test over ``n`` paired seeds
+    can give: 2 / 2**n, reached when every difference is nonzero and of one sign (only the all-+ and the
+    all-- patterns are as extreme). Below 0.05 from n = 6."""
+    return 2.0 / 2**n
 
 
 def paired_test(a: pd.Series | dict, b: pd.Series | dict, method: str = "signflip") -> PairedComparison:

@@ -13,6 +13,7 @@ from seqlib.book import report
 from seqlib.provenance import REPO, Provenance
 from seqlib.record import RunRecord
 from seqlib.results import records_frame, write_record
+from seqlib.stats import summarize_seeds
 
 CHOMSKY = {"train_max_length": 4, "max_test_length": 8}
 
@@ -77,30 +78,84 @@ def test_leaderboard_picks_the_rate_by_its_mean_over_seeds():
     assert len(board) == 1
     row = board.iloc[0]
     assert row["lr"] == 1e-3 and row["mean"] == pytest.approx(0.6) and row["n_seeds"] == 2
-    assert row["metric"] == "accuracy, length mean" and row["higher_is_better"]
+    assert row["metric"] == "length_mean_accuracy" and row["label"] == "accuracy, length mean"
+    assert row["higher_is_better"]
+    # Over the two seeds at 1e-3 (0.6, 0.6): median and best 0.6, the bootstrap interval [0.6, 0.6]; none
+    # reaches the card's 0.9. Wilson 0/2: z²/n = 1.920729, centre = half = (z²/4) / (1 + z²/n) = 0.960365 /
+    # 2.920729 = 0.328810  ->  [0, 0.6576].
+    assert (row["median"], row["best"], row["ci_low"], row["ci_high"]) == pytest.approx((0.6, 0.6, 0.6, 0.6))
+    assert (row["threshold"], row["solved"], row["solve_rate"]) == (0.9, 0, 0.0)
+    assert (row["solve_low"], row["solve_high"]) == pytest.approx((0.0, 0.6576), abs=5e-5)
 
 
-def test_split_cells_show_mean_interval_and_count():
-    frame = pd.DataFrame({"split": ["test", "test", "val"], "slice_key": "all", "metric": "accuracy",
-                          "value": [0.5, 0.7, 0.9]})
-    cells = report.split_cells(frame, ["accuracy", "loss"])
-    # t(0.975, 1) = 12.706; sd = 0.1414; half-width = 12.706 * 0.1414 / sqrt(2) = 1.2706
-    assert cells.loc["test", "accuracy"] == "0.600 [-0.671, 1.871] (n=2)"
-    assert cells.loc["val", "accuracy"] == "0.900 (n=1)"
-    assert math.isnan(cells.loc["val", "loss"])
+def test_seed_cells_format_the_summary_rows():
+    frame = pd.DataFrame({"task": "parity_check", "model": "hawk", "profile": "full", "lr": 1e-3,
+                          "seed": [0, 1, 2, 3, 4, 0, 0, 1], "split": ["test"] * 5 + ["val", "test", "test"],
+                          "metric": ["length_mean_accuracy"] * 6 + ["loss"] * 2,
+                          "value": [0, 0, 1, 1, 1, 0.95, 0.5, 1.5]})
+    summary = summarize_seeds(frame, report.scoring(record()))
+    cells = report.seed_cells(summary).set_index(["split", "metric"])
+    assert list(cells.columns) == ["task", "model", "lr", "seeds", "mean [95% CI]", "median", "best", "solved"]
+    test = cells.loc[("test", "length_mean_accuracy")]
+    # The summary of [0, 0, 1, 1, 1] in tests/test_stats_bounded.py: bootstrap [0.2, 1.0], Wilson 3/5
+    # [0.2307, 0.8824].
+    assert test["mean [95% CI]"] == "0.600 [0.200, 1.000]" and (test["median"], test["best"]) == ("1.000", "1.000")
+    assert test["solved"] == "3/5 at >= 0.9 [0.23, 0.88]" and test["seeds"] == 5
+    # One seed: no interval; Wilson 1/1 [0.2065, 1].
+    val = cells.loc[("val", "length_mean_accuracy")]
+    assert val["mean [95% CI]"] == "0.950" and val["solved"] == "1/1 at >= 0.9 [0.21, 1.00]"
+    # Not the card's metric: no solve rate; lower is better, so the best loss is the lowest.
+    loss = cells.loc[("test", "loss")]
+    assert loss["solved"] == "" and loss["best"] == "0.500" and loss["mean [95% CI]"].startswith("1.000 [")
+    assert report.seed_cells(summary, fmt=".3g").set_index(["split", "metric"]).loc[
+        ("test", "length_mean_accuracy"), "mean [95% CI]"] == "0.6 [0.2, 1]"
 
 
-def test_pairwise_pairs_seeds_at_each_model_s_rate():
-    recs = [record(model=m, seed=s, metrics=rows("test", {5: v}))
-            for m, vals in (("hawk", (0.9, 0.8, 0.85)), ("lstm", (0.5, 0.45, 0.4))) for s, v in enumerate(vals)]
+def headline_records(task, hawk, lstm, params=None):
+    """Per-seed headline scores of two models on one task (a Chomsky length mean, or the flip-flop
+    sparse glitch rate when ``params`` is {})."""
+    def metrics(v):
+        if task == "flipflop":
+            return [{"split": "val_sparse", "slice_key": "all", "slice_value": "all", "metric": "glitch_rate",
+                     "value": v, "n": 8}]
+        return rows("test", {5: v})
+    return [record(task=task, model=m, seed=s, params=params, metrics=metrics(v))
+            for m, values in (("hawk", hawk), ("lstm", lstm)) for s, v in enumerate(values)]
+
+
+def test_pairwise_tests_paired_seeds_with_holm_across_the_page():
+    recs = (
+        # 6 seeds, every difference +0.4: sign-flip p = 2/2^6 = 0.03125.
+        headline_records("parity_check", [0.9] * 6, [0.5] * 6)
+        # 6 seeds, differences five times +0.1 and once -0.1: |sum| = 0.4 = 0.1 |2k - 6| for k = 0, 1, 5, 6
+        # positive signs, 1 + 6 + 6 + 1 = 14 of 64 patterns: p = 0.21875.
+        + headline_records("even_pairs", [0.6] * 5 + [0.4], [0.5] * 6)
+        # 7 seeds of glitch rates (lower is better), hawk below lstm on every seed: p = 2/2^7 = 0.015625.
+        + headline_records("flipflop", [0.0] * 7, [0.1] * 7, params={})
+        # 3 seeds, one sign: p = 2/8 = 0.25, and no 3 seeds can give p < 0.05.
+        + headline_records("cycle_navigation", [0.9] * 3, [0.1] * 3)
+        # only hawk
+        + headline_records("reverse_string", [0.9] * 3, [])
+    )
     table = report.pairwise(recs, "hawk", "lstm")
-    row = table.loc["parity_check"]
-    assert row["common seeds"] == 3 and row["hawk mean"] == pytest.approx(0.85) and row["lstm mean"] == pytest.approx(0.45)
-    # differences 0.4, 0.35, 0.45: mean 0.4, sd 0.05, t = 0.4 / (0.05 / sqrt 3) = 13.86 with 2 df, p = 0.0052
-    assert row["t"] == pytest.approx(13.856, abs=1e-3) and row["p"] == pytest.approx(0.0052, abs=1e-4)
-    assert row["result"] == "different at 5%"
-    missing = report.pairwise(recs, "hawk", "gru")
-    assert missing.loc["parity_check", "result"] == "one of the models has no run"
+    assert list(table.columns) == ["score", "hawk mean", "lstm mean", "paired seeds", "p", "Holm p", "result"]
+    # Holm over the three testable rows: sorted p 0.015625 · 3 = 0.046875, 0.03125 · 2 = 0.0625,
+    # 0.21875 · 1 = 0.21875 (already increasing).
+    assert table.loc[["flipflop", "parity_check", "even_pairs"], "p"].tolist() == [0.015625, 0.03125, 0.21875]
+    assert table.loc[["flipflop", "parity_check", "even_pairs"], "Holm p"].tolist() == pytest.approx(
+        [0.046875, 0.0625, 0.21875])
+    assert table.loc["flipflop", "result"] == "hawk better (Holm p < 0.05)"  # the lower glitch rate
+    # p = 0.031 alone would pass 5%; adjusted for the page's three comparisons it does not.
+    assert table.loc["parity_check", "result"] == "no significant difference (Holm p >= 0.05)"
+    assert table.loc["even_pairs", "result"] == "no significant difference (Holm p >= 0.05)"
+    assert table.loc["parity_check", ["hawk mean", "lstm mean", "paired seeds"]].tolist() == [
+        pytest.approx(0.9), pytest.approx(0.5), 6]
+    few = table.loc["cycle_navigation"]
+    assert few["paired seeds"] == 3 and few["p"] == 0.25 and math.isnan(few["Holm p"])
+    assert few["result"] == "not tested: 3 paired seeds cannot give p < 0.05 (at best 0.25); no claim either way"
+    assert table.loc["reverse_string", "result"] == "one of the models has no run"
+    one = report.pairwise(headline_records("parity_check", [0.9], [0.1]), "hawk", "lstm").loc["parity_check"]
+    assert one["paired seeds"] == 1 and one["result"] == "not tested: fewer than 2 paired seeds"
 
 
 def test_length_curves_follow_the_card_and_the_run_s_own_training_length():
@@ -124,15 +179,23 @@ def test_log_bins_never_mix_trained_and_longer_lengths():
 
 def test_the_committed_leaderboard_is_what_the_results_page_showed():
     """Cells read off the Results page executed at 78383de from the same 258 records (before the
-    scoring cards and the report existed): the refactor left the numbers as they were."""
+    scoring cards and the report existed): the refactor left the means and seed counts as they were;
+    the intervals are now the bootstrap's, inside [0, 1], beside the median, best and solve rate."""
     stored = report.profile_records(REPO / "results", "full")
     board = report.leaderboard(stored.records).set_index(["task", "model"])
-    expected = {("mqar", "griffin"): (0.814, 0.012, 3), ("parity_check", "lstm"): (0.854, 0.629, 3),
-                ("flipflop", "transformer"): (0.143, 0.085, 3), ("lis", "hawk"): (0.066, None, 1),
-                ("induction_heads", "hawk"): (0.999, 0.001, 3), ("bucket_sort", "transformer"): (0.957, None, 1)}
-    for key, (mean, half, seeds) in expected.items():
+    expected = {("mqar", "griffin"): (0.814, 3), ("parity_check", "lstm"): (0.854, 3),
+                ("flipflop", "transformer"): (0.143, 3), ("lis", "hawk"): (0.066, 1),
+                ("induction_heads", "hawk"): (0.999, 3), ("bucket_sort", "transformer"): (0.957, 1)}
+    for key, (mean, seeds) in expected.items():
         row = board.loc[key]
         assert round(row["mean"], 3) == mean and row["n_seeds"] == seeds, key
-        if half is not None:
-            assert round((row["ci_high"] - row["ci_low"]) / 2, 3) == half, key
+        if seeds > 1:
+            assert 0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1, key
+    # parity_check x LSTM, seeds at 3e-3: 1.0, 0.5616, 1.0 (the t-interval was 0.854 ± 0.629, up to 1.48).
+    # Median and best 1.0; 2 of 3 seeds reach 0.9 (Wilson 2/3: [0.2077, 0.9385]); a bootstrap resample is
+    # all 0.5616 with probability (1/3)^3 = 0.037 > 0.025, so the interval is [0.5616, 1.0], min to max.
+    lstm = board.loc[("parity_check", "lstm")]
+    assert (lstm["median"], lstm["best"], lstm["solved"]) == (1.0, 1.0, 2)
+    assert (lstm["ci_low"], lstm["ci_high"]) == pytest.approx((0.5616, 1.0), abs=1e-4)
+    assert (lstm["solve_low"], lstm["solve_high"]) == pytest.approx((0.2077, 0.9385), abs=5e-5)
     assert len(stored.records) == len(records_frame(stored.records).drop_duplicates("run_id"))

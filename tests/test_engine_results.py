@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats as sps
 
 from seqlib import results
 from seqlib.provenance import this_process
 from seqlib.record import RunRecord
 from seqlib.results import ResultsError, load_records, load_results, records_frame, write_record
-from seqlib.stats import best_over_lr, compare, length_curve, mean_ci, summarize_seeds
+from seqlib.stats import best_over_lr, length_curve, summarize_seeds
 from seqlib.train import run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
@@ -154,23 +153,6 @@ def test_failed_and_skipped_runs_appear_in_the_frame():
                     lr=1e-3, seed=0, config={}, provenance=this_process("cpu"))
     df = records_frame([rec])
     assert len(df) == 1 and df["status"].iloc[0] == "skipped" and np.isnan(df["value"].iloc[0])
-
-
-def test_mean_ci_uses_the_t_distribution():
-    mean, low, high = mean_ci([1.0, 2.0, 3.0])
-    half = sps.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)
-    assert mean == 2.0 and low == pytest.approx(2 - half) and high == pytest.approx(2 + half)
-    assert np.isnan(mean_ci([0.5])[1])
-
-
-def test_compare_welch_and_paired():
-    a, b = {0: 0.9, 1: 0.92, 2: 0.95}, {0: 0.5, 1: 0.61, 2: 0.55}
-    welch = compare(a, b)
-    assert welch.test == "Welch t-test"
-    assert welch.p_value == pytest.approx(sps.ttest_ind(list(a.values()), list(b.values()), equal_var=False).pvalue)
-    paired = compare(a, b, paired=True)
-    assert paired.p_value == pytest.approx(sps.ttest_rel(list(a.values()), list(b.values())).pvalue)
-    assert np.isnan(compare({0: 1.0}, {0: 0.0}).p_value)
 
 
 def test_best_over_lr_picks_the_best_mean_over_seeds():

@@ -9,8 +9,16 @@ import pytest
 import torch
 from test_tasks_registry import small
 
-from seqlib.evaluate import ConstantAnswer, evaluate_split, split_metric, summarize
+from seqlib.evaluate import (
+    METRIC_SCALES,
+    ConstantAnswer,
+    evaluate_split,
+    metric_scale,
+    split_metric,
+    summarize,
+)
 from seqlib.tasks import Scoring, get_task, list_tasks
+from seqlib.tasks.scoring import COPYING_SOLVE_THRESHOLD, DP_SOLVE_THRESHOLD
 
 
 @pytest.mark.parametrize("name", list_tasks())
@@ -88,9 +96,46 @@ def test_solve_thresholds_follow_the_direction():
     assert chomsky.solve_threshold == 0.9 and chomsky.solves(0.9) and not chomsky.solves(0.89)
     assert mqar.solve_threshold == 0.99 and mqar.solves(0.995) and not mqar.solves(0.98)
     assert flipflop.solves(0.0) and not flipflop.solves(1e-4)  # a glitch rate: lower is better
-    assert get_task("knapsack").scoring.solves(1.0) is None  # the source states no threshold
+    assert get_task("lis").scoring.solves(0.0) is None  # an MSE: no solve line
     assert get_task("cycle_navigation").scoring.chance == pytest.approx(0.2)
     assert get_task("knapsack").scoring.chance is None
+
+
+def test_the_book_sets_the_solve_line_where_the_source_states_none():
+    """Copying and DP: the sources call tasks solved without a number; the cards carry the book's
+    constants and say so. LIS's MSE has no line."""
+    for name in ("selective_copying", "induction_heads"):
+        card = get_task(name).scoring
+        assert card.solve_threshold == COPYING_SOLVE_THRESHOLD == 0.99 and card.threshold_source.startswith("ours")
+    for name in ("knapsack", "subset_sum", "min_coin_change", "balanced_partition"):
+        card = get_task(name).scoring
+        assert card.solve_threshold == DP_SOLVE_THRESHOLD == 0.99 and card.threshold_source.startswith("ours")
+        assert card.solves(0.99) and not card.solves(0.98)
+    lis = get_task("lis").scoring
+    assert lis.solve_threshold is None and lis.threshold_source.startswith("none")
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_the_card_s_direction_is_its_metric_s(name):
+    """The summaries read a metric's range and direction from ``seqlib.evaluate.metric_scale``; a card's
+    headline must agree with it."""
+    card = small(name).scoring
+    assert metric_scale(card.metric)[2] == card.higher_is_better
+
+
+def test_every_emitted_metric_has_a_scale_that_holds_its_values():
+    assert metric_scale("length_mean_accuracy") == metric_scale("accuracy") == (0.0, 1.0, True)
+    assert metric_scale("loss") == (0.0, None, False) and metric_scale("glitch_rate") == (0.0, 1.0, False)
+    with pytest.raises(KeyError):
+        metric_scale("bleu")
+    emitted = set()
+    for t in (small("knapsack"), small("parity_check"), small("lis")):  # binary, classes, regression
+        per_example = evaluate_split(ConstantAnswer(t.spec, 0), t, "test", 8, 0, 8, torch.device("cpu"))
+        for row in summarize(per_example, t.spec, "test"):
+            low, high, _ = metric_scale(row["metric"])
+            assert (low is None or row["value"] >= low) and (high is None or row["value"] <= high), row
+            emitted.add(row["metric"])
+    assert emitted == set(METRIC_SCALES)
 
 
 @pytest.mark.parametrize("name", list_tasks())

@@ -1,5 +1,5 @@
 """Statistics for bounded per-seed scores (seqlib.stats): bootstrap, Wilson, solve rate, seed summary,
-paired tests and Holm, against values worked by hand.
+the per-(task, model, split, metric) summary rows, paired tests and Holm, against values worked by hand.
 
 Throughout, z = Φ⁻¹(0.975) = 1.959964 and z² = 3.841459.
 """
@@ -9,18 +9,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from seqlib.stats import (
     SIGNFLIP_DRAWS,
     bootstrap_ci,
     holm,
-    mean_ci,
     paired_test,
     seed_summary,
+    smallest_p,
     solve_rate,
+    summarize_seeds,
     wilson_interval,
 )
+from seqlib.tasks import Scoring
 
 NAN = math.nan
 
@@ -74,11 +77,8 @@ def test_solve_rate_counts_seeds_at_or_over_the_threshold():
 
 def test_bootstrap_interval_stays_in_0_1_where_the_t_interval_does_not():
     scores = [0, 0, 1, 1, 1]
-    # t-interval: mean 0.6, s = sqrt(0.3) = 0.5477, se = 0.5477 / sqrt(5) = 0.2449, t(0.975, 4) = 2.7764,
-    # half-width 0.6801  ->  [-0.0801, 1.2801], outside [0, 1] on both sides.
-    mean, t_lo, t_hi = mean_ci(scores)
-    assert (mean, t_lo, t_hi) == pytest.approx((0.6, -0.0801, 1.2801), abs=1e-4)
-    assert t_lo < 0 and t_hi > 1
+    # The t-interval the pages used to show: mean 0.6, s = sqrt(0.3) = 0.5477, se = 0.5477 / sqrt(5) =
+    # 0.2449, t(0.975, 4) = 2.7764, half-width 0.6801  ->  [-0.0801, 1.2801], outside [0, 1] on both sides.
     # Bootstrap: a resampled mean is k/5 with k ~ Binomial(5, 0.6). P(k = 0) = 0.4^5 = 0.0102 < 0.025 <
     # P(k <= 1) = 0.0870, so the 2.5% quantile is 1/5 = 0.2; P(k <= 4) = 1 - 0.6^5 = 0.9222 < 0.975, so the
     # 97.5% quantile is 5/5 = 1.0. With 10,000 resamples the quantiles sit far from those boundaries.
@@ -155,7 +155,87 @@ def test_seed_summary_without_threshold_lower_is_better_and_empty():
     assert all(math.isnan(empty[k]) for k in ("mean", "median", "best", "worst", "ci_low", "ci_high"))
 
 
+# ------------------------------------------------------------------------------------- summary rows
+
+
+def card(metric="accuracy", threshold=0.9, higher=True) -> Scoring:
+    return Scoring(train_lengths=(1, 1), curve_splits=(), chance=None, threshold_source="test", metric=metric,
+                   solve_threshold=threshold, higher_is_better=higher)
+
+
+def frame(cells: dict, lr=1e-3) -> pd.DataFrame:
+    """``{(split, metric): per-seed values}`` as one task's and model's rows."""
+    return pd.DataFrame([{"task": "t", "model": "m", "profile": "p", "lr": lr, "seed": seed, "split": split,
+                          "metric": metric, "value": v}
+                         for (split, metric), values in cells.items() for seed, v in enumerate(values)])
+
+
+def test_summary_rows_by_hand():
+    rows = frame({("test", "accuracy"): [0, 0, 1, 1, 1], ("val", "accuracy"): [0.95, NAN],
+                  ("test", "exact_match"): [0.2, 0.4]})
+    s = summarize_seeds(rows, card()).set_index(["split", "metric"])
+    test = s.loc[("test", "accuracy")]
+    # mean 0.6, median 1, best 1, worst 0; the bootstrap interval [0.2, 1.0] of
+    # test_bootstrap_interval_stays_in_0_1_where_the_t_interval_does_not.
+    assert (test["n_seeds"], test["mean"], test["median"], test["best"], test["worst"]) == (5, 0.6, 1.0, 1.0, 0.0)
+    assert (test["ci_low"], test["ci_high"]) == pytest.approx((0.2, 1.0))
+    # 3 of 5 seeds reach 0.9. Wilson 3/5: p̂ = 0.6, z²/n = 0.768292, denominator 1.768292;
+    # centre = (0.6 + 0.384146) / 1.768292 = 0.556553; root of 0.24/5 + z²/100 = 0.048 + 0.038415 = 0.086415
+    # is 0.293964; half = 1.959964 · 0.293964 / 1.768292 = 0.325828  ->  [0.2307, 0.8824].
+    assert (test["threshold"], test["solved"], test["solve_rate"]) == (0.9, 3, 0.6)
+    assert (test["solve_low"], test["solve_high"]) == pytest.approx((0.2307, 0.8824), abs=5e-5)
+    # val: the NaN seed does not count; one seed gives no interval; 0.95 reaches 0.9 on any split.
+    val = s.loc[("val", "accuracy")]
+    assert (val["n_seeds"], val["mean"], val["solved"]) == (1, 0.95, 1)
+    assert math.isnan(val["ci_low"]) and math.isnan(val["ci_high"])
+    # exact_match is not the card's metric: no threshold, no solve rate.
+    em = s.loc[("test", "exact_match")]
+    assert em["mean"] == pytest.approx(0.3) and em["best"] == 0.4
+    assert all(math.isnan(em[c]) for c in ("threshold", "solved", "solve_rate", "solve_low", "solve_high"))
+    assert set(s["lr"]) == {1e-3} and set(s.reset_index()["task"]) == {"t"}
+
+
+def test_summary_rows_follow_the_metric_s_range_and_direction():
+    rows = frame({("val_sparse", "glitch_rate"): [0.0, 0.02, 0.0], ("test", "loss"): [0.5, 1.2],
+                  ("test", "length_mean_accuracy"): [0.5, 0.7]})
+    s = summarize_seeds(rows, card("glitch_rate", 0.0, higher=False)).set_index("metric")
+    # A glitch rate: lower is better, so the best seed is the lowest; solved means no glitch: 2 of 3.
+    # Wilson 2/3: p̂ = 0.6667, z²/n = 1.280486, denominator 2.280486; centre = (0.6667 + 0.640243) /
+    # 2.280486 = 0.573084; root of (2/9)/3 + z²/36 = 0.074074 + 0.106707 = 0.180781 is 0.425184;
+    # half = 1.959964 · 0.425184 / 2.280486 = 0.365424  ->  [0.2077, 0.9385].
+    glitch = s.loc["glitch_rate"]
+    assert (glitch["best"], glitch["worst"], glitch["solved"]) == (0.0, 0.02, 2)
+    assert (glitch["solve_low"], glitch["solve_high"]) == pytest.approx((0.2077, 0.9385), abs=5e-5)
+    # A loss has no upper bound (1.2 is allowed) and is lower-better.
+    loss = s.loc["loss"]
+    assert (loss["mean"], loss["best"], loss["worst"]) == (pytest.approx(0.85), 0.5, 1.2)
+    assert 0.5 <= loss["ci_low"] <= loss["ci_high"] <= 1.2
+    # A length mean has its metric's range and direction.
+    assert s.loc["length_mean_accuracy", "best"] == 0.7
+    with pytest.raises(ValueError, match="range"):  # an accuracy above 1 is no accuracy
+        summarize_seeds(frame({("test", "accuracy"): [0.5, 1.2]}))
+    with pytest.raises(KeyError, match="no scale"):
+        summarize_seeds(frame({("test", "bleu"): [0.5, 0.7]}))
+
+
+def test_summary_rows_need_one_value_per_seed_at_one_rate():
+    two_rates = pd.concat([frame({("test", "accuracy"): [0.5]}, lr=1e-3), frame({("test", "accuracy"): [0.7]}, lr=3e-3)])
+    with pytest.raises(ValueError, match="one value per seed at one learning rate"):
+        summarize_seeds(two_rates)
+    twice = pd.concat([frame({("test", "accuracy"): [0.5]}), frame({("test", "accuracy"): [0.7]})])
+    with pytest.raises(ValueError, match="one value per seed"):
+        summarize_seeds(twice)
+    assert summarize_seeds(twice.iloc[0:0]).empty
+
+
 # ---------------------------------------------------------------------------------------- paired tests
+
+
+def test_smallest_p_is_reached_by_differences_of_one_sign():
+    # All n differences positive: only the all-+ and all-- patterns reach |sum|, p = 2 / 2**n.
+    assert (smallest_p(5), smallest_p(6)) == (0.0625, 0.03125)
+    for n in (2, 5, 6, 7):
+        assert paired_test(dict.fromkeys(range(n), 1.0), dict.fromkeys(range(n), 0.0)).p_value == smallest_p(n)
 
 
 def _zeros(n: int) -> dict:

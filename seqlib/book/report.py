@@ -4,14 +4,19 @@
 A page reads the records of one profile (:func:`profile_records`: the latest record per task, model,
 learning rate and seed), scores every run as its task's scoring card says (:func:`run_scores`:
 ``Task.scoring``, so no page branches on a task's name), picks a learning rate per (task, model) on a
-split (:func:`at_best_lr`), and summarises over seeds (:func:`split_cells`, :func:`leaderboard`,
-:func:`pairwise`, :func:`length_curves`). Every function takes and returns plain data frames or
+split (:func:`at_best_lr`), and summarises over seeds: :func:`seqlib.stats.summarize_seeds` gives
+every page its summary row per (task, model, split, metric) (mean, median, best, the bootstrap interval
+in the metric's range, the solve rate with its Wilson interval), :func:`seed_cells` its table cells,
+:func:`leaderboard` the headline's, :func:`pairwise` the paired tests with Holm's correction, and
+:func:`length_curves` the curves. Every function takes and returns plain data frames or
 :class:`~seqlib.record.RunRecord` lists, so a chapter keeps only its prose, its calls and its plots.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqlib.evaluate import split_metric
+from seqlib.evaluate import metric_scale, split_metric
 from seqlib.record import RunRecord
 from seqlib.results import load_records, records_frame
-from seqlib.stats import best_over_lr, compare, mean_ci, summarize_seeds
+from seqlib.stats import SUMMARY_KEYS, best_over_lr, holm, paired_test, smallest_p, summarize_seeds
 from seqlib.tasks import Scoring, get_task, list_tasks
 
 RUN_KEY = ("task", "model", "lr", "seed")
@@ -102,61 +107,93 @@ def at_best_lr(frame: pd.DataFrame, split: str, metric: str, maximize: bool = Tr
     return frame[(frame["status"] == "ok") & (frame["lr"] == best["lr"].iloc[0])]
 
 
-def interval(values) -> str:
-    """``mean [low, high] (n=k)`` over seeds (the interval only with two or more values)."""
-    mean, low, high = mean_ci(values)
-    ci = "" if pd.isna(low) else f" [{low:.3f}, {high:.3f}]"
-    return f"{mean:.3f}{ci} (n={len(values)})"
+def seed_cells(summary: pd.DataFrame, fmt: str = ".3f") -> pd.DataFrame:
+    """The display cells of :func:`seqlib.stats.summarize_seeds` rows: task, model, split, metric, lr,
+    seeds and, as text in the format ``fmt``, ``mean [95% CI]`` (the bootstrap interval; the mean alone
+    for one seed), ``median``, ``best``, and ``solved`` (``k/n at >= t [low, high]``: the seeds that
+    reach the solve threshold t, with the Wilson 95% interval; blank without a threshold)."""
+
+    def value(v) -> str:
+        return "-" if pd.isna(v) else format(v, fmt)
+
+    def mean(r) -> str:
+        ci = "" if pd.isna(r["ci_low"]) else f" [{value(r['ci_low'])}, {value(r['ci_high'])}]"
+        return value(r["mean"]) + ci
+
+    def solved(r) -> str:
+        if pd.isna(r["threshold"]) or r["n_seeds"] == 0:
+            return ""
+        at = ">=" if metric_scale(r["metric"])[2] else "<="
+        return (f"{int(r['solved'])}/{r['n_seeds']} at {at} {r['threshold']:g} "
+                f"[{r['solve_low']:.2f}, {r['solve_high']:.2f}]")
+
+    rows = [r for _, r in summary.iterrows()]
+    keys = [k for k in SUMMARY_KEYS if k != "profile"]
+    return summary[[*keys, "lr"]].assign(**{
+        "seeds": summary["n_seeds"], "mean [95% CI]": [mean(r) for r in rows],
+        "median": [value(r["median"]) for r in rows], "best": [value(r["best"]) for r in rows],
+        "solved": [solved(r) for r in rows]})
 
 
-def split_cells(rows: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Whole-split ``metrics`` of ``rows`` (the runs at one learning rate) as :func:`interval` cells,
-    one row per split."""
-    whole = rows[(rows["slice_key"] == "all") & rows["metric"].isin(metrics)]
-    cells = {}
-    for (split, metric), g in whole.groupby(["split", "metric"]):
-        cells.setdefault(split, {})[metric] = interval(g["value"])
-    return pd.DataFrame(cells).T.reindex(columns=metrics)
+def _headlines(records: list[RunRecord]) -> Iterator[tuple[str, Scoring, pd.DataFrame]]:
+    """Per task (sorted): its scoring card and the headline of its runs at each model's chosen learning
+    rate (:func:`seqlib.stats.best_over_lr` on the card's split and metric)."""
+    cards = {r.task: scoring(r) for r in records if r.status == "ok"}
+    for task, g in run_scores(records).groupby("task", sort=True):
+        card = cards[task]
+        yield task, card, best_over_lr(g, card.split, card.metric, card.higher_is_better)
 
 
 def leaderboard(records: list[RunRecord]) -> pd.DataFrame:
-    """Per (task, model): the headline at the learning rate chosen on it, summarised over seeds.
-    Columns of :func:`seqlib.stats.summarize_seeds` plus split, metric (the card's label) and
-    higher_is_better."""
-    scores = run_scores(records)
-    parts = []
-    for _, g in scores.groupby("task", sort=True):
-        card = g.iloc[0]
-        best = best_over_lr(g, card["split"], card["metric"], bool(card["higher_is_better"]))
-        if not best.empty:
-            parts.append(summarize_seeds(best).assign(split=card["split"], metric=card["label"],
-                                                      higher_is_better=bool(card["higher_is_better"])))
+    """Per (task, model): the headline at the learning rate chosen on it, summarised over seeds
+    (:func:`seqlib.stats.summarize_seeds` with the task's card). Columns
+    :data:`seqlib.stats.SUMMARY_COLUMNS` plus the card's label and higher_is_better."""
+    parts = [summarize_seeds(best, card).assign(label=card.label, higher_is_better=card.higher_is_better)
+             for _, card, best in _headlines(records) if not best.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+ALPHA = 0.05  # the significance level of the pages' tests
+
+
 def pairwise(records: list[RunRecord], model_a: str, model_b: str) -> pd.DataFrame:
-    """Per task, ``model_a`` against ``model_b`` on the headline: a paired t-test over the seeds both
-    have at their chosen learning rates (:func:`seqlib.stats.compare`). One row per task."""
-    scores = run_scores(records)
-    rows = []
-    for task, g in scores.groupby("task", sort=True):
-        card = g.iloc[0]
-        best = best_over_lr(g, card["split"], card["metric"], bool(card["higher_is_better"]))
+    """Per task, ``model_a`` against ``model_b`` on the headline: the exact sign-flip test over the seeds
+    both have at their chosen learning rates (:func:`seqlib.stats.paired_test`), one row per task.
+
+    The rows are one page's family of comparisons: ``Holm p`` is :func:`seqlib.stats.holm` over the
+    rows that can reach p < :data:`ALPHA`. A row with n paired seeds whose smallest possible p-value,
+    2 / 2**n (:func:`seqlib.stats.smallest_p`), is not below ALPHA (5 or fewer seeds) keeps its p but
+    is not tested and says so: it can never be rejected, so leaving it out of the family keeps the
+    family-wise error rate (Tarone 1990, "A modified Bonferroni method for discrete data", *Biometrics*
+    46) and the other rows their power."""
+    rows, winners = [], []  # winners: the better model by the means of a testable row, else None
+    for task, card, best in _headlines(records):
         a = best[best["model"] == model_a].set_index("seed")["value"]
         b = best[best["model"] == model_b].set_index("seed")["value"]
+        row, winner = {"task": task, "score": card.label}, None
         if a.empty or b.empty:
-            rows.append({"task": task, "score": card["label"], "result": "one of the models has no run"})
-            continue
-        res = compare(a, b, paired=True)
-        row = {"task": task, "score": card["label"], f"{model_a} mean": round(res.mean_a, 4),
-               f"{model_b} mean": round(res.mean_b, 4), "common seeds": min(res.n_a, res.n_b)}
-        if pd.isna(res.p_value):
-            row["result"] = "not tested: fewer than 2 common seeds"
+            row["result"] = "one of the models has no run"
         else:
-            row |= {"t": round(res.statistic, 3), "p": round(res.p_value, 4),
-                    "result": "different at 5%" if res.p_value < 0.05 else "no significant difference"}
+            res = paired_test(a, b)
+            row |= {f"{model_a} mean": res.mean_a, f"{model_b} mean": res.mean_b, "paired seeds": res.n,
+                    "p": res.p_value}
+            if res.n < 2:
+                row["result"] = "not tested: fewer than 2 paired seeds"
+            elif smallest_p(res.n) >= ALPHA:
+                row["result"] = (f"not tested: {res.n} paired seeds cannot give p < {ALPHA:g} (at best "
+                                 f"{smallest_p(res.n):.4g}); no claim either way")
+            else:
+                winner = model_a if (res.mean_diff > 0) == card.higher_is_better else model_b
         rows.append(row)
-    return pd.DataFrame(rows).set_index("task") if rows else pd.DataFrame()
+        winners.append(winner)
+    adjusted = holm([row["p"] if w else math.nan for row, w in zip(rows, winners)])
+    for row, winner, adj in zip(rows, winners, adjusted):
+        row["Holm p"] = adj
+        if winner:
+            row["result"] = (f"{winner} better (Holm p < {ALPHA:g})" if adj < ALPHA
+                             else f"no significant difference (Holm p >= {ALPHA:g})")
+    columns = ["task", "score", f"{model_a} mean", f"{model_b} mean", "paired seeds", "p", "Holm p", "result"]
+    return pd.DataFrame(rows, columns=columns).set_index("task")
 
 
 def length_curves(records: list[RunRecord], select_split: str = "test") -> pd.DataFrame:

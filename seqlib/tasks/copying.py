@@ -6,7 +6,7 @@ import numpy as np
 
 from ._common import check_int, make_batch, pick_length, streams
 from .base import Batch, Task, TaskSpec
-from .scoring import LENGTH_KEY, Scoring
+from .scoring import COPYING_SOLVE_THRESHOLD, LENGTH_KEY, Scoring
 
 
 class _LengthSplits(Task):
@@ -30,11 +30,14 @@ class _LengthSplits(Task):
     @property
     def scoring(self) -> Scoring:
         """Griffin §6.2 (griffin.md): accuracy on the answer tokens at the training length, and beyond
-        it on ``test_length``. The paper calls the tasks solved without a number, so no threshold."""
+        it on ``test_length``. The paper calls the tasks solved without a number; the solve line is
+        the book's (:data:`~seqlib.tasks.scoring.COPYING_SOLVE_THRESHOLD`)."""
         return Scoring(
             train_lengths=(self.seq_len, self.seq_len),
             curve_splits=("test", "test_length"),
-            threshold_source="none: De et al. 2024 §6.2 report the tasks solved without a threshold",
+            solve_threshold=COPYING_SOLVE_THRESHOLD,
+            threshold_source=(f"ours, {COPYING_SOLVE_THRESHOLD:g} as Zoology's MQAR line: De et al. 2024 §6.2 "
+                              "report the tasks solved without a threshold"),
             chance=self.spec.chance,
         )
 

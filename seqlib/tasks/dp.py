@@ -9,7 +9,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ._common import check_int, make_batch, streams
 from .base import Batch, Task, TaskSpec
-from .scoring import LENGTH_KEY, Scoring
+from .scoring import DP_SOLVE_THRESHOLD, LENGTH_KEY, Scoring
 
 SEP, GO, ASK = 0, 1, 2  # special tokens of the token encoding; numbers follow from id 3
 NUM_SPECIAL = 3
@@ -156,20 +156,24 @@ class DPTask(Task):
         """Hashemi et al. 2025 (tasks.md §4, ``_eval_one_epoch``): binary F1 for pointer outputs,
         micro-F1 for a pooled decision (one binary label: micro-F1 = accuracy), MSE for regression;
         on the in-distribution test split, the curve over the number of items. The paper compares
-        models without a solve threshold."""
+        models without a solve threshold; the line for F1 and accuracy is the book's
+        (:data:`~seqlib.tasks.scoring.DP_SOLVE_THRESHOLD`), the MSE has none."""
         if self.pointer:
             metric, higher, label = "f1", True, "F1"
         elif self.loss == "bce":
             metric, higher, label = "accuracy", True, "accuracy (= micro-F1)"
         else:
             metric, higher, label = "loss", False, "MSE"
+        none = "Hashemi et al. 2025 state no solve threshold (tasks.md §4)"
+        ours = f"ours, {DP_SOLVE_THRESHOLD:g} as Zoology's MQAR line: {none}"
         return Scoring(
             metric=metric,
             higher_is_better=higher,
             label=label,
             train_lengths=(self.num_items, self.num_items),
             curve_splits=("test", "test_length"),
-            threshold_source="none: Hashemi et al. 2025 state no solve threshold (tasks.md §4)",
+            solve_threshold=None if metric == "loss" else DP_SOLVE_THRESHOLD,
+            threshold_source=f"none: {none}" if metric == "loss" else ours,
             chance=self.spec.chance,
         )
 

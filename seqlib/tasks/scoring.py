@@ -11,6 +11,11 @@ from typing import ClassVar
 
 LENGTH_KEY = "length"  # the meta key every task gives its length axis (the length curves' slice)
 
+# The book's own solve lines, for the task families whose source counts a task as solved without a number
+# (the cards name them as ours in ``threshold_source``); the solve rates of the pages use them.
+COPYING_SOLVE_THRESHOLD = 0.99  # selective copying, induction heads (accuracy): Zoology's MQAR line
+DP_SOLVE_THRESHOLD = 0.99  # the DP tasks' F1 or accuracy (= micro-F1); the MSE of LIS has no solve line
+
 
 @dataclass(frozen=True, kw_only=True)
 class Scoring:
@@ -25,8 +30,9 @@ class Scoring:
     curve_splits:     the splits whose ``length`` slice forms the length-generalization curve (empty
                       when the task has no length axis to generalise over).
     solve_threshold:  the headline value from which the task counts as solved (``>=`` when higher
-                      is better, ``<=`` otherwise), None where the source states none;
-                      ``threshold_source`` says who sets it.
+                      is better, ``<=`` otherwise): the source's, else the book's own line for the
+                      family (:data:`COPYING_SOLVE_THRESHOLD`, :data:`DP_SOLVE_THRESHOLD`), None
+                      where neither sets one; ``threshold_source`` says who sets it.
     chance:           the task's chance accuracy (``spec.chance``), None where it defines none.
     """
 
