@@ -31,6 +31,7 @@ import functools
 import hashlib
 import json
 import math
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -456,7 +457,9 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
               on_result: Callable[[Outcome, int, int], None] | None = None) -> list[Outcome]:
     """:func:`seqlib.train.run_one` for a stack: runs with an ``ok`` record are kept (unless ``force``),
     the rest train as one stack (:func:`execute_stack`), each record written as its run ends. A
-    failure of the whole stack fails every run still in it (``ModelUnavailable``: skipped)."""
+    failure of the whole stack fails every run still in it (``ModelUnavailable``: skipped). A stack
+    that runs out of GPU memory is split in two halves that train one after the other (the runs that
+    had ended keep their records); a single run out of memory fails as any other."""
     outcomes: dict[int, Outcome] = {}
     todo = []
     for i, cfg in enumerate(cfgs):
@@ -473,6 +476,7 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
         if on_result is not None:
             on_result(outcomes[i], i, len(cfgs))
 
+    out_of_memory = None
     if todo:
         try:
             execute_stack([cfgs[i] for i in todo], [records[i] for i in todo], task, on_done=write)
@@ -484,9 +488,23 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
         except Exception as e:  # noqa: BLE001 - recorded for every run still in the stack
             if all(i in outcomes for i in todo):
                 raise  # every run had ended: nothing to record it in
-            for j, i in enumerate(todo):
-                if i not in outcomes:
-                    records[i].status, records[i].reason = "failed", f"{type(e).__name__}: {e}"
-                    records[i].traceback = traceback.format_exc()
-                    write(j)
+            left = [i for i in todo if i not in outcomes]
+            if isinstance(e, torch.cuda.OutOfMemoryError) and len(left) > 1:
+                out_of_memory = left  # split below, once this frame's tensors are released
+            else:
+                for j, i in enumerate(todo):
+                    if i not in outcomes:
+                        records[i].status, records[i].reason = "failed", f"{type(e).__name__}: {e}"
+                        records[i].traceback = traceback.format_exc()
+                        write(j)
+    if out_of_memory:
+        halves = [out_of_memory[: len(out_of_memory) // 2], out_of_memory[len(out_of_memory) // 2 :]]
+        print(f"warning: a stack of {len(out_of_memory)} runs of {cfgs[0].model.name} on {cfgs[0].task.name} "
+              f"ran out of GPU memory; training it as stacks of {len(halves[0])} and {len(halves[1])}",
+              file=sys.stderr, flush=True)
+        torch.cuda.empty_cache()
+        for half in halves:
+            report = None if on_result is None else (lambda o, j, _n, half=half: on_result(o, half[j], len(cfgs)))
+            for i, outcome in zip(half, run_stack([cfgs[i] for i in half], force, task, report)):
+                outcomes[i] = outcome
     return [outcomes[i] for i in range(len(cfgs))]

@@ -278,3 +278,32 @@ def test_graphed_step_runs_every_call_once():
     assert step.captures == 2 and len(step.graphs) == 2
     step.reset()
     assert not step.graphs and step.captures == 0
+
+
+def test_a_stack_out_of_gpu_memory_trains_in_halves(tmp_path, tiny_config, monkeypatch, capsys):
+    """A stack of more than 2 runs raises the CUDA out-of-memory error (after run 0 of the first stack
+    ended): it is split in halves until the stacks fit; run 0 keeps its record, every run ends ok as it
+    would alone, in a stack of at most 2."""
+    import seqlib.stack as stack_module
+
+    real, sizes = stack_module.execute_stack, []
+
+    def small_gpu(cfgs, records, task=None, on_done=None, **kw):
+        sizes.append(len(cfgs))
+        if len(cfgs) > 2:
+            if len(sizes) == 1:  # the first stack: its first run ends, then the memory runs out
+                real(cfgs[:1], records[:1], task, on_done=on_done, **kw)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        real(cfgs, records, task, on_done=on_done, **kw)
+
+    monkeypatch.setattr(stack_module, "execute_stack", small_gpu)
+    base = configs(tiny_config, tmp_path, "hawk", "parity_check", CHOMSKY)[0]
+    cfgs = [base.for_run(lr, seed) for seed in range(3) for lr in (1e-3, 3e-3)]  # 6 runs
+    seen = []
+    got = run_stack(cfgs, force=True, on_result=lambda o, i, n: seen.append((i, n)))
+    assert sizes == [6, 2, 3, 1, 2]  # 6: run 0 ends, 5 left -> halves of 2 and 3; 3 -> 1 and 2
+    assert sorted(seen) == [(i, 6) for i in range(6)]
+    assert all(o.record.status == "ok" for o in got)
+    assert [o.record.config_hash for o in got] == [c.hash() for c in cfgs]
+    assert_same_run(alone(cfgs[4]), got[4].record)
+    assert "ran out of GPU memory; training it as stacks of 2 and 3" in capsys.readouterr().err
