@@ -409,6 +409,62 @@ print(f"cache of block 0 after {T} tokens: {sizes}  (the same shapes after 1 tok
 assert error < 1e-5
 
 # %% [markdown]
+# ## Negative eigenvalues: a control for parity
+#
+# Along one channel the RG-LRU multiplies its state by $a_t \in (0, 1)$ at every step, so the
+# state's transition has only positive eigenvalues. Grazzi et al. (2024, arXiv:2411.12537,
+# Theorem 1) prove that a finite-precision linear RNN whose transitions have only positive
+# eigenvalues cannot solve parity at arbitrary lengths, and that allowing eigenvalues in
+# $(-1, 1)$ (for Mamba and DeltaNet, by mapping the gate's range) lifts the barrier: a state that
+# is multiplied by $-1$ at every 1 and by $+1$ at every 0 carries the parity. The same map applied to
+# the RG-LRU is our construction; it is not in Griffin or in Grazzi et al.:
+#
+# $$
+# A_t = 2 a_t - 1 \in (-1, 1), \qquad
+# h_t = A_t \odot h_{t-1} + \sqrt{1 - A_t^2} \odot (i_t \odot x_t).
+# $$
+#
+# The normalisation keeps its meaning: for a stationary input $u_t$ of unit variance, independent
+# over time, $h_t = A h_{t-1} + \sqrt{1 - A^2}\, u_t$ has variance 1 for every fixed
+# $A \in (-1, 1)$, as before. It stays well defined over the whole range, because
+#
+# $$
+# 1 - A_t^2 = 1 - (2a_t - 1)^2 = 4\, a_t (1 - a_t) = -4\, a_t\, \mathrm{expm1}(\log a_t),
+# $$
+#
+# which `seqlib` computes in the last form, from $\log a_t$, with no cancellation as $a_t \to 1$. The
+# multiplier is 1 at $A_t = 0$ ($a_t = 1/2$) and goes to 0 at both ends, $A_t \to \pm 1$, where the
+# bounded square-root gradient above caps its derivative. The initialisation is the RG-LRU's, so at
+# zero input $A_t = 2a^{4} - 1$ (with $r_t = 1/2$) is positive, and a channel reaches $A_t \to -1$
+# only by learning a large $r_t\, \mathrm{softplus}(\theta)$ ($a_t \to 0$). The variant is the
+# `negative` option of `RGLRU` (the models `hawk_neg` and `griffin_neg`), in both scans and in the
+# fused kernel, and it is tested as the RG-LRU is (reference loop, gradients, resets, decode =
+# forward).
+#
+# Below, one channel with its gates pushed to $a_t \approx 0$ reads a single impulse at a document
+# start followed by zeros. The RG-LRU forgets it at once and its state never changes sign; the
+# variant keeps it and flips its sign at every step, which is what a parity state does at every 1. Whether training
+# finds such a solution, and whether it generalises beyond the training lengths as the theory allows,
+# is what the runs of `hawk_neg` and `griffin_neg` on the Chomsky tasks test.
+
+# %%
+steps = 8
+impulse = torch.zeros(1, steps, 1)
+impulse[0, 0, 0] = 1.0
+big = torch.full((1, steps, 1), 12.0)  # gate pre-activations: r_t and i_t near 1
+start = torch.arange(steps)[None] == 0  # a document starts at t = 0: h_0 = i_0 x_0
+theta = torch.tensor([6.0])  # softplus(6) * c * r_t ~ 48: a_t ~ e^-48
+states = {}
+for negative in (False, True):
+    h, _ = scan.rg_lru_scan(impulse, big, big, theta, start, backend="sequential", negative=negative)
+    states["A_t = 2 a_t - 1" if negative else "a_t (RG-LRU)"] = h[0, :, 0].numpy()
+pd.DataFrame(states, index=pd.RangeIndex(steps, name="t")).T.style.format("{:+.2e}")
+
+# %%
+flips = np.sign(states["A_t = 2 a_t - 1"][1:]) != np.sign(states["A_t = 2 a_t - 1"][:-1])
+assert flips.all() and (states["a_t (RG-LRU)"] >= 0).all()
+
+# %% [markdown]
 # ## Where we follow the reference code rather than the paper
 #
 # Where the paper (De et al., 2024) and the released code (`google-deepmind/recurrentgemma`) differ,
