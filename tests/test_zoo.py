@@ -110,6 +110,19 @@ def rel(a, b):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("base", ["deltanet", "gated_deltanet"])
+def test_negative_eigenvalue_controls_differ_only_in_beta_range_gpu(base):
+    """``<base>_neg`` is fla's layer with allow_neg_eigval (beta = 2 sigmoid: eigenvalues in (-1, 1]),
+    with the same parameters as ``<base>``."""
+    _fla_or_skip()
+    plain, neg = (build_model(small(n), SPEC) for n in (base, f"{base}_neg"))
+    layers = [[m for m in model.modules() if hasattr(m, "allow_neg_eigval")] for model in (plain, neg)]
+    assert layers[0] and all(not m.allow_neg_eigval for m in layers[0])
+    assert len(layers[1]) == len(layers[0]) and all(m.allow_neg_eigval for m in layers[1])
+    assert [(n, p.shape) for n, p in plain.named_parameters()] == [(n, p.shape) for n, p in neg.named_parameters()]
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_forward_backward_finite_gpu(name):
     _fla_or_skip()
@@ -122,7 +135,7 @@ def test_zoo_forward_backward_finite_gpu(name):
     try:
         loss.backward()
     except RuntimeError as err:  # fla's own refusal on this platform (zoo.py docstring): known, not ours
-        if name == "gated_deltanet" and "produces incorrect results for gated chunk_bwd_dqkwg" in str(err):
+        if name.startswith("gated_deltanet") and "produces incorrect results for gated chunk_bwd_dqkwg" in str(err):
             pytest.xfail(f"fla 0.6.0 refuses Gated DeltaNet's backward here: {err}")
         raise
     assert torch.isfinite(loss)

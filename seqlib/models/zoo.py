@@ -130,17 +130,20 @@ def _mamba2(cfg):
                   n_groups=1, layer_idx=0, backend="triton")
 
 
-def _deltanet(cfg):
+def _deltanet(cfg, negative: bool = False):
+    """``negative``: fla's ``allow_neg_eigval`` (beta in (0, 2), eigenvalues of I - beta k k^T in (-1, 1];
+    Grazzi et al. 2024, §4)."""
     from fla.layers import DeltaNet
 
-    return DeltaNet(hidden_size=cfg.d_model, num_heads=cfg.num_heads, use_short_conv=True, layer_idx=0)
+    return DeltaNet(hidden_size=cfg.d_model, num_heads=cfg.num_heads, use_short_conv=True, layer_idx=0,
+                    allow_neg_eigval=negative)
 
 
-def _gated_deltanet(cfg):
+def _gated_deltanet(cfg, negative: bool = False):
     from fla.layers import GatedDeltaNet
 
     return GatedDeltaNet(hidden_size=cfg.d_model, num_heads=cfg.num_heads, head_dim=cfg.d_model // cfg.num_heads,
-                         expand_v=2, layer_idx=0)
+                         expand_v=2, layer_idx=0, allow_neg_eigval=negative)
 
 
 def _rwkv7(cfg):
@@ -244,6 +247,12 @@ FLA_LAYERS: dict[str, FlaLayer] = {
     "deltanet": FlaLayer(_deltanet, "DeltaNet (Yang et al. 2024, delta rule, chunkwise)", varlen=False,
                          decode=_DECODE_FAILED),
     "gated_deltanet": FlaLayer(_gated_deltanet, "Gated DeltaNet (Yang et al. 2025)"),
+    # positive controls for state tracking: eigenvalues in (-1, 1] (fla's allow_neg_eigval; Grazzi et al. 2024)
+    "deltanet_neg": FlaLayer(functools.partial(_deltanet, negative=True),
+                             "DeltaNet with negative eigenvalues (beta in (0, 2); Grazzi et al. 2024)", varlen=False,
+                             decode=_DECODE_FAILED),
+    "gated_deltanet_neg": FlaLayer(functools.partial(_gated_deltanet, negative=True),
+                                   "Gated DeltaNet with negative eigenvalues (beta in (0, 2); Grazzi et al. 2024)"),
     "rwkv7": FlaLayer(_rwkv7, "RWKV-7 'Goose' (Peng et al. 2025)"),
     "mesanet": FlaLayer(_mesanet, "MesaNet (von Oswald et al. 2025)"),
     "path": FlaLayer(_path, "PaTH attention (Yang et al. 2025, Householder position encoding)",
