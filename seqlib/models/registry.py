@@ -47,6 +47,9 @@ MODELS: dict[str, ModelEntry] = {
     "local_transformer": ModelEntry(("local_attention",), "Transformer with local (sliding-window) MQA only",
                                     "Local-attention Transformer"),
     "transformer": ModelEntry(("global_attention",), "Transformer with global causal MQA", "Transformer"),
+    # the vanilla Transformer: absolute sinusoidal positions (Vaswani et al. 2017) instead of RoPE
+    "transformer_vanilla": ModelEntry(("global_attention",), "Transformer with global causal MQA and sinusoidal "
+                                      "absolute positions (Vaswani et al. 2017)", "Transformer, sinusoidal"),
     "lstm": ModelEntry(("lstm",), "stacked LSTM baseline (no MLP, no residual)", "LSTM"),
     "gru": ModelEntry(("gru",), "stacked GRU baseline (no MLP, no residual)", "GRU"),
     "simplicial": ModelEntry(
