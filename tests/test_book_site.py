@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import html
 import http.server
 import json
 import os
@@ -93,6 +94,27 @@ def test_site_has_no_external_scripts_or_stylesheets(site):
                 offenders.append(f"{page.relative_to(site)}: {element}")
         assert "THEBE_JS_URL" not in text and "unpkg.com" not in text, f"{page}: thebe/CDN script left in the page"
     assert not offenders, "pages load from the network:\n" + "\n".join(offenders)
+
+
+def test_model_pages_are_titled_by_task_and_model(site):
+    """Each model page of a task chapter is "<task page title> · <model title>" in its heading, its tab
+    and its neighbours' previous/next links, not the chapter's title repeated on every copy."""
+    from seqlib.book.toc import model_title
+
+    grid = yaml.safe_load((REPO / "params" / "grid.yaml").read_text())
+    titles = {}
+    for entry in (e for e in grid["runs"] if "task" in e):
+        landing = (REPO / "book" / "tasks" / f"{entry['task']}.md").read_text()
+        task = next(line[2:].strip() for line in landing.splitlines() if line.startswith("# "))
+        for model in entry["models"]:
+            titles[f"book/runs/{entry['task']}/{model}.html"] = f"{task} · {model_title(model)}"
+    assert titles
+    for page, title in titles.items():
+        text = html.unescape((site / page).read_text())
+        assert f"<title>{title} — " in text, (page, re.search(r"<title>[^<]*", text).group(0))
+        assert re.search(rf"<h1>{re.escape(title)}(?=[<\s])", text), page
+        links = re.findall(r'prev-next-title">([^<]*)<', text)
+        assert title not in links and len(set(links)) == len(links), (page, links)
 
 
 def test_site_pages_in_a_real_browser(site):
