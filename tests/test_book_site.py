@@ -117,6 +117,19 @@ def test_model_pages_are_titled_by_task_and_model(site):
         assert title not in links and len(set(links)) == len(links), (page, links)
 
 
+NOISE = re.compile(r"Warning\b|According to Bo|/tmp/|/var/folders/|pytest-of-")
+
+
+def test_pages_show_no_warnings_or_machine_paths(site):
+    """No executed page shows a Python warning, fla's RWKV notice or a path of the machine that ran it."""
+    found = []
+    for page in (site / "book" / "runs").rglob("*.html"):
+        text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text(errors="replace")))
+        found += [f"{page.relative_to(site)}: ...{text[max(m.start() - 60, 0):m.end() + 60]!r}..."
+                  for m in NOISE.finditer(text)]
+    assert not found, "\n".join(found[:20])
+
+
 def test_site_pages_in_a_real_browser(site):
     if CHROMIUM is None:
         pytest.fail("Debian's chromium is not installed: run `make chromium` (as root) first")

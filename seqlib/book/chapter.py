@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import textwrap
+import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -26,6 +27,10 @@ from seqlib.models import ModelUnavailable, build_model
 from seqlib.record import RunRecord
 from seqlib.tasks import get_task
 from seqlib.train import run_sweep, stored_record, sweep_plan
+
+# tqdm.auto, imported by third-party code in a kernel without ipywidgets, warns "IProgress not found" and
+# falls back to its text bar, which is what the chapters want: not a warning for the reader
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 SMOKE_NOTE = (
     "**Produced by the CPU `{profile}` profile**: small models and short runs that check the "
