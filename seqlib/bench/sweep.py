@@ -16,7 +16,7 @@ per-length set-up of its attention fast path (FlexAttention compiles per new len
 before it is timed, as in a long run; the stacked steps are timed per ``LOG_EVERY`` steps, and the
 median leaves out the warm-up and capture of the graphs. ``gpu_busy`` is CUDA kernel time over wall
 time while a run of ``--steps`` steps trains (``torch.profiler``; for the stack, its graphs' warm-up
-and capture included). Goals: parity >= 30x the loop and >= 5x packed; flip-flop >= 10x the loop;
+and capture included); ``data_share`` the stack's time waiting for its batches over its training time. Goals: parity >= 30x the loop and >= 5x packed; flip-flop >= 10x the loop;
 MQAR >= 4x the loop.
 
 Writes ``results/bench/sweep-<UTC time>.json``: ``device``, ``commit`` and per (shape, model, K)
@@ -73,14 +73,16 @@ def loop_rate(cfg, warm: bool = True) -> float:
     return 1.0 / (m["step_time_s"] + record.train["data_time_s"] / max(record.train["steps_done"], 1))
 
 
-def stacked_rate(cfgs, graphs: bool = True) -> float:
+def stacked_rate(cfgs, graphs: bool = True) -> tuple[float, float]:
+    """Config-steps per second of the stack, and the share of its training time spent waiting for data."""
     from seqlib.stack import execute_stack
     from seqlib.train import new_record
 
     records = [new_record(c) for c in cfgs]
     # training time only: K evaluations would dominate the call
     execute_stack(cfgs, records, evaluate=False, cuda_graphs=graphs)
-    return len(cfgs) / records[0].measure["step_time_s"]
+    m = records[0].measure
+    return len(cfgs) / m["step_time_s"], records[0].train["data_time_s"] / m["train_time_s"]
 
 
 def gpu_busy(fn, *args) -> float:
@@ -136,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                 if "error" not in row:
                     try:
                         cfgs = configs(shape, model, k, args.steps, LOG_EVERY)
-                        rate = stacked_rate(cfgs, not args.eager)
-                        entry.update(config_steps_per_s=rate, speedup_vs_loop=rate / row["loop"],
+                        rate, data_share = stacked_rate(cfgs, not args.eager)
+                        entry.update(config_steps_per_s=rate, data_share=data_share, speedup_vs_loop=rate / row["loop"],
                                      speedup_vs_packed=None if row["packed"] is None else rate / row["packed"],
                                      cuda_graphs=not args.eager,
                                      gpu_busy=gpu_busy(stacked_rate, cfgs, not args.eager))
