@@ -92,11 +92,24 @@ if refusals:
     print(f"{len(refusals)} models skipped here; build_model({name!r}) says:\n  {refusals[name]}")
 
 # %% [markdown]
+# The descriptions name the papers behind the mixers: the Transformer {cite:p}`vaswani2017attention`,
+# the LSTM {cite:p}`hochreiter1997lstm` and GRU {cite:p}`cho2014gru` baselines, the negative-eigenvalue
+# variants {cite:p}`grazzi2024negative`, 2-simplicial attention
+# {cite:p}`clift2019simplicial,roy2025simplicial`, and in the fla zoo Mamba-2 {cite:p}`dao2024mamba2`,
+# DeltaNet {cite:p}`yang2024deltanet`, Gated DeltaNet {cite:p}`yang2025gateddeltanet`, RWKV-6
+# {cite:p}`peng2024rwkv6` and RWKV-7 {cite:p}`peng2025rwkv7`, MesaNet {cite:p}`vonoswald2025mesanet`,
+# PaTH attention {cite:p}`yang2025path`, DeltaFormer {cite:p}`zhong2025deltaformer`, Native Sparse
+# Attention {cite:p}`yuan2025nsa`, Gated Linear Attention {cite:p}`yang2024gla`, RetNet
+# {cite:p}`sun2023retnet`, HGRN2 {cite:p}`qin2024hgrn2`, Based {cite:p}`arora2024based` and Gated Slot
+# Attention {cite:p}`zhang2024gsa`.
+
+# %% [markdown]
 # ## The stacks
 #
 # Each rectangle is one block, input on the left, as `ModelConfig.block_types` gives it for a
 # depth of 6. Griffin repeats (recurrent, recurrent, local attention) with `itertools.cycle`
-# (Griffin §3, `griffin.md` §2.4); the others repeat one block type. Every zoo model has the
+# (Griffin §3 {cite:p}`de2024griffin`; `recurrentgemma/common.py` in `google-deepmind/recurrentgemma`
+# builds the pattern the same way); the others repeat one block type. Every zoo model has the
 # shape of Hawk with its own mixer in place of the recurrent block (one shown: `mamba2`).
 
 # %%
@@ -154,7 +167,8 @@ show_source(MLPBlock.forward)
 # %% [markdown]
 # `build_block` looks a block type up in `MIXERS` and puts the mixer it builds in a residual block
 # with the MLP; the output projections of each block are initialised with variance scale $2/L$ for
-# $L$ layers (`griffin.md` §2.2):
+# $L$ layers, as `final_w_init_variance_scale = 2 / num_layers` in the reference's `Griffin.__init__`
+# (`google-deepmind/recurrentgemma`):
 
 # %%
 show_source(sequence_model.build_block)

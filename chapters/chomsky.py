@@ -16,19 +16,21 @@
 # %% [markdown]
 # # The Chomsky hierarchy
 #
-# Delétang et al. (ICLR 2023, arXiv 2207.02098) sort fifteen algorithmic tasks by the memory
-# structure that solves them, following the Chomsky hierarchy: **regular** (R, a finite state is
-# enough), **deterministic context-free** (DCF, a stack) and **context-sensitive** (CS, a tape). A
-# model trains on inputs of length 1 to 40 and is scored on lengths 41 to 500, so the score
-# measures whether it learnt the algorithm rather than the training lengths. In their table the
-# LSTM solves the regular tasks, the Transformer fails most of them, and only memory-augmented RNNs
-# go further (`tasks.md` §2.3 of the project's reference notes; the numbers there are recalled and
-# marked to be checked against the paper). Grazzi et al. (2024, arXiv 2411.12537) showed that
-# linear RNNs whose state transition can have negative eigenvalues solve parity, which those
-# restricted to $[0, 1]$, like the RG-LRU, cannot (`tasks.md` §2.4).
+# {cite:t}`deletang2023chomsky` sort fifteen algorithmic tasks by the memory structure that solves
+# them, following the Chomsky hierarchy: **regular** (R, a finite state is enough), **deterministic
+# context-free** (DCF, a stack) and **context-sensitive** (CS, a tape). A model trains on inputs of
+# length 1 to 40 and is scored on lengths 41 to 500, so the score measures whether it learnt the
+# algorithm rather than the training lengths. Their abstract reports that RNNs and Transformers fail
+# to generalize on non-regular tasks, that LSTMs solve regular and counter-language tasks, and that
+# only networks with structured memory (a stack or a tape) generalize on context-free and
+# context-sensitive ones; the per-task scores of their Table 2 are on the
+# [Chomsky hierarchy](../../tasks/chomsky.md) page, marked there as not verified against the paper.
+# {cite:t}`grazzi2024negative` prove that linear RNNs whose state transitions have only positive
+# eigenvalues cannot solve parity, and show that allowing negative eigenvalues lets them solve it,
+# which the RG-LRU, with its decays in $(0, 1)$, cannot.
 #
-# This page is one execution of the chapter for the model in the provenance line. It runs one
-# representative sub-task per level (the `subtasks` parameter; any of the fifteen can be named).
+# This page is one execution of the chapter for the model in the provenance line; the line under it
+# names the tasks it runs (the `subtasks` parameter; any of the fifteen can be named).
 
 # %% tags=["parameters"]
 model = "hawk"  # any name of `python -m seqlib list`
@@ -53,13 +55,19 @@ from seqlib.tasks.chomsky import CHOMSKY_TASKS, ChomskyTask
 setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
 if subtasks == "all":
     subtasks = [t.name for t in CHOMSKY_TASKS]
+levels, by_level = {t.name: t.level for t in CHOMSKY_TASKS}, {}
+for name in subtasks:
+    by_level.setdefault(levels.get(name, "?"), []).append(f"`{name}`")
+display(Markdown(f"**This page runs {len(subtasks)} of the {len(CHOMSKY_TASKS)} tasks**: "
+                 + "; ".join(f"{level} {', '.join(names)}" for level, names in by_level.items()) + "."))
 
 # %% [markdown]
 # ## The protocol
 #
 # Every task shares the input/output format and the length splits of the reference code
-# (`google-deepmind/neural_networks_chomsky_hierarchy`, `tasks.md` §2.1–2.2); the common part is the
-# docstring of `ChomskyTask`:
+# (`google-deepmind/neural_networks_chomsky_hierarchy`: the tasks in `tasks/`, the training and the
+# range evaluation in `experiments/training.py` and `experiments/range_evaluation.py`); the common
+# part is the docstring of `ChomskyTask`:
 
 # %%
 show_doc(ChomskyTask)
@@ -135,17 +143,19 @@ loss_chart(records, width=220, height=180)
 # %% [markdown]
 # ## Scores
 #
-# The paper's score is the accuracy on the test lengths averaged over those lengths (each length
-# weighs the same), the maximum over seeds and learning rates. We pick the learning rate with the
-# best mean over seeds on that score and show, over the seeds at that rate, the mean with its 95%
-# percentile-bootstrap interval (inside $[0, 1]$; none for one seed), the median, the best seed
-# (the paper's number) and the solve rate: the seeds that reach the paper's 90% line, with the
-# Wilson 95% interval (`seqlib.stats.summarize_seeds`). Scaled accuracy is
-# $(\text{acc} - \text{chance})/(1 - \text{chance})$ of the mean: 0 at chance, 1 when perfect
-# (Grazzi et al. §5.1). `val` is in distribution (the training lengths). The last column is the
-# floor: the best constant answer (always the same symbol) on the test lengths, scored the same way
-# by the evaluator (`seqlib.evaluate.constant_baselines`); where the outputs are not balanced, or
-# end with a terminator symbol, it differs from chance.
+# The score is the accuracy on the test lengths averaged over those lengths (each length weighs the
+# same), as the reference code's `experiments/example.py` computes it per run; the paper reports the
+# maximum over seeds and learning rates and counts 90% as generalising (both per third-party
+# summaries of the paper, not verified against it). We pick the learning rate with the best mean
+# over seeds on that score and show, over the seeds at that rate, the mean with its 95%
+# percentile-bootstrap interval {cite:p}`efron1993bootstrap` (inside $[0, 1]$; none for one seed),
+# the median, the best seed (the paper's kind of number) and the solve rate: the seeds that reach
+# the 90% line, with the Wilson 95% interval {cite:p}`wilson1927` (`seqlib.stats.summarize_seeds`).
+# Scaled accuracy is $(\text{acc} - \text{chance})/(1 - \text{chance})$ of the mean: 0 at chance, 1
+# when perfect (the metric of {cite:t}`grazzi2024negative`, §5.1). `val` is in distribution (the
+# training lengths). The last column is the floor: the best constant answer (always the same symbol)
+# on the test lengths, scored the same way by the evaluator (`seqlib.evaluate.constant_baselines`);
+# where the outputs are not balanced, or end with a terminator symbol, it differs from chance.
 
 # %%
 summaries, floors = [], {}

@@ -16,15 +16,16 @@
 # %% [markdown]
 # # Selective copying and induction heads
 #
-# The two synthetic tasks of the Griffin paper (De et al. 2024, arXiv 2402.19427, §6.2 and App. H).
-# **Selective copying** (the task of Mamba, Gu & Dao 2023, §4.1.1; MAD, Poli et al. 2024,
-# `tasks.md` §5.1) scatters a few data tokens among blanks; after a copy token the model must
-# write them out in order, so it has to keep the tokens and skip the blanks. **Induction heads**
-# (Olsson et al. 2022) shows a trigger token once, followed by a value, then the trigger again at
-# the end: the model must recall what followed it. Both are trained at one length and also tested
-# at longer ones. Griffin reports that Hawk extrapolates on induction heads to sequences orders of
-# magnitude longer than those it was trained on (§6.2, as the task's docstring below recalls; the
-# project's notes have not checked the figure against the paper).
+# The two synthetic tasks of the Griffin paper, §6.2 and App. H {cite:p}`de2024griffin`.
+# **Selective copying** (the task of Mamba, §4.1.1 {cite:p}`gu2023mamba`; also in the MAD suite
+# {cite:p}`poli2024mad`, whose generators are in `athms/mad-lab`, `mad/data/instances.py`)
+# scatters a few data tokens among blanks; after a copy token the model must write them out in
+# order, so it has to keep the tokens and skip the blanks. **Induction heads**
+# {cite:p}`olsson2022induction` shows a trigger token once, followed by a value, then the trigger
+# again at the end: the model must recall what followed it. Both are trained at one length and also
+# tested at longer ones. Griffin §6.2 reports that Hawk extrapolates on induction heads to sequences
+# "orders of magnitude" longer than those it was trained on, Griffin too, and MQA with RoPE not; the
+# [Copying](../../tasks/copying.md) page compares our runs with that.
 #
 # This page is one execution of the chapter for the model in the provenance line.
 
@@ -108,13 +109,14 @@ loss_chart(records, width=260, height=180)
 # %% [markdown]
 # ## Accuracy in and beyond the training length
 #
-# Token accuracy on the scored positions (and the exact match of the whole answer) on `test`, at
-# the training length, and on `test_length`, at the longer lengths. The learning rate is chosen on
-# `test`; over the seeds at that learning rate each row shows the mean with its 95% percentile-bootstrap
-# interval (inside $[0, 1]$; none for one seed), the median, the best seed and, for accuracy, the
-# solve rate: the seeds at or above the card's line with the Wilson 95% interval (Griffin §6.2 calls
-# the tasks solved without a number, so the line is the book's, `COPYING_SOLVE_THRESHOLD` in
-# `seqlib.tasks.scoring`; `seqlib.stats.summarize_seeds` computes the row).
+# Token accuracy on the scored positions (and the exact match of the whole answer) on `test`, at the
+# training length, and on `test_length`, at the longer lengths. The learning rate is chosen on
+# `test`; over the seeds at that learning rate each row shows the mean with its 95%
+# percentile-bootstrap interval (inside $[0, 1]$; none for one seed), the median, the best seed and,
+# for accuracy, the solve rate: the seeds at or above the card's line with the Wilson 95% interval
+# {cite:p}`wilson1927` (Griffin §6.2 calls the tasks solved without a number, so the line is the
+# book's, `COPYING_SOLVE_THRESHOLD` in `seqlib.tasks.scoring`; `seqlib.stats.summarize_seeds`
+# computes the row).
 
 # %%
 summaries, curve_rows = [], []

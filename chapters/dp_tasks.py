@@ -17,12 +17,12 @@
 # # Dynamic-programming tasks
 #
 # Knapsack, subset sum, coin change, longest increasing subsequence and balanced partition are
-# solved exactly by dynamic programs whose steps are max-plus (tropical) operations. Hashemi et al.
-# (NeurIPS 2025, arXiv 2505.17190) use them to test whether an attention layer can carry such
-# reasoning beyond the instance sizes and value ranges it was trained on, along three
-# out-of-distribution axes: more items, larger values and adversarial noise (`tasks.md` §4 of the
-# project's reference notes). Their results table is not reproduced in our notes, so this page
-# compares nothing with published numbers.
+# solved exactly by dynamic programs whose steps are max-plus (tropical) operations.
+# {cite:t}`hashemi2025tropical` use them to test whether an attention layer can carry such reasoning
+# beyond the instance sizes and value ranges it was trained on, along three out-of-distribution axes:
+# more items, larger values and adversarial noise (their code: `Baran-phys/Tropical-Attention`,
+# `dataloaders.py` for the instances, `experiment.py` for training and metrics). We have not
+# transcribed their results table, so this page compares nothing with published numbers.
 #
 # This page is one execution of the chapter for the model in the provenance line. The instances
 # are sets of numbers fed as feature rows, as in the reference; a causal model reads them in order.
@@ -131,16 +131,17 @@ loss_chart(records, width=150, height=150)
 # %% [markdown]
 # ## Scores per split
 #
-# The reference's metrics (`tasks.md` §4): binary F1 over the answer rows for the pointer tasks
-# (with the exact match of the whole answer beside it), micro-F1 for the pooled decision task
-# (subset sum, where it equals accuracy) and the mean squared error for the regression task (LIS).
-# The learning rate is chosen on `test` by that metric. Over the seeds at that learning rate each row
-# shows the mean with its 95% percentile-bootstrap interval (inside the metric's range: $[0, 1]$, and
-# $[0, \infty)$ for the MSE; none for one seed), the median, the best seed and, for F1 and accuracy,
-# the solve rate: the seeds at or above the card's line with the Wilson 95% interval (Hashemi et al.
-# state no solve threshold, so the line is the book's, `DP_SOLVE_THRESHOLD` in `seqlib.tasks.scoring`;
-# the MSE has none; `seqlib.stats.summarize_seeds` computes the row). `test_length` has twice the items
-# and `test_value` twice the value range.
+# The reference's metrics (`_eval_one_epoch` in `Baran-phys/Tropical-Attention`, `experiment.py`):
+# binary F1 over the answer rows for the pointer tasks (with the exact match of the whole answer
+# beside it), micro-F1 for the pooled decision task (subset sum, where it equals accuracy) and the
+# mean squared error for the regression task (LIS). The learning rate is chosen on `test` by that
+# metric. Over the seeds at that learning rate each row shows the mean with its 95%
+# percentile-bootstrap interval (inside the metric's range: $[0, 1]$, and $[0, \infty)$ for the MSE;
+# none for one seed), the median, the best seed and, for F1 and accuracy, the solve rate: the seeds
+# at or above the card's line with the Wilson 95% interval {cite:p}`wilson1927` (Hashemi et al.
+# state no solve threshold, so the line is the book's, `DP_SOLVE_THRESHOLD` in
+# `seqlib.tasks.scoring`; the MSE has none; `seqlib.stats.summarize_seeds` computes the row).
+# `test_length` has twice the items and `test_value` twice the value range.
 
 # %%
 SPLITS = ["test", "test_length", "test_value"]

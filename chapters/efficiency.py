@@ -18,8 +18,8 @@
 #
 # How fast do the mixers run? This chapter reads the benchmark records that
 # `python -m seqlib bench scan|attention|models` write under `results/bench/` (one JSON file per
-# run, with the device, the commit and the package versions) and shows them against the goals of
-# issue 6:
+# run, with the device, the commit and the package versions) and shows them against the project's
+# performance goals:
 #
 # * the fused RG-LRU kernel (B=8, T=4096, R=1024, bf16): forward at >= 60% of the measured copy
 #   bandwidth for the bytes it must move, and the whole RG-LRU layer (gates + scan, forward +
@@ -28,14 +28,14 @@
 #   flash attention scaled by the window's share of the causal work, and faster than fla's
 #   windowed `parallel_attn`;
 # * Griffin's training tokens/s at least the global Transformer's at T=4096 and ahead at 8192;
-# * Hawk at least HGRN2's tokens/s at equal size (~100M parameters);
+# * Hawk at least HGRN2's {cite:p}`qin2024hgrn2` tokens/s at equal size (~100M parameters);
 # * Hawk and Griffin decode latency flat (within +-10%) from 1k to 32k tokens of context, while the
 #   Transformer's grows.
 #
 # Nothing here runs a benchmark: on a machine without records (a CPU-only CI runner, say) the
-# chapter says so and shows no numbers. Each section shows its newest record, and records come from
-# different machines and commits (an H100 and an H200 so far): the line under each section names
-# the record's device, commit and time, and a record's note says under what conditions it ran.
+# chapter says so and shows no numbers. Each section shows its newest record, and records may come
+# from different machines and commits: the list below names each record's device, commit and time,
+# and a record's note says under what conditions it ran.
 
 # %% tags=["parameters"]
 profile = "smoke"  # this chapter only reads stored benchmark records; the profile is for provenance
@@ -89,6 +89,9 @@ for kind, rec in records.items():
         print(f"{kind}: no benchmark record under {BENCH} (benchmarks need a CUDA GPU; none has been run here).")
     else:
         print(f"{kind}: {rec['device']}, commit {rec['commit'][:10]}, {rec['time']}, torch {rec['versions']['torch']}")
+devices = sorted({rec["device"] for rec in records.values() if rec is not None})
+if len(devices) > 1:
+    print(f"the records come from {len(devices)} devices: {', '.join(devices)}")
 
 # %% [markdown]
 # ## The fused RG-LRU scan
@@ -252,8 +255,8 @@ else:
 # %% [markdown]
 # ## Where we stand
 #
-# The cell below states each goal as met or missed from the records (with the ratio); the GPU run's
-# numbers and the discussion of the misses are in issue 6's closing note.
+# The cell below states each goal as met or missed from the records (with the ratio); the numbers
+# behind each verdict are in the sections above.
 
 # %%
 lines = []

@@ -16,13 +16,16 @@
 # %% [markdown]
 # # Flip-flop: remembering one bit without glitches
 #
-# A flip-flop language (Liu et al., NeurIPS 2023, arXiv 2306.00946) writes bits, ignores noise and
-# reads back the last written bit. The rule is trivial and a one-layer LSTM learns it perfectly;
-# Liu et al. found that Transformers reach almost no error in distribution but keep a long tail
-# of sporadic errors, *glitches*, on sequences with much rarer or much more frequent instructions
-# (`tasks.md` §3 of the project's reference notes, whose findings are marked to be checked
-# against the paper). The score is therefore the **glitch rate**, the fraction of read bits
-# predicted wrongly, reported per split and never averaged across splits (`tasks.md` §6).
+# A flip-flop language {cite:p}`liu2023flipflop` writes bits, ignores noise and reads back the last
+# written bit. The rule is trivial, yet in the words of the paper's abstract Transformers trained on
+# it "suffer from a long tail of sporadic reasoning errors", *glitches*; what the paper reports in
+# detail (a near-zero error in distribution, rare errors on sequences with much rarer or much more
+# frequent instructions, a one-layer LSTM that extrapolates perfectly) is on the
+# [Flip-flop](../../tasks/flipflop.md) page, taken from third-party summaries and marked there as not
+# verified against the paper. The score is therefore the **glitch rate**, the fraction of read bits
+# predicted wrongly, reported per split and never averaged across splits: errors are rare, and an
+# average over the splits would hide the sparse one. The splits follow the distributions on the card
+# of the authors' dataset (`synthseq/flipflop` on Hugging Face).
 #
 # This page is one execution of the chapter for the model in the provenance line.
 
@@ -118,7 +121,7 @@ loss_chart(records, width=420, height=220, title="training loss (read bits)")
 # The learning rate is the one with the lowest mean glitch rate over seeds on `val`. Over the seeds
 # at that learning rate each row shows the mean with its 95% percentile-bootstrap interval (inside
 # $[0, 1]$; none for one seed), the median, the best (lowest) seed and the solve rate: the seeds with
-# no glitch at all (Liu et al.'s perfect extrapolation), with the Wilson 95% interval
+# no glitch at all (perfect extrapolation), with the Wilson 95% interval {cite:p}`wilson1927`
 # (`seqlib.stats.summarize_seeds`); next to them the number of evaluated sequences per run (a
 # `val_sparse` sequence holds about 3.5 read bits). Zero glitches in $n$ read bits only bounds the
 # rate below about $3/n$ (the rule of three), so a glitch rate of 0 on a small evaluation is weak

@@ -18,14 +18,13 @@
 #
 # Does a model that learnt a task on short sequences still solve it on longer ones? Several task
 # chapters test exactly that: the Chomsky tasks train on lengths up to 40 and test up to 500
-# (Delétang et al. 2023), MQAR's `test_length` split goes to four times the training length with
-# proportionally more pairs, selective copying and induction heads are evaluated far beyond their
-# training length (Griffin §6.2), and the DP tasks double the number of items (Hashemi et al. 2025).
-# This chapter collects those curves from the results store: accuracy against length, per task and
-# model, with the longest training length marked. Nothing is trained here.
-#
-# Executed by the CPU grid, the page shows `smoke` runs, which check the pipeline and are **not
-# results**.
+# {cite:p}`deletang2023chomsky`, MQAR's `test_length` split goes to four times the training length
+# with proportionally more pairs, selective copying and induction heads are evaluated far beyond
+# their training length (Griffin §6.2 {cite:p}`de2024griffin`), and the DP tasks double the number
+# of items {cite:p}`hashemi2025tropical`. This chapter collects those curves from the results store:
+# accuracy against length, per task and model, with the longest training length marked. Nothing is
+# trained here. The page shows the records of its own profile, the one in the provenance line; under
+# *The curves* a line counts them and says whether they are results.
 
 # %% tags=["parameters"]
 profile = "smoke"  # whose records to show: "full" (GPU), "smoke" (CPU), "tiny" (tests)
@@ -71,13 +70,19 @@ pd.DataFrame([{"task": t, "splits": list(c.curve_splits), "training lengths": c.
 
 # %% tags=["hide-input"]
 store = Path(load_config("mqar", "hawk", profile).run.results_dir)
-curves = length_curves(profile_records(store, profile).ok)
+runs = profile_records(store, profile).ok
+curves = length_curves(runs)
 if curves.empty:
     display(Markdown(f"**The results store `{store}` holds no `{profile}` run with a length split yet.** "
                      "Run the task chapters (`make run-all`); this page then draws their curves."))
-elif profile != "full":
-    display(Markdown(f"**Every curve below comes from the CPU `{profile}` profile**: small models "
-                     "and short runs on shortened sequences. They check the pipeline and are not results."))
+else:
+    devices = sorted({r.provenance.device_name for r in runs})
+    display(Markdown(f"The curves below come from {curves[['task', 'model']].drop_duplicates().shape[0]} "
+                     f"(task, model) pairs of the `{profile}` profile, out of {len(runs)} successful runs in "
+                     f"`{store}` (devices: {', '.join(devices)})."
+                     + ("" if profile == "full" else
+                        f" **These are CPU `{profile}` runs**: small models and short runs on shortened "
+                        "sequences. They check the pipeline and are not results.")))
 
 # %% tags=["hide-input"]
 if not curves.empty:

@@ -16,10 +16,10 @@
 # %% [markdown]
 # # Local attention
 #
-# Griffin's second temporal mixer is multi-query attention over a sliding window (De et al.,
-# 2024, §2.3): every query attends to the last $W$ tokens and itself, through a single key/value
-# head. Its cost per token and its decode cache are bounded by $W$ instead of growing with the
-# context. This chapter draws the mask, shows the `seqlib` code that applies it, counts what a
+# Griffin's second temporal mixer is multi-query attention over a sliding window (§2.3 of
+# {cite:t}`de2024griffin`): every query attends to the last $W$ tokens and itself, through a single
+# key/value head. Its cost per token and its decode cache are bounded by $W$ instead of growing with
+# the context. This chapter draws the mask, shows the `seqlib` code that applies it, counts what a
 # window saves, and follows the ring-buffer cache that makes decoding bounded.
 
 # %% tags=["parameters"]
@@ -61,9 +61,9 @@ torch.manual_seed(seed);
 # $$
 #
 # So a query sees $W + 1$ tokens including itself, as in the reference's `_compute_causal_mask`
-# (`griffin.md` §2.3), and never a token of another document packed into the same row. Positions are
-# absolute token indices, so the same function serves the training forward and the decode cache
-# (where an empty slot has position $-1$):
+# (`google-deepmind/recurrentgemma`, `recurrentgemma/torch/modules.py`), and never a token of
+# another document packed into the same row. Positions are absolute token indices, so the same
+# function serves the training forward and the decode cache (where an empty slot has position $-1$):
 
 # %%
 show_source(attention_mask)
@@ -122,7 +122,8 @@ show_source(masked_attention)
 # %% [markdown]
 # RoPE rotates pairs of channels by an angle proportional to the position, so that
 # $q_i \cdot k_j$ depends on $i - j$ only. Griffin rotates only the first half of each head's
-# channels (split-half, base 10,000) and passes the other half through (`griffin.md` §2.3):
+# channels (split-half, base 10,000) and passes the other half through (`_apply_rope` in the same
+# file; the paper says only "RoPE"):
 
 # %%
 show_source(apply_rope)
@@ -194,10 +195,10 @@ timings.set_index("window W").rename_axis(
 #
 # When decoding, local attention needs only the last $W$ keys and values. `seqlib` keeps them in
 # a fixed buffer of $W$ slots and writes the key of absolute position $p$ into slot $p \bmod W$,
-# overwriting the key that has just left the window, as the reference does with
-# `num_tokens % W` (`griffin.md` §4). Each slot also records its position and document, which
-# `attention_mask` uses to hide empty slots and keys of an earlier document. A chunk of several
-# tokens writes its last $\min(T, W)$ tokens the same way:
+# overwriting the key that has just left the window, as the reference's attention cache does with
+# `num_tokens % W` (`LocalAttentionBlock` in `recurrentgemma/torch/modules.py`). Each slot also
+# records its position and document, which `attention_mask` uses to hide empty slots and keys of an
+# earlier document. A chunk of several tokens writes its last $\min(T, W)$ tokens the same way:
 
 # %%
 show_source(Attention.init_cache)
@@ -255,8 +256,9 @@ print(f"cache keys after {T_check} tokens: {tuple(cache.keys.shape)} = [batch, W
 assert max(err_step, err_chunk) < 1e-5
 
 # %% [markdown]
-# The reference decoder accepts chunks of one token or of at least $W$ tokens only
-# (`griffin.md` §4); the position and document kept per slot let `seqlib` take any chunk length.
+# The reference decoder accepts chunks of one token or of at least $W$ tokens only (its
+# `_update_attention_cache` raises `NotImplementedError` otherwise); the position and document kept
+# per slot let `seqlib` take any chunk length.
 # Per sequence the cache holds $2 W d$ numbers per layer with one key/value head, against $2 T d$
 # for global attention:
 

@@ -18,11 +18,11 @@
 #
 # A context lists key-value pairs; later, each key comes back once as a query and the model must
 # answer with the value that followed it. Multi-query associative recall (MQAR) is the task Zoology
-# (Arora et al. 2023, arXiv 2312.04927, §3) uses to separate attention, which can look the pair up,
-# from gated convolutions and recurrences, which must have stored it in a fixed-size state.
-# Zoology's Figure 2 has attention near 1.0 at every width while the gated convolutions need the
-# width to grow with the sequence length (the numbers are in `tasks.md` §1.4 of the project's
-# reference notes).
+# ({cite:t}`arora2023zoology`, §3) uses to separate attention, which can look the pair up, from
+# gated convolutions and recurrences, which must have stored it in a fixed-size state. Zoology's
+# Figure 2 has attention near 1.0 at every width while the gated convolutions need the width to grow
+# with the sequence length (the values, read from the figure, are on the [MQAR](../../tasks/mqar.md)
+# page).
 #
 # This page is one execution of the chapter, for the model named in the provenance line below. It
 # shows the protocol as `seqlib` implements it, a decoded batch, then trains and evaluates the
@@ -60,8 +60,9 @@ setup(profile, model=model, task=task, seed=seed)
 # %% [markdown]
 # ## The protocol
 #
-# The generator follows Zoology's `multiquery_ar` (`tasks.md` §1.1). Its docstring states the
-# protocol and every deviation from the reference:
+# The generator follows Zoology's `multiquery_ar` (`HazyResearch/zoology`,
+# `zoology/data/multiquery_ar.py`). Its docstring states the protocol and every deviation from the
+# reference:
 
 # %%
 show_doc(get_task(task))
@@ -147,15 +148,16 @@ curves(records)
 # %% [markdown]
 # ## Accuracy per split
 #
-# The learning rate is the one with the best mean accuracy over seeds on `test` (Zoology reports
-# the maximum over its learning-rate sweep, `tasks.md` §1.2). Over the seeds at that learning rate
-# each row shows the mean with its 95% percentile-bootstrap interval (inside the metric's range:
+# The learning rate is the one with the best mean accuracy over seeds on `test` (each point of
+# Zoology's plots is the maximum of `valid/accuracy` over its learning-rate sweep, in the analysis
+# code of `HazyResearch/zoology`). Over the seeds at that learning rate each row shows the mean with
+# its 95% percentile-bootstrap interval {cite:p}`efron1993bootstrap` (inside the metric's range:
 # $[0, 1]$, and $[0, \infty)$ for the loss; none for one seed), the median, the best seed and, for
-# accuracy, the solve rate: the seeds at or above Zoology's 0.99 line with the Wilson 95% interval
-# (`seqlib.stats.summarize_seeds`). `test_length` holds sequences of 1 to 4 times the
-# training length with proportionally more pairs; `test_value` asks for ids never seen in training
-# (it is meant for a model trained on `train_value`, which this page does not do, so expect chance
-# there).
+# accuracy, the solve rate: the seeds at or above Zoology's 0.99 line (`early_stopping_threshold` in
+# `zoology/config.py`) with the Wilson 95% interval {cite:p}`wilson1927`
+# (`seqlib.stats.summarize_seeds`). `test_length` holds sequences of 1 to 4 times the training
+# length with proportionally more pairs; `test_value` asks for ids never seen in training (it is
+# meant for a model trained on `train_value`, which this page does not do, so expect chance there).
 
 # %%
 best_rows = at_best_lr(frame, "test", "accuracy") if len(records) else frame

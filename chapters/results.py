@@ -19,16 +19,18 @@
 # The leaderboard of every (model, task) pair that the task chapters trained, read from the
 # results store (one JSON record per run, `seqlib.results`). Nothing is trained here. Each task
 # is scored as its source scores it, with the learning rate chosen as the sources choose it (the
-# best mean over seeds on the reported split, `seqlib.stats.best_over_lr`; Zoology and the
-# Chomsky paper both take the maximum over their sweep, `tasks.md` §1.2 and §2.2 of the project's
-# reference notes). Across seeds we report the mean with its 95% percentile-bootstrap interval (inside
-# the metric's range), the median, the best seed and the solve rate (the seeds that reach the card's
-# solve line, with the Wilson interval; `seqlib.stats.summarize_seeds`); between two named models an
-# exact sign-flip test over the seeds both have, Holm-corrected across the page's comparisons
-# (`seqlib.book.report.pairwise`).
+# best mean over seeds on the reported split, `seqlib.stats.best_over_lr`; Zoology's plots take the
+# maximum over the learning-rate sweep {cite:p}`arora2023zoology`, and the Chomsky paper reports the
+# best of its seeds and learning rates {cite:p}`deletang2023chomsky`, the latter per third-party
+# summaries, not verified against the paper). Across seeds we report the mean with its 95%
+# percentile-bootstrap interval {cite:p}`efron1993bootstrap` (inside the metric's range), the
+# median, the best seed and the solve rate (the seeds that reach the card's solve line, with the
+# Wilson interval {cite:p}`wilson1927`; `seqlib.stats.summarize_seeds`); between two named models an
+# exact sign-flip test {cite:p}`fisher1935design` over the seeds both have, Holm-corrected
+# {cite:p}`holm1979` across the page's comparisons (`seqlib.book.report.pairwise`).
 #
-# The page shows the records of its own profile: executed by the CPU grid it shows `smoke` runs,
-# which check the pipeline and are **not results**.
+# The page shows the records of its own profile, the one in the provenance line: the first table
+# below counts them, with their commits and devices, and says whether they are results.
 
 # %% tags=["parameters"]
 profile = "smoke"  # whose records to show: "full" (GPU), "smoke" (CPU), "tiny" (tests)
@@ -163,16 +165,28 @@ if not board.empty:
 # ## Against the published results
 #
 # Our score next to what the source reports for the same task and a comparable model, for the
-# comparisons the book makes (the published values are quoted with their source; `tasks.md` and
-# `griffin.md` of the project's reference notes hold them). Hawk and Griffin are in none of these
-# sources except Griffin's own §6.2. Delétang et al.'s values are recalled in `tasks.md` and marked
-# there to be checked against their Table 2, which reports the best of its seeds: compare it with
-# our best seed, beside our mean. The scores differ in training budget above all: see each task's
-# page for the discussion of where we agree, where we do not, and why.
+# comparisons the book makes. Each published value names its paper and its table, figure or section;
+# the last column says how far it is checked. Delétang et al.'s per-task scores (Table 2)
+# {cite:p}`deletang2023chomsky` and Grazzi et al.'s scaled accuracies {cite:p}`grazzi2024negative`
+# come from third-party quotes of those tables, and Liu et al.'s run counts
+# {cite:p}`liu2023flipflop` from third-party summaries: none of these is verified against the paper,
+# so they are shown for orientation, not as baselines our runs must reach. Zoology's values
+# {cite:p}`arora2023zoology` are read by eye from its Figure 2; Griffin's {cite:p}`de2024griffin` are
+# statements of its §6.2 and App. H, without numbers. Hawk and Griffin are in none of these sources
+# except Griffin's own §6.2. Delétang et al. report the best of their seeds: compare it with our best
+# seed, beside our mean. The scores differ in training budget above all: see each task's page for
+# the discussion of where we agree, where we do not, and why.
 
 # %% tags=["hide-input"]
 DELETANG, GRAZZI = "Delétang et al. 2023, Table 2", "Grazzi et al. 2024, §5.1 (scaled accuracy)"
-LIU, GRIFFIN, ZOOLOGY = "Liu et al. 2023, R1/R2", "De et al. 2024 (Griffin), §6.2", "Arora et al. 2023 (Zoology), Fig. 2"
+LIU, GRIFFIN, ZOOLOGY = "Liu et al. 2023", "De et al. 2024 (Griffin), §6.2 and App. H", "Arora et al. 2023 (Zoology), Fig. 2"
+UNVERIFIED = "not verified against the paper (a third-party quote)"
+CHECKED = {  # source -> how far its published value is checked
+    DELETANG: UNVERIFIED, GRAZZI: UNVERIFIED,
+    LIU: UNVERIFIED + "; the abstract confirms only the Transformers' long tail of sporadic errors",
+    GRIFFIN: "the paper's statement (no number)",
+    ZOOLOGY: "read by eye from the figure (about ±0.03)",
+}
 PUBLISHED = {  # (task, model) -> (published result, source)
     ("parity_check", "transformer"): ("52.0% (best positional encoding; chance 50%)", DELETANG),
     ("parity_check", "lstm"): ("100%", DELETANG),
@@ -229,14 +243,16 @@ if not board.empty:
     ours_cells = seed_cells(board).set_index(["task", "model"])
     rows = []
     for (task, model), (result, source) in PUBLISHED.items():
+        checked = {"source": source, "checked": CHECKED[source]}
         if (task, model) not in ours.index:
-            rows.append({"task": task, "model": model, "ours": "no run", "published": result, "source": source})
+            rows.append({"task": task, "model": model, "ours": "no run", "reported by the source": result, **checked})
             continue
         r, c = ours.loc[(task, model)], ours_cells.loc[(task, model)]
         rows.append({"task": task, "model": model,
                      "ours": f"mean {c['mean [95% CI]']}, best {r['best']:.3f} ({r['label']}, {r['n_seeds']} seeds)",
-                     "published": result, "source": source})
-    display(pd.DataFrame(rows).set_index(["task", "model"]))
+                     "reported by the source": result, **checked})
+    with pd.option_context("display.max_colwidth", None):  # the sources and their checks in full
+        display(pd.DataFrame(rows).set_index(["task", "model"]))
 
 # %% [markdown]
 # ## Is one model better than the other?

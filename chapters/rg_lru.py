@@ -16,14 +16,14 @@
 # %% [markdown]
 # # The RG-LRU
 #
-# The Real-Gated Linear Recurrent Unit is the temporal mixer of Hawk and Griffin
-# (De et al., 2024, §2.4 and App. A). It is a diagonal linear recurrence whose decay depends on
-# the input but never on the state, so it can be computed with a parallel scan in training and
-# with a constant-size state when decoding. This chapter puts the equations next to the `seqlib`
-# code that computes them, looks at what the gates do at initialisation and after a short training
-# run, checks the scan backends against each other, shows why the square root's gradient is
-# capped, decodes with a state whose size does not depend on the context, and lists where `seqlib`
-# follows the reference code rather than the paper.
+# The Real-Gated Linear Recurrent Unit is the temporal mixer of Hawk and Griffin (§2.4 and App. A of
+# {cite:t}`de2024griffin`). It is a diagonal linear recurrence whose decay depends on the input but
+# never on the state, so it can be computed with a parallel scan in training and with a
+# constant-size state when decoding. This chapter puts the equations next to the `seqlib` code that
+# computes them, looks at what the gates do at initialisation and after a short training run, checks
+# the scan backends against each other, shows why the square root's gradient is capped, decodes with
+# a state whose size does not depend on the context, and lists where `seqlib` follows the reference
+# code rather than the paper.
 
 # %% tags=["parameters"]
 profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
@@ -165,7 +165,7 @@ histogram | memory
 # ## The gates after training
 #
 # Do the gates move once the model has a task? Below, a small Hawk learns flip-flop language
-# modelling (Liu et al., 2023): the sequence writes a bit, then many noise instructions follow,
+# modelling {cite:p}`liu2023flipflop`: the sequence writes a bit, then many noise instructions follow,
 # and at a read the model must return the last written bit, so some channels must hold a value
 # across many tokens. The run goes through the training engine exactly as a task chapter's does
 # (`load_config` for the model and optimiser of this profile, then `run_one`), for a fixed number
@@ -314,7 +314,9 @@ print(f"parallel vs sequential, {tokens} tokens: relative difference "
 # The input is scaled by $\sqrt{1 - a_t^2}$, whose derivative in $z = 1 - a_t^2$ is
 # $1 / (2\sqrt z)$: unbounded as $a_t \to 1$, which is exactly where the long-memory channels
 # live. The reference code replaces the backward pass by $1/\sqrt{\max(4z,\, 10^{-6})}$, so the
-# gradient never exceeds 1000, "to prevent NaNs during training in bfloat16" (`griffin.md` §1.2).
+# gradient never exceeds 1000, "to prevent NaNs during training in bfloat16" (the comment in
+# `RGLRU.forward`, `google-deepmind/recurrentgemma`, `recurrentgemma/torch/layers.py`, where
+# `SqrtBoundDerivative` implements the cap).
 # The forward value is the exact square root.
 
 # %%
@@ -412,8 +414,7 @@ assert error < 1e-5
 # ## Negative eigenvalues: a control for parity
 #
 # Along one channel the RG-LRU multiplies its state by $a_t \in (0, 1)$ at every step, so the
-# state's transition has only positive eigenvalues. Grazzi et al. (2024, arXiv:2411.12537,
-# Theorem 1) prove that a finite-precision linear RNN whose transitions have only positive
+# state's transition has only positive eigenvalues. {cite:t}`grazzi2024negative` (Theorem 1) prove that a finite-precision linear RNN whose transitions have only positive
 # eigenvalues cannot solve parity at arbitrary lengths, and that allowing eigenvalues in
 # $(-1, 1)$ (for Mamba and DeltaNet, by mapping the gate's range) lifts the barrier: a state that
 # is multiplied by $-1$ at every 1 and by $+1$ at every 0 carries the parity. The same map applied to
@@ -467,36 +468,39 @@ assert flips.all() and (states["a_t (RG-LRU)"] >= 0).all()
 # %% [markdown]
 # ## Where we follow the reference code rather than the paper
 #
-# Where the paper (De et al., 2024) and the released code (`google-deepmind/recurrentgemma`) differ,
-# `seqlib` does what the code does, with two exceptions where we keep the paper's Hawk/Griffin
-# presets. Section numbers refer to the project's reference notes on Griffin, `griffin.md`.
+# Where the paper {cite:p}`de2024griffin` and the released code (`google-deepmind/recurrentgemma`)
+# differ, `seqlib` does what the code does, with two exceptions where we keep the paper's
+# Hawk/Griffin presets. Section numbers (§) refer to the paper; file and function names to the code,
+# under `recurrentgemma/` (the torch and JAX versions compute the same thing unless said otherwise).
 #
-# * **Initial decay.** The paper says $\Lambda$ is set so that $a^c$ is uniform in
-#   $[0.9, 0.999]$; the code draws $a^2$ uniform in $[0.9^2, 0.999^2]$ (`rnn_param_init`), so it
-#   is the base $a$, not $a^c$, that lies in that range (`griffin.md` §1.2). `seqlib`'s
-#   `a_param_init` follows the code; the histograms above are of this initialisation.
+# * **Initial decay.** The paper says $\Lambda$ is set so that $a^c$ is uniform in $[0.9, 0.999]$
+#   (§2.4); the code draws $a^2$ uniform in $[0.9^2, 0.999^2]$ (`torch/layers.py`, `rnn_param_init`,
+#   called by `RGLRU.a_param_init`), so it is the base $a$, not $a^c$, that lies in that range.
+#   `seqlib`'s `a_param_init` follows the code; the histograms above are of this initialisation.
 # * **Gate blocks.** The paper uses 16 blocks for both gate projections (§4.1); the code uses
-#   one block per attention head (`num_heads`). `ModelConfig.gate_blocks` defaults to `num_heads`
-#   (`griffin.md` §1.2).
+#   one block per attention head (`num_heads` blocks of `BlockDiagonalLinear` in `RGLRU`,
+#   `torch/layers.py`). `ModelConfig.gate_blocks` defaults to `num_heads`.
 # * **Gate initialisation.** LeCun normal over the block's fan-in, std $\sqrt{1/(R/H)}$, as the
-#   torch reference; the JAX reference counts all $R$ inputs, std $\sqrt{1/R}$ (`griffin.md` §1.2).
+#   torch reference (`BlockDiagonalLinear.w_init_`, `torch/layers.py`); the JAX reference's
+#   `variance_scaling` counts all $R$ inputs, std $\sqrt{1/R}$ (`jax/layers.py`).
 # * **RoPE on half of each head.** The paper says "RoPE"; the code rotates the first half of each
-#   head's channels and passes the rest through (`griffin.md` §2.3).
+#   head's channels and passes the rest through (`_apply_rope`, `torch/modules.py`).
 # * **First token of a document.** At `segment_pos == 0` the code drops the state and does *not*
-#   scale the input by $\sqrt{1 - a_t^2}$ (`griffin.md` §1.2); `rg_lru_gates` above does the same.
+#   scale the input by $\sqrt{1 - a_t^2}$ (`RGLRU.forward`, `torch/layers.py`); `rg_lru_gates`
+#   above does the same.
 # * **$W + 1$ keys.** The local-attention mask lets a query see keys $i - W \dots i$, i.e. $W + 1$
-#   tokens with itself (`griffin.md` §2.3).
+#   tokens with itself (`_compute_causal_mask`, `torch/modules.py`).
 # * **Convolution document mask.** The width-4 convolution drops inputs from before a document
-#   start (`_compute_document_mask`, `griffin.md` §2.1); the paper does not discuss packing.
+#   start (`Conv1D._compute_document_mask`, `torch/layers.py`); the paper does not discuss packing.
 # * **Gate maths in fp32.** The reference computes the gates in the activation dtype (bf16 in
-#   training) and only accumulates the scan in fp32 (`griffin.md` §1.2, constants table);
-#   `rg_lru_gates` casts the gate pre-activations to fp32 first. This is our choice, not the
-#   reference's.
+#   training) and only accumulates the scan in fp32 (`rnn_scan`'s `acc_dtype=torch.float32`, and the
+#   fp32 state of `RGLRU.init_cache`, `torch/layers.py`); `rg_lru_gates` casts the gate
+#   pre-activations to fp32 first. This is our choice, not the reference's.
 # * **Embedding and logits (paper presets).** RecurrentGemma multiplies the embedding by
 #   $\sqrt D$ and soft-caps the logits at 30; the paper's Hawk/Griffin presets do neither
-#   (`griffin.md` §2.4), and neither does `seqlib` by default (`embed_scale_by_sqrt_dim=False`, no
-#   soft-cap).
+#   (the presets in `common.py`; the soft-cap is applied in `Griffin.forward`), and neither does
+#   `seqlib` by default (`embed_scale_by_sqrt_dim=False`, no soft-cap).
 # * **RG-LRU width (paper).** $D_{RNN} \approx 4D/3$ as in the paper's Table 2, not $D$ as in
-#   RecurrentGemma (`griffin.md` §2.1): `ModelConfig.resolved.d_rnn` rounds $4D/3$ to a multiple of the
-#   gate blocks. Comparisons across architectures are made at equal parameter counts with
+#   RecurrentGemma's presets (`common.py`): `ModelConfig.resolved.d_rnn` rounds $4D/3$ to a multiple
+#   of the gate blocks. Comparisons across architectures are made at equal parameter counts with
 #   `seqlib.models.sizing.match_budget` (see the Architectures chapter), not at equal $D$.

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from seqlib.book.toc import render, toc
+from seqlib.book.toc import REFERENCES, render, toc
 from seqlib.provenance import REPO
 
 
@@ -34,6 +34,12 @@ runs:
     assert parts["Results"] == [{"file": "book/runs/summary"}]
     assert parts["Tasks"] == [{"file": "book/tasks"}, {"file": "book/tasks/zz", "sections": [
         {"file": "book/runs/zz/griffin", "title": "Griffin"}, {"file": "book/runs/zz/newmodel", "title": "newmodel"}]}]
+
+
+def test_the_bibliography_closes_the_book():
+    parts = toc(yaml.safe_load("runs:\n  - chapter: only\n"))["parts"]
+    assert parts[-1] == {"caption": "References", "chapters": [{"file": REFERENCES}]}
+    assert "{bibliography}" in (REPO / f"{REFERENCES}.md").read_text()
 
 
 def test_check_fails_on_a_stale_toc(tmp_path):

@@ -28,7 +28,7 @@ GRID = REPO / "params" / "grid.yaml"
 COMMITTED = Path("book") / "runs"
 PAGES = Path("_build") / "pages"  # <profile>/ : pages of the profiles that are not committed
 SITES = Path("_build") / "site"  # <profile>/ : the staging trees that build them
-SITE_FILES = ("_config.yml", "_toc.yml")  # a staging tree links to these and to every entry of book/ but runs/
+SITE_FILES = ("_config.yml", "_toc.yml", "references.bib")  # a staging tree links to these and to every entry of book/ but runs/
 
 
 class PagesError(RuntimeError):

@@ -5,6 +5,7 @@
 is stale). The parts follow from each grid entry: a task chapter (``task:``) goes under *Tasks*, as
 its landing page ``book/tasks/<task>.md`` with one section per model page; a chapter that summarises
 the results store (``reads_results: true``) under *Results*; every other chapter under *Concepts*.
+The bibliography, ``book/references.md`` (every entry of ``references.bib``), closes the book.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ HEADER = """\
 # Table of contents (jupyter-book 1.x, sphinx-external-toc). Concept chapters are executed once into
 # book/runs/<chapter>; task chapters once per model into book/runs/<task>/<model> (see params/grid.yaml).
 """
+REFERENCES = "book/references"  # the bibliography page: the {bibliography} of references.bib
+
+
 def model_title(model: str) -> str:
     """The title of a model's section under its task chapter: its registry title, else its name."""
     entry = MODELS.get(model)
@@ -44,6 +48,7 @@ def toc(grid: dict) -> dict:
         {"caption": "Concepts", "numbered": True, "chapters": concepts},
         {"caption": "Tasks", "chapters": tasks},
         {"caption": "Results", "chapters": results},
+        {"caption": "References", "chapters": [{"file": REFERENCES}]},
     ]}
 
 

@@ -1,0 +1,83 @@
+"""The book cites papers a reader can follow: every {cite} key of a chapter or a book page is an entry
+of ``references.bib``, the bibliography page lists them, and no page cites the project's internal notes
+(``tasks.md §1.4``, ``griffin.md``, ...) or its issue tracker ("issue 6"), which are in neither the
+repository nor the site. The executed pages under ``book/runs/`` are copies of the chapters and are
+checked through them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seqlib.provenance import REPO
+
+SOURCES = sorted([*(REPO / "chapters").glob("*.py"), *(REPO / "book").glob("*.md"),
+                  *(REPO / "book" / "tasks").glob("*.md")])
+BIB = REPO / "references.bib"
+
+CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+LINK_TARGET = re.compile(r"\]\([^)]*\)")  # a Markdown link's target: a link to a page of the book is fine
+INTERNAL = [
+    (re.compile(r"\b\w+\.md\s*§"), "a section of a note (`X.md §N`)"),
+    (re.compile(r"\b(?:griffin|tasks|fla|book)\.md\b"), "one of the project's reference notes"),
+    (re.compile(r"reference notes|project's notes"), "the project's reference notes"),
+    (re.compile(r"\b[Ii]ssues? #?\d+"), "the project's issue tracker"),
+]
+
+
+def bib_keys(text: str) -> set[str]:
+    return set(re.findall(r"^@\w+\{([^,\s]+),", text, flags=re.M))
+
+
+def cited_keys(text: str) -> list[str]:
+    return [key.strip() for keys in CITE.findall(text) for key in keys.split(",")]
+
+
+def internal_citations(text: str) -> list[str]:
+    """``line: what`` for every citation of an internal note or issue in ``text`` (link targets aside)."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = LINK_TARGET.sub("]()", line)
+        found += [f"line {number}: {what}: {m.group(0)!r}" for pattern, what in INTERNAL for m in pattern.finditer(line)]
+    return found
+
+
+def test_the_patterns_catch_internal_citations_and_spare_links():
+    assert internal_citations("(`tasks.md` §1.4 of the project's reference notes)")
+    assert internal_citations("as `griffin.md` §2.3 says") and internal_citations("see fla.md")
+    assert internal_citations("the goals of issue 6") and internal_citations("Issue #12 asks")
+    assert not internal_citations("[The tasks](../tasks.md) and [MQAR](tasks/mqar.md)")
+    assert cited_keys("{cite:p}`a2020,b2021` and {cite}`c` and {cite:t}`d`") == ["a2020", "b2021", "c", "d"]
+
+
+def test_the_bibliography_is_configured_and_listed():
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert config["bibtex_bibfiles"] == ["references.bib"]
+    page = (REPO / "book" / "references.md").read_text()
+    assert "```{bibliography}" in page and ":all:" in page
+    keys = bib_keys(BIB.read_text())
+    assert len(keys) == BIB.read_text().count("\n@"), "an entry of references.bib has no key or a repeated one"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_citation_is_in_the_bibliography(source: Path):
+    missing = sorted(set(cited_keys(source.read_text())) - bib_keys(BIB.read_text()))
+    assert not missing, f"{source.name} cites keys that references.bib lacks: {missing}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_no_page_cites_the_internal_notes(source: Path):
+    found = internal_citations(source.read_text())
+    assert not found, (f"{source.name} cites what a reader cannot follow; cite the paper (references.bib) "
+                       "or the code base by repository and file instead:\n  " + "\n  ".join(found))
+
+
+def test_the_papers_the_book_names_are_cited():
+    cited = {key for source in SOURCES for key in cited_keys(source.read_text())}
+    for key in ("de2024griffin", "arora2023zoology", "deletang2023chomsky", "liu2023flipflop",
+                "grazzi2024negative", "hashemi2025tropical", "vaswani2017attention", "hochreiter1997lstm",
+                "cho2014gru", "okpekpe2025recall"):
+        assert key in cited, f"no page cites {key}"
