@@ -38,6 +38,9 @@ PARAM_FILES = ("defaults.yaml", "models.yaml", "tasks.yaml")
 PROFILES_KEY = "profiles"
 # Fields that change where or how loudly a run is written, not what it computes: left out of the hash.
 UNHASHED = {"run": ("results_dir", "progress", "progress_interval", "save_checkpoint")}
+# Fields added after runs were stored: hashed only when they differ from their default, so a
+# configuration that leaves them at the default keeps the hash (and the run id) it had before.
+HASHED_WHEN_SET = {"optim": ("stop_at_solve", "plateau_evals", "plateau_delta")}
 
 
 class ConfigError(ValueError):
@@ -62,6 +65,13 @@ class OptimConfig(_Strict):
     The schedule is linear warmup over ``warmup_steps`` then cosine decay to ``min_lr`` at ``steps``.
     ``lr_sweep`` (empty = just ``lr``) and ``seeds`` define the runs of a sweep; the best learning rate
     is chosen afterwards from the stored results (:func:`seqlib.stats.best_over_lr`).
+
+    Stopping (:func:`seqlib.train.validate`, at each evaluation of the selection split, every
+    ``run.eval_every`` steps); ``steps`` is the cap. ``stop_at_solve`` stops once the split reaches the
+    solve threshold of the task's scoring card (its metric, in its direction); ``plateau_evals = N``
+    once the card's metric there has improved by no more than ``plateau_delta`` over the last N
+    evaluations (their best against the best before them); ``early_stop_accuracy`` once the split's
+    accuracy reaches it. A rule must stop on an in-distribution split (:func:`check_stopping`).
     """
 
     optimizer: Literal["adamw", "muon"] = "adamw"
@@ -74,6 +84,9 @@ class OptimConfig(_Strict):
     batch_size: int = Field(64, ge=1)
     steps: int = Field(1000, ge=1)
     early_stop_accuracy: float | None = Field(None, gt=0, le=1)
+    stop_at_solve: bool = False
+    plateau_evals: int | None = Field(None, ge=1)
+    plateau_delta: float = Field(0.0, ge=0)
     lr_sweep: list[float] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
 
@@ -107,7 +120,16 @@ class OptimConfig(_Strict):
         for lr in self.lrs:
             if self.min_lr > lr:
                 raise ValueError(f"min_lr ({self.min_lr}) exceeds the learning rate {lr}")
+        if self.plateau_delta and self.plateau_evals is None:
+            raise ValueError(f"plateau_delta ({self.plateau_delta}) is set but plateau_evals is not")
         return self
+
+    @property
+    def stopping_rules(self) -> list[str]:
+        """The dotted keys of the stopping rules that are set (the cap, ``steps``, aside)."""
+        rules = {"stop_at_solve": self.stop_at_solve, "plateau_evals": self.plateau_evals is not None,
+                 "early_stop_accuracy": self.early_stop_accuracy is not None}
+        return [f"optim.{k}" for k, on in rules.items() if on]
 
     @property
     def lrs(self) -> list[float]:
@@ -120,7 +142,7 @@ class RunConfig(_Strict):
     ``eval_splits`` (None = every split of the task) are evaluated at the end on ``eval_size`` examples
     each (``eval_size_per_split`` overrides per split), drawn with ``eval_seed`` so every model and
     seed sees the same evaluation examples. Every ``eval_every`` steps the ``select_split`` (None = the
-    first non-train split) is evaluated for the training curve and early stopping.
+    first non-train split, :func:`select_split`) is evaluated for the training curve and stopping.
     """
 
     profile: str = "default"
@@ -164,11 +186,17 @@ class ExperimentConfig(_Strict):
         return self.model_copy(update={"optim": optim})
 
     def hash(self) -> str:
-        """sha256 of the canonical JSON (sorted keys, no whitespace) minus the UNHASHED fields."""
+        """sha256 of the canonical JSON (sorted keys, no whitespace) minus the UNHASHED fields and the
+        HASHED_WHEN_SET fields at their defaults."""
         data = self.model_dump(mode="json")
         for section, keys in UNHASHED.items():
             for key in keys:
                 data[section].pop(key, None)
+        for section, keys in HASHED_WHEN_SET.items():
+            fields = type(getattr(self, section)).model_fields
+            for key in keys:
+                if data[section][key] == fields[key].default:
+                    del data[section][key]
         return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
@@ -516,6 +544,66 @@ def check_against_task(cfg: ExperimentConfig, sources: dict[str, str] | None = N
     if problem:
         raise ConfigError(f"model.max_len: {problem} (task {cfg.task.name!r}; max_len set in "
                           f"{_source(('model', 'max_len'), sources)}; task params in {', '.join(where)})")
+    check_stopping(cfg, task, sources)
+
+
+def select_split(cfg: ExperimentConfig, task: task_registry.Task) -> str:
+    """The split for the training curve and the stopping rules: ``run.select_split``, else the task's
+    first non-train split."""
+    return cfg.run.select_split or next((s for s in task.splits if s != "train"), task.splits[0])
+
+
+OOD_PROBE = 64  # examples of a split, and of train, that out_of_distribution compares
+
+
+def out_of_distribution(task: task_registry.Task, split: str) -> str | None:
+    """Why ``split`` is not drawn from the training distribution as far as the task shows it, or None:
+    lengths outside its scoring card's ``train_lengths``, or a metadata value constant on both splits
+    but different (flip-flop's ``p_i``, the DP tasks' ``value_scale``). A difference the metadata
+    does not carry (MQAR's held-out ``test_value`` ids) goes unseen."""
+    lo, hi = task.scoring.train_lengths
+    lengths = task.lengths(split)
+    pinned = {"length": lengths[0]} if lengths else {}
+    meta = task.sample(split, OOD_PROBE, seed=0, **pinned).meta
+    spans = sorted(lengths or set(meta[task_registry.Scoring.length_key].tolist()))
+    if not lo <= spans[0] <= spans[-1] <= hi:
+        return f"its length {_span(spans[0], spans[-1])} lies outside the training length {_span(lo, hi)}"
+    train = task.sample("train", OOD_PROBE, seed=0, **pinned).meta
+    for key, values in meta.items():
+        ours, theirs = set(values.tolist()), set(train.get(key, values).tolist())
+        if len(ours) == len(theirs) == 1 and ours != theirs:
+            return f"its {key} is {ours.pop()}, the training split's {theirs.pop()}"
+    return None
+
+
+def _span(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"{lo}..{hi}"
+
+
+def check_stopping(cfg: ExperimentConfig, task: task_registry.Task, sources: dict[str, str] | None = None) -> None:
+    """Refuse a stopping rule that would stop on a split out of the training distribution
+    (:func:`out_of_distribution`), and ``optim.stop_at_solve`` on a task whose scoring card has no
+    solve threshold."""
+    rules = cfg.optim.stopping_rules
+    if not rules:
+        return
+
+    def where(*keys: str) -> str:
+        return "; ".join(f"{k} in {_source(tuple(k.split('.')), sources or {})}" for k in keys)
+
+    card = task.scoring
+    if cfg.optim.stop_at_solve and card.solve_threshold is None:
+        raise ConfigError(f"optim.stop_at_solve: task {cfg.task.name!r} has no solve threshold on its scoring "
+                          f"card ({card.threshold_source}); use optim.plateau_evals "
+                          f"(set in {where('optim.stop_at_solve')})")
+    split = select_split(cfg, task)
+    reason = out_of_distribution(task, split)
+    if reason:
+        fits = [s for s in task.splits if s != "train" and out_of_distribution(task, s) is None]
+        raise ConfigError(
+            f"{', '.join(rules)}: would stop on split {split!r} of task {cfg.task.name!r}, which is out of the "
+            f"training distribution: {reason}; set run.select_split to an in-distribution split "
+            f"({', '.join(fits) or 'the task has none'}) (set in {where(*rules, 'run.select_split')})")
 
 
 def longest_sequence(task: task_registry.Task) -> tuple[int, str]:

@@ -5,7 +5,8 @@ Fields: ``run_id`` (the first 16 hex digits of ``config_hash``, :meth:`Experimen
 ``status`` ("ok" | "failed" | "skipped") and ``reason`` (why failed/skipped), ``task, model, lr, seed``,
 ``config`` (the resolved config, as JSON; ``profile`` is its ``run.profile``), ``provenance``
 (:class:`~seqlib.provenance.Provenance`), ``measure`` (see :mod:`seqlib.measure`), ``train`` (steps
-done, early stop, loss and eval curves), ``metrics`` (a list of ``{split, slice_key, slice_value,
+done, loss and eval curves, why training stopped and whether the run fit its training distribution:
+:func:`seqlib.train.validate`), ``metrics`` (a list of ``{split, slice_key, slice_value,
 metric, value, n}``) and ``traceback`` (of a failed run).
 
 Schema 1 differs in two ways: its provenance is flat (``git_commit, git_dirty, device, device_name,

@@ -69,7 +69,7 @@ from seqlib.train import (
 
 # optimiser settings that may differ inside a stack (everything else must agree)
 PER_INSTANCE = ("lr", "min_lr", "weight_decay", "betas", "warmup_steps", "grad_clip", "steps",
-                "early_stop_accuracy", "seeds", "lr_sweep")
+                "early_stop_accuracy", "stop_at_solve", "plateau_evals", "plateau_delta", "seeds", "lr_sweep")
 ADAM_EPS = 1e-8  # torch.optim.AdamW's default eps, which the per-run trainer uses
 CLIP_EPS = 1e-6  # clip_grad_norm_: coefficient max_norm / (total_norm + 1e-6), at most 1
 

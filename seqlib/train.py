@@ -32,8 +32,8 @@ import torch
 from tqdm import tqdm
 
 from seqlib import tasks as task_registry
-from seqlib.config import ExperimentConfig
-from seqlib.evaluate import eval_plan, evaluate_split, summarize
+from seqlib.config import ExperimentConfig, check_stopping, out_of_distribution, select_split
+from seqlib.evaluate import eval_plan, evaluate_split, split_metric, summarize
 from seqlib.measure import Meter, model_size
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.objective import autocast, batch_accuracy, derive_seed, masked_loss, scored_targets
@@ -41,6 +41,7 @@ from seqlib.provenance import now, this_process
 from seqlib.record import RunRecord
 from seqlib.results import ResultsError, atomic_write_bytes, read_record, record_path, run_id, write_record
 from seqlib.tasks.base import Task
+from seqlib.tasks.scoring import Scoring
 
 # Modules whose matrices are input adapters or output heads: AdamW, never Muon (Muon is meant for
 # hidden-layer matrices; Jordan et al. 2024, and the torch.optim.Muon docs).
@@ -158,19 +159,16 @@ def _fail(opt: Optimizers, what: str, value: float, step: int, cfg: ExperimentCo
     return NonFiniteError(nonfinite_message(cfg, what, value, step, opt.nonfinite("grads"), opt.nonfinite("params")))
 
 
-def select_split(cfg: ExperimentConfig, task: Task) -> str:
-    """The split for the training curve and early stopping: configured, else the first non-train one."""
-    return cfg.run.select_split or next((s for s in task.splits if s != "train"), task.splits[0])
-
-
 def eval_size(cfg: ExperimentConfig, split: str) -> int:
     return cfg.run.eval_size_per_split.get(split, cfg.run.eval_size)
 
 
 def check_eval_splits(cfg: ExperimentConfig, task: Task) -> None:
-    """Fail before training, not after it: draw one example of every evaluation split at every
-    length the evaluation will use, so a split the task's parameters cannot produce (e.g. MQAR's
-    ``test_length`` with ``vocab_size <= 4 * seq_len``) raises its ValueError up front."""
+    """Fail before training, not after it: the stopping rule (:func:`seqlib.config.check_stopping`),
+    and one example of every evaluation split at every length the evaluation will use, so a split the
+    task's parameters cannot produce (e.g. MQAR's ``test_length`` with ``vocab_size <= 4 * seq_len``)
+    raises its ValueError up front."""
+    check_stopping(cfg, task)
     for split in cfg.run.eval_splits or list(task.splits):
         for length, _ in eval_plan(task, split, eval_size(cfg, split), cfg.run.eval_batch_size):
             task.sample(split, 1, seed=cfg.run.eval_seed, **({} if length is None else {"length": length}))
@@ -258,13 +256,52 @@ def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord):
 
 
 def validate(model, task: Task, cfg: ExperimentConfig, train: dict, steps_done: int, device, dtype) -> bool:
-    """Score the selection split after ``steps_done`` steps into ``train["eval_curve"]``; True when the
-    run reached ``optim.early_stop_accuracy`` there (``train["stopped_early"]`` is then set)."""
-    val = eval_metrics(model, task, cfg, train["select_split"], device, dtype)
+    """Score the selection split after ``steps_done`` steps; True when a stopping rule ends the run here.
+
+    Into ``train``: ``eval_curve`` (accuracy, else loss), ``select_metric`` (the scoring card's metric)
+    and ``select_curve`` (its value), ``stopped_early`` (a rule stopped the run), ``stop_reason`` (once
+    the run ends, the rule of :func:`stop_reason`: ``solved``, ``early_stop_accuracy`` or ``plateau``,
+    else ``cap`` at ``optim.steps``; None before) and, at the end, ``fit``: whether the last value
+    reaches the card's solve threshold, None without a threshold or on an out-of-distribution split.
+    A run that ends with ``fit`` False did not fit its training distribution."""
+    split, card = train["select_split"], task.scoring
+    rows = eval_rows(model, task, cfg, split, device, dtype)
+    val = {m["metric"]: m["value"] for m in rows if m["slice_key"] == "all"}
     train["eval_curve"].append([steps_done, val.get("accuracy", val.get("loss"))])
-    stop = cfg.optim.early_stop_accuracy is not None and val.get("accuracy", -1.0) >= cfg.optim.early_stop_accuracy
-    train["stopped_early"] = stop
-    return stop
+    train["select_metric"] = card.metric
+    train.setdefault("select_curve", []).append([steps_done, split_metric(rows, split, card.metric)])
+    values = [v for _, v in train["select_curve"]]
+    reason = stop_reason(cfg, card, val.get("accuracy", -1.0), values)
+    train["stopped_early"] = reason is not None
+    if reason is None and steps_done >= cfg.optim.steps:
+        reason = "cap"
+    train["stop_reason"] = reason
+    if reason is not None:
+        train["fit"] = None if out_of_distribution(task, split) else card.solves(values[-1])
+    return train["stopped_early"]
+
+
+def stop_reason(cfg: ExperimentConfig, card: Scoring, accuracy: float, values: list[float]) -> str | None:
+    """The stopping rule (:class:`seqlib.config.OptimConfig`) that ends a run whose selection split
+    scored ``values`` of the card's metric so far (the last with ``accuracy``), or None."""
+    o = cfg.optim
+    if o.stop_at_solve and card.solves(values[-1]):
+        return "solved"
+    if o.early_stop_accuracy is not None and accuracy >= o.early_stop_accuracy:
+        return "early_stop_accuracy"
+    if o.plateau_evals is not None and plateaued(values, o.plateau_evals, o.plateau_delta, card.higher_is_better):
+        return "plateau"
+    return None
+
+
+def plateaued(values: list[float], evals: int, delta: float, higher_is_better: bool) -> bool:
+    """Whether the best of the last ``evals`` values improves on the best before them by no more than
+    ``delta``, in the metric's direction (a NaN counts as no value); False until there are more than
+    ``evals`` values."""
+    if len(values) <= evals:
+        return False
+    scores = [(v if higher_is_better else -v) if not math.isnan(v) else -math.inf for v in values]
+    return max(scores[-evals:]) <= max(scores[:-evals]) + delta
 
 
 def finish_run(model, task: Task, cfg: ExperimentConfig, record: RunRecord, model_cfg, device, dtype,
@@ -294,10 +331,11 @@ def _postfix(loss: float, acc: float | None, meter: Meter) -> str:
     return f"loss={loss:.4f} acc={acc_s} tok/s={tps:,.0f}"
 
 
-def eval_metrics(model, task: Task, cfg: ExperimentConfig, split: str, device, dtype) -> dict[str, float]:
+def eval_rows(model, task: Task, cfg: ExperimentConfig, split: str, device, dtype) -> list[dict]:
+    """The metric rows (:func:`seqlib.evaluate.summarize`) of ``split`` on its evaluation examples."""
     per_example = evaluate_split(model, task, split, eval_size(cfg, split), cfg.run.eval_seed,
                                  cfg.run.eval_batch_size, device, dtype)
-    return {m["metric"]: m["value"] for m in summarize(per_example, task.spec, split) if m["slice_key"] == "all"}
+    return summarize(per_example, task.spec, split)
 
 
 def record_file(cfg: ExperimentConfig) -> Path:

@@ -39,6 +39,10 @@ class Tampered(Task):
     def spec(self):
         return self.inner.spec
 
+    @property
+    def scoring(self):
+        return self.inner.scoring
+
     def lengths(self, split):
         return self.inner.lengths(split)
 

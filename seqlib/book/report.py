@@ -6,9 +6,10 @@ learning rate and seed), scores every run as its task's scoring card says (:func
 ``Task.scoring``, so no page branches on a task's name), picks a learning rate per (task, model) on a
 split (:func:`at_best_lr`), and summarises over seeds: :func:`seqlib.stats.summarize_seeds` gives
 every page its summary row per (task, model, split, metric) (mean, median, best, the bootstrap interval
-in the metric's range, the solve rate with its Wilson interval), :func:`seed_cells` its table cells,
-:func:`leaderboard` the headline's, :func:`pairwise` the paired tests with Holm's correction, and
-:func:`length_curves` the curves. Every function takes and returns plain data frames or
+in the metric's range, the solve rate with its Wilson interval), :func:`add_fit` how many of its seeds
+fit the training distribution (:func:`fit_note` labels a row whose seeds did not), :func:`seed_cells`
+its table cells, :func:`leaderboard` the headline's, :func:`pairwise` the paired tests with Holm's
+correction, and :func:`length_curves` the curves. Every function takes and returns plain data frames or
 :class:`~seqlib.record.RunRecord` lists, so a chapter keeps only its prose, its calls and its plots.
 """
 
@@ -27,7 +28,7 @@ import pandas as pd
 from seqlib.evaluate import metric_scale, split_metric
 from seqlib.record import RunRecord
 from seqlib.results import load_records, records_frame
-from seqlib.stats import SUMMARY_KEYS, best_over_lr, holm, paired_test, smallest_p, summarize_seeds
+from seqlib.stats import GROUP, SUMMARY_KEYS, best_over_lr, holm, paired_test, smallest_p, summarize_seeds
 from seqlib.tasks import Scoring, get_task, list_tasks
 
 RUN_KEY = ("task", "model", "lr", "seed")
@@ -107,11 +108,38 @@ def at_best_lr(frame: pd.DataFrame, split: str, metric: str, maximize: bool = Tr
     return frame[(frame["status"] == "ok") & (frame["lr"] == best["lr"].iloc[0])]
 
 
+NOT_FIT = "did not fit the training distribution"  # the label of a run unsolved on its own validation split
+
+
+def add_fit(summary: pd.DataFrame, rows: pd.DataFrame, records: list[RunRecord]) -> pd.DataFrame:
+    """``summary`` (:func:`seqlib.stats.summarize_seeds` of ``rows``) with ``fit``: how many of each row's
+    seeds fit their training distribution (the record's ``train.fit``, :func:`seqlib.train.validate`);
+    NaN when a record does not say (written before it was recorded, or a task without a solve line)."""
+    keys = [*GROUP, "lr", "seed"]
+    fit = pd.DataFrame([{"task": r.task, "model": r.model, "profile": r.profile, "lr": r.lr, "seed": r.seed,
+                         "fit": r.train.get("fit")} for r in records], columns=[*keys, "fit"])
+    scored = rows[rows["value"].notna()].merge(fit.drop_duplicates(keys, keep="last"), on=keys, how="left")
+    counts = scored.groupby(SUMMARY_KEYS, dropna=False)["fit"].agg(
+        lambda s: s.sum() if s.notna().all() else math.nan)
+    return summary.merge(counts.reset_index(), on=SUMMARY_KEYS, how="left")
+
+
+def fit_note(row: pd.Series) -> str:
+    """The label of a summary row (:func:`add_fit`) whose seeds did not all fit: :data:`NOT_FIT` when none
+    did, ``k of n seeds ...`` when k did not; empty when all did or the records do not say. A page
+    draws no out-of-distribution conclusion from a labelled row's unfitted seeds."""
+    fit, n = row.get("fit"), row["n_seeds"]
+    if pd.isna(fit) or fit >= n:
+        return ""
+    return NOT_FIT if fit == 0 else f"{n - int(fit)} of {n} seeds {NOT_FIT}"
+
+
 def seed_cells(summary: pd.DataFrame, fmt: str = ".3f") -> pd.DataFrame:
     """The display cells of :func:`seqlib.stats.summarize_seeds` rows: task, model, split, metric, lr,
     seeds and, as text in the format ``fmt``, ``mean [95% CI]`` (the bootstrap interval; the mean alone
     for one seed), ``median``, ``best``, and ``solved`` (``k/n at >= t [low, high]``: the seeds that
-    reach the solve threshold t, with the Wilson 95% interval; blank without a threshold)."""
+    reach the solve threshold t, with the Wilson 95% interval; blank without a threshold); with
+    :func:`add_fit`'s column, ``fit`` (``k/n`` seeds that fit the training distribution, ``-`` unknown)."""
 
     def value(v) -> str:
         return "-" if pd.isna(v) else format(v, fmt)
@@ -127,12 +155,15 @@ def seed_cells(summary: pd.DataFrame, fmt: str = ".3f") -> pd.DataFrame:
         return (f"{int(r['solved'])}/{r['n_seeds']} at {at} {r['threshold']:g} "
                 f"[{r['solve_low']:.2f}, {r['solve_high']:.2f}]")
 
+    def fitted(r) -> str:
+        return "-" if pd.isna(r["fit"]) else f"{int(r['fit'])}/{r['n_seeds']}"
+
     rows = [r for _, r in summary.iterrows()]
     keys = [k for k in SUMMARY_KEYS if k != "profile"]
     return summary[[*keys, "lr"]].assign(**{
         "seeds": summary["n_seeds"], "mean [95% CI]": [mean(r) for r in rows],
         "median": [value(r["median"]) for r in rows], "best": [value(r["best"]) for r in rows],
-        "solved": [solved(r) for r in rows]})
+        "solved": [solved(r) for r in rows], **({"fit": [fitted(r) for r in rows]} if "fit" in summary else {})})
 
 
 def _headlines(records: list[RunRecord]) -> Iterator[tuple[str, Scoring, pd.DataFrame]]:
@@ -147,8 +178,9 @@ def _headlines(records: list[RunRecord]) -> Iterator[tuple[str, Scoring, pd.Data
 def leaderboard(records: list[RunRecord]) -> pd.DataFrame:
     """Per (task, model): the headline at the learning rate chosen on it, summarised over seeds
     (:func:`seqlib.stats.summarize_seeds` with the task's card). Columns
-    :data:`seqlib.stats.SUMMARY_COLUMNS` plus the card's label and higher_is_better."""
-    parts = [summarize_seeds(best, card).assign(label=card.label, higher_is_better=card.higher_is_better)
+    :data:`seqlib.stats.SUMMARY_COLUMNS`, ``fit`` (:func:`add_fit`), the card's label and higher_is_better."""
+    parts = [add_fit(summarize_seeds(best, card), best, records).assign(
+                 label=card.label, higher_is_better=card.higher_is_better)
              for _, card, best in _headlines(records) if not best.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
