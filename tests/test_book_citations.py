@@ -81,3 +81,29 @@ def test_the_papers_the_book_names_are_cited():
                 "grazzi2024negative", "hashemi2025tropical", "vaswani2017attention", "hochreiter1997lstm",
                 "cho2014gru", "okpekpe2025recall"):
         assert key in cited, f"no page cites {key}"
+
+
+def test_what_the_pages_show_from_the_library_cites_no_internal_note():
+    """Pages show the scoring cards' threshold sources (Results) and the library functions the chapters
+    print with ``show_source``: neither may cite an internal note."""
+    import inspect
+
+    from seqlib.tasks import get_task, list_tasks
+
+    found = [f"{name}: {hit}" for name in list_tasks()
+             for hit in internal_citations(get_task(name).scoring.threshold_source)]
+    shown = {m for path in (REPO / "chapters").glob("*.py") for m in re.findall(r"show_source\(([\w.]+)\)", path.read_text())}
+    namespace = {}
+    for path in (REPO / "chapters").glob("*.py"):  # the names a chapter imports, resolved as it does
+        for line in re.findall(r"^from (seqlib[\w.]*) import ([\w, ]+)$", path.read_text(), flags=re.M):
+            module = __import__(line[0], fromlist=["_"])
+            namespace |= {n.strip(): getattr(module, n.strip()) for n in line[1].split(",") if hasattr(module, n.strip())}
+    for name in sorted(shown):
+        head, *rest = name.split(".")
+        if head not in namespace:
+            continue  # a local of the chapter (e.g. the task's class)
+        obj = namespace[head]
+        for part in rest:
+            obj = getattr(obj, part)
+        found += [f"show_source({name}): {hit}" for hit in internal_citations(inspect.getsource(obj))]
+    assert not found, "\n".join(found)

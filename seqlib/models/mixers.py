@@ -41,7 +41,8 @@ class Mixer:
 
 
 def final_w_init_variance_scale(cfg: ModelConfig) -> float:
-    """2 / n_layers for each block's output projections (recurrentgemma, ``griffin.md`` §2.2)."""
+    """2 / n_layers for each block's output projections (google-deepmind/recurrentgemma,
+    ``final_w_init_variance_scale``)."""
     return 2.0 / cfg.n_layers
 
 

@@ -105,7 +105,7 @@ class ChomskyTask(Task):
             train_lengths=(1, self.train_max_length),
             curve_splits=("val", "test"),
             solve_threshold=0.9,
-            threshold_source="Delétang et al. 2023: >= 90% test accuracy counts as generalising (tasks.md §2.2)",
+            threshold_source="Delétang et al. 2023: >= 90% test accuracy counts as generalising",
             chance=self.spec.chance,
         )
 

@@ -164,7 +164,7 @@ class DPTask(Task):
             metric, higher, label = "accuracy", True, "accuracy (= micro-F1)"
         else:
             metric, higher, label = "loss", False, "MSE"
-        none = "Hashemi et al. 2025 state no solve threshold (tasks.md §4)"
+        none = "Hashemi et al. 2025 state no solve threshold"
         ours = f"ours, {DP_SOLVE_THRESHOLD:g} as Zoology's MQAR line: {none}"
         return Scoring(
             metric=metric,

@@ -61,7 +61,7 @@ class FlipFlop(Task):
             train_lengths=(self.seq_len, self.seq_len),
             curve_splits=(),
             solve_threshold=0.0,
-            threshold_source="Liu et al. 2023, R2: zero glitches is perfect extrapolation (tasks.md §3)",
+            threshold_source="Liu et al. 2023: zero glitches is perfect extrapolation",
             chance=self.spec.chance,
         )
 

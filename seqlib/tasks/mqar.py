@@ -130,7 +130,7 @@ class MQAR(Task):
             train_lengths=(self.seq_len, self.seq_len),
             curve_splits=("test_length",),
             solve_threshold=0.99,
-            threshold_source="Zoology's early_stopping_threshold = 0.99 on valid/accuracy (tasks.md §1.2)",
+            threshold_source="Zoology (Arora et al. 2023), code: early_stopping_threshold = 0.99 on valid/accuracy",
             chance=self.spec.chance,
         )
 
