@@ -1,63 +1,138 @@
-"""The training plan's GPU-time estimate (seqlib.book.plan): per-run step times from the store's GPU
-records x the sweep benchmark's stacking speed-ups, worked by hand on a tiny store."""
+"""The training plan's GPU-time estimate (seqlib.book.plan): per-run step times (the sweep's loop, or
+the store's GPU records calibrated per grid call) x the sweep benchmark's stacking speed-ups, plus
+the evaluation batches, worked by hand on a tiny store."""
 
 from __future__ import annotations
 
 import json
 import math
 
+import pytest
 import test_book_grid as toy
 from test_book_report import record
 
-from seqlib.book.plan import plan_lines, speedup, stack_speedups, step_times
+from seqlib.book.plan import estimate, eval_batches, nearest_shape, speedup, sweep_rows, task_of
+from seqlib.config import load_config
 from seqlib.results import write_record
 
 book = toy.book  # the toy book fixture of the grid tests
+A, B = "a" * 40, "b" * 40  # two grid calls (commits)
 
 
-def gpu_record(model, seed, step_time, stacked=False):
-    rec = record(model=model, seed=seed)
-    rec.provenance.device = "cuda"
-    rec.measure = {"step_time_s": step_time, **({"stack_size": 4} if stacked else {})}
+def tiny(task: str, model: str, steps: int = 100, **run) -> dict:
+    """One run of the tiny profile (Chomsky lengths 1..6 and 7..10, 8 examples per split in batches
+    of 32), with ``steps`` steps and the given run settings."""
+    cfg = load_config(task, model, "tiny").for_run(1e-3, 0)
+    cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"steps": steps}),
+                                 "run": cfg.run.model_copy(update=run)})
+    return cfg.model_dump(mode="json")
+
+
+def gpu_record(task, model, commit, step, seed=0, evals=0, eval_s=0.0, stacked=False):
+    """A run trained on CUDA: ``evals`` evaluations of val (6 batches each) in ``eval_s`` seconds."""
+    rec = record(task=task, model=model, seed=seed, end=f"2026-01-0{seed + 1}T00:00:00")
+    rec.config = tiny(task, model)
+    rec.provenance.device, rec.provenance.commit = "cuda", commit
+    rec.measure = {"step_time_s": step, "train_time_s": 10.0, "wall_time_s": 10.0 + eval_s, "train_tokens": 2000,
+                   **({"stack_size": 4} if stacked else {})}
+    rec.train = {"steps_done": 1, "eval_curve": [[1, 0.5]] * evals, "select_split": "val", "data_time_s": 0.0}
     return rec
 
 
-def job(model, k, steps=1000):
-    cfg = {"task": {"name": "parity_check"}, "model": {"name": model}, "optim": {"steps": steps}}
-    return (f"{model} x{k}", {"configs": [cfg] * k, "names": [f"r{i}" for i in range(k)]})
+def write_sweep(bench, name, rows):
+    bench.mkdir(parents=True, exist_ok=True)
+    (bench / f"sweep-{name}.json").write_text(json.dumps({"results": rows}))
+
+
+def row(shape, model, k, gain, loop=None):
+    return {"shape": shape, "model": model, "K": k, "speedup_vs_loop": gain, "loop": loop}
+
+
+def test_the_newest_row_of_each_key_over_all_records(tmp_path):
+    # the newer record (by its name's UTC time) is written first: file times do not decide
+    write_sweep(tmp_path, "20260102T000000", [row("parity", "hawk", 64, 10.0)])
+    write_sweep(tmp_path, "20260101T000000", [row("parity", "hawk", 16, 2.0), row("parity", "hawk", 64, 8.0),
+                                              row("mqar", "hawk", 64, 3.0), row("mqar", "gru", 16, None)])
+    rows = sweep_rows(tmp_path)
+    assert {key: (r["speedup_vs_loop"], r["record"]) for key, r in rows.items()} == {
+        ("parity", "hawk", 16): (2.0, "sweep-20260101T000000.json"),  # only in the older record: kept
+        ("parity", "hawk", 64): (10.0, "sweep-20260102T000000.json"),  # in both: the newer
+        ("mqar", "hawk", 64): (3.0, "sweep-20260101T000000.json")}  # a row without a speed-up is no row
+
+
+def test_speedup_bounds_by_hand(tmp_path):
+    write_sweep(tmp_path, "20260101T000000", [row("parity", "hawk", 16, 8.0), row("parity", "hawk", 64, 16.0),
+                                              row("parity", "lstm", 16, 3.2), row("mqar", "hawk", 16, 2.0)])
+    rows = sweep_rows(tmp_path)
+    values = {k: speedup(rows, "parity", "hawk", k)[0] for k in (1, 4, 16, 24, 64, 100)}
+    # K=4: 8 x 4/16 = 2 (above 16 x 4/64 = 1); K=24: 8 (above 16 x 24/64 = 6); past 64: 16
+    assert values == {1: 1.0, 4: 2.0, 16: 8.0, 24: 8.0, 64: 16.0, 100: 16.0}
+    assert speedup(rows, "parity", "hawk", 4)[1] == "parity hawk: sweep-20260101T000000.json K=16 x 4/16"
+    assert speedup(rows, "parity", "lstm", 4) == (1.0, "at least 1 (parity lstm: sweep-20260101T000000.json "
+                                                       "K=16 x 4/16)")  # 3.2 x 4/16 < 1
+    # lstm was not measured on mqar: the smaller of its parity value (3.2) and mqar's lowest (2)
+    gain, source = speedup(rows, "mqar", "lstm", 16)
+    assert gain == 2.0 and source.startswith("lstm not measured on mqar: mqar hawk")
+    assert speedup(rows, "mqar", "gru", 16)[0] == 2.0  # not measured anywhere: mqar's lowest
+
+
+def test_nearest_shape_by_tokens_per_step():
+    tokens = {"parity_check": 2763, "flipflop": 8192, "mqar": 32768, "reverse_string": 5109,
+              "selective_copying": 65536, "induction_heads": 16384, "knapsack": 1024}
+    shapes = {"parity", "mqar", "flipflop"}
+    assert {t: nearest_shape(t, tokens, shapes) for t in tokens} == {
+        "parity_check": "parity", "flipflop": "flipflop", "mqar": "mqar", "reverse_string": "flipflop",
+        "selective_copying": "mqar", "induction_heads": "mqar",  # 16384: as near 8192 as 32768, the larger
+        "knapsack": "parity"}
+    assert nearest_shape("unmeasured", tokens, shapes) == "parity"
+    assert nearest_shape("reverse_string", tokens, {"parity"}) == "parity"  # only parity was measured
+
+
+def test_eval_batches_by_hand():
+    cfg = load_config("parity_check", "hawk", "tiny").model_copy()
+    cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"steps": 100}),
+                                 "run": cfg.run.model_copy(update={"eval_every": 40})})
+    # val: 6 lengths x ceil(8/6) = 2 examples, one batch each; test: 4 lengths; train: 6
+    # periodic: ceil(100/40) = 3 evaluations of val = 18; final: train 6 + val 6 + test 4 = 16
+    assert eval_batches(cfg, task_of(cfg)) == 34
+    only = cfg.model_copy(update={"run": cfg.run.model_copy(update={"eval_splits": ["test"], "eval_every": 100})})
+    assert eval_batches(only, task_of(only)) == 6 + 4
 
 
 def test_estimate_by_hand(tmp_path):
     store, bench = tmp_path / "results", tmp_path / "results" / "bench"
-    for seed, t in enumerate((0.020, 0.030, 0.025)):  # median 0.025 s
-        write_record(store, gpu_record("hawk", seed, t))
-    write_record(store, gpu_record("hawk", 9, 9.0, stacked=True))  # a stacked record is not a per-run time
-    cpu = record(model="lstm")
-    cpu.measure = {"step_time_s": 1.0}
-    write_record(store, cpu)  # trained on a CPU: not a GPU measurement
-    assert step_times(store) == {("parity_check", "hawk"): 0.025}
-    bench.mkdir(parents=True)
-    (bench / "sweep-20260101T000000.json").write_text(json.dumps({"results": [
-        {"shape": "parity", "model": "hawk", "K": 16, "speedup_vs_loop": 2.0},
-        {"shape": "parity", "model": "hawk", "K": 64, "speedup_vs_loop": 8.0},
-        {"shape": "mqar", "model": "hawk", "K": 64, "speedup_vs_loop": 99.0}]}))
-    (bench / "sweep-20260102T000000.json").write_text(json.dumps({"results": [
-        {"shape": "parity", "model": "hawk", "K": 64, "speedup_vs_loop": 10.0}]}))  # newer: overrides K=64
-    gains, used = stack_speedups(bench)
-    assert gains == {"hawk": [(16, 2.0), (64, 10.0)]} and len(used) == 2
-    assert (speedup(gains["hawk"], 1), speedup(gains["hawk"], 8), speedup(gains["hawk"], 32),
-            speedup(gains["hawk"], 64)) == (1.0, 1.0, 2.0, 10.0)
-    lines = plan_lines([job("hawk", 64), job("hawk", 1), job("lstm", 3)], store, bench)
-    # hawk x64: 1000 steps x 0.025 s x 64 / 10 = 160 s; hawk x1: 1000 x 0.025 = 25 s; lstm: no estimate
-    (row,) = [ln for ln in lines if ln.startswith("parity_check")]
-    jobs, runs, run_steps, hours, unknown = row.split()[1:]
-    assert (int(jobs), int(runs), int(run_steps), int(unknown)) == (3, 68, 68_000, 1)
-    assert math.isclose(float(hours), round(185 / 3600, 2))
-    assert "1 job(s) without a per-run measurement" in lines[-1]
+    # grid call A: parity hawk 0.030, 0.030, 0.036 s against the loop's 0.020: calibration
+    # median(2/3, 2/3, 5/9) = 2/3; its evaluations 1.2 s / (2 x 6 batches) = 0.1 s per batch
+    for seed, step in enumerate((0.030, 0.030, 0.036)):
+        write_record(store, gpu_record("parity_check", "hawk", A, step, seed, evals=2, eval_s=1.2))
+    write_record(store, gpu_record("parity_check", "hawk", A, 9.0, 7, stacked=True))  # stacked: no per-run time
+    write_record(store, gpu_record("even_pairs", "hawk", A, 0.045, evals=1, eval_s=0.9))  # -> 0.030; 0.1 s
+    for seed, step in enumerate((0.040, 0.060)):  # call B measured nothing: the smallest, 0.040; 0.05 s
+        write_record(store, gpu_record("even_pairs", "lstm", B, step, seed, evals=2, eval_s=0.6 + seed))
+    write_sweep(bench, "20260101T000000", [row("parity", "hawk", 16, 8.0, loop=50.0)])
+    write_sweep(bench, "20260102T000000", [row("parity", "hawk", 64, 16.0, loop=50.0)])
+    run = tiny("parity_check", "hawk", eval_every=50)  # 2 x 6 + 16 = 28 batches a run
+    jobs = [("parity", {"configs": [run] * 4}),
+            ("even lstm", {"configs": [tiny("even_pairs", "lstm", eval_every=50)]}),
+            ("even hawk", {"configs": [tiny("even_pairs", "hawk", eval_every=50)] * 16}),
+            ("no record", {"configs": [tiny("even_pairs", "gru")]})]
+    est = estimate(jobs, store, bench)
+    assert est.calibration == pytest.approx({A: 2 / 3})
+    parity, even = est.tasks["parity_check"], est.tasks["even_pairs"]
+    # parity x4: 100 steps x 0.020 s (the loop) x 4 / 2 (8 x 4/16) = 4 s; 4 x 28 batches x 0.1 x 2/3
+    assert parity["train"] * 3600 == pytest.approx(4.0)
+    assert parity["eval"] * 3600 == pytest.approx(4 * 28 * 0.1 * 2 / 3)
+    # even lstm x1: 100 x 0.040 = 4 s, 28 x 0.05; even hawk x16: 100 x 0.030 x 16 / 8 = 6 s, 16 x 28 x 0.1
+    assert even["train"] * 3600 == pytest.approx(4.0 + 6.0)
+    assert even["eval"] * 3600 == pytest.approx(28 * 0.05 + 16 * 28 * 0.1)
+    assert (even["jobs"], even["runs"], even["steps"], even["unknown"]) == (3, 18, 1800, 1)  # gru: no record
+    assert even["done"] * 3600 == pytest.approx(4.0 + 4 * 28 * 0.1 * 2 / 3 + 10.0 + 28 * 0.05 + 16 * 28 * 0.1)
+    assert est.speedups[("parity", "hawk", 4)] == (2.0, "parity hawk: sweep-20260101T000000.json K=16 x 4/16")
+    assert math.isclose(est.speedups[("parity", "hawk", 16)][0], 8.0)
 
 
 def test_grid_plan_prints_the_plan_and_runs_nothing(book):
     proc = toy.grid(book, "--plan")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "GPU hours" in proc.stdout and "estimate:" in proc.stdout
+    assert "GPU h" in proc.stdout and "estimate:" in proc.stdout
     assert not (book / "runs").exists()  # nothing executed

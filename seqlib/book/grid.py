@@ -681,7 +681,8 @@ def main(argv: list[str] | None = None) -> int:
     plans = planned_runs(runs)
     problems: list[str] = []  # store faults met on the way (corrupt records or notebooks): the summary lists them
     training = planned_training(runs, plans, problems)
-    stack_size = args.stack_size or (STACK_MAX if gpus else 1)
+    # a plan estimates GPU hours, so it plans the GPU's stacks wherever it runs
+    stack_size = args.stack_size or (STACK_MAX if gpus or args.plan else 1)
     jobs = stack_jobs(training, stack_size)
     print(f"seqbook grid: profile {profile} ({len(gpus)} GPU(s) visible; override with PROFILE=), "
           f"{len(runs)} runs, {len(phases[1])} of them after the rest ({where}); "

@@ -1,91 +1,255 @@
 """The grid's training plan and its GPU-time estimate (``python -m seqlib.book.grid --plan``).
 
 Before anything runs, every planned training job (:func:`seqlib.book.grid.stack_jobs`) is listed per
-task with its runs, its stack size and its steps, and an estimate of its GPU time:
+task with its runs, its steps and an estimate of its GPU time, training plus evaluation, in the
+grid's training order (``done by``: the hours spent when the task's last job ends). Each task is
+estimated on a shape of the sweep benchmark (``results/bench/sweep-*.json``, ``python -m seqlib
+bench sweep``): the one whose task trains on the number of tokens per step nearest the task's (log
+scale, from the store's records; a tie goes to the larger; parity without token counts).
 
-    steps x (per-run step time) x K / (stacking speed-up at K)
+* training: ``steps x (per-run step time) x K / (stacking speed-up at K)``;
 
-* per-run step time: the median ``measure.step_time_s`` of the store's ``ok`` records of the same
-  task and model trained alone on a CUDA device (the per-run trainer; any profile, so the sizes may
-  differ from the plan's: the estimate says so by naming its source);
-* stacking speed-up: ``speedup_vs_loop`` of the sweep benchmark records (``results/bench/sweep-*.json``,
-  ``python -m seqlib bench sweep``; the newest value of each model and K) at the largest measured K
-  not above the job's, on the parity shape; 1 where none is measured (K = 1 included).
+  - per-run step time: the sweep's loop (the per-run trainer alone on the GPU, warmed up: the
+    speed-ups' own baseline) where it measured that task and model; else from the store's ``ok``
+    records of the task and model trained run by run on a CUDA device (any profile, so the sizes
+    may differ from the plan's), ``measure.step_time_s``. The grid trained those runs several to a
+    GPU, which slows each step, so a record is calibrated by its grid call (its commit): times the
+    median of loop / stored step time over that call's records that the sweep measured. The
+    estimate is the median of the calibrated records, else (no record calibrated) the smallest
+    stored time, each an upper bound;
+  - stacking speed-up: ``speedup_vs_loop``, the newest row of each (shape, model, K) over all sweep
+    records. A row at K' <= K bounds the speed-up at K from below (more runs in a stack never lower
+    its throughput), and so does one at K' > K, times K / K' (fewer runs never make its step
+    slower); the larger bound is used, at least 1 (K = 1: 1). A model the shape was not measured
+    with takes the smaller of its own parity-shape value and the shape's lowest;
+* evaluation (run by run, also in a stack): the forward batches of the periodic evaluations of the
+  selection split and of the final evaluation of every split, times the seconds per batch of the
+  store's records of the task and model (their periodic evaluations: wall time less training and
+  data time, over the batches evaluated), calibrated as their steps. Those batches are of the
+  selection split, whose sequences may be shorter than other splits' (Chomsky's test lengths).
 
-A job without a per-run measurement has no estimate and is counted as such. The estimate is a
-planning aid, not a measurement: the Run issue checks it against one round's measured rate.
+A job without a measurement has no estimate and is counted as such. The estimate is a planning aid,
+not a measurement: the Run issue checks it against one round's measured rate.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from seqlib.bench.sweep import SHAPES
 from seqlib.results import load_records
 
-
-def step_times(store: Path) -> dict[tuple[str, str], float]:
-    """(task, model) -> median per-run step time (s) of the store's ok records trained alone on CUDA."""
-    times: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for rec in load_records(store):
-        step = rec.measure.get("step_time_s")
-        if rec.status == "ok" and rec.provenance.device == "cuda" and step and "stack_size" not in rec.measure:
-            times[(rec.task, rec.model)].append(step)
-    return {key: statistics.median(v) for key, v in times.items()}
+PARITY = "parity"  # the shape every model was measured on: the fallback
 
 
-def stack_speedups(bench_dir: Path) -> tuple[dict[str, list[tuple[int, float]]], list[str]]:
-    """model -> sorted [(K, speed-up over the per-run loop)] on the parity shape, the newest sweep
-    record's value for each (model, K); and the names of the records used."""
-    found: dict[tuple[str, int], float] = {}
-    used = []
-    for path in sorted(bench_dir.glob("sweep-*.json")):  # oldest first: newer records override
-        rows = [r for r in json.loads(path.read_text()).get("results", [])
-                if r.get("shape") == "parity" and r.get("speedup_vs_loop")]
-        found |= {(r["model"], int(r["K"])): float(r["speedup_vs_loop"]) for r in rows}
-        used += [path.name] if rows else []
-    out: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for (model, k), gain in sorted(found.items()):
-        out[model].append((k, gain))
-    return dict(out), used
+def pooled(pairs, scale: dict[str, float]) -> dict:
+    """``((key, commit), value)`` pairs -> per key the median of its values times their commit's
+    calibration in ``scale`` where any has one, else the smallest value (each is an upper bound)."""
+    values: dict = defaultdict(lambda: ([], []))
+    for (key, commit), value in pairs:
+        calibrated, bounds = values[key]
+        if commit in scale:
+            calibrated.append(value * scale[commit])
+        else:
+            bounds.append(value)
+    return {key: statistics.median(c) if c else min(b) for key, (c, b) in values.items()}
 
 
-def speedup(measured: list[tuple[int, float]], k: int) -> float:
-    """The measured speed-up at the largest K not above ``k`` (1 if none; never below 1 for K > 1)."""
-    below = [s for kk, s in measured if kk <= k]
-    return max(below[-1], 1.0) if below and k > 1 else 1.0
+def per_run_records(store: Path) -> list:
+    """The store's ok records of runs trained run by run (not stacked) on a CUDA device."""
+    return [r for r in load_records(store)
+            if r.status == "ok" and r.provenance.device == "cuda" and "stack_size" not in r.measure]
 
 
-def plan_lines(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> list[str]:
-    """The plan as printed lines: per task its jobs, runs, steps and estimated GPU hours, then the total."""
-    times = step_times(store)
-    gains, sources = stack_speedups(bench_dir)
-    per_task: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "runs": 0, "steps": 0, "hours": 0.0, "unknown": 0})
+def calibrations(records, loops: dict[tuple[str, str], float]) -> dict[str, float]:
+    """commit -> median of loop / stored step time over the records of that grid call (commit) that
+    the sweep's loop measured (module docstring)."""
+    ratios = defaultdict(list)
+    for r in records:
+        if (r.task, r.model) in loops and r.measure.get("step_time_s"):
+            ratios[r.provenance.commit].append(loops[r.task, r.model] / r.measure["step_time_s"])
+    return {commit: statistics.median(v) for commit, v in ratios.items()}
+
+
+def step_times(records, scale: dict[str, float]) -> dict[tuple[str, str], float]:
+    """(task, model) -> per-run step time (s) of ``records`` (:func:`per_run_records`), calibrated
+    per commit by ``scale`` (:func:`pooled`)."""
+    return pooled([(((r.task, r.model), r.provenance.commit), r.measure["step_time_s"])
+                   for r in records if r.measure.get("step_time_s")], scale)
+
+
+def tokens_per_step(records) -> dict[str, float]:
+    """task -> median training tokens per step of ``records``."""
+    values = defaultdict(list)
+    for r in records:
+        if r.measure.get("train_tokens") and r.train.get("steps_done"):
+            values[r.task].append(r.measure["train_tokens"] / r.train["steps_done"])
+    return {task: statistics.median(v) for task, v in values.items()}
+
+
+def eval_batch_times(records, scale: dict[str, float]) -> dict[tuple[str, str], float]:
+    """(task, model) -> seconds per forward batch of the periodic evaluations of ``records``,
+    (wall - training - data time) / (evaluations x batches per evaluation), pooled as :func:`step_times`."""
+    from pydantic import ValidationError
+
+    from seqlib.config import ExperimentConfig
+
+    pairs = []
+    for r in records:
+        evals = len(r.train.get("eval_curve") or [])
+        if not evals or not r.measure.get("train_time_s"):
+            continue
+        try:
+            cfg = ExperimentConfig.model_validate(r.config)
+        except ValidationError:  # a record of an older configuration schema: no estimate from it
+            continue
+        spent = r.measure["wall_time_s"] - r.measure["train_time_s"] - r.train.get("data_time_s", 0.0)
+        batches = evals * split_batches(cfg, task_of(cfg), r.train["select_split"])
+        pairs.append((((r.task, r.model), r.provenance.commit), spent / batches))
+    return pooled(pairs, scale)
+
+
+def task_of(cfg):
+    from seqlib.tasks import get_task
+
+    return get_task(cfg.task.name, **cfg.task.params)
+
+
+def split_batches(cfg, task, split: str) -> int:
+    """Forward batches of one evaluation of ``split`` (:func:`seqlib.evaluate.eval_plan`)."""
+    from seqlib.evaluate import eval_plan
+    from seqlib.train import eval_size
+
+    bs = cfg.run.eval_batch_size
+    return sum(-(-count // bs) for _, count in eval_plan(task, split, eval_size(cfg, split), bs))
+
+
+def eval_batches(cfg, task) -> int:
+    """Forward batches a run evaluates: every ``eval_every`` steps (and at its last) the selection
+    split, then every evaluation split once (:func:`seqlib.train.execute`)."""
+    from seqlib.train import select_split
+
+    periodic = math.ceil(cfg.optim.steps / cfg.run.eval_every) * split_batches(cfg, task, select_split(cfg, task))
+    return periodic + sum(split_batches(cfg, task, s) for s in cfg.run.eval_splits or task.splits)
+
+
+def sweep_rows(bench_dir: Path) -> dict[tuple[str, str, int], dict]:
+    """(shape, model, K) -> the newest sweep benchmark row of that key over every record (the records'
+    names carry their UTC time), with the record's name under ``record``."""
+    rows = {}
+    for path in sorted(bench_dir.glob("sweep-*.json")):  # oldest first: newer rows override
+        for row in json.loads(path.read_text()).get("results", []):
+            if row.get("speedup_vs_loop"):
+                rows[(row["shape"], row["model"], int(row["K"]))] = {**row, "record": path.name}
+    return rows
+
+
+def loop_times(rows: dict) -> dict[tuple[str, str], float]:
+    """(task, model) -> the sweep loop's step time (s) in the newest record that measured the pair."""
+    newest = sorted(rows.items(), key=lambda item: item[1]["record"])
+    return {(SHAPES[s][0], m): 1 / row["loop"] for (s, m, _), row in newest if row.get("loop") and s in SHAPES}
+
+
+def speedup(rows: dict[tuple[str, str, int], dict], shape: str, model: str, k: int) -> tuple[float, str]:
+    """The stacking speed-up at ``k`` of ``model`` on ``shape`` (module docstring) and where it comes from."""
+    if k <= 1:
+        return 1.0, "K = 1"
+    measured = {kk: row for (s, m, kk), row in rows.items() if (s, m) == (shape, model)}
+    if not measured:
+        others = [speedup(rows, shape, m, k) for m in sorted({m for s, m, _ in rows if s == shape})]
+        fallback = [speedup(rows, PARITY, model, k)] if shape != PARITY else []
+        gain, source = min(others + fallback, default=(1.0, "nothing measured"))
+        return gain, f"{model} not measured on {shape}: {source}"
+    gain, kk, record = max((row["speedup_vs_loop"] * min(1.0, k / kk), kk, row["record"]) for kk, row in measured.items())
+    source = f"{shape} {model}: {record} K={kk}" + (f" x {k}/{kk}" if kk > k else "")
+    return (gain, source) if gain > 1.0 else (1.0, f"at least 1 ({source})")
+
+
+def nearest_shape(task: str, tokens: dict[str, float], shapes) -> str:
+    """The shape whose task's tokens per step are nearest ``task``'s (module docstring)."""
+    known = [(abs(math.log(tokens[task] / tokens[SHAPES[s][0]])), -tokens[SHAPES[s][0]], s)
+             for s in shapes if s in SHAPES and task in tokens and SHAPES[s][0] in tokens]
+    return min(known)[2] if known else PARITY
+
+
+@dataclass
+class Estimate:
+    """The plan's numbers: per task (in training order) its shape, jobs, runs, run-steps, training
+    and evaluation hours, the hours spent when its last job ends (``done``) and its jobs without a
+    measurement (``unknown``); the speed-ups used per (shape, model, K) with their sources; and what
+    the per-run times came from."""
+
+    tasks: dict[str, dict] = field(default_factory=dict)
+    speedups: dict[tuple[str, str, int], tuple[float, str]] = field(default_factory=dict)
+    loops: int = 0
+    stored: int = 0
+    eval_pairs: int = 0
+    calibration: dict[str, float] = field(default_factory=dict)
+
+
+def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Estimate:
+    """The GPU-time estimate of the training jobs ``jobs`` (:func:`seqlib.book.grid.stack_jobs`)."""
+    from seqlib.config import ExperimentConfig
+
+    rows, records = sweep_rows(bench_dir), per_run_records(store)
+    loops = loop_times(rows)
+    scale = calibrations(records, loops)
+    stored, tokens, eval_times = step_times(records, scale), tokens_per_step(records), eval_batch_times(records, scale)
+    shapes = {s for s, _, _ in rows} | {PARITY}
+    out = Estimate(loops=len(loops), stored=len(stored), eval_pairs=len(eval_times), calibration=scale)
+    spent = 0.0
     for _, job in jobs:
-        cfgs = job["configs"]
-        task, model, k = cfgs[0]["task"]["name"], cfgs[0]["model"]["name"], len(cfgs)
-        steps = max(c["optim"]["steps"] for c in cfgs)
-        row = per_task[task]
+        cfgs = [ExperimentConfig.model_validate(c) for c in job["configs"]]
+        task, model, k = cfgs[0].task.name, cfgs[0].model.name, len(cfgs)
+        row = out.tasks.setdefault(task, {"shape": nearest_shape(task, tokens, shapes), "jobs": 0, "runs": 0,
+                                          "steps": 0, "train": 0.0, "eval": 0.0, "done": 0.0, "unknown": 0})
+        steps = max(c.optim.steps for c in cfgs)
         row["jobs"] += 1
         row["runs"] += k
         row["steps"] += steps * k
-        t_run = times.get((task, model))
-        if t_run is None:
+        t_run = loops.get((task, model)) or stored.get((task, model), math.nan)
+        t_batch = eval_times.get((task, model), math.nan)
+        if math.isnan(t_run + t_batch):
             row["unknown"] += 1
-        else:
-            row["hours"] += steps * t_run * k / speedup(gains.get(model, []), k) / 3600
-    lines = [f"{'task':24s} {'jobs':>5s} {'runs':>5s} {'run-steps':>10s} {'GPU hours':>10s}  unestimated jobs"]
-    for task, row in per_task.items():
-        lines.append(f"{task:24s} {row['jobs']:5d} {row['runs']:5d} {row['steps']:10d} {row['hours']:10.2f}  "
-                     f"{row['unknown'] or ''}")
-    total = sum(r["hours"] for r in per_task.values())
-    unknown = sum(r["unknown"] for r in per_task.values())
-    lines.append(f"{'total':24s} {sum(r['jobs'] for r in per_task.values()):5d} "
-                 f"{sum(r['runs'] for r in per_task.values()):5d} {sum(r['steps'] for r in per_task.values()):10d} "
-                 f"{total:10.2f}  {unknown or ''}")
-    lines.append(f"estimate: per-run step times of {len(times)} (task, model) pairs stored in {store} (trained alone "
-                 f"on CUDA) x stacking speed-ups from {', '.join(sources) or 'no sweep record (speed-up 1)'}; "
-                 f"{unknown} job(s) without a per-run measurement are not in the hours")
-    return lines
+            continue
+        out.speedups[(row["shape"], model, k)] = gain = speedup(rows, row["shape"], model, k)
+        the_task = task_of(cfgs[0])
+        train = steps * t_run * k / gain[0] / 3600
+        evaluate = sum(eval_batches(c, the_task) for c in cfgs) * t_batch / 3600
+        row["train"] += train
+        row["eval"] += evaluate
+        spent += train + evaluate
+        row["done"] = spent
+    return out
+
+
+def plan_lines(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> list[str]:
+    """The plan as printed lines: per task its jobs, runs, steps and estimated GPU hours (training,
+    evaluation, when done), then the total and the source of every speed-up used."""
+    est = estimate(jobs, store, bench_dir)
+
+    def line(name: str, shape: str, r: dict) -> str:
+        return (f"{name:28s} {shape:8s} {r['jobs']:4d} {r['runs']:5d} {r['steps']:10d} {r['train']:7.2f} "
+                f"{r['eval']:6.2f} {r['train'] + r['eval']:6.2f} {r['done']:7.2f}  {r['unknown'] or ''}")
+
+    keys = ("jobs", "runs", "steps", "train", "eval", "unknown")
+    total = {key: sum(r[key] for r in est.tasks.values()) for key in keys}
+    calibration = ", ".join(f"{c[:7]} x{v:.2f}" for c, v in sorted(est.calibration.items())) or "none"
+    return [
+        f"{'task':28s} {'shape':8s} {'jobs':>4s} {'runs':>5s} {'run-steps':>10s} {'train h':>7s} {'eval h':>6s} "
+        f"{'GPU h':>6s} {'done by':>7s}  unestimated jobs",
+        *(line(task, r["shape"], r) for task, r in est.tasks.items()),
+        line("total", "", {**total, "done": total["train"] + total["eval"]}),
+        f"estimate: per-run step times of the sweep's loop ({est.loops} (task, model) pairs) or of the store {store} "
+        f"({est.stored} pairs trained run by run on CUDA, calibrated per grid call: {calibration}, others x1) "
+        f"x K / the stacking speed-ups below, plus evaluation batches x the store's seconds per batch "
+        f"({est.eval_pairs} pairs, calibrated alike); {total['unknown']} job(s) without a measurement are not "
+        "in the hours (seqlib.book.plan says how)",
+        "stacking speed-ups used (shape model K: value, from):",
+        *(f"  {s} {m} K={k}: {gain:.2f} ({source})" for (s, m, k), (gain, source) in sorted(est.speedups.items())),
+    ]
