@@ -31,7 +31,7 @@ at hundreds of lengths stays tens of kilobytes. Each metric has one home here (:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -110,8 +110,30 @@ def evaluate_split(
     ``seed``); ``.attrs["seq_len"]`` holds the longest input length seen."""
     was_training = model.training
     model.eval()
-    frames, seq_len = [], 0
     try:
+        return evaluate_split_stack(lambda x, s: model(x, s)[0][None], 1, task, split, n, seed, batch_size,
+                                    device, dtype)[0]
+    finally:
+        model.train(was_training)
+
+
+def evaluate_split_stack(
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    k: int,
+    task: Task,
+    split: str,
+    n: int,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+) -> list[pd.DataFrame]:
+    """:func:`evaluate_split` of ``k`` models at once, on the same examples: ``forward(inputs,
+    segment_pos)`` returns the logits of all k, ``[k, B, ...]`` (a stack of instances under vmap,
+    :mod:`seqlib.stack`; a single model is ``k = 1``). One per-example frame per model, in order."""
+    frames: list[list[pd.DataFrame]] = [[] for _ in range(k)]
+    seq_len = 0
+    with torch.no_grad():
         for g, (length, count) in enumerate(eval_plan(task, split, n, batch_size)):
             kwargs = {} if length is None else {"length": length}
             group = task.sample(split, count, seed=derive_seed(f"eval/{split}", seed, g), **kwargs)
@@ -119,13 +141,13 @@ def evaluate_split(
             for i in range(0, len(group), batch_size):
                 batch = _slice(group, i, i + batch_size).to(device)
                 with autocast(device, dtype):
-                    logits, _ = model(batch.inputs, batch.segment_pos)
-                stats = _per_example(logits, batch, task.spec)
-                frames.append(pd.DataFrame({**stats, **_sliceable(batch.meta, len(batch))}))
-    finally:
-        model.train(was_training)
-    out = pd.concat(frames, ignore_index=True)
-    out.attrs["seq_len"] = seq_len
+                    logits = forward(batch.inputs, batch.segment_pos)
+                meta = _sliceable(batch.meta, len(batch))
+                for j in range(k):
+                    frames[j].append(pd.DataFrame({**_per_example(logits[j], batch, task.spec), **meta}))
+    out = [pd.concat(f, ignore_index=True) for f in frames]
+    for frame in out:
+        frame.attrs["seq_len"] = seq_len
     return out
 
 

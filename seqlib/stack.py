@@ -20,6 +20,10 @@ scan folds it in by its vmap rule, ``seqlib.kernels.rglru_triton``). Each instan
   step (one step of every instance in it), ``tokens_per_s`` its own tokens over the stack's training
   time, ``peak_memory_bytes`` the stack's.
 
+Evaluations (the selection split every ``run.eval_every`` steps, every split at the end) run the
+instances that reach them at once, under the same vmap, on the examples each would see alone (the
+runs share their evaluation settings); a chunk of instances at a time bounds the memory.
+
 No host sync per step: losses, gradient norms and the first failing step stay on the device and are
 read every ``run.log_every`` steps and at evaluations. AdamW only (Muon orthogonalises each matrix):
 :func:`stack_problem` says why a set of runs cannot stack.
@@ -43,6 +47,7 @@ from torch.func import functional_call, vmap
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig
 from seqlib.data import Prefetcher, bucket
+from seqlib.evaluate import evaluate_split_stack
 from seqlib.measure import Meter
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.models.zoo import ZOO_MIXERS
@@ -52,6 +57,8 @@ from seqlib.tasks.base import Batch, Task
 from seqlib.train import (
     Outcome,
     check_eval_splits,
+    eval_size,
+    final_splits,
     finish_run,
     finished,
     lr_factor,
@@ -72,6 +79,7 @@ PER_INSTANCE = ("lr", "min_lr", "weight_decay", "betas", "warmup_steps", "grad_c
                 "early_stop_accuracy", "stop_at_solve", "plateau_evals", "plateau_delta", "seeds", "lr_sweep")
 ADAM_EPS = 1e-8  # torch.optim.AdamW's default eps, which the per-run trainer uses
 CLIP_EPS = 1e-6  # clip_grad_norm_: coefficient max_norm / (total_norm + 1e-6), at most 1
+EVAL_TOKENS = 2**20  # input tokens per instance chunk of a stacked evaluation forward (bounds its memory)
 
 
 def stack_key(cfg: ExperimentConfig) -> str:
@@ -389,7 +397,33 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
             stack.keep([row for row in range(len(stack.ids)) if row not in failed])
             run_step.reset()
 
-    def end(i: int, status: str, reason: str | None = None) -> None:
+    def evaluate_rows(rows: list[int], splits: list[str]) -> dict[int, dict[str, object]]:
+        """The per-example evaluation frames of these stack rows on ``splits``, all rows at once (vmap
+        over their parameters, the same examples for all: the runs share the evaluation settings)."""
+        idx = torch.tensor(rows, dtype=torch.long, device=device)
+        params = layout.views(stack.flat.detach()[idx])
+        fixed = {n: t[idx] for n, t in stack.fixed.items()}
+        batched = vmap(forward, in_dims=(0, 0, None, None, None))
+
+        def logits(inputs, segment_pos):  # [len(rows), B, ...], a chunk of instances at a time
+            chunk = max(1, EVAL_TOKENS // inputs.numel())
+            return torch.cat([batched({n: v[c : c + chunk] for n, v in params.items()},
+                                      {n: v[c : c + chunk] for n, v in fixed.items()}, inputs, segment_pos, None)
+                              for c in range(0, len(rows), chunk)])
+
+        out: dict[int, dict[str, object]] = {row: {} for row in rows}
+        template.eval()
+        try:
+            for split in splits:
+                frames = evaluate_split_stack(logits, len(rows), task, split, eval_size(cfg0, split), r.eval_seed,
+                                              r.eval_batch_size, device, dtype)
+                for row, frame in zip(rows, frames):
+                    out[row][split] = frame
+        finally:
+            template.train()
+        return out
+
+    def end(i: int, status: str, reason: str | None = None, per_split: dict | None = None) -> None:
         record = records[i]
         record.measure |= meter.summary() | {"stack_size": len(cfgs), "train_tokens": tokens[i]}
         train_time = record.measure["train_time_s"]
@@ -398,7 +432,8 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         if status == "ok" and not evaluate:
             record.status, record.reason = "failed", "trained without evaluation (evaluate=False: a benchmark)"
         elif status == "ok":
-            finish_run(template, task, cfgs[i], record, model_cfg, device, dtype, meter.summary()["wall_time_s"])
+            finish_run(template, task, cfgs[i], record, model_cfg, device, dtype, meter.summary()["wall_time_s"],
+                       per_split)
         else:
             record.status, record.reason = status, reason
         if on_done is not None:
@@ -430,14 +465,15 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
             ending = {i for i in stack.ids if (step + 1) % r.eval_every == 0 or step == cfgs[i].optim.steps - 1}
             if step % r.log_every == 0 or ending:
                 flush(step + 1)  # failed instances leave here, before any evaluation
-            done = []
-            for row, i in enumerate(stack.ids):
-                if i in ending:
-                    layout.load(template, stack.flat[row].detach())
-                    stop = evaluate and validate(template, task, cfgs[i], records[i].train, step + 1, device, dtype)
-                    if stop or step == cfgs[i].optim.steps - 1:
-                        end(i, "ok")
-                        done.append(row)
+            rows = [row for row, i in enumerate(stack.ids) if i in ending]
+            val = evaluate_rows(rows, [sel]) if evaluate and rows else {}
+            done = [row for row in rows if (evaluate and validate(
+                template, task, cfgs[stack.ids[row]], records[stack.ids[row]].train, step + 1, device, dtype,
+                val[row][sel])) or step == cfgs[stack.ids[row]].optim.steps - 1]
+            final = evaluate_rows(done, final_splits(cfg0, task)) if evaluate and done else {}
+            for row in done:
+                layout.load(template, stack.flat[row].detach())  # its size and checkpoint
+                end(stack.ids[row], "ok", per_split=final.get(row))
             if done:
                 stack.keep([row for row in range(len(stack.ids)) if row not in done])
                 run_step.reset()

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -255,8 +256,10 @@ def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord):
     return model_cfg
 
 
-def validate(model, task: Task, cfg: ExperimentConfig, train: dict, steps_done: int, device, dtype) -> bool:
-    """Score the selection split after ``steps_done`` steps; True when a stopping rule ends the run here.
+def validate(model, task: Task, cfg: ExperimentConfig, train: dict, steps_done: int, device, dtype,
+             per_example: pd.DataFrame | None = None) -> bool:
+    """Score the selection split after ``steps_done`` steps (``per_example``: its :func:`evaluate_split`
+    frame, already computed by a stack); True when a stopping rule ends the run here.
 
     Into ``train``: ``eval_curve`` (accuracy, else loss), ``select_metric`` (the scoring card's metric)
     and ``select_curve`` (its value), ``stopped_early`` (a rule stopped the run), ``stop_reason`` (once
@@ -265,7 +268,8 @@ def validate(model, task: Task, cfg: ExperimentConfig, train: dict, steps_done: 
     reaches the card's solve threshold, None without a threshold or on an out-of-distribution split.
     A run that ends with ``fit`` False did not fit its training distribution."""
     split, card = train["select_split"], task.scoring
-    rows = eval_rows(model, task, cfg, split, device, dtype)
+    rows = (eval_rows(model, task, cfg, split, device, dtype) if per_example is None
+            else summarize(per_example, task.spec, split))
     val = {m["metric"]: m["value"] for m in rows if m["slice_key"] == "all"}
     train["eval_curve"].append([steps_done, val.get("accuracy", val.get("loss"))])
     train["select_metric"] = card.metric
@@ -304,15 +308,24 @@ def plateaued(values: list[float], evals: int, delta: float, higher_is_better: b
     return max(scores[-evals:]) <= max(scores[:-evals]) + delta
 
 
+def final_splits(cfg: ExperimentConfig, task: Task) -> list[str]:
+    """The splits a finished run is evaluated on."""
+    return cfg.run.eval_splits or list(task.splits)
+
+
 def finish_run(model, task: Task, cfg: ExperimentConfig, record: RunRecord, model_cfg, device, dtype,
-               wall_time_s: float) -> None:
-    """The end of a trained run: every evaluation split into ``record.metrics``, the model's size and
-    state into ``record.measure``, the checkpoint beside the record (``run.save_checkpoint``), status ok."""
+               wall_time_s: float, per_split: dict[str, pd.DataFrame] | None = None) -> None:
+    """The end of a trained run: every evaluation split (:func:`final_splits`; ``per_split``: their
+    :func:`evaluate_split` frames, already computed by a stack) into ``record.metrics``, the model's
+    size and state into ``record.measure``, the checkpoint beside the record (``run.save_checkpoint``),
+    status ok."""
     r = cfg.run
     metrics, seq_len = [], 0
-    for split in r.eval_splits or list(task.splits):
-        per_example = evaluate_split(model, task, split, eval_size(cfg, split), r.eval_seed,
-                                     r.eval_batch_size, device, dtype)
+    for split in final_splits(cfg, task):
+        per_example = (per_split or {}).get(split)
+        if per_example is None:
+            per_example = evaluate_split(model, task, split, eval_size(cfg, split), r.eval_seed,
+                                         r.eval_batch_size, device, dtype)
         seq_len = max(seq_len, per_example.attrs["seq_len"])
         metrics += summarize(per_example, task.spec, split)
     record.metrics = metrics
