@@ -96,16 +96,8 @@ def eval_plan(task: Task, split: str, n: int, batch_size: int) -> list[tuple[int
 
 
 @torch.no_grad()
-def evaluate_split(
-    model: torch.nn.Module,
-    task: Task,
-    split: str,
-    n: int,
-    seed: int,
-    batch_size: int,
-    device: torch.device,
-    dtype: torch.dtype = torch.float32,
-) -> pd.DataFrame:
+def evaluate_split(model: torch.nn.Module, task: Task, split: str, n: int, seed: int, batch_size: int,
+                   device: torch.device, dtype: torch.dtype = torch.float32) -> pd.DataFrame:
     """Per-example statistics and metadata for the examples of :func:`eval_plan` (deterministic in
     ``seed``); ``.attrs["seq_len"]`` holds the longest input length seen."""
     was_training = model.training
@@ -117,17 +109,9 @@ def evaluate_split(
         model.train(was_training)
 
 
-def evaluate_split_stack(
-    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    k: int,
-    task: Task,
-    split: str,
-    n: int,
-    seed: int,
-    batch_size: int,
-    device: torch.device,
-    dtype: torch.dtype = torch.float32,
-) -> list[pd.DataFrame]:
+def evaluate_split_stack(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], k: int, task: Task,
+                         split: str, n: int, seed: int, batch_size: int, device: torch.device,
+                         dtype: torch.dtype = torch.float32) -> list[pd.DataFrame]:
     """:func:`evaluate_split` of ``k`` models at once, on the same examples: ``forward(inputs,
     segment_pos)`` returns the logits of all k, ``[k, B, ...]`` (a stack of instances under vmap,
     :mod:`seqlib.stack`; a single model is ``k = 1``). One per-example frame per model, in order."""
