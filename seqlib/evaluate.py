@@ -95,7 +95,6 @@ def eval_plan(task: Task, split: str, n: int, batch_size: int) -> list[tuple[int
     return [(None, min(batch_size, n - i)) for i in range(0, n, batch_size)]
 
 
-@torch.no_grad()
 def evaluate_split(model: torch.nn.Module, task: Task, split: str, n: int, seed: int, batch_size: int,
                    device: torch.device, dtype: torch.dtype = torch.float32) -> pd.DataFrame:
     """Per-example statistics and metadata for the examples of :func:`eval_plan` (deterministic in

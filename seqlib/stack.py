@@ -339,7 +339,7 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         models.append(build_model(model_cfg, spec))
     layout = Layout.of(models[0])
     stack = Stack(cfgs, models, layout, device)
-    template = models[0].to(device)  # the module the stack runs through, and evaluates each instance in
+    template = models[0].to(device)  # the module the stack runs through; a finished instance's size and checkpoint
     del models
     forward = functools.partial(forward_logits, template)
     sel = select_split(cfg0, task)

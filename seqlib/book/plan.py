@@ -22,11 +22,13 @@ scale, from the store's records; a tie goes to the larger; parity without token 
     its throughput), and so does one at K' > K, times K / K' (fewer runs never make its step
     slower); the larger bound is used, at least 1 (K = 1: 1). A model the shape was not measured
     with takes the smaller of its own parity-shape value and the shape's lowest;
-* evaluation (run by run, also in a stack): the forward batches of the periodic evaluations of the
+* evaluation, run by run: the forward batches of the periodic evaluations of the
   selection split and of the final evaluation of every split, times the seconds per batch of the
   store's records of the task and model (their periodic evaluations: wall time less training and
   data time, over the batches evaluated), calibrated as their steps. Those batches are of the
-  selection split, whose sequences may be shorter than other splits' (Chomsky's test lengths).
+  selection split, whose sequences may be shorter than other splits' (Chomsky's test lengths). A
+  stack evaluates its instances together (:mod:`seqlib.stack`), so for a stack this is an upper
+  bound until a stacked evaluation is measured.
 
 A job without a measurement has no estimate and is counted as such. The estimate is a planning aid,
 not a measurement: the Run issue checks it against one round's measured rate.
