@@ -16,8 +16,10 @@ per-length set-up of its attention fast path (FlexAttention compiles per new len
 before it is timed, as in a long run; the stacked steps are timed per ``LOG_EVERY`` steps, and the
 median leaves out the warm-up and capture of the graphs. ``gpu_busy`` is CUDA kernel time over wall
 time while a run of ``--steps`` steps trains (``torch.profiler``; for the stack, its graphs' warm-up
-and capture included); ``data_share`` the stack's time waiting for its batches over its training time. Goals: parity >= 30x the loop and >= 5x packed; flip-flop >= 10x the loop;
-MQAR >= 4x the loop.
+and capture included), ``steady_gpu_busy`` the stack's kernel time per step over its timed step time
+and ``kernels`` the kernels that took most of its kernel time (the profile of a missed goal);
+``data_share`` the stack's time waiting for its batches over its training time. Goals: parity >= 30x
+the loop and >= 5x packed; flip-flop >= 10x the loop; MQAR >= 4x the loop.
 
 Writes ``results/bench/sweep-<UTC time>.json``: ``device``, ``commit`` and per (shape, model, K)
 ``config_steps_per_s``, ``speedup_vs_loop``, ``speedup_vs_packed``, ``gpu_busy``; it is rewritten
@@ -41,6 +43,7 @@ PACKED = 8
 STACKS = (16, 64)
 LRS = (3e-4, 1e-3, 2e-3, 4e-3)
 LOG_EVERY = 10  # the stack's timing interval (one host read each)
+TOP_KERNELS = 12  # the kernels a row lists, by their share of kernel time
 
 
 def configs(shape: str, model: str, k: int, steps: int, log_every: int = 10**9) -> list:
@@ -85,8 +88,9 @@ def stacked_rate(cfgs, graphs: bool = True) -> tuple[float, float]:
     return len(cfgs) / m["step_time_s"], records[0].train["data_time_s"] / m["train_time_s"]
 
 
-def gpu_busy(fn, *args) -> float:
-    """Kernel time over wall time while ``fn(*args)`` runs (torch.profiler, CUDA activity)."""
+def gpu_busy(fn, *args) -> tuple[float, float, list[dict]]:
+    """Kernel time over wall time while ``fn(*args)`` runs (torch.profiler, CUDA activity), the kernel
+    time in seconds, and the :data:`TOP_KERNELS` kernels that took most of it, with their shares."""
     from torch.profiler import ProfilerActivity, profile
 
     torch.cuda.synchronize()
@@ -95,8 +99,11 @@ def gpu_busy(fn, *args) -> float:
         fn(*args)
         torch.cuda.synchronize()
     wall = time.perf_counter() - start
-    kernels = sum(e.device_time_total for e in prof.key_averages() if e.device_type.name == "CUDA")
-    return kernels / 1e6 / wall
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
+    kernels = sum(e.device_time_total for e in events) / 1e6
+    top = sorted(events, key=lambda e: -e.device_time_total)[:TOP_KERNELS]
+    shares = [{"kernel": e.key[:160], "share": e.device_time_total / 1e6 / kernels, "calls": e.count} for e in top]
+    return kernels / wall, kernels, shares
 
 
 def _packed_worker(args) -> float:
@@ -129,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 (one,) = configs(shape, model, 1, args.steps)
                 row["loop"] = loop_rate(one)
-                row["loop_gpu_busy"] = gpu_busy(loop_rate, one, False)
+                row["loop_gpu_busy"] = gpu_busy(loop_rate, one, False)[0]
                 row["packed"] = packed_rate(shape, model, args.steps) if shape in args.packed_shapes else None
             except Exception as e:  # noqa: BLE001 - recorded, the benchmark goes on
                 row["error"] = f"{type(e).__name__}: {e}"[:500]
@@ -141,13 +148,16 @@ def main(argv: list[str] | None = None) -> int:
                         rate, data_share = stacked_rate(cfgs, not args.eager)
                         entry.update(config_steps_per_s=rate, data_share=data_share, speedup_vs_loop=rate / row["loop"],
                                      speedup_vs_packed=None if row["packed"] is None else rate / row["packed"],
-                                     cuda_graphs=not args.eager,
-                                     gpu_busy=gpu_busy(stacked_rate, cfgs, not args.eager))
+                                     cuda_graphs=not args.eager)
+                        busy, kernel_s, top = gpu_busy(stacked_rate, cfgs, not args.eager)
+                        # every step runs the same kernels (warm-up calls are steps too): per-step kernel
+                        # time over the timed step time is how busy the GPU is once the graphs replay
+                        entry.update(gpu_busy=busy, steady_gpu_busy=kernel_s / args.steps * rate / k, kernels=top)
                     except Exception as e:  # noqa: BLE001
                         entry["error"] = f"{type(e).__name__}: {e}"[:500]
                     torch.cuda.empty_cache()
                 results.append(entry)
-                print({k_: (round(v, 3) if isinstance(v, float) else v) for k_, v in entry.items()}, flush=True)
+                print({k_: (round(v, 3) if isinstance(v, float) else v) for k_, v in entry.items() if k_ != "kernels"}, flush=True)
                 path = save_record("sweep", {"steps": args.steps, "packed_processes": PACKED, "loop_warmup": True,
                                              "stack_timing_interval": LOG_EVERY, "results": results}, path)
     print(f"wrote {path}")
