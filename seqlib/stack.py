@@ -308,15 +308,14 @@ def forward_logits(model: torch.nn.Module, params: dict, fixed: dict, inputs, se
 
 def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: Task | None = None,
                   on_done: Callable[[int], None] | None = None, evaluate: bool = True,
-                  cuda_graphs: bool | None = None, compile_step: bool = False) -> None:
+                  cuda_graphs: bool | None = None) -> None:
     """Train and evaluate ``cfgs`` (runs of one stack: :func:`stack_problem` is None) together, filling
     ``records[i]`` (from :func:`seqlib.train.new_record`) in place; ``on_done(i)`` is called as run i
     ends (ok, or failed alone), so that its record can be written at once. An exception that ends the
     whole stack propagates; the records of the runs still in it are then unfinished. ``evaluate=False``
     (the sweep benchmark) trains only: no validation, no final evaluation, records marked so.
     ``cuda_graphs`` (default: on a CUDA device) replays the training step from CUDA graphs
-    (:class:`GraphedStep`); batches are padded to :func:`seqlib.data.bucket` lengths either way.
-    ``compile_step`` runs the stack's forward and loss through ``torch.compile`` (its backward too)."""
+    (:class:`GraphedStep`); batches are padded to :func:`seqlib.data.bucket` lengths either way."""
     problem = stack_problem(cfgs)
     if problem:
         raise ValueError(f"cannot stack these runs: {problem}")
@@ -355,18 +354,12 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     last_step = max(c.optim.steps for c in cfgs) - 1
     in_dims = (0, 0, 0, 0, None) if spec.output_kind == "pooled" else (0, 0, 0, 0, 0)
 
-    def step_losses(flat: torch.Tensor, fixed: dict, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Every live instance's loss on its batch [K] (``compile_step``: through ``torch.compile``)."""
-        with autocast(device, dtype):
-            logits = vmap(forward, in_dims=in_dims)(layout.views(flat), fixed, x["inputs"], x["segment_pos"],
-                                                    x.get("index"))
-        return vmap(masked_loss, in_dims=(0, 0, 0, None))(logits, x["targets"], x["valid"], spec)
-
-    losses_of = torch.compile(step_losses) if compile_step else step_losses
-
     def train_step(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One step of every live instance, on device tensors only (no host sync): a graph replays it."""
-        losses = losses_of(stack.flat, stack.fixed, x)
+        with autocast(device, dtype):
+            logits = vmap(forward, in_dims=in_dims)(layout.views(stack.flat), stack.fixed, x["inputs"],
+                                                    x["segment_pos"], x.get("index"))
+        losses = vmap(masked_loss, in_dims=(0, 0, 0, None))(logits, x["targets"], x["valid"], spec)
         losses.sum().backward()
         stack.update(losses.detach(), x["step"])
         return {"losses": losses.detach()}

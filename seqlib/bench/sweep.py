@@ -5,8 +5,7 @@ The same full-profile configurations trained three ways, side by side in one cal
 * ``loop``: today's per-run trainer (:func:`seqlib.train.execute`), one run;
 * ``packed``: 8 such runs in 8 processes at once on the GPU;
 * ``stacked``: K = 16 and K = 64 runs (seeds x learning rates) in one process
-  (:func:`seqlib.stack.execute_stack`), its step replayed from CUDA graphs (``--eager``: without;
-  ``--compile``: its forward and loss through ``torch.compile``).
+  (:func:`seqlib.stack.execute_stack`), its step replayed from CUDA graphs (``--eager``: without).
 
 Shapes: parity (Chomsky, B = 128, lengths 1..40), MQAR (T = 256, B = 128) and flip-flop (T = 512,
 B = 16), each native model at its full-profile size. Each way trains ``--steps`` steps (after which
@@ -77,14 +76,14 @@ def loop_rate(cfg, warm: bool = True) -> float:
     return 1.0 / (m["step_time_s"] + record.train["data_time_s"] / max(record.train["steps_done"], 1))
 
 
-def stacked_rate(cfgs, graphs: bool = True, compiled: bool = False) -> tuple[float, float]:
+def stacked_rate(cfgs, graphs: bool = True) -> tuple[float, float]:
     """Config-steps per second of the stack, and the share of its training time spent waiting for data."""
     from seqlib.stack import execute_stack
     from seqlib.train import new_record
 
     records = [new_record(c) for c in cfgs]
     # training time only: K evaluations would dominate the call
-    execute_stack(cfgs, records, evaluate=False, cuda_graphs=graphs, compile_step=compiled)
+    execute_stack(cfgs, records, evaluate=False, cuda_graphs=graphs)
     m = records[0].measure
     return len(cfgs) / m["step_time_s"], records[0].train["data_time_s"] / m["train_time_s"]
 
@@ -127,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packed-shapes", nargs="*", default=["parity"], choices=list(SHAPES),
                         help="shapes that also measure the 8 packed processes (default: parity, its goal)")
     parser.add_argument("--eager", action="store_true", help="the stacked step without CUDA graphs")
-    parser.add_argument("--compile", action="store_true", help="the stacked forward and loss through torch.compile")
     args = parser.parse_args(argv)
     if no_cuda("sweep"):
         return 2
@@ -147,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
                 if "error" not in row:
                     try:
                         cfgs = configs(shape, model, k, args.steps, LOG_EVERY)
-                        rate, data_share = stacked_rate(cfgs, not args.eager, args.compile)
+                        rate, data_share = stacked_rate(cfgs, not args.eager)
                         entry.update(config_steps_per_s=rate, data_share=data_share, speedup_vs_loop=rate / row["loop"],
                                      speedup_vs_packed=None if row["packed"] is None else rate / row["packed"],
-                                     cuda_graphs=not args.eager, compiled=args.compile)
-                        busy, kernel_s, top = gpu_busy(stacked_rate, cfgs, not args.eager, args.compile)
+                                     cuda_graphs=not args.eager)
+                        busy, kernel_s, top = gpu_busy(stacked_rate, cfgs, not args.eager)
                         # every step runs the same kernels (warm-up calls are steps too): per-step kernel
                         # time over the timed step time is how busy the GPU is once the graphs replay
                         entry.update(gpu_busy=busy, steady_gpu_busy=kernel_s / args.steps * rate / k, kernels=top)
