@@ -144,30 +144,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _print_best(records: list[RunRecord]) -> None:
-    from seqlib.results import records_frame
-    from seqlib.stats import best_over_lr, summarize_seeds
+    from seqlib.book.report import leaderboard, selection_note
 
-    df = records_frame(records)
-    split = records[0].train.get("select_split")
-    if split is None:
-        return
-    summary = summarize_seeds(best_over_lr(df, split))
-    if not summary.empty:
-        row = summary.iloc[0]
-        print(f"  best lr on {split}: {row['lr']:g}: accuracy mean {row['mean']:.3f} "
+    for _, row in leaderboard(records).iterrows():
+        note = selection_note(row)
+        print(f"  chosen lr {row['lr']:g} on {row['select_split']} ({row['select_metric']} mean "
+              f"{row['select_mean']:.3f}): {row['label']} on {row['split']} mean {row['mean']:.3f} "
               f"(95% bootstrap CI {_fmt(row['ci_low'])}..{_fmt(row['ci_high'])}), median {row['median']:.3f}, "
-              f"best {row['best']:.3f}, {row['n_seeds']} seed(s)")
+              f"best {row['best']:.3f}, {row['n_seeds']} seed(s)" + (f"; {note}" if note else ""))
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from seqlib.evaluate import metric_scale
-    from seqlib.results import load_results, runs_table
-    from seqlib.stats import best_over_lr, summarize_seeds
+    from seqlib.book.report import at_chosen_lr, chosen_on, select_lr, selection_note
+    from seqlib.results import load_records, records_frame, runs_table
+    from seqlib.stats import GROUP, summarize_seeds
 
-    df = load_results(_results_dir("results", args.dir), strict=args.strict)
-    for col, value in (("task", args.task), ("model", args.model), ("profile", args.profile)):
-        if value:
-            df = df[df[col] == value]
+    records = [r for r in load_records(_results_dir("results", args.dir), strict=args.strict)
+               if all(not value or getattr(r, col) == value
+                      for col, value in (("task", args.task), ("model", args.model), ("profile", args.profile)))]
+    df = records_frame(records)
     if df.empty:
         print(f"no results under {args.dir}")
         return 0
@@ -178,11 +173,19 @@ def cmd_results(args: argparse.Namespace) -> int:
             raise _usage_error("results", f"{option}: unknown {what} {value!r}; the selected records have "
                                f"{', '.join(map(str, known))}")
     if args.best:
-        maximize = metric_scale(args.metric)[2]  # the lowest loss, not the highest
-        table = summarize_seeds(best_over_lr(df, args.best, args.metric, maximize))[
-            ["task", "model", "profile", "lr", "n_seeds", "mean", "ci_low", "ci_high", "median", "best"]]
-        print(f"{args.metric} on {args.best}, best learning rate per (task, model): over seeds the mean with "
-              "its 95% bootstrap CI, the median and the best:")
+        try:
+            chosen = select_lr(records)
+        except ValueError as e:
+            raise SystemExit(f"seqlib results: error: {e}") from None
+        rows = at_chosen_lr(df, chosen)
+        rows = rows[(rows["split"] == args.best) & (rows["metric"] == args.metric) & (rows["slice_key"] == "all")]
+        table = summarize_seeds(rows).merge(chosen_on(chosen), on=GROUP)
+        table["note"] = [selection_note(r) for _, r in table.iterrows()]
+        table = table[["task", "model", "profile", "lr", "select_split", "select_metric", "select_mean", "n_seeds",
+                       "mean", "ci_low", "ci_high", "median", "best", "note"]]
+        print(f"{args.metric} on {args.best} at the learning rate chosen per (task, model) on its runs' selection "
+              "split and metric (select_split, select_metric; select_mean, the mean there): over seeds the mean "
+              "with its 95% bootstrap CI, the median and the best:")
     else:
         table = _display(runs_table(df, args.metric))
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_rows", 10_000):
@@ -349,14 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the metrics to this JSON file")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("results", help="table of stored runs (or best-over-lr summaries with --best SPLIT)")
+    p = sub.add_parser("results", help="table of stored runs (or SPLIT at the chosen learning rates with --best SPLIT)")
     p.add_argument("--dir", default="results", help="results directory (default: results)")
     p.add_argument("--task")
     p.add_argument("--model")
     p.add_argument("--profile")
     p.add_argument("--metric", default="accuracy", help="metric per split in the table (default: accuracy)")
     p.add_argument("--best", metavar="SPLIT",
-                   help="best lr per (task, model) on SPLIT; mean, 95%% bootstrap CI, median and best over seeds")
+                   help="SPLIT at the learning rate chosen per (task, model) on its runs' selection split (never "
+                        "the headline's where a run has another); mean, 95%% bootstrap CI, median and best over seeds")
     p.add_argument("--strict", action="store_true", help="fail on a corrupt or partial record instead of warning")
     p.set_defaults(func=cmd_results)
 

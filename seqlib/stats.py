@@ -1,9 +1,10 @@
 """Statistics over seeds and learning rates, on the tidy frame of :func:`seqlib.results.load_results`.
 
-* :func:`best_over_lr`: Zoology's protocol (tasks.md §1.2: "each point is the max over the LR sweep"),
-  made seed-aware: per (task, model, profile) the learning rate with the best *mean* over seeds on the
-  selection split/metric, then every seed at that learning rate. Selecting on the split you report is
-  optimistic (what Zoology and the Chomsky paper do); pass a validation split to avoid it.
+* :func:`best_lr`: Zoology's protocol (tasks.md §1.2: "each point is the max over the LR sweep"),
+  made seed-aware: per (task, model, profile) the learning rate with the best *mean* over seeds of one
+  score per run. The pages and the command line choose through :func:`seqlib.book.report.select_lr`,
+  on each run's own in-distribution selection split; :func:`best_over_lr` applies the rule to one
+  given split, which is optimistic when it is the split reported (what Zoology and the Chomsky paper do).
 * :func:`length_curve`: accuracy by example length for one split (the length-generalization curve).
 
 Per-seed scores are bounded and often bimodal (an accuracy in [0, 1] that is either near chance or near
@@ -45,17 +46,25 @@ def _whole_split(df: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
     return ok[(ok["split"] == split) & (ok["metric"] == metric)]
 
 
+def best_lr(scores: pd.DataFrame, maximize: bool | list[bool] = True, value: str = "value") -> pd.DataFrame:
+    """Per (task, model, profile) of ``scores`` (one row per run): the learning rate whose mean ``value``
+    over seeds is best, the highest where ``maximize`` (one flag, or one per row) and else the lowest; the
+    smallest such rate on a tie. NaN values are left out, and a group without a value. Columns task,
+    model, profile, lr."""
+    key = scores[value] * np.where(maximize, 1.0, -1.0)
+    means = scores[[*GROUP, "lr"]].assign(key=key).dropna(subset=["key"]).groupby(
+        [*GROUP, "lr"], dropna=False)["key"].mean().reset_index()
+    return means.loc[means.groupby(GROUP, dropna=False)["key"].idxmax(), [*GROUP, "lr"]].reset_index(drop=True)
+
+
 def best_over_lr(df: pd.DataFrame, split: str, metric: str = "accuracy", maximize: bool = True) -> pd.DataFrame:
     """Per (task, model, profile): the seed rows of the learning rate whose mean ``metric`` on ``split``
-    is best. Columns: task, model, profile, lr, seed, split, metric, value."""
+    is best (:func:`best_lr`). Columns: task, model, profile, lr, seed, split, metric, value."""
     columns = [*GROUP, "lr", "seed", "split", "metric", "value"]
     sel = _whole_split(df, split, metric)
     if sel.empty:
         return pd.DataFrame(columns=columns)
-    means = sel.groupby([*GROUP, "lr"], dropna=False)["value"].mean().reset_index()
-    pick = means.loc[(means.groupby(GROUP, dropna=False)["value"].idxmax() if maximize
-                      else means.groupby(GROUP, dropna=False)["value"].idxmin())][[*GROUP, "lr"]]
-    return sel.merge(pick, on=[*GROUP, "lr"])[columns].reset_index(drop=True)
+    return sel.merge(best_lr(sel, maximize), on=[*GROUP, "lr"])[columns].reset_index(drop=True)
 
 
 def length_curve(df: pd.DataFrame, split: str, metric: str = "accuracy") -> pd.DataFrame:

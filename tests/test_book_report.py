@@ -19,14 +19,18 @@ CHOMSKY = {"train_max_length": 4, "max_test_length": 8}
 
 
 def record(task="parity_check", model="hawk", lr=1e-3, seed=0, metrics=(), end="2026-01-01T00:00:00",
-           profile="full", params=None, status="ok") -> RunRecord:
-    digest = hashlib.sha256(f"{task}{model}{lr}{seed}{end}{profile}{params}".encode()).hexdigest()
+           profile="full", params=None, status="ok", select=None) -> RunRecord:
+    """A record whose run selected on ``select`` (by default its card's headline split, as the older
+    stored records of MQAR and the copying tasks did)."""
+    digest = hashlib.sha256(f"{task}{model}{lr}{seed}{end}{profile}{params}{select}".encode()).hexdigest()
     prov = Provenance(commit="c" * 40, dirty=False, device="cpu", device_name="cpu", versions={},
                       hostname="h", start_time=end, end_time=end)
     config = {"task": {"name": task, "params": CHOMSKY if params is None else params}, "run": {"profile": profile}}
-    return RunRecord(run_id=digest[:16], config_hash=digest, task=task, model=model, lr=lr, seed=seed,
-                     config=config, provenance=prov, status=status, reason=None if status == "ok" else "x",
-                     metrics=list(metrics), train={"steps_done": 1, "loss_curve": [], "eval_curve": []})
+    rec = RunRecord(run_id=digest[:16], config_hash=digest, task=task, model=model, lr=lr, seed=seed,
+                    config=config, provenance=prov, status=status, reason=None if status == "ok" else "x",
+                    metrics=list(metrics), train={"steps_done": 1, "loss_curve": [], "eval_curve": []})
+    rec.train["select_split"] = select or report.scoring(rec).split
+    return rec
 
 
 def rows(split, per_length: dict[int, float], whole: float | None = None, metric="accuracy"):

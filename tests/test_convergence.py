@@ -22,11 +22,13 @@ from seqlib.config import (
     ConfigError,
     ExperimentConfig,
     canonical_json,
+    distribution_shift,
+    in_distribution_splits,
     load_config,
     out_of_distribution,
 )
 from seqlib.provenance import REPO
-from seqlib.tasks import get_task
+from seqlib.tasks import get_task, list_tasks
 from seqlib.train import plateaued, run_one
 
 EVERY, STEPS = 2, 20  # an evaluation every 2 steps, 10 at most
@@ -139,6 +141,8 @@ def test_a_curve_on_an_out_of_distribution_split_says_nothing_of_fit(tiny_config
     ("flipflop", "optim.plateau_evals=3", "val_sparse", "its p_i is 0.98, the training split's 0.8"),
     ("knapsack", "optim.early_stop_accuracy=0.9", "test_value", "its value_scale is 2, the training split's 1"),
     ("mqar", "optim.stop_at_solve=true", "test_length", "its length 64..256 lies outside the training length 64"),
+    ("mqar", "optim.stop_at_solve=true", "test_value",
+     "task 'mqar' does not declare it in distribution (its in-distribution splits: train, test, val)"),
 ])
 def test_a_rule_on_an_out_of_distribution_split_is_refused(task, rule, split, problem):
     with pytest.raises(ConfigError) as err:
@@ -161,7 +165,31 @@ def test_the_splits_the_tasks_mark_out_of_distribution():
     assert marked("flipflop") == ["val_dense", "val_sparse"]
     assert marked("knapsack") == ["test_length", "test_value"]
     assert marked("selective_copying") == ["test_length"]
-    assert marked("mqar") == ["test_length"]  # test_value's held-out ids are not in its metadata
+    # the value splits draw their ids from parts of the ranges: only the declaration says so
+    assert marked("mqar") == ["test_length", "test_value", "train_value"]
+    mqar = get_task("mqar")
+    assert distribution_shift(mqar, "test_value") is None and out_of_distribution(mqar, "val") is None
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_the_declared_splits_agree_with_what_the_samples_show(name):
+    """Every task declares train and val in distribution among its splits, and no declared split differs
+    from train in its lengths or constant metadata (seqlib.config.distribution_shift)."""
+    task = get_task(name)
+    assert {"train", "val"} <= set(task.in_distribution) <= set(task.splits), task.in_distribution
+    assert [s for s in task.in_distribution if distribution_shift(task, s)] == []
+    assert all(out_of_distribution(task, s) for s in set(task.splits) - set(task.in_distribution))
+    assert in_distribution_splits(task) == task.in_distribution
+
+
+def test_a_task_that_declares_nothing_is_judged_by_its_samples(tampered):
+    """A wrapper (the tests' Tampered) declares no splits: what its samples show decides, so MQAR's
+    test_value passes for in distribution there, as before the declarations."""
+    parity = tampered(load_config("parity_check", "hawk", "smoke"), lambda b: b, run_seed=0)
+    assert parity.in_distribution is None and in_distribution_splits(parity) == ("train", "val")
+    assert out_of_distribution(parity, "test").startswith("its length 13..20 lies outside")
+    mqar = tampered(load_config("mqar", "hawk", "smoke"), lambda b: b, run_seed=0)
+    assert out_of_distribution(mqar, "test_value") is None and out_of_distribution(mqar, "test_length")
 
 
 def test_the_trainers_refuse_before_the_first_step(tiny_config, tmp_path):

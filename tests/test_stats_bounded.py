@@ -14,6 +14,7 @@ import pytest
 
 from seqlib.stats import (
     SIGNFLIP_DRAWS,
+    best_lr,
     bootstrap_ci,
     holm,
     paired_test,
@@ -226,6 +227,21 @@ def test_summary_rows_need_one_value_per_seed_at_one_rate():
     with pytest.raises(ValueError, match="one value per seed"):
         summarize_seeds(twice)
     assert summarize_seeds(twice.iloc[0:0]).empty
+
+
+def test_best_lr_takes_the_best_mean_in_each_group_s_direction():
+    """Model a: 1e-3 -> 0.9, 0.1 (mean 0.5; the best seed), 3e-3 -> 0.6, 0.6 (mean 0.6). Model b, lower is
+    better: 1e-3 -> 0.2, 0.4 (0.3), 3e-3 -> 0.1, NaN (0.1: the NaN seed does not count). Model c: 1e-3 and
+    3e-3 tie at 0.5: the smaller rate. Model d has no value at all and no rate."""
+    values = {("a", 1e-3): [0.9, 0.1], ("a", 3e-3): [0.6, 0.6], ("b", 1e-3): [0.2, 0.4], ("b", 3e-3): [0.1, NAN],
+              ("c", 1e-3): [0.5, 0.5], ("c", 3e-3): [0.5, 0.5], ("d", 1e-3): [NAN, NAN]}
+    scores = pd.DataFrame([{"task": "t", "model": m, "profile": "p", "lr": lr, "seed": s, "value": v}
+                           for (m, lr), vs in values.items() for s, v in enumerate(vs)])
+    picked = best_lr(scores, (scores["model"] != "b").tolist()).set_index("model")["lr"]
+    assert picked.to_dict() == {"a": 3e-3, "b": 3e-3, "c": 1e-3}
+    assert best_lr(scores, True).set_index("model")["lr"].to_dict() == {"a": 3e-3, "b": 1e-3, "c": 1e-3}
+    assert best_lr(scores.rename(columns={"value": "v"}), value="v").equals(best_lr(scores))
+    assert best_lr(scores.iloc[0:0]).empty
 
 
 # ---------------------------------------------------------------------------------------- paired tests

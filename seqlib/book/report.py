@@ -3,10 +3,13 @@
 
 A page reads the records of one profile (:func:`profile_records`: the latest record per task, model,
 learning rate and seed), scores every run as its task's scoring card says (:func:`run_scores`:
-``Task.scoring``, so no page branches on a task's name), picks a learning rate per (task, model) on a
-split (:func:`at_best_lr`), and summarises over seeds: :func:`seqlib.stats.summarize_seeds` gives
-every page its summary row per (task, model, split, metric) (mean, median, best, the bootstrap interval
-in the metric's range, the solve rate with its Wilson interval), :func:`add_fit` how many of its seeds
+``Task.scoring``, so no page branches on a task's name), picks a learning rate per (task, model) on
+each run's in-distribution selection split, never the headline's split where the record has another
+(:func:`select_lr`, the one choice of every page and of the command line; :func:`at_chosen_lr` its
+rows, :func:`choice_lines` and :func:`selection_note` its text), and summarises over seeds:
+:func:`seqlib.stats.summarize_seeds` gives every page its summary row per (task, model, split, metric)
+(mean, median, best, the bootstrap interval in the metric's range, the solve rate with its Wilson
+interval), :func:`add_fit` how many of its seeds
 fit the training distribution (:func:`fit_note` labels a row whose seeds did not), :func:`seed_cells`
 its table cells, :func:`leaderboard` the headline's, :func:`pairwise` the paired tests with Holm's
 correction, and :func:`length_curves` the curves. Every function takes and returns plain data frames or
@@ -25,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seqlib.config import in_distribution_splits
 from seqlib.evaluate import metric_scale, split_metric
 from seqlib.record import RunRecord
 from seqlib.results import load_records, records_frame
-from seqlib.stats import GROUP, SUMMARY_KEYS, best_over_lr, holm, paired_test, smallest_p, summarize_seeds
-from seqlib.tasks import Scoring, get_task, list_tasks
+from seqlib.stats import GROUP, SUMMARY_KEYS, best_lr, holm, paired_test, smallest_p, summarize_seeds
+from seqlib.tasks import Scoring, Task, get_task, list_tasks
 
 RUN_KEY = ("task", "model", "lr", "seed")
 
@@ -68,13 +72,18 @@ def profile_records(store: str | Path, profile: str) -> ProfileRecords:
 
 
 @cache
-def _card(task: str, params: str) -> Scoring:
-    return get_task(task, **json.loads(params)).scoring
+def _task(task: str, params: str) -> Task:
+    return get_task(task, **json.loads(params))
+
+
+def task_of(record: RunRecord) -> Task:
+    """The task instance a record ran (its own task parameters)."""
+    return _task(record.task, json.dumps(record.config["task"]["params"], sort_keys=True))
 
 
 def scoring(record: RunRecord) -> Scoring:
-    """The scoring card of the task instance a record ran (its own task parameters)."""
-    return _card(record.task, json.dumps(record.config["task"]["params"], sort_keys=True))
+    """The scoring card of the task instance a record ran."""
+    return task_of(record).scoring
 
 
 SCORE_COLUMNS = ["task", "model", "profile", "lr", "seed", "run_id", "status", "split", "slice_key", "metric",
@@ -83,8 +92,8 @@ SCORE_COLUMNS = ["task", "model", "profile", "lr", "seed", "run_id", "status", "
 
 def run_scores(records: list[RunRecord], split: str | None = None, metric: str | None = None) -> pd.DataFrame:
     """One row per successful run: ``metric`` on ``split`` (by default its scoring card's headline, e.g.
-    the Chomsky length mean) as a whole-split metric row, so :func:`seqlib.stats.best_over_lr` picks
-    on it; ``length_mean_<m>`` metrics as :func:`seqlib.evaluate.split_metric` computes them. Columns
+    the Chomsky length mean) as a whole-split metric row, as :func:`seqlib.stats.summarize_seeds` reads
+    it; ``length_mean_<m>`` metrics as :func:`seqlib.evaluate.split_metric` computes them. Columns
     :data:`SCORE_COLUMNS` (``label`` and ``higher_is_better`` from the card)."""
     rows = []
     for r in records:
@@ -99,13 +108,88 @@ def run_scores(records: list[RunRecord], split: str | None = None, metric: str |
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
-def at_best_lr(frame: pd.DataFrame, split: str, metric: str, maximize: bool = True) -> pd.DataFrame:
-    """The successful rows of ``frame`` (one task and model) at the learning rate whose mean ``metric``
-    on ``split`` over seeds is best; empty when no run has it."""
-    best = best_over_lr(frame, split, metric, maximize)
-    if best.empty:
-        return frame.iloc[0:0]
-    return frame[(frame["status"] == "ok") & (frame["lr"] == best["lr"].iloc[0])]
+def selection(record: RunRecord) -> tuple[str, str]:
+    """(split, metric) that a record's learning rate is chosen on: its own selection split
+    (``train.select_split``) and metric (``train.select_metric``, else its card's), except where that
+    split is its card's headline and the record holds another in-distribution split
+    (:func:`seqlib.config.in_distribution_splits`; ``val`` for every task): then that one, so that no
+    rate is chosen on the split it is reported on while the record could say otherwise."""
+    split = record.train.get("select_split")
+    if split is None:
+        raise ValueError(f"record {record.run_id} ({record.task} x {record.model}) has no train.select_split")
+    card = scoring(record)
+    metric = record.train.get("select_metric") or card.metric
+    if split == card.split:
+        others = [s for s in in_distribution_splits(task_of(record)) if s not in ("train", split)]
+        split = next((s for s in others if not math.isnan(split_metric(record.metrics, s, metric))), split)
+    return split, metric
+
+
+SELECTION_COLUMNS = [*GROUP, "lr", "seed", "run_id", "select_split", "select_metric", "select_value", "split",
+                     "metric", "value", "label", "higher_is_better"]
+
+
+def select_lr(records: list[RunRecord]) -> pd.DataFrame:
+    """The learning-rate choice of every page and of the command line. Per (task, model, profile) of the
+    successful ``records``: the rate whose mean over seeds of each run's selection score (its
+    :func:`selection` split and metric, in the metric's direction) is best (:func:`seqlib.stats.best_lr`),
+    and every run at that rate: one row with its selection score (``select_*``) beside its card's
+    headline (``split``, ``metric``, ``value``, ``label``, ``higher_is_better``). Columns
+    :data:`SELECTION_COLUMNS`; a group without a selection score is left out. ``ValueError`` when the
+    runs of a group are chosen on different splits or metrics (their means would not compare)."""
+    rows = []
+    for r in records:
+        if r.status != "ok":
+            continue
+        card, (on, by) = scoring(r), selection(r)
+        rows.append({"task": r.task, "model": r.model, "profile": r.profile, "lr": r.lr, "seed": r.seed,
+                     "run_id": r.run_id, "select_split": on, "select_metric": by,
+                     "select_value": split_metric(r.metrics, on, by), "split": card.split, "metric": card.metric,
+                     "value": split_metric(r.metrics, card.split, card.metric), "label": card.label,
+                     "higher_is_better": card.higher_is_better})
+    runs = pd.DataFrame(rows, columns=SELECTION_COLUMNS)
+    for key, g in runs.groupby(GROUP, dropna=False):
+        if len(g[["select_split", "select_metric"]].drop_duplicates()) > 1:
+            raise ValueError(f"the runs of {' x '.join(map(str, key))} are chosen on different splits or metrics: "
+                             + ", ".join(f"lr {r.lr:g} seed {r.seed} on {r.select_split} {r.select_metric}"
+                                         for r in g.itertuples()))
+    higher = [metric_scale(m)[2] for m in runs["select_metric"]]
+    chosen = runs.merge(best_lr(runs, higher, value="select_value"), on=[*GROUP, "lr"])
+    return chosen.sort_values([*GROUP, "seed"], kind="stable").reset_index(drop=True)
+
+
+def at_chosen_lr(frame: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` (:func:`seqlib.results.records_frame`) of the runs :func:`select_lr` kept."""
+    return frame[frame["run_id"].isin(chosen["run_id"])]
+
+
+def chosen_on(chosen: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, model, profile) of :func:`select_lr` rows: ``select_split``, ``select_metric`` and
+    ``select_mean``, the mean over seeds of the selection score at the chosen rate."""
+    return chosen.groupby(GROUP, dropna=False).agg(
+        select_split=("select_split", "first"), select_metric=("select_metric", "first"),
+        select_mean=("select_value", "mean")).reset_index()
+
+
+def selection_note(row: pd.Series) -> str:
+    """The warning of a row (of :func:`select_lr` or :func:`leaderboard`) whose rate was chosen on the
+    split it reports; empty otherwise."""
+    if row["select_split"] != row["split"]:
+        return ""
+    return f"rate chosen on the reported split ({row['split']}): optimistic"
+
+
+def choice_lines(chosen: pd.DataFrame) -> str:
+    """One line per (task, model, profile) of :func:`select_lr` rows: the chosen rate, the split and metric
+    it was chosen on with the mean over seeds there, and :func:`selection_note`."""
+    lines = []
+    for _, g in chosen.groupby(GROUP, dropna=False, sort=True):
+        r = g.iloc[0]
+        note, n = selection_note(r), int(g["select_value"].count())
+        lines.append(f"{r['task']} x {r['model']}: learning rate {r['lr']:g}, chosen on {r['select_split']} "
+                     f"(mean {r['select_metric']} {g['select_value'].mean():.4g} over {n} "
+                     f"seed{'' if n == 1 else 's'})" + (f"; {note}" if note else ""))
+    return "\n".join(lines)
 
 
 NOT_FIT = "did not fit the training distribution"  # the label of a run unsolved on its own validation split
@@ -139,7 +223,9 @@ def seed_cells(summary: pd.DataFrame, fmt: str = ".3f") -> pd.DataFrame:
     seeds and, as text in the format ``fmt``, ``mean [95% CI]`` (the bootstrap interval; the mean alone
     for one seed), ``median``, ``best``, and ``solved`` (``k/n at >= t [low, high]``: the seeds that
     reach the solve threshold t, with the Wilson 95% interval; blank without a threshold); with
-    :func:`add_fit`'s column, ``fit`` (``k/n`` seeds that fit the training distribution, ``-`` unknown)."""
+    :func:`add_fit`'s column, ``fit`` (``k/n`` seeds that fit the training distribution, ``-`` unknown);
+    with :func:`leaderboard`'s, ``selection split`` (the split the rate was chosen on, or
+    :func:`selection_note` where that is the reported one) and ``selection mean`` (its mean there)."""
 
     def value(v) -> str:
         return "-" if pd.isna(v) else format(v, fmt)
@@ -163,25 +249,30 @@ def seed_cells(summary: pd.DataFrame, fmt: str = ".3f") -> pd.DataFrame:
     return summary[[*keys, "lr"]].assign(**{
         "seeds": summary["n_seeds"], "mean [95% CI]": [mean(r) for r in rows],
         "median": [value(r["median"]) for r in rows], "best": [value(r["best"]) for r in rows],
-        "solved": [solved(r) for r in rows], **({"fit": [fitted(r) for r in rows]} if "fit" in summary else {})})
+        "solved": [solved(r) for r in rows], **({"fit": [fitted(r) for r in rows]} if "fit" in summary else {}),
+        **({"selection split": [selection_note(r) or r["select_split"] for r in rows],
+            "selection mean": [value(r["select_mean"]) for r in rows]} if "select_split" in summary else {})})
 
 
 def _headlines(records: list[RunRecord]) -> Iterator[tuple[str, Scoring, pd.DataFrame]]:
-    """Per task (sorted): its scoring card and the headline of its runs at each model's chosen learning
-    rate (:func:`seqlib.stats.best_over_lr` on the card's split and metric)."""
+    """Per task (sorted): its scoring card and its :func:`select_lr` rows (the headline of every model's
+    runs at its chosen learning rate)."""
     cards = {r.task: scoring(r) for r in records if r.status == "ok"}
-    for task, g in run_scores(records).groupby("task", sort=True):
-        card = cards[task]
-        yield task, card, best_over_lr(g, card.split, card.metric, card.higher_is_better)
+    for task, chosen in select_lr(records).groupby("task", sort=True):
+        yield task, cards[task], chosen
 
 
 def leaderboard(records: list[RunRecord]) -> pd.DataFrame:
-    """Per (task, model): the headline at the learning rate chosen on it, summarised over seeds
-    (:func:`seqlib.stats.summarize_seeds` with the task's card). Columns
-    :data:`seqlib.stats.SUMMARY_COLUMNS`, ``fit`` (:func:`add_fit`), the card's label and higher_is_better."""
-    parts = [add_fit(summarize_seeds(best, card), best, records).assign(
-                 label=card.label, higher_is_better=card.higher_is_better)
-             for _, card, best in _headlines(records) if not best.empty]
+    """Per (task, model): the headline at the learning rate :func:`select_lr` chose, summarised over
+    seeds (:func:`seqlib.stats.summarize_seeds` with the task's card), beside the split and metric the
+    rate was chosen on and their mean over the same seeds (``select_split``, ``select_metric``,
+    ``select_mean``; :func:`selection_note` flags a rate chosen on the headline's own split). Columns
+    :data:`seqlib.stats.SUMMARY_COLUMNS`, ``fit`` (:func:`add_fit`), the card's label and
+    higher_is_better, and the three ``select_*``."""
+    parts = [add_fit(summarize_seeds(chosen, card), chosen, records)
+             .merge(chosen_on(chosen), on=GROUP, how="left")
+             .assign(label=card.label, higher_is_better=card.higher_is_better)
+             for _, card, chosen in _headlines(records)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
@@ -228,32 +319,23 @@ def pairwise(records: list[RunRecord], model_a: str, model_b: str) -> pd.DataFra
     return pd.DataFrame(rows, columns=columns).set_index("task")
 
 
-def length_curves(records: list[RunRecord], select_split: str = "test") -> pd.DataFrame:
+def length_curves(records: list[RunRecord]) -> pd.DataFrame:
     """Accuracy by length over each task's curve splits (its scoring card's ``curve_splits``), per
-    (task, model) at the learning rate with the best mean accuracy on ``select_split``, averaged over
-    seeds. Columns: task, model, length, accuracy, seeds, lr, train_length (the longest training
-    length on the card of the model's own runs). Tasks without a length axis or without accuracy
-    (regression) are left out."""
+    (task, model) at the learning rate :func:`select_lr` chose, averaged over seeds. Columns: task,
+    model, length, accuracy, seeds, lr, train_length (the longest training length on the card of the
+    model's own runs). Tasks without a length axis or without accuracy (regression) are left out."""
+    ok = [r for r in records if r.status == "ok"]
+    cards = {(r.task, r.model): scoring(r) for r in ok}
+    at = at_chosen_lr(records_frame(ok), select_lr(ok))
     rows = []
-    by_task: dict[str, list[RunRecord]] = {}
-    for r in records:
-        if r.status == "ok":
-            by_task.setdefault(r.task, []).append(r)
-    for task in sorted(by_task):
-        frame = records_frame(by_task[task])
-        if not (frame["metric"] == "accuracy").any():
-            continue
-        for model, g in frame.groupby("model"):
-            card = scoring(next(r for r in by_task[task] if r.model == model))
-            at = at_best_lr(g, select_split, "accuracy") if card.curve_splits else g.iloc[0:0]
-            if at.empty:
-                continue
-            at = at[at["split"].isin(card.curve_splits) & (at["slice_key"] == card.length_key)
-                    & (at["metric"] == "accuracy")]
-            for length, cell in at.groupby(at["slice_value"].astype(int)):
-                rows.append({"task": task, "model": model, "length": length, "accuracy": cell["value"].mean(),
-                             "seeds": cell["seed"].nunique(), "lr": cell["lr"].iloc[0],
-                             "train_length": card.train_lengths[1]})
+    for (task, model), g in at.groupby(["task", "model"], sort=True):
+        card = cards[task, model]
+        g = g[g["split"].isin(card.curve_splits) & (g["slice_key"] == card.length_key)
+              & (g["metric"] == "accuracy")]
+        for length, cell in g.groupby(g["slice_value"].astype(int)):
+            rows.append({"task": task, "model": model, "length": length, "accuracy": cell["value"].mean(),
+                         "seeds": cell["seed"].nunique(), "lr": cell["lr"].iloc[0],
+                         "train_length": card.train_lengths[1]})
     return pd.DataFrame(rows, columns=["task", "model", "length", "accuracy", "seeds", "lr", "train_length"])
 
 

@@ -83,7 +83,10 @@ class Batch:
 
 
 class Task:
-    """Base class: subclasses set ``name``, ``splits`` and implement ``spec``, ``scoring`` and ``sample``.
+    """Base class: subclasses set ``name``, ``splits`` and ``in_distribution`` (the splits drawn from the
+    training distribution, ``train`` among them, as :func:`seqlib.config.out_of_distribution` reads it;
+    every registered task declares it, a wrapper may leave it None to have it inferred) and implement
+    ``spec``, ``scoring`` and ``sample``.
 
     ``sample(split, n, seed)`` must be deterministic in ``(split, n, seed)`` and vectorised.
     Train and evaluation splits draw from disjoint seed streams (see ``split_seed``).
@@ -91,6 +94,7 @@ class Task:
 
     name: ClassVar[str]
     splits: ClassVar[tuple[str, ...]]
+    in_distribution: ClassVar[tuple[str, ...] | None] = None
 
     @property
     def spec(self) -> TaskSpec:  # pragma: no cover - abstract

@@ -58,6 +58,7 @@ class ChomskyTask(Task):
     """
 
     splits = ("train", "val", "test")
+    in_distribution = ("train", "val")  # test: the longer lengths
     level: ClassVar[str]
     input_size: ClassVar[int]
     output_size: ClassVar[int]

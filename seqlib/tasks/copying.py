@@ -15,6 +15,7 @@ class _LengthSplits(Task):
     that a config without ``run.select_split`` keeps selecting on the split it did)."""
 
     splits = ("train", "test", "test_length", "val")
+    in_distribution = ("train", "test", "val")
 
     def __init__(self, vocab_size: int, seq_len: int, test_lengths: tuple[int, ...]) -> None:
         self.vocab_size = check_int("vocab_size", vocab_size, 4)

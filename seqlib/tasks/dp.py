@@ -98,6 +98,7 @@ class DPTask(Task):
     # "val": in-distribution on its own seed stream, for selection and early stopping; last, so that a
     # config without run.select_split keeps selecting on the split it did (the first after train)
     splits = ("train", "test", "test_length", "test_value", "val")
+    in_distribution = ("train", "test", "val")
     pointer: ClassVar[bool]
     loss: ClassVar[str]
     item_fields: ClassVar[int]

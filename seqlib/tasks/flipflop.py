@@ -38,6 +38,7 @@ class FlipFlop(Task):
     name = "flipflop"
     split_p_i = {"train": 0.8, "val": 0.8, "val_dense": 0.1, "val_sparse": 0.98}
     splits = tuple(split_p_i)
+    in_distribution = ("train", "val")  # FFL(0.8); val_dense and val_sparse are other p_i
 
     def __init__(self, seq_len: int = 512) -> None:
         self.seq_len = check_int("seq_len", seq_len, 4)
