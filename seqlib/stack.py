@@ -329,9 +329,10 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     task = task or task_registry.get_task(cfg0.task.name, **cfg0.task.params)
     spec = task.spec
     check_eval_splits(cfg0, task)
-    model_cfg = run_model_config(cfg0, spec, records[0])
+    model_cfg = run_model_config(cfg0, spec, records[0], stacked=True)
     for record in records[1:]:
         record.config["model"] = records[0].config["model"]
+        record.measure["kernel_mode"] = records[0].measure["kernel_mode"]
     meter = Meter(device)
     models = []
     for cfg in cfgs:  # each instance's initial weights are those of its run alone

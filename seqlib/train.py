@@ -244,15 +244,20 @@ def execute(cfg: ExperimentConfig, record: RunRecord, task: Task | None = None) 
     finish_run(model, task, cfg, record, model_cfg, device, dtype, meter.summary()["wall_time_s"])
 
 
-def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord):
+def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord, stacked: bool = False):
     """The model config a run builds: ``cfg.model``, resized to ``cfg.param_budget`` when one is set
-    (the record's config then holds the resized model)."""
-    if cfg.param_budget is None:
-        return cfg.model
+    (the record's config then holds the resized model). ``record.measure["kernel_mode"]`` says which
+    kernel each mixer runs in training and evaluation here (``stacked``: as an instance of a stack),
+    and why (:func:`seqlib.models.modes.kernel_modes`)."""
+    from seqlib.models.modes import kernel_modes
     from seqlib.models.sizing import match_budget
 
-    model_cfg = match_budget(cfg.model, spec, cfg.param_budget)
-    record.config["model"] = model_cfg.model_dump(mode="json")
+    model_cfg = cfg.model if cfg.param_budget is None else match_budget(cfg.model, spec, cfg.param_budget)
+    if cfg.param_budget is not None:
+        record.config["model"] = model_cfg.model_dump(mode="json")
+    task = task_registry.get_task(cfg.task.name, **cfg.task.params)
+    splits = dict.fromkeys([select_split(cfg, task), *final_splits(cfg, task)])
+    record.measure["kernel_mode"] = kernel_modes(model_cfg, task, resolve_device(cfg.run.device), splits, stacked)
     return model_cfg
 
 

@@ -76,7 +76,8 @@ def test_validator_asks_the_mixer_entry(monkeypatch):
         if cfg.n_layers % 2:
             raise ValueError(f"needs an even n_layers, got {cfg.n_layers}")
 
-    monkeypatch.setitem(MIXERS, "toy", Mixer(MIXERS["gru"].build, MIXERS["gru"].layer, "toy", needs_even_layers))
+    monkeypatch.setitem(MIXERS, "toy", Mixer(MIXERS["gru"].build, MIXERS["gru"].layer, "toy", needs_even_layers,
+                                             kernel_mode=MIXERS["gru"].kernel_mode))
     monkeypatch.setitem(MODELS, "toy", ModelEntry(("toy",), "a toy model"))
     ModelConfig(name="toy", n_layers=2)
     with pytest.raises(ValidationError, match="model 'toy', toy mixer: needs an even n_layers, got 3"):

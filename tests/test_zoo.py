@@ -4,18 +4,23 @@ CPU: zoo models are unavailable with a reason, each fla layer is a registered mi
 windowed 2-simplicial attention equals a brute-force loop over (query, key, key') triples.
 GPU (``-m gpu``, needs fla 0.6.0): each zoo model's forward/backward is finite in bf16 autocast;
 packed documents (``cu_seqlens``) equal separate forwards; step decoding equals the full forward
-where fla supports it, and raises NotImplementedError with the reason where it does not.
+where fla supports it, and raises NotImplementedError with the reason where it does not; the kernel
+mode each entry states (``FlaLayer.mode``) is the fla kernel that runs, in training and evaluation, on
+either side of fla's length switch, and Gated DeltaNet's backward is refused exactly where stated.
 """
 
 import math
+import re
+import sys
 
 import pytest
 import torch
 
 from seqlib.layers.simplicial import simplicial_attention
 from seqlib.models import ModelConfig, ModelUnavailable, build_model
+from seqlib.models.mixers import Where
 from seqlib.models.registry import MIXERS, MODELS
-from seqlib.models.zoo import FLA_LAYERS, ZOO_MIXERS, FlaMixer
+from seqlib.models.zoo import FLA_LAYERS, SHORT, ZOO_MIXERS, FlaMixer, chunk_backward_refused
 from seqlib.tasks.base import TaskSpec
 
 VOCAB = 37
@@ -187,3 +192,64 @@ def test_zoo_decode_matches_forward_gpu(name):
             out, cache = model(inputs[:, lo:hi], seg[:, lo:hi], cache)
             outs.append(out)
     assert rel(torch.cat(outs, 1), full) < 2e-2
+
+
+# the fla kernel entry points a layer's module imports, by the mode they are (fla 0.6.0 fla/layers/*.py)
+FLA_OPS = {"chunk": r"chunk_", "fused_recurrent": r"fused(_mul)?_recurrent_", "fused_chunk": r"fused_chunk_",
+           "parallel": r"parallel_|deltaformer_attn$"}
+
+
+def spy_fla_kernels(model, monkeypatch) -> set[str]:
+    """The modes of the fla kernels ``model``'s layers call (Mamba-2: its torch_forward, naive, or
+    cuda_kernels_forward, fused), collected as they run."""
+    hits: set[str] = set()
+
+    def spy(mode, fn):
+        def wrapped(*args, **kwargs):
+            hits.add(mode)
+            return fn(*args, **kwargs)
+        return wrapped
+
+    for layer in {type(m.layer): m.layer for m in model.modules() if isinstance(m, FlaMixer)}.values():
+        module = sys.modules[type(layer).__module__]
+        for attr, fn in list(vars(module).items()):
+            mode = next((m for m, pattern in FLA_OPS.items() if re.match(pattern, attr)), None)
+            if mode and callable(fn):
+                monkeypatch.setattr(module, attr, spy(mode, fn))
+        for method, mode in (("torch_forward", "naive"), ("cuda_kernels_forward", "fused")):
+            if hasattr(layer, method):
+                monkeypatch.setattr(type(layer), method, spy(mode, getattr(type(layer), method)))
+    return hits
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_kernel_mode_is_the_fla_kernel_that_runs_gpu(name, monkeypatch):
+    _fla_or_skip()
+    torch.manual_seed(3)
+    model = build_model(small(name, n_layers=1), SPEC).cuda()
+    hits = spy_fla_kernels(model, monkeypatch)
+    for T in (SHORT - 24, SHORT + 36):
+        for training in (True, False):
+            hits.clear()
+            with torch.set_grad_enabled(training), torch.autocast("cuda", dtype=torch.bfloat16):
+                model.train(training)(torch.randint(0, VOCAB, (2, T), device="cuda"))
+            mode, why = MIXERS[name].kernel_mode(model.cfg, Where(torch.device("cuda"), T, training))
+            assert hits == {mode.removesuffix(" (backward refused)")}, (T, training, mode, why, hits)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", [n for n in ZOO if FLA_LAYERS[n].limit])
+def test_the_backward_is_refused_exactly_where_the_limit_says_gpu(name):
+    _fla_or_skip()
+    model = build_model(small(name, n_layers=1), SPEC).cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = model(torch.randint(0, VOCAB, (2, 100), device="cuda"))[0].float().square().mean()
+    mode, why = MIXERS[name].kernel_mode(model.cfg, Where(torch.device("cuda"), 100, True))
+    if chunk_backward_refused(torch.device("cuda")):
+        assert mode.endswith("(backward refused)") and "fla #640" in why
+        with pytest.raises(RuntimeError, match="#640"):
+            loss.backward()
+    else:
+        assert "refused" not in mode
+        loss.backward()

@@ -27,10 +27,16 @@ fla layers (Triton kernels, GPU only; fla is imported lazily inside the builders
   ``window_size=W``), see :func:`_install_flash_attn_standin`.
 * Mixers that cannot run here are listed in :data:`UNAVAILABLE` with the reason (empty when all
   run); ``build_zoo_mixer`` raises for them instead of dropping them silently.
+* Kernel modes: many fla layers pick their kernel at run time from the sequence length and from
+  whether gradients are on (e.g. DeltaNet runs ``fused_recurrent`` for T <= 64, else ``chunk``);
+  each entry's ``mode`` states that rule (:func:`configured`, :func:`recurrent_when_short`,
+  :func:`chunk_with_grad`), which every run record reports (:func:`fla_kernel_mode`).
 * Known limit (H100 GPU test run, fla 0.6.0, Triton 3.6.0): Gated DeltaNet's forward, document and
   decode paths pass, but fla refuses its backward on Hopper with Triton >= 3.4.0 and < 3.7.1
   ("produces incorrect results for gated chunk_bwd_dqkwg", fla #640) and asks for Triton >= 3.7.1 or
-  tilelang; a training run there is recorded as failed with that message.
+  tilelang. Its ``fused_recurrent`` kernel has no backward at all (fla raises NotImplementedError), so
+  no other fla mode trains it there: a training run there is recorded as failed with fla's message,
+  and the entry's ``limit`` says so wherever the model is listed (:func:`chunk_backward_refused`).
 """
 
 from __future__ import annotations
@@ -224,12 +230,46 @@ def _rwkv6(cfg):
                           layer_idx=0)
 
 
+# fla's mode rules (fla 0.6.0, the ``forward`` of each fla/layers/<file>.py): (T, training) -> (mode, why)
+SHORT = 64  # the sequence length up to which fla's layers switch to their fused_recurrent kernels
+
+
+def configured(mode: str, why: str) -> Callable[[int, bool], tuple[str, str]]:
+    """fla runs one mode at every length."""
+    return lambda seq_len, training: (mode, why)
+
+
+def recurrent_when_short(layer: str) -> Callable[[int, bool], tuple[str, str]]:
+    """fla's ``layer`` runs fused_recurrent for T <= 64, training or not, else its configured chunk."""
+    why = f"fla's {layer} runs fused_recurrent for T <= {SHORT}, else chunk"
+    return lambda seq_len, training: ("fused_recurrent" if seq_len <= SHORT else "chunk", why)
+
+
+def chunk_with_grad(layer: str, short: int = SHORT) -> Callable[[int, bool], tuple[str, str]]:
+    """fla's ``layer`` runs chunk with gradients on, and fused_recurrent without for T <= ``short``."""
+    why = f"fla's {layer} runs chunk with gradients on, fused_recurrent without them for T <= {short}, else chunk"
+    return lambda seq_len, training: ("chunk" if training or seq_len > short else "fused_recurrent", why)
+
+
+def _mamba2_mode(seq_len: int, training: bool) -> tuple[str, str]:
+    """fla's Mamba2 takes mamba_ssm's fused kernels where they are installed, else torch_forward."""
+    from fla.layers import mamba2
+
+    if mamba2.is_fast_path_available:
+        return "fused", "mamba_ssm is installed: fla's Mamba2 runs its cuda_kernels_forward"
+    return "naive", ("no mamba_ssm: fla's Mamba2 runs torch_forward, its chunked-SSD PyTorch path, with fla's "
+                     "Triton norms and the Triton short convolution")
+
+
 @dataclass(frozen=True)
 class FlaLayer:
     build: Callable  # cfg -> the fla layer
     description: str
+    mode: Callable[[int, bool], tuple[str, str]]  # (T, training) -> (fla's kernel mode, fla's rule)
     varlen: bool = True  # the fla layer takes cu_seqlens (packed documents); else one document per row
     decode: bool | str = True  # True, or why step decoding is not offered
+    limit: str | None = None  # a platform where fla refuses to train it (pages list it with the model)
+    title: str | None = None  # the name pages show
 
 
 # GPU test record (H100, fla 0.6.0, 2026-11-22; forward/backward finite in bf16 autocast, packed documents ==
@@ -242,35 +282,58 @@ class FlaLayer:
 # fla 0.6.0 warns on building its RWKV layers that they may differ from the official RWKV-LM code
 RWKV_CAVEAT = "fla's implementation, which fla asks to cross-check against the official RWKV-LM before reporting numbers"
 _DECODE_FAILED = "failed the GPU decode == full-forward check (H100, fla 0.6.0); cause not yet diagnosed"
+# fla/ops/common/chunk_o.py, chunk_bwd_dqkwg (fla #640); fla/ops/gated_delta_rule/fused_recurrent.py has no backward
+GDN_LIMIT = ("fla 0.6.0 refuses Gated DeltaNet's chunk backward on Hopper GPUs with Triton >= 3.4.0 and < 3.7.1 "
+             "(fla #640; it asks for Triton >= 3.7.1 or tilelang) and its fused_recurrent kernel has no backward, "
+             "so there its training runs fail with fla's message")
+_GDN_MODE = chunk_with_grad("GatedDeltaNet (its fused_recurrent kernel has no backward)")
+_FLASH_STANDIN = "with the flash-attn stand-in on fla's parallel_attn (no flash-attn here)"
 
 FLA_LAYERS: dict[str, FlaLayer] = {
     "mamba2": FlaLayer(_mamba2, "Mamba-2 (Dao & Gu 2024), fla Mamba2, no mamba_ssm: chunked-SSD PyTorch path",
-                       varlen=False),
+                       _mamba2_mode, varlen=False, title="Mamba-2"),
     # packed documents failed the GPU equality check in both runs: mid-row resets refused until the cause is known
-    "deltanet": FlaLayer(_deltanet, "DeltaNet (Yang et al. 2024, delta rule, chunkwise)", varlen=False,
-                         decode=_DECODE_FAILED),
-    "gated_deltanet": FlaLayer(_gated_deltanet, "Gated DeltaNet (Yang et al. 2025)"),
+    "deltanet": FlaLayer(_deltanet, "DeltaNet (Yang et al. 2024, delta rule, chunkwise)",
+                         recurrent_when_short("DeltaNet"), varlen=False, decode=_DECODE_FAILED, title="DeltaNet"),
+    "gated_deltanet": FlaLayer(_gated_deltanet, "Gated DeltaNet (Yang et al. 2025)", _GDN_MODE, limit=GDN_LIMIT,
+                               title="Gated DeltaNet"),
     # positive controls for state tracking: eigenvalues in (-1, 1] (fla's allow_neg_eigval; Grazzi et al. 2024)
     "deltanet_neg": FlaLayer(functools.partial(_deltanet, negative=True),
-                             "DeltaNet with negative eigenvalues (beta in (0, 2); Grazzi et al. 2024)", varlen=False,
-                             decode=_DECODE_FAILED),
+                             "DeltaNet with negative eigenvalues (beta in (0, 2); Grazzi et al. 2024)",
+                             recurrent_when_short("DeltaNet"), varlen=False, decode=_DECODE_FAILED,
+                             title="DeltaNet, eigenvalues in (−1, 1]"),
     "gated_deltanet_neg": FlaLayer(functools.partial(_gated_deltanet, negative=True),
-                                   "Gated DeltaNet with negative eigenvalues (beta in (0, 2); Grazzi et al. 2024)"),
-    "rwkv7": FlaLayer(_rwkv7, f"RWKV-7 'Goose' (Peng et al. 2025); {RWKV_CAVEAT}"),
-    "mesanet": FlaLayer(_mesanet, "MesaNet (von Oswald et al. 2025)"),
+                                   "Gated DeltaNet with negative eigenvalues (beta in (0, 2); Grazzi et al. 2024)",
+                                   _GDN_MODE, limit=GDN_LIMIT, title="Gated DeltaNet, eigenvalues in (−1, 1]"),
+    "rwkv7": FlaLayer(_rwkv7, f"RWKV-7 'Goose' (Peng et al. 2025); {RWKV_CAVEAT}",
+                      chunk_with_grad("RWKV7Attention", short=SHORT - 1), title="RWKV-7"),
+    "mesanet": FlaLayer(_mesanet, "MesaNet (von Oswald et al. 2025)",
+                        configured("chunk", "fla's MesaNet runs chunk_mesa_net (its one-step kernel only decodes)"),
+                        title="MesaNet"),
     "path": FlaLayer(_path, "PaTH attention (Yang et al. 2025, Householder position encoding)",
+                     configured("parallel", "fla's PaTHAttention runs parallel_path_attn"),
                      decode="fla's PaTHAttention decodes only through its padded-batch attention_mask path "
-                            "(not wired up here)"),
+                            "(not wired up here)", title="PaTH attention"),
     "deltaformer": FlaLayer(_deltaformer, "DeltaFormer (Zhong et al. 2025)",
-                            decode="fla's DeltaFormerAttention raises on past_key_values (no decoding kernel)"),
-    "nsa": FlaLayer(_nsa, "Native Sparse Attention (Yuan et al. 2025)", decode=_DECODE_FAILED),
-    "gla": FlaLayer(_gla, "Gated Linear Attention (Yang et al. 2024)"),
-    "retnet": FlaLayer(_retnet, "RetNet multi-scale retention (Sun et al. 2023)"),
-    "hgrn2": FlaLayer(_hgrn2, "HGRN2 (Qin et al. 2024)"),
-    "based": FlaLayer(_based, "Based linear attention, Taylor feature map (Arora et al. 2024)", varlen=False,
-                      decode="fla's BasedLinearAttention has no recurrent cache (parallel/chunk kernels only)"),
-    "gsa": FlaLayer(_gsa, "Gated Slot Attention (Zhang et al. 2024)"),
-    "rwkv6": FlaLayer(_rwkv6, f"RWKV-6 'Finch' (Peng et al. 2024); {RWKV_CAVEAT}"),
+                            configured("parallel", f"fla's DeltaFormer runs its parallel kernels, {_FLASH_STANDIN}"),
+                            decode="fla's DeltaFormerAttention raises on past_key_values (no decoding kernel)",
+                            title="DeltaFormer"),
+    "nsa": FlaLayer(_nsa, "Native Sparse Attention (Yuan et al. 2025)",
+                    configured("parallel", f"fla's NativeSparseAttention runs parallel_nsa, {_FLASH_STANDIN}"),
+                    decode=_DECODE_FAILED, title="NSA"),
+    "gla": FlaLayer(_gla, "Gated Linear Attention (Yang et al. 2024)", recurrent_when_short("GatedLinearAttention"),
+                    title="GLA"),
+    "retnet": FlaLayer(_retnet, "RetNet multi-scale retention (Sun et al. 2023)", chunk_with_grad("MultiScaleRetention"),
+                       title="RetNet"),
+    "hgrn2": FlaLayer(_hgrn2, "HGRN2 (Qin et al. 2024)", recurrent_when_short("HGRN2Attention"), title="HGRN2"),
+    "based": FlaLayer(_based, "Based linear attention, Taylor feature map (Arora et al. 2024)",
+                      configured("parallel", "fla's BasedLinearAttention runs its configured mode, parallel"),
+                      varlen=False, decode="fla's BasedLinearAttention has no recurrent cache (parallel/chunk kernels only)",
+                      title="Based"),
+    "gsa": FlaLayer(_gsa, "Gated Slot Attention (Zhang et al. 2024)", recurrent_when_short("GatedSlotAttention"),
+                    title="GSA"),
+    "rwkv6": FlaLayer(_rwkv6, f"RWKV-6 'Finch' (Peng et al. 2024); {RWKV_CAVEAT}",
+                      recurrent_when_short("RWKV6Attention"), title="RWKV-6"),
 }
 
 # name -> why the mixer cannot run on a GPU here (fla 0.6.0, no flash-attn); filled from the GPU tests
@@ -342,8 +405,33 @@ def build_zoo_mixer(name: str, cfg) -> FlaMixer:
         return FlaMixer(name, FLA_LAYERS[name].build(cfg))
 
 
+def chunk_backward_refused(device: torch.device) -> bool:
+    """fla's own test for its refusal of the gated chunk backward (fla/ops/common/chunk_o.py, fla #640):
+    a Hopper GPU with Triton >= 3.4.0 and < 3.7.1, unless tilelang is there to take that kernel."""
+    if device.type != "cuda":
+        return False
+    import importlib.util
+
+    from fla.utils import IS_NVIDIA_HOPPER, TRITON_ABOVE_3_4_0, TRITON_ABOVE_3_7_1
+
+    return IS_NVIDIA_HOPPER and TRITON_ABOVE_3_4_0 and not TRITON_ABOVE_3_7_1 and not importlib.util.find_spec("tilelang")
+
+
+def fla_kernel_mode(name: str, cfg, where) -> tuple[str, str]:
+    """The fla kernel mode of zoo entry ``name`` at ``where`` (:class:`seqlib.models.mixers.Where`) and
+    fla's rule for it; on a CPU none runs (fla's kernels are Triton GPU kernels)."""
+    if where.device.type != "cuda":
+        return "unavailable", "fla's Triton kernels need a CUDA GPU: the model is skipped here"
+    layer = FLA_LAYERS[name]
+    mode, why = layer.mode(where.seq_len, where.training)
+    if where.training and layer.limit and chunk_backward_refused(where.device):
+        return f"{mode} (backward refused)", f"{why}; {layer.limit}"
+    return mode, why
+
+
 # Triton kernels, so GPU only: on a CPU ``build_model`` raises ModelUnavailable with the reason
 ZOO_MIXERS: dict[str, Mixer] = {
-    name: Mixer(functools.partial(build_zoo_mixer, name), FlaMixer, fla.description, requires_gpu=True)
+    name: Mixer(functools.partial(build_zoo_mixer, name), FlaMixer, fla.description, requires_gpu=True,
+                kernel_mode=functools.partial(fla_kernel_mode, name))
     for name, fla in FLA_LAYERS.items()
 }
