@@ -40,7 +40,7 @@ PROFILES_KEY = "profiles"
 UNHASHED = {"run": ("results_dir", "progress", "progress_interval", "save_checkpoint")}
 # Fields added after runs were stored: hashed only when they differ from their default, so a
 # configuration that leaves them at the default keeps the hash (and the run id) it had before.
-HASHED_WHEN_SET = {"optim": ("stop_at_solve", "plateau_evals", "plateau_delta")}
+HASHED_WHEN_SET = {"optim": ("stop_at_solve", "plateau_evals", "plateau_delta"), "model": ("pattern",)}
 
 
 class ConfigError(ValueError):
@@ -64,7 +64,8 @@ class OptimConfig(_Strict):
 
     The schedule is linear warmup over ``warmup_steps`` then cosine decay to ``min_lr`` at ``steps``.
     ``lr_sweep`` (empty = just ``lr``) and ``seeds`` define the runs of a sweep; the best learning rate
-    is chosen afterwards from the stored results (:func:`seqlib.stats.best_over_lr`).
+    is chosen afterwards from the stored results, on each run's selection split
+    (:func:`seqlib.book.report.select_lr`).
 
     Stopping (:func:`seqlib.train.validate`, at each evaluation of the selection split, every
     ``run.eval_every`` steps); ``steps`` is the cap. ``stop_at_solve`` stops once the split reaches the
@@ -249,7 +250,23 @@ def short_repr(value: Any) -> str:
     return short(_REPR.repr(value))
 
 
+_PARSED: dict[tuple[str, int, int], dict] = {}  # (path, mtime, size) -> its parsed YAML
+
+
 def _read_yaml(path: Path) -> dict:
+    """The mapping a params file holds (a fresh copy: callers change it), parsed once per version of
+    the file: a plan or a page loads hundreds of configurations from the same few files."""
+    try:
+        stat = path.stat()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read it: {e.strerror or e}") from None
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _PARSED:
+        _PARSED[key] = _parse_yaml(path)
+    return copy.deepcopy(_PARSED[key])
+
+
+def _parse_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
     except UnicodeDecodeError as e:
@@ -553,14 +570,38 @@ def select_split(cfg: ExperimentConfig, task: task_registry.Task) -> str:
     return cfg.run.select_split or next((s for s in task.splits if s != "train"), task.splits[0])
 
 
-OOD_PROBE = 64  # examples of a split, and of train, that out_of_distribution compares
+OOD_PROBE = 64  # examples of a split, and of train, that distribution_shift compares
 
 
 def out_of_distribution(task: task_registry.Task, split: str) -> str | None:
-    """Why ``split`` is not drawn from the training distribution as far as the task shows it, or None:
-    lengths outside its scoring card's ``train_lengths``, or a metadata value constant on both splits
-    but different (flip-flop's ``p_i``, the DP tasks' ``value_scale``). A difference the metadata
-    does not carry (MQAR's held-out ``test_value`` ids) goes unseen."""
+    """Why ``split`` is not drawn from the training distribution, or None. The task's declaration
+    decides (``Task.in_distribution``); the reason is what its samples show (:func:`distribution_shift`),
+    else the declaration itself: MQAR's ``test_value`` differs only in ids no metadata carries. A task
+    that declares nothing (a wrapper) is judged by its samples alone. ``tests/test_convergence.py``
+    checks that no declared split shows a shift."""
+    task.check_split(split)
+    declared = task.in_distribution
+    if declared is not None and split in declared:
+        return None
+    shift = distribution_shift(task, split)
+    if shift or declared is None:
+        return shift
+    return (f"task {task.name!r} does not declare it in distribution (its in-distribution splits: "
+            f"{', '.join(declared)})")
+
+
+def in_distribution_splits(task: task_registry.Task) -> tuple[str, ...]:
+    """The splits of ``task`` drawn from the training distribution, as :func:`out_of_distribution` judges
+    them: its declaration, else the splits whose samples show no shift."""
+    if task.in_distribution is not None:
+        return task.in_distribution
+    return tuple(s for s in task.splits if distribution_shift(task, s) is None)
+
+
+def distribution_shift(task: task_registry.Task, split: str) -> str | None:
+    """How ``split`` differs from ``train`` as far as the task's samples show it, or None: lengths
+    outside its scoring card's ``train_lengths``, or a metadata value constant on both splits but
+    different (flip-flop's ``p_i``, the DP tasks' ``value_scale``)."""
     lo, hi = task.scoring.train_lengths
     lengths = task.lengths(split)
     pinned = {"length": lengths[0]} if lengths else {}
@@ -599,7 +640,7 @@ def check_stopping(cfg: ExperimentConfig, task: task_registry.Task, sources: dic
     split = select_split(cfg, task)
     reason = out_of_distribution(task, split)
     if reason:
-        fits = [s for s in task.splits if s != "train" and out_of_distribution(task, s) is None]
+        fits = [s for s in in_distribution_splits(task) if s != "train"]
         raise ConfigError(
             f"{', '.join(rules)}: would stop on split {split!r} of task {cfg.task.name!r}, which is out of the "
             f"training distribution: {reason}; set run.select_split to an in-distribution split "

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from seqlib.config import out_of_distribution
 from seqlib.tasks import get_task
 from seqlib.tasks.mqar import MQAR
 
@@ -131,3 +132,14 @@ def test_value_distances_point_at_the_answer(num_passes):
     assert (x[rows, value_at] == y[rows, pos]).all()
     assert (x[rows, value_at - 1] == x[rows, pos]).all()
     assert (value_at < 2 * 6 * num_passes).all() and (value_at >= 2 * 6 * (num_passes - 1)).all()
+
+
+def test_test_value_is_out_of_distribution_and_val_is_not():
+    """test_value's held-out ids show in no metadata, so only the task's declaration marks it; val is
+    train's distribution on its own stream."""
+    task = get_task("mqar", vocab_size=256, seq_len=64, num_kv_pairs=8)
+    assert "test_value" not in task.in_distribution and "val" in task.in_distribution
+    assert out_of_distribution(task, "test_value") == (
+        "task 'mqar' does not declare it in distribution (its in-distribution splits: train, test, val)")
+    assert out_of_distribution(task, "val") is None and out_of_distribution(task, "test") is None
+    assert out_of_distribution(task, "test_length").startswith("its length 64..256")

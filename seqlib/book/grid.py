@@ -18,6 +18,10 @@ parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``see
   training, executing no chapter). The chapters then execute with the papermill parameter
   ``stored_only=True``: they show the stored records, train nothing, and list any planned run that
   has no record yet.
+* Cells: a task entry's ``cells:`` (:mod:`seqlib.book.cells`) are variants of its runs (other
+  widths, lengths, block patterns, windows) that train after every entry's runs as runs of their
+  own, recorded in ``<results_dir>/cells/``; the entry's pages show them (their records are in the
+  pages' code hash), and the plan lists them as ``<task>:<cell>``.
 * Resumable: an executed notebook records its parameters hash and code hash (the chapter and every
   ``seqlib/**/*.py``; for a task chapter also the records of its runs) in its metadata; a run whose
   stored notebook has the same two is skipped unless ``--force``/``FORCE=1``.
@@ -74,8 +78,10 @@ from pathlib import Path
 
 import yaml
 
+from seqlib.book.cells import GRID, EntryCells, entry_cells
 from seqlib.book.pages import COMMITTED, PagesError, pages_dir, site_profile
 from seqlib.book.plots import BOOK_RUN_ENV
+from seqlib.book.toc import entry_models
 from seqlib.provenance import REPO, code_hash
 
 FAILED_DIR = REPO / "_build" / "grid" / "failed"
@@ -122,17 +128,19 @@ class Run:
     params: dict = field(default_factory=dict)
     reads_results: bool = False  # summarises the results store: runs last, re-runs when it changes
     trains: list[str] = field(default_factory=list)  # registry tasks whose runs the grid trains first
+    cells: EntryCells | None = None  # the entry's cells under the profile (seqlib.book.cells), trained after
 
     @property
     def params_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:16]
 
 
-ENTRY_KEYS = {"chapter", "task", "models", "params", "reads_results", "train"}
+ENTRY_KEYS = {"chapter", "task", "models", "params", "reads_results", "train", "cells", "skip"}
 
 
 def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
-    """The runs of a grid file: ``runs: [{chapter, task?, models?, params?, train?, reads_results?}]``."""
+    """The runs of a grid file: ``runs: [{chapter, task?, models?, params?, train?, reads_results?, cells?}]``
+    (``cells``: :func:`seqlib.book.cells.declared`, checked for every profile)."""
     spec = yaml.safe_load(grid.read_text()) or {}
     runs = []
     for entry in spec.get("runs", []):
@@ -158,14 +166,31 @@ def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
                 raise ValueError(f"{grid}: task chapter {entry['chapter']!r} lists no models")
             trains = list(base.get("subtasks") or [entry["task"]]) if entry.get("train") else []
             shown = {"stored_only": True} if trains else {}  # the grid trains them first
+            # the models this profile runs (grid.yaml's profile_models; skip: pairs never run)
+            entry = {**entry, "models": entry_models(spec, entry, profile, str(grid))[0]}
+            cells = entry_cells(entry, profile, f"{grid}: entry {entry['chapter']!r}")
             runs += [Run(chapter, out / entry["task"] / f"{model}.ipynb",
-                         {**base, **shown, "task": entry["task"], "model": model}, trains=trains)
+                         {**base, **shown, "task": entry["task"], "model": model}, trains=trains, cells=cells)
                      for model in entry["models"]]
-        elif entry.get("train"):
-            raise ValueError(f"{grid}: chapter {entry['chapter']!r} has train: true but no task and models")
+        elif entry.get("train") or "cells" in entry:
+            raise ValueError(f"{grid}: chapter {entry['chapter']!r} has train: true or cells but no task and models")
         else:
             runs.append(Run(chapter, out / f"{entry['chapter']}.ipynb", base, bool(entry.get("reads_results"))))
     return runs
+
+
+def runnable(runs: list[Run]) -> list[Run]:
+    """``runs`` less those whose model cannot run on this machine (a GPU-only model on a CPU:
+    :func:`seqlib.models.unavailable`), which are reported once per model with the reason."""
+    from seqlib.models import MODELS, unavailable
+
+    skipped: dict[str, list[str]] = {}
+    for run in runs:
+        if run.params.get("model") in MODELS and unavailable(run.params["model"]):
+            skipped.setdefault(run.params["model"], []).append(run.params["task"])
+    for model, tasks in skipped.items():
+        print(f"seqbook grid: skipped {model} on {', '.join(tasks)}: {unavailable(model)}", flush=True)
+    return [run for run in runs if run.params.get("model") not in skipped]
 
 
 def files_digest(paths, root: Path | None = None) -> str:
@@ -514,6 +539,15 @@ def planned_runs(runs: list[Run]) -> dict[Path, list]:
             for run in runs if run.trains}
 
 
+def shown_configs(run: Run, plans: dict[Path, list], own: bool = False) -> list[tuple]:
+    """``(cell, configuration)`` of every run a chapter run shows: its planned runs (``plans``, cell
+    None), then the runs of its entry's cells (:class:`seqlib.book.cells.EntryCells`: every model's,
+    since each of the entry's pages shows them all; with ``own`` only those of the run's model,
+    which the grid trains with that run)."""
+    cells = [r for r in (run.cells.runs if run.cells else []) if not own or r.config.model.name == run.params["model"]]
+    return [(None, cfg) for cfg in plans.get(run.out, [])] + [(r.cell, r.config) for r in cells]
+
+
 def absolute_store(cfg):
     """``cfg`` with ``run.results_dir`` made absolute (against this process's working directory), so
     that a worker with another working directory writes where this client reads. ``results_dir`` is
@@ -524,11 +558,14 @@ def absolute_store(cfg):
 
 def planned_training(runs: list[Run], plans: dict[Path, list],
                      problems: list[str] | None = None) -> list[tuple[str, dict]]:
-    """``(name, train kwargs)`` for every planned run without a finished record (each once, however
-    many chapters show it). Order: the tasks swept over several seeds (the headline comparisons)
-    first, seed by seed (every headline task's first seed before any second seed), then the rest;
-    within that, tasks in grid order (chapters, then their tasks), each for every lr and model. So
-    a grid stopped by a deadline has one seed of every headline task, for every model, first.
+    """``(name, train kwargs)`` for every planned run, and every run of the runs' cells of each run's
+    model (:func:`shown_configs`: a run left out leaves out its cells), without a finished record
+    (each once, however many chapters show it). Order: the tasks swept over
+    several seeds (the headline comparisons) first, seed by seed (every headline task's first seed
+    before any second seed), then the rest; within that, tasks in grid order (chapters, then their
+    tasks), each for every lr and model; then the cells, chapter by chapter in their declared order.
+    So a grid stopped by a deadline has one seed of every headline task, for every model, first, and
+    the cells last. A cell's runs are named ``<task>:<cell>/<model>/lr=../seed=..``.
     Each job's configuration has an absolute ``run.results_dir`` (:func:`absolute_store`). A corrupt
     stored record counts as not finished: it is reported (stderr and ``problems``) and trained again."""
     from seqlib.results import ResultsError
@@ -540,26 +577,30 @@ def planned_training(runs: list[Run], plans: dict[Path, list],
     for cfg in (cfg for cfgs in plans.values() for cfg in cfgs):
         seeds.setdefault(cfg.task.name, set()).add(cfg.optim.seeds[0])
     multi_seed = {task for task, planned in seeds.items() if len(planned) > 1}
-    for run in runs:
-        for cfg in plans.get(run.out, []):
-            digest = cfg.hash()
-            if digest in seen:
-                continue
-            seen.add(digest)
-            try:
-                old = stored_record(cfg)
-            except ResultsError as err:
-                message = f"{err}; training it again"
-                print(f"warning: {message}", file=sys.stderr, flush=True)
-                if problems is not None:
-                    problems.append(message)
-                old = None
-            if old is not None and old.status == "ok":
-                continue
-            name = f"{cfg.task.name}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
-            order = (cfg.task.name not in multi_seed, cfg.optim.seeds[0],
-                     chapters.index(run.params["task"]), run.trains.index(cfg.task.name), cfg.optim.lr)
-            keyed.append((order, name, {"config": absolute_store(cfg).model_dump(mode="json")}))
+    shown = [(run, item) for run in runs for item in shown_configs(run, plans, own=True)]
+    # the runs of the plans first: a cell run that is also a planned run (its hash) is trained as that one
+    for run, (cell, cfg) in sorted(shown, key=lambda pair: pair[1][0] is not None):
+        digest = cfg.hash()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        try:
+            old = stored_record(cfg)
+        except ResultsError as err:
+            message = f"{err}; training it again"
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+            if problems is not None:
+                problems.append(message)
+            old = None
+        if old is not None and old.status == "ok":
+            continue
+        at = cfg.task.name if cell is None else f"{cfg.task.name}:{cell.name}"
+        name = f"{at}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
+        chapter = chapters.index(run.params["task"])
+        order = ((False, cfg.task.name not in multi_seed, cfg.optim.seeds[0], chapter,
+                  run.trains.index(cfg.task.name), cfg.optim.lr) if cell is None
+                 else (True, chapter, run.cells.cells.index(cell)))
+        keyed.append((order, name, {"config": absolute_store(cfg).model_dump(mode="json")}))
     keyed.sort(key=lambda item: item[0])  # stable: the models keep their grid order
     return [(name, job) for _, name, job in keyed]
 
@@ -567,7 +608,7 @@ def planned_training(runs: list[Run], plans: dict[Path, list],
 def arguments() -> argparse.ArgumentParser:
     """The grid's command line (``python -m seqlib.book.grid --help``)."""
     parser = argparse.ArgumentParser(prog="python -m seqlib.book.grid", description=__doc__.split("\n")[0])
-    parser.add_argument("--grid", type=Path, default=REPO / "params" / "grid.yaml")
+    parser.add_argument("--grid", type=Path, default=GRID)
     parser.add_argument("--chapters", type=Path, default=REPO / "chapters")
     parser.add_argument("--out", type=Path, help="where the pages go (default: book/runs for the grid's "
                         "pages_profile, _build/pages/<profile> for any other; seqlib.book.pages)")
@@ -673,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     if profile not in profiles:
         parser.error(f"--profile: unknown profile {profile!r}; the params files in {default_params_dir()} "
                      f"define {', '.join(sorted(profiles))}")
+    if not args.plan:  # a plan estimates the GPU's work wherever it is made; a run skips what cannot run here
+        runs = runnable(runs)
     phases = [[r for r in runs if not r.reads_results], [r for r in runs if r.reads_results]]
     per_gpu = len(gpus) * args.workers_per_gpu
     n_workers = args.workers if args.workers is not None else (per_gpu if per_gpu > 1 else 0)
@@ -680,7 +723,10 @@ def main(argv: list[str] | None = None) -> int:
              else f"local Dask cluster, {n_workers} workers" if n_workers else "sequential, in this process")
     plans = planned_runs(runs)
     problems: list[str] = []  # store faults met on the way (corrupt records or notebooks): the summary lists them
-    training = planned_training(runs, plans, problems)
+    try:  # resolves the cells' configurations: a setting they refuse stops the grid before any work
+        training = planned_training(runs, plans, problems)
+    except ConfigError as e:
+        parser.error(str(e))
     # a plan estimates GPU hours, so it plans the GPU's stacks wherever it runs
     stack_size = args.stack_size or (STACK_MAX if gpus or args.plan else 1)
     jobs = stack_jobs(training, stack_size)
@@ -730,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
         for phase in [] if args.train_only else phases:  # the store is read once the runs that write it are done
             todo = []
             for run in phase:
-                code = run_code_hash(run, args.results, plans.get(run.out))
+                code = run_code_hash(run, args.results, [cfg for _, cfg in shown_configs(run, plans)])
                 if args.force or not is_done(run, code, problems):
                     todo.append((run, code))
             skipped += len(phase) - len(todo)

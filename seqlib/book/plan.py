@@ -208,8 +208,10 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
     for _, job in jobs:
         cfgs = [ExperimentConfig.model_validate(c) for c in job["configs"]]
         task, model, k = cfgs[0].task.name, cfgs[0].model.name, len(cfgs)
-        row = out.tasks.setdefault(task, {"shape": nearest_shape(task, tokens, shapes), "jobs": 0, "runs": 0,
-                                          "steps": 0, "train": 0.0, "eval": 0.0, "done": 0.0, "unknown": 0})
+        # the task, or <task>:<cell> for a cell's runs (seqlib.book.grid.planned_training names them)
+        label = job["names"][0].split("/")[0] if job.get("names") else task
+        row = out.tasks.setdefault(label, {"shape": nearest_shape(task, tokens, shapes), "jobs": 0, "runs": 0,
+                                           "steps": 0, "train": 0.0, "eval": 0.0, "done": 0.0, "unknown": 0})
         steps = max(c.optim.steps for c in cfgs)
         row["jobs"] += 1
         row["runs"] += k
@@ -252,6 +254,8 @@ def plan_lines(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> li
         f"x K / the stacking speed-ups below, plus evaluation batches x the store's seconds per batch "
         f"({est.eval_pairs} pairs, calibrated alike); {total['unknown']} job(s) without a measurement are not "
         "in the hours (seqlib.book.plan says how)",
+        "a row <task>:<cell> is a cell of the task (seqlib.book.cells), timed as the task's runs of its model, "
+        "whatever the cell's shape (the cells' own step times are not measured yet)",
         "stacking speed-ups used (shape model K: value, from):",
         *(f"  {s} {m} K={k}: {gain:.2f} ({source})" for (s, m, k), (gain, source) in sorted(est.speedups.items())),
     ]

@@ -24,6 +24,12 @@ class ModelConfig(BaseModel):
 
     ``gate_blocks`` defaults to ``num_heads`` (recurrentgemma; the paper used 16 blocks).
     ``mlp_width`` defaults to ``mlp_expansion * d_model``; the parameter-matching helper may set it.
+    ``mlp_expansion = 0`` builds no MLP: each residual block is the mixer alone (Zoology's MQAR blocks,
+    ``state_mixer = Identity``, tasks.md §1.2).
+    ``pattern`` replaces the registry's block pattern of the model (the mixer names cycled over the
+    layers) with one over the same mixers, each of which must appear in the ``n_layers`` layers: a
+    2-layer Griffin is ``[recurrent, local_attention]`` (its registry pattern would give two
+    recurrent blocks and no attention). None: the registry's pattern.
     ``window`` is the local-attention window W (a query sees W + 1 tokens, as in the reference).
     ``pos_encoding`` applies to the global Transformer (the Chomsky reference compares encodings);
     Griffin's local attention always uses RoPE. Each mixer checks what it needs of the config
@@ -42,6 +48,7 @@ class ModelConfig(BaseModel):
     mlp_expansion: int = Field(3, ge=0)
     mlp_width: int | None = Field(None, ge=1)
     conv_width: int = Field(4, ge=1)
+    pattern: list[str] | None = None
     window: int = 128
     pos_encoding: Literal["rope", "sinusoidal", "learned", "none"] = "rope"
     max_len: int = Field(4096, ge=1)
@@ -55,6 +62,15 @@ class ModelConfig(BaseModel):
             raise ValueError(f"unknown model {self.name!r}; known models: {sorted(MODELS)}")
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
+        if self.pattern is not None:
+            own = MODELS[self.name].pattern
+            foreign = [kind for kind in self.pattern if kind not in own]
+            if not self.pattern or foreign:
+                raise ValueError(f"model {self.name!r}: pattern {self.pattern} must be a non-empty list of "
+                                 f"its own mixers {sorted(set(own))}" + (f", not {foreign}" if foreign else ""))
+            if len(self.pattern) > self.n_layers:
+                raise ValueError(f"model {self.name!r}: pattern {self.pattern} has more blocks than "
+                                 f"n_layers={self.n_layers}, so some would never be built")
         for kind in dict.fromkeys(self.block_types):
             try:
                 MIXERS[kind].check(self)
@@ -64,7 +80,7 @@ class ModelConfig(BaseModel):
 
     @property
     def block_types(self) -> list[str]:
-        return MODELS[self.name].block_types(self.n_layers)
+        return MODELS[self.name].block_types(self.n_layers, self.pattern)
 
     @property
     def resolved(self) -> ResolvedWidths:

@@ -10,7 +10,7 @@ import itertools
 from dataclasses import dataclass
 
 from seqlib.models.mixers import CORE_MIXERS, Mixer
-from seqlib.models.zoo import ZOO_MIXERS
+from seqlib.models.zoo import FLA_LAYERS, ZOO_MIXERS
 
 
 class ModelUnavailable(RuntimeError):
@@ -25,9 +25,11 @@ class ModelEntry:
     pattern: tuple[str, ...]  # mixer names, cycled over the layers
     description: str
     title: str | None = None  # the name pages show (the model's registry name where None)
+    limit: str | None = None  # a platform where it cannot train (pages list it with the model)
 
-    def block_types(self, n_layers: int) -> list[str]:
-        return list(itertools.islice(itertools.cycle(self.pattern), n_layers))
+    def block_types(self, n_layers: int, pattern: list[str] | None = None) -> list[str]:
+        """The mixer of each of ``n_layers`` layers: ``pattern`` (default: the entry's) cycled."""
+        return list(itertools.islice(itertools.cycle(pattern or self.pattern), n_layers))
 
     @property
     def requires_gpu(self) -> bool:
@@ -53,11 +55,12 @@ MODELS: dict[str, ModelEntry] = {
     "lstm": ModelEntry(("lstm",), "stacked LSTM baseline (no MLP, no residual)", "LSTM"),
     "gru": ModelEntry(("gru",), "stacked GRU baseline (no MLP, no residual)", "GRU"),
     "simplicial": ModelEntry(
-        ("simplicial",), "windowed 2-simplicial attention (Clift et al. 2019; Roy et al. 2025), PyTorch"
+        ("simplicial",), "windowed 2-simplicial attention (Clift et al. 2019; Roy et al. 2025), PyTorch",
+        "2-simplicial attention",
     ),
 }
 # The flash-linear-attention 0.6.0 zoo: the same backbone, only the mixer differs.
-MODELS.update({name: ModelEntry((name,), mixer.description) for name, mixer in ZOO_MIXERS.items()})
+MODELS.update({name: ModelEntry((name,), fla.description, fla.title, fla.limit) for name, fla in FLA_LAYERS.items()})
 
 
 def list_models() -> list[str]:

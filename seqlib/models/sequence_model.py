@@ -34,15 +34,21 @@ def sinusoidal_encoding(positions: torch.Tensor, width: int) -> torch.Tensor:
     return nn.functional.pad(enc, (0, width - 2 * half))
 
 
+def mlp_width(kind: str, cfg: ModelConfig) -> int:
+    """The width of the MLP in a block of ``kind`` (Griffin §2); 0 for none: a mixer that stands alone
+    (the LSTM/GRU baselines) or ``mlp_expansion = 0`` (Zoology's MQAR blocks, tasks.md §1.2)."""
+    return cfg.resolved.mlp_width if MIXERS[kind].residual and cfg.mlp_expansion > 0 else 0
+
+
 def build_block(kind: str, cfg: ModelConfig) -> nn.Module:
-    """The mixer ``MIXERS[kind]`` builds, in a residual block with the MLP (Griffin §2) unless it
+    """The mixer ``MIXERS[kind]`` builds, in a residual block with its MLP (:func:`mlp_width`) unless it
     stands alone (the LSTM/GRU baselines)."""
     mixer = MIXERS[kind]
     temporal = mixer.build(cfg)  # before the MLP: the order in which the weights are drawn
     if not mixer.residual:
         return temporal
-    width = cfg.resolved.mlp_width
-    mlp = MLPBlock(cfg.d_model, width, final_w_init_variance_scale(cfg)) if width > 0 and cfg.mlp_expansion > 0 else None
+    width = mlp_width(kind, cfg)
+    mlp = MLPBlock(cfg.d_model, width, final_w_init_variance_scale(cfg)) if width > 0 else None
     return ResidualBlock(cfg.d_model, temporal, mlp)
 
 

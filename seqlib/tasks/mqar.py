@@ -66,6 +66,8 @@ class MQAR(Task):
     # "val": in-distribution on its own seed stream, for selection and early stopping; last, so that a
     # config without run.select_split keeps selecting on the split it did (the first after train)
     splits = ("train", "test", "test_length", "train_value", "test_value", "val")
+    # train_value and test_value draw their ids from parts of the id ranges, test_length longer sequences
+    in_distribution = ("train", "test", "val")
     length_factors = (1, 2, 3, 4)
 
     def __init__(
@@ -175,6 +177,17 @@ class MQAR(Task):
                 key_at = np.flatnonzero(context[0::2] == inputs[row, p])[-1] * 2
                 out.append(p - (key_at + 1))
         return np.asarray(out, dtype=np.int64)
+
+    def window_ceiling(self, windows, split: str = "test", n: int = 1024, seed: int = 0) -> dict[int, float]:
+        """Per local-attention window W, the share of the queries of ``n`` examples of ``split`` whose
+        value lies at most W tokens back (:meth:`value_distances`): the accuracy of a model that
+        recalls inside one window and nowhere else, the "window ceiling" (a query sees itself and
+        the W tokens before it, as Griffin's local attention does)."""
+        windows = [check_int("window", w, 1) for w in windows]
+        if not windows:
+            raise ValueError("MQAR window_ceiling: no window given")
+        distances = self.value_distances(self.sample(split, n, seed))
+        return {w: float((distances <= w).mean()) for w in windows}
 
     def generate(
         self,
