@@ -86,8 +86,9 @@ WHEELHOUSE_PKGS ?= pandas pydantic PyYAML tqdm altair papermill ipykernel dask d
 WHEELHOUSE_IN_IMAGE ?= numpy filelock fsspec jinja2 markupsafe typing_extensions
 
 BOOK_PROFILE ?=
-book: venv ## write _toc.yml from params/grid.yaml, then build the site strictly into _build/html from the stored pages (no re-execution): book/runs, or BOOK_PROFILE=smoke's _build/pages/smoke into _build/site/smoke/_build/html
+book: venv ## write _toc.yml from params/grid.yaml and the findings from the records (seqlib.book.findings, beside the pages), then build the site strictly into _build/html from the stored pages (no re-execution): book/runs, or BOOK_PROFILE=smoke's _build/pages/smoke into _build/site/smoke/_build/html
 	$(PY) -m seqlib.book.toc
+	$(PY) -m seqlib.book.findings $(if $(BOOK_PROFILE),--profile $(BOOK_PROFILE)) >/dev/null
 	src=$$($(PY) -m seqlib.book.pages $(if $(BOOK_PROFILE),--profile $(BOOK_PROFILE))) && $(JB) build "$$src" --all -W -n --keep-going
 
 run-all: venv ## train the grid's runs, then execute its chapters into book/runs (other profiles than the committed one: _build/pages/<profile>); PROFILE=full|book|smoke|tiny, FORCE=1, DEADLINE=s, WORKERS_PER_GPU=n, STACK_SIZE=k (runs per stacked job; 64 on a GPU and in a plan), PLAN=1 (print the plan and its GPU-hour estimate, run nothing)

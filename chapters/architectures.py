@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from seqlib.book.chapter import setup, show_source
+from seqlib.book.chapter import setup, show_source, show_table
 from seqlib.layers.mlp import MLPBlock
 from seqlib.layers.recurrent_block import RecurrentBlock
 from seqlib.layers.residual import ResidualBlock
@@ -188,8 +188,8 @@ show_source(RecurrentBaseline.forward)
 # $D_{RNN} = 4D/3$ holds more parameters than an attention block of the same $D$. `match_budget`
 # searches, on the meta device, the largest $D$ (a multiple of $4H$) that fits the budget with
 # the paper's MLP width $3D$, then resizes the MLP so that the total lands within 3% of the target;
-# the LSTM and GRU search their hidden size. Here for 3 layers, 4 heads, a 512-token vocabulary,
-# at 1M and 20M parameters, for every model that runs on a CPU:
+# the LSTM and GRU search their hidden size. Here at the depth, heads, vocabulary and budgets the
+# code below names, for every model that runs on a CPU:
 
 # %%
 show_source(match_budget)
@@ -214,8 +214,7 @@ for target in budgets:
         })
 sized = pd.DataFrame(sized)
 sized["off budget"] = [f"{p / int(float(b[:-1]) * 1e6) - 1:+.2%}" for p, b in zip(sized["parameters"], sized["budget"])]
-shown_sized = sized.set_index(["budget", "model"]).astype({"D_RNN": "Int64", "MLP width": "Int64"})
-shown_sized.astype(object).where(shown_sized.notna(), "–")
+show_table(sized.set_index(["budget", "model"]).astype({"D_RNN": "Int64", "MLP width": "Int64"}))
 
 # %% [markdown]
 # The state column counts the elements one sequence carries between decoding steps

@@ -16,18 +16,11 @@
 # %% [markdown]
 # # Selective copying and induction heads
 #
-# The two synthetic tasks of the Griffin paper, §6.2 and App. H {cite:p}`de2024griffin`.
-# **Selective copying** (the task of Mamba, §4.1.1 {cite:p}`gu2023mamba`; also in the MAD suite
-# {cite:p}`poli2024mad`, whose generators are in `athms/mad-lab`, `mad/data/instances.py`)
-# scatters a few data tokens among blanks; after a copy token the model must write them out in
-# order, so it has to keep the tokens and skip the blanks. **Induction heads**
-# {cite:p}`olsson2022induction` shows a trigger token once, followed by a value, then the trigger
-# again at the end: the model must recall what followed it. Both are trained at one length and also
-# tested at longer ones. Griffin §6.2 reports that Hawk extrapolates on induction heads to sequences
-# "orders of magnitude" longer than those it was trained on, Griffin too, and MQA with RoPE not; the
-# [Copying](../../tasks/copying.md) page compares our runs with that.
-#
 # This page is one execution of the chapter for the model in the provenance line.
+#
+# This page opens with what the stored runs found, for every model of the chapter (generated from
+# the records, with the headline figure), then states the task, the protocol and the runs of its
+# model.
 
 # %% tags=["parameters"]
 model = "hawk"  # any name of `python -m seqlib list`
@@ -42,12 +35,39 @@ import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import load_tasks, loss_chart, profile_note, setup, show_doc, show_runs
-from seqlib.book.report import at_best_lr, seed_cells
+from seqlib.book.chapter import (
+    load_tasks,
+    loss_chart,
+    profile_note,
+    setup,
+    show_doc,
+    show_runs,
+    show_settings,
+    show_table,
+)
+from seqlib.book.findings import show_findings
+from seqlib.book.report import at_chosen_lr, choice_lines, seed_cells, select_lr
 from seqlib.results import records_frame
 from seqlib.stats import summarize_seeds
 
 setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
+
+# %% tags=["hide-input"]
+show_findings(task, model, profile)
+
+# %% [markdown]
+# ## The task
+#
+# The two synthetic tasks of the Griffin paper, §6.2 and App. H {cite:p}`de2024griffin`.
+# **Selective copying** (the task of Mamba, §4.1.1 {cite:p}`gu2023mamba`; also in the MAD suite
+# {cite:p}`poli2024mad`, whose generators are in `athms/mad-lab`, `mad/data/instances.py`)
+# scatters a few data tokens among blanks; after a copy token the model must write them out in
+# order, so it has to keep the tokens and skip the blanks. **Induction heads**
+# {cite:p}`olsson2022induction` shows a trigger token once, followed by a value, then the trigger
+# again at the end: the model must recall what followed it. Both are trained at one length and also
+# tested at longer ones. Griffin §6.2 reports that Hawk extrapolates on induction heads to sequences
+# "orders of magnitude" longer than those it was trained on, Griffin too, and MQA with RoPE not; the
+# [Copying](../../tasks/copying.md) page compares our runs with that.
 
 # %% [markdown]
 # ## The configuration of this run
@@ -58,7 +78,7 @@ setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
 
 # %%
 configs, tasks = load_tasks(subtasks, model, profile)
-pd.DataFrame({name: {
+show_settings({name: {
     "task parameters": str(c.task.params),
     "train length": tasks[name].seq_len,
     "test_length lengths": str(tasks[name].test_lengths),
@@ -110,8 +130,10 @@ loss_chart(records, width=260, height=180)
 # ## Accuracy in and beyond the training length
 #
 # Token accuracy on the scored positions (and the exact match of the whole answer) on `test`, at the
-# training length, and on `test_length`, at the longer lengths. The learning rate is chosen on
-# `test`; over the seeds at that learning rate each row shows the mean with its 95%
+# training length, and on `test_length`, at the longer lengths. The learning rate is chosen on `val`,
+# in distribution (`seqlib.book.report.select_lr`; its rows stand beside the others, and the line above
+# the table flags a record without `val`, chosen on `test`, as optimistic); over the seeds at that
+# learning rate each row shows the mean with its 95%
 # percentile-bootstrap interval (inside $[0, 1]$; none for one seed), the median, the best seed and,
 # for accuracy, the solve rate: the seeds at or above the card's line with the Wilson 95% interval
 # {cite:p}`wilson1927` (Griffin §6.2 calls the tasks solved without a number, so the line is the
@@ -120,13 +142,14 @@ loss_chart(records, width=260, height=180)
 
 # %%
 summaries, curve_rows = [], []
+chosen = select_lr(records)
 for name in subtasks:
     card = tasks[name].scoring
-    at = at_best_lr(frame[frame["task"] == name], card.split, card.metric)
+    at = at_chosen_lr(frame[frame["task"] == name], chosen)
     if at.empty:
         continue
     whole = at[(at["slice_key"] == "all") & at["metric"].isin(["accuracy", "exact_match"])
-               & at["split"].isin(["test", "test_length"])]
+               & at["split"].isin(["test", "test_length", *chosen["select_split"]])]
     summaries.append(summarize_seeds(whole, card))
     lengths = at[(at["slice_key"] == card.length_key) & (at["metric"] == "accuracy")]
     for length, g in lengths.groupby("slice_value"):
@@ -136,7 +159,8 @@ summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame
 if summary.empty:
     print("no successful run to score")
 else:
-    display(seed_cells(summary).drop(columns="model").set_index(["task", "split", "metric"]))
+    print(choice_lines(chosen))
+    show_table(seed_cells(summary).drop(columns="model").set_index(["task", "split", "metric"]))
 
 # %% [markdown]
 # Accuracy by sequence length (log scale); the dashed line is the training length, the grey line

@@ -16,16 +16,12 @@
 # %% [markdown]
 # # Dynamic-programming tasks
 #
-# Knapsack, subset sum, coin change, longest increasing subsequence and balanced partition are
-# solved exactly by dynamic programs whose steps are max-plus (tropical) operations.
-# {cite:t}`hashemi2025tropical` use them to test whether an attention layer can carry such reasoning
-# beyond the instance sizes and value ranges it was trained on, along three out-of-distribution axes:
-# more items, larger values and adversarial noise (their code: `Baran-phys/Tropical-Attention`,
-# `dataloaders.py` for the instances, `experiment.py` for training and metrics). We have not
-# transcribed their results table, so this page compares nothing with published numbers.
-#
 # This page is one execution of the chapter for the model in the provenance line. The instances
 # are sets of numbers fed as feature rows, as in the reference; a causal model reads them in order.
+#
+# This page opens with what the stored runs found, for every model of the chapter (generated from
+# the records, with the headline figure), then states the task, the protocol and the runs of its
+# model.
 
 # %% tags=["parameters"]
 model = "hawk"  # any name of `python -m seqlib list`
@@ -41,14 +37,40 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import load_tasks, loss_chart, profile_note, setup, show_doc, show_runs, show_source
-from seqlib.book.report import at_best_lr, seed_cells
+from seqlib.book.chapter import (
+    load_tasks,
+    loss_chart,
+    profile_note,
+    setup,
+    show_doc,
+    show_runs,
+    show_settings,
+    show_source,
+    show_table,
+)
+from seqlib.book.findings import show_findings
+from seqlib.book.plots import bottom_legend, facet_columns
+from seqlib.book.report import at_chosen_lr, choice_lines, seed_cells, select_lr
 from seqlib.evaluate import constant_baselines
 from seqlib.results import records_frame
 from seqlib.stats import summarize_seeds
 from seqlib.tasks.dp import DPTask
 
 setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
+
+# %% tags=["hide-input"]
+show_findings(task, model, profile)
+
+# %% [markdown]
+# ## The task
+#
+# Knapsack, subset sum, coin change, longest increasing subsequence and balanced partition are
+# solved exactly by dynamic programs whose steps are max-plus (tropical) operations.
+# {cite:t}`hashemi2025tropical` use them to test whether an attention layer can carry such reasoning
+# beyond the instance sizes and value ranges it was trained on, along three out-of-distribution axes:
+# more items, larger values and adversarial noise (their code: `Baran-phys/Tropical-Attention`,
+# `dataloaders.py` for the instances, `experiment.py` for training and metrics). We have not
+# transcribed their results table, so this page compares nothing with published numbers.
 
 # %% [markdown]
 # ## The protocol
@@ -67,7 +89,7 @@ show_doc(DPTask)
 
 # %%
 configs, tasks = load_tasks(subtasks, model, profile)
-pd.DataFrame({name: {
+show_settings({name: {
     "head": "pointer (one bit per item)" if tasks[name].pointer else "pooled (one answer)",
     "loss": tasks[name].loss,
     "items: train / test_length": f"{tasks[name].num_items} / {tasks[name].ood_num_items}",
@@ -105,7 +127,7 @@ def decode(t, batch) -> pd.DataFrame:
 for name, t in tasks.items():
     show_doc(t, f"### `{name}`")
     batch = t.sample("train", 1, seed=seed)
-    display(decode(t, batch))
+    show_table(decode(t, batch))
     if not t.pointer:
         print(f"target: {batch.targets[0].item():g}")
 
@@ -134,8 +156,10 @@ loss_chart(records, width=150, height=150)
 # The reference's metrics (`_eval_one_epoch` in `Baran-phys/Tropical-Attention`, `experiment.py`):
 # binary F1 over the answer rows for the pointer tasks (with the exact match of the whole answer
 # beside it), micro-F1 for the pooled decision task (subset sum, where it equals accuracy) and the
-# mean squared error for the regression task (LIS). The learning rate is chosen on `test` by that
-# metric. Over the seeds at that learning rate each row shows the mean with its 95%
+# mean squared error for the regression task (LIS). The learning rate is chosen by that metric on
+# `val`, in distribution (`seqlib.book.report.select_lr`; its rows stand beside the others, and the
+# line above the table flags a record without `val`, chosen on `test`, as optimistic). Over the seeds
+# at that learning rate each row shows the mean with its 95%
 # percentile-bootstrap interval (inside the metric's range: $[0, 1]$, and $[0, \infty)$ for the MSE;
 # none for one seed), the median, the best seed and, for F1 and accuracy, the solve rate: the seeds
 # at or above the card's line with the Wilson 95% interval {cite:p}`wilson1927` (Hashemi et al.
@@ -146,21 +170,23 @@ loss_chart(records, width=150, height=150)
 # %%
 SPLITS = ["test", "test_length", "test_value"]
 summaries = []
+chosen = select_lr(records)
 for name in subtasks:
     card = tasks[name].scoring  # the headline: F1, accuracy (= micro-F1) or the squared error (loss)
-    at = at_best_lr(frame[frame["task"] == name], card.split, card.metric, card.higher_is_better)
+    at = at_chosen_lr(frame[frame["task"] == name], chosen)
     if at.empty:
         continue
     shown = [card.metric] + (["exact_match"] if tasks[name].pointer else [])
     summaries.append(summarize_seeds(at[(at["slice_key"] == "all") & at["metric"].isin(shown)
-                                        & at["split"].isin(SPLITS)], card))
+                                        & at["split"].isin([*SPLITS, *chosen["select_split"]])], card))
 summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
 scores = pd.DataFrame(columns=["task", "metric", *SPLITS])  # the means, one row per (task, metric)
 if summary.empty:
     print("no successful run to score")
 else:
     mse = {"metric": {"loss": "MSE"}}
-    display(seed_cells(summary).drop(columns="model").replace(mse).set_index(["task", "split", "metric"]))
+    print(choice_lines(chosen))
+    show_table(seed_cells(summary).drop(columns="model").replace(mse).set_index(["task", "split", "metric"]))
     scores = (summary.replace(mse).pivot_table(index=["task", "metric"], columns="split", values="mean")
               .reindex(columns=SPLITS).round(3).reset_index())
 
@@ -169,11 +195,10 @@ if not scores.empty:
     bounded = scores[scores["metric"] != "MSE"].melt(id_vars=["task", "metric"], value_vars=["test", "test_length", "test_value"],
                                                       var_name="split", value_name="score")
     display(alt.Chart(bounded, title="F1, exact match and accuracy per split").mark_bar().encode(
-        x=alt.X("split:N", title=None, sort=["test", "test_length", "test_value"]),
-        y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 1])), color=alt.Color("split:N", legend=None),
-        column=alt.Column("task:N", title=None), row=alt.Row("metric:N", title=None),
+        x=alt.X("split:N", title=None, sort=["test", "test_length", "test_value"]), xOffset="metric:N",
+        y=alt.Y("score:Q", scale=alt.Scale(domain=[0, 1])), color=alt.Color("metric:N", legend=bottom_legend()),
         tooltip=["task:N", "metric:N", "split:N", alt.Tooltip("score:Q", format=".3f")],
-    ).properties(width=90, height=120))
+    ).properties(width=150, height=120).facet(facet=alt.Facet("task:N", title=None), columns=facet_columns(150)))
 
 # %% [markdown]
 # ## Against constant answers
@@ -199,7 +224,7 @@ for name in subtasks:
     if not mine.empty:
         floors.append({"task": name, "metric": label, "answer": f"{model} (this page)"}
                       | mine[["test", "test_length", "test_value"]].iloc[0].to_dict())
-pd.DataFrame(floors).set_index(["task", "metric", "answer"])
+show_table(pd.DataFrame(floors).set_index(["task", "metric", "answer"]))
 
 # %%
 if not scores.empty:

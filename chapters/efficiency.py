@@ -48,9 +48,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
+from matplotlib.ticker import NullLocator
 
-from seqlib.book.chapter import setup
+from seqlib.book.chapter import setup, show_table
 
 setup(profile, seed=seed, bench_dir=bench_dir)
 
@@ -64,7 +64,27 @@ def latest(kind: str):
 
 
 def verdict(ok):
-    return "met" if ok else "MISSED"
+    return "(info)" if ok is None else "met" if ok else "MISSED"
+
+
+GOALS = []  # one row per goal (section, goal, value, verdict): each section shows its own, the last all
+
+
+def goals(section: str, rows: list[dict]) -> None:
+    """Show a section's goals as a table and keep them for the summary."""
+    rows = [{"section": section, **r} for r in rows]
+    GOALS.extend(rows)
+    show_table(pd.DataFrame(rows).drop(columns="section").set_index("goal"))
+
+
+def log_axis(ax, values, label: str) -> None:
+    """A log-scaled x axis with one plain tick label per measured value and no minor ticks, whose
+    scientific labels ("4x10^3") would sit on top of the plain ones."""
+    ticks = sorted(set(values))
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(label)
 
 
 def merged_train():
@@ -125,12 +145,12 @@ else:
         "what": df["name"], "ms": df["ms"].round(4), "MB moved": (df["bytes"] / 1e6).round(0),
         "GB/s": df["GBps"].round(0), "roofline ms": df["roofline_ms"].round(4),
         "of copy": (100 * df["frac_of_copy_bw"]).round(1).astype(str) + "%",
-    }).replace("nan%", "-")
+    }).replace("nan%", float("nan"))
     if df["note"].astype(bool).any():
         table["note"] = df["note"]
-    display(table.set_index("what"))
+    show_table(table.set_index("what"))
     timed = df[df["GBps"].notna() & ~df["name"].str.startswith("copy")]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(timed) + 1.2))
+    fig, ax = plt.subplots(figsize=(6.8, 0.35 * len(timed) + 1.2))
     ax.barh(timed["name"], timed["GBps"], color=["C0" if n.startswith("fused") else "C7" for n in timed["name"]])
     ax.axvline(scan["copy_GBps"], color="k", ls="--", label=f"roofline: copy bandwidth {scan['copy_GBps']:.0f} GB/s")
     ax.axvline(0.6 * scan["copy_GBps"], color="C3", ls=":", label="goal for the fused forward: 60%")
@@ -139,12 +159,10 @@ else:
     ax.invert_yaxis()
     ax.legend(fontsize=8, loc="lower right")
     plt.show()
-    print("correctness checks (relative error):")
-    for name, err in scan["checks"].items():
-        print(f"  {name}: {err:.2e}")
-    display(pd.DataFrame([{"goal": k, "value": goal_value(k, g["value"]),
-                           "met": "(info)" if g["met"] is None else verdict(g["met"])} for k, g in scan["goals"].items()]
-                         ).set_index("goal"))
+    show_table(pd.DataFrame([{"check": name, "relative error": f"{err:.2e}"} for name, err in scan["checks"].items()]
+                            ).set_index("check"))
+    goals("scan", [{"goal": k, "value": goal_value(k, g["value"]), "verdict": verdict(g["met"])}
+                   for k, g in scan["goals"].items()])
 
 # %% [markdown]
 # ## Sliding-window attention
@@ -165,27 +183,33 @@ else:
     pairs = df["window_share"] * df["T"] * (df["T"] + 1) / 2
     mult = df["pass"].map({"fwd": 4.0, "fwd+bwd": 10.0})  # fwd 2 matmuls; bwd ~2.5x fwd
     df["TFLOP/s (window work)"] = mult * cfg["B"] * cfg["H"] * pairs * cfg["Dh"] / (df["ms"] * 1e-3) / 1e12
-    display(df.pivot_table(index=["T", "pass"], columns="variant", values="ms").round(3))
-    display(df.pivot_table(index=["T", "pass"], columns="variant", values="ratio_to_flash_share").round(2))
-    display(pd.DataFrame(att["goals"]))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    print("ms per call:")
+    show_table(df.pivot_table(index=["T", "pass"], columns="variant", values="ms").round(3))
+    print("time / (full-causal flash time x window share):")
+    show_table(df.pivot_table(index=["T", "pass"], columns="variant", values="ratio_to_flash_share").round(2))
+    goals("attention", [
+        {"goal": f"T={g['T']} {g['pass']}: flex / (flash x share) <= 1.5", "value": f"{g['flex_ratio']:.2f}",
+         "verdict": verdict(g["ratio_met"])} for g in att["goals"]] + [
+        {"goal": f"T={g['T']} {g['pass']}: flex faster than fla", "value": f"flex/fla = {g['flex_over_fla']:.2f}",
+         "verdict": verdict(g["faster_than_fla"])} for g in att["goals"] if g["flex_over_fla"]])
+    fig, axes = plt.subplots(1, 2, figsize=(6.8, 3.2), sharey=True)
     for ax, mode in zip(axes, ("fwd", "fwd+bwd")):
         sub = df[df["pass"] == mode]
         for name, g in sub.groupby("variant"):
             ax.plot(g["T"], g["TFLOP/s (window work)"], "o-", label=name)
-        ax.set(title=mode, xlabel="T", xscale="log", xticks=sorted(sub["T"].unique()))
-        ax.set_xticklabels(sorted(sub["T"].unique()))
+        ax.set_title(mode)
+        log_axis(ax, sub["T"], "T")
     axes[0].set_ylabel("useful TFLOP/s (window's work)")
-    axes[0].legend()
+    axes[0].legend(fontsize=7)
     fig.suptitle(f"Sliding-window MQA, W={cfg['W']}, H={cfg['H']}, Dh={cfg['Dh']}, {att['device']}")
     plt.show()
 
 # %% [markdown]
-# ## Training throughput and memory at ~100M parameters
+# ## Training throughput and memory at a matched size
 #
-# 16k tokens per batch, bf16 autocast, forward + backward + AdamW. Every model has d_model 768 and
-# 12 layers with its MLP width set to land on 100M parameters (the zoo's fla layers keep their own
-# projections).
+# Forward + backward + AdamW at a fixed number of tokens per batch; every model has the same width and
+# depth, with its MLP width set to land on the record's parameter target (the zoo's fla layers keep
+# their own projections). The line under the cell gives the record's numbers.
 
 # %%
 from seqlib.bench.models import train_goals  # noqa: E402
@@ -199,21 +223,35 @@ if tr is None:
 else:
     df = pd.DataFrame(tr["rows"])
     ok = df[df.get("tokens_per_s").notna()] if "tokens_per_s" in df else df.iloc[0:0]
+    c = tr["config"]
+    widths = ", ".join(str(w) for w in sorted(set(ok["d_model"]))) if len(ok) else "-"
+    print(f"{c['tokens_per_batch']:,} tokens per batch, {c['dtype']}, vocabulary {c['vocab']:,}; d_model {widths}, "
+          f"{c['n_layers']} layers, about {c['target_params'] / 1e6:g}M parameters per model")
     if len(ok):
-        display(ok.pivot_table(index="model", columns="T", values="tokens_per_s").round(0))
-        display(ok.pivot_table(index="model", columns="T", values="peak_mem_gib").round(2))
-        fig, ax = plt.subplots(figsize=(7, 4))
+        print("tokens per second (a dash: not measured at that T):")
+        show_table(ok.pivot_table(index="model", columns="T", values="tokens_per_s").round(0))
+        print("peak memory, GiB:")
+        show_table(ok.pivot_table(index="model", columns="T", values="peak_mem_gib").round(2))
+        fig, ax = plt.subplots(figsize=(6.8, 3.8))
         for name, g in ok.groupby("model"):
             style = "o-" if name in ("hawk", "griffin", "transformer", "local_transformer") else ".--"
             ax.plot(g["T"], g["tokens_per_s"] / 1e3, style, label=name)
-        ax.set(xscale="log", xlabel="T", ylabel="k tokens/s", title=f"training throughput, {tr['device']}")
+        log_axis(ax, ok["T"], "T")
+        ax.set(ylabel="k tokens/s", title=f"training throughput, {tr['device']}")
         ax.legend(fontsize=7, ncol=2)
         plt.show()
     bad = df[df.get("tokens_per_s").isna()] if "tokens_per_s" in df else df
     if len(bad):
         print("not measured:")
-        display(bad[[c for c in ("model", "T", "error", "skipped") if c in bad]])
-    print("goals:", json.dumps(tr.get("goals"), indent=1))
+        show_table(bad[[c for c in ("model", "T", "error", "skipped") if c in bad]].set_index(["model", "T"]))
+    g = tr["goals"]
+    goals("training", [
+        {"goal": f"Griffin / Transformer tokens/s at T={T} {want}", "value": "not measured" if r is None else f"{r:.2f}",
+         "verdict": verdict(g[met])}
+        for T, want, met in ((4096, ">= 1", "griffin_ge_transformer_4096_met"), (8192, "> 1", "griffin_ahead_8192_met"))
+        for r in [g[f"griffin_vs_transformer_{T}"]]] + [
+        {"goal": f"Hawk / HGRN2 tokens/s at T={T} >= 1", "value": f"{r:.2f}", "verdict": verdict(r >= 1.0)}
+        for T, r in g["hawk_vs_hgrn2"].items()])
 
 # %% [markdown]
 # ## Decode latency per token
@@ -234,53 +272,38 @@ else:
     ok = df[df["ms_per_token"].notna()] if "ms_per_token" in df else df.iloc[0:0]
     if len(ok):
         print(f"batch {dec['config']['batch']}, {dec['config']['dtype']}; wall clock per token (median):")
-        display(ok.pivot_table(index="model", columns="context", values="ms_per_token").round(3))
+        show_table(ok.pivot_table(index="model", columns="context", values="ms_per_token").round(3))
         has_gpu = "gpu_ms_per_token" in ok and ok["gpu_ms_per_token"].notna().any()
         if has_gpu:
             print("device kernel time per token (PyTorch profiler):")
-            display(ok.pivot_table(index="model", columns="context", values="gpu_ms_per_token").round(3))
-        fig, axes = plt.subplots(1, 2 if has_gpu else 1, figsize=(11 if has_gpu else 6, 3.5), squeeze=False)
+            show_table(ok.pivot_table(index="model", columns="context", values="gpu_ms_per_token").round(3))
+        fig, axes = plt.subplots(1, 2 if has_gpu else 1, figsize=(6.8 if has_gpu else 4.5, 3.4), squeeze=False)
         for ax, col, title in zip(axes[0], ("ms_per_token", "gpu_ms_per_token"), ("wall clock", "kernel time")):
             for name, g in ok.groupby("model"):
                 ax.plot(g["context"], g[col], "o-", label=name)
-            ax.set(xscale="log", xlabel="context (tokens)", ylabel="ms / token",
-                   title=f"decode {title}, batch {dec['config']['batch']}, {dec['device']}")
-            ax.legend()
+            log_axis(ax, ok["context"], "context (tokens)")
+            ax.tick_params(axis="x", labelrotation=45)
+            ax.set(ylabel="ms / token", title=f"decode {title}")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"batch {dec['config']['batch']}, {dec['device']}")
         plt.show()
     if dec.get("note"):
         print(dec["note"])
-    print("goals (wall clock):", json.dumps(dec.get("goals"), indent=1))
-    print("goals (kernel time):", json.dumps(dec.get("goals_kernel_time"), indent=1))
+    goals("decode", [
+        {"goal": f"{name} ({label}): " + ("flat from 1k to 32k (within +-10%)" if "flat_met" in g else "grows with the context"),
+         "value": f"32k/1k = {g['growth_1k_to_32k']:.2f}, max/min = {g['max_over_min']:.2f}",
+         "verdict": verdict(g["flat_met"]) if "flat_met" in g else ("grows" if g.get("grows") else "does not grow")}
+        for label, per_model in (("wall clock", dec["goals"]), ("kernel time", dec.get("goals_kernel_time") or {}))
+        for name, g in per_model.items()])
 
 # %% [markdown]
 # ## Where we stand
 #
-# The cell below states each goal as met or missed from the records (with the ratio); the numbers
-# behind each verdict are in the sections above.
+# Every goal of the sections above in one table, met or missed from the records (with the ratio);
+# the numbers behind each verdict are in its section.
 
 # %%
-lines = []
-if scan is not None:
-    for name, g in scan["goals"].items():
-        if g["met"] is not None:
-            lines.append(f"scan: {name}: {goal_value(name, g['value'])} ({verdict(g['met'])})")
-if att is not None:
-    for g in att["goals"]:
-        fla = f", flex/fla = {g['flex_over_fla']:.2f} ({verdict(g['faster_than_fla'])})" if g["flex_over_fla"] else ""
-        lines.append(f"attention T={g['T']} {g['pass']}: flex/(flash x share) = {g['flex_ratio']:.2f} "
-                     f"({verdict(g['ratio_met'])} <= 1.5){fla}")
-if tr is not None and "goals" in tr:
-    g = tr["goals"]
-    for T in (4096, 8192):
-        r = g.get(f"griffin_vs_transformer_{T}")
-        lines.append(f"Griffin / Transformer tokens/s at T={T}: {r:.2f}" if r else f"Griffin vs Transformer T={T}: n/a")
-    hh = {k: v for k, v in g.get("hawk_vs_hgrn2", {}).items() if v}
-    lines.append("Hawk / HGRN2 tokens/s: " + (", ".join(f"T={k}: {v:.2f}" for k, v in hh.items())
-                 + f" ({verdict(g.get('hawk_ge_hgrn2_met'))})" if hh else "not measured"))
-if dec is not None:
-    for label, goals in (("wall clock", dec["goals"]), ("kernel time", dec.get("goals_kernel_time") or {})):
-        for name, g in goals.items():
-            extra = f" flat {verdict(g['flat_met'])}" if "flat_met" in g else f" grows: {g.get('grows')}"
-            lines.append(f"decode {name} ({label}): 32k/1k = {g['growth_1k_to_32k']:.2f}, "
-                         f"max/min = {g['max_over_min']:.2f};{extra}")
-print("\n".join(lines) if lines else "No benchmark records on this machine: goals cannot be assessed here.")
+if GOALS:
+    show_table(pd.DataFrame(GOALS).set_index(["section", "goal"]))
+else:
+    print("No benchmark records on this machine: goals cannot be assessed here.")

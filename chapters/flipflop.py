@@ -16,18 +16,11 @@
 # %% [markdown]
 # # Flip-flop: remembering one bit without glitches
 #
-# A flip-flop language {cite:p}`liu2023flipflop` writes bits, ignores noise and reads back the last
-# written bit. The rule is trivial, yet in the words of the paper's abstract Transformers trained on
-# it "suffer from a long tail of sporadic reasoning errors", *glitches*; what the paper reports in
-# detail (a near-zero error in distribution, rare errors on sequences with much rarer or much more
-# frequent instructions, a one-layer LSTM that extrapolates perfectly) is on the
-# [Flip-flop](../../tasks/flipflop.md) page, taken from third-party summaries and marked there as not
-# verified against the paper. The score is therefore the **glitch rate**, the fraction of read bits
-# predicted wrongly, reported per split and never averaged across splits: errors are rare, and an
-# average over the splits would hide the sparse one. The splits follow the distributions on the card
-# of the authors' dataset (`synthseq/flipflop` on Hugging Face).
-#
 # This page is one execution of the chapter for the model in the provenance line.
+#
+# This page opens with what the stored runs found, for every model of the chapter (generated from
+# the records, with the headline figure), then states the task, the protocol and the runs of its
+# model.
 
 # %% tags=["parameters"]
 model = "hawk"  # any name of `python -m seqlib list`
@@ -40,14 +33,40 @@ stored_only = False  # the grid runner sets True: show the stored records, train
 import altair as alt
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import load_tasks, loss_chart, profile_note, settings, setup, show_doc, show_runs
-from seqlib.book.report import at_best_lr, seed_cells
+from seqlib.book.chapter import (
+    load_tasks,
+    loss_chart,
+    profile_note,
+    settings,
+    setup,
+    show_doc,
+    show_runs,
+)
+from seqlib.book.findings import show_findings
+from seqlib.book.report import at_chosen_lr, choice_lines, seed_cells, select_lr
 from seqlib.results import records_frame
 from seqlib.stats import summarize_seeds
 from seqlib.tasks import get_task
 from seqlib.tasks.flipflop import IGNORE, ONE, READ, WRITE, ZERO
 
 setup(profile, model=model, task=task, seed=seed)
+
+# %% tags=["hide-input"]
+show_findings(task, model, profile)
+
+# %% [markdown]
+# ## The task
+#
+# A flip-flop language {cite:p}`liu2023flipflop` writes bits, ignores noise and reads back the last
+# written bit. The rule is trivial, yet in the words of the paper's abstract Transformers trained on
+# it "suffer from a long tail of sporadic reasoning errors", *glitches*; what the paper reports in
+# detail (a near-zero error in distribution, rare errors on sequences with much rarer or much more
+# frequent instructions, a one-layer LSTM that extrapolates perfectly) is on the
+# [Flip-flop](../../tasks/flipflop.md) page, taken from third-party summaries and marked there as not
+# verified against the paper. The score is therefore the **glitch rate**, the fraction of read bits
+# predicted wrongly, reported per split and never averaged across splits: errors are rare, and an
+# average over the splits would hide the sparse one. The splits follow the distributions on the card
+# of the authors' dataset (`synthseq/flipflop` on Hugging Face).
 
 # %% [markdown]
 # ## The protocol
@@ -59,11 +78,12 @@ show_doc(get_task(task))
 # ## The configuration of this run
 #
 # The engine resolves `params/*.yaml` with the profile's overlays (`seqlib.config.load_config`).
-# The full profile follows the App. B.2 recipe at $T = 512$ and evaluates 16,384 sparse sequences
-# (about 57,000 read bits), since glitches are rare. The CPU profiles use $T = 64$ and evaluate the
+# The full profile follows the App. B.2 recipe and evaluates far more sparse sequences than the
+# other splits, since glitches are rare; the CPU profiles shorten the sequences and evaluate the
 # sparse split on as many sequences as the other splits (their `params/tasks.yaml` overlay clears
-# `eval_size_per_split` with an empty mapping). The CPU profiles also skip the checkpoint, and no
-# run here prints a progress bar (neither changes the configuration hash).
+# `eval_size_per_split` with an empty mapping); the table gives this run's numbers. The CPU
+# profiles also skip the checkpoint, and no run here prints a progress bar (neither changes the
+# configuration hash).
 
 # %%
 configs, tasks = load_tasks([task], model, profile)
@@ -118,7 +138,9 @@ loss_chart(records, width=420, height=220, title="training loss (read bits)")
 # %% [markdown]
 # ## Glitch rate per split
 #
-# The learning rate is the one with the lowest mean glitch rate over seeds on `val`. Over the seeds
+# The learning rate is the one with the lowest mean glitch rate over seeds on `val`, the training
+# distribution (`seqlib.book.report.select_lr`, the choice of the [Results](../results.ipynb) page
+# too; a tie, e.g. no glitch at several rates, goes to the smallest rate). Over the seeds
 # at that learning rate each row shows the mean with its 95% percentile-bootstrap interval (inside
 # $[0, 1]$; none for one seed), the median, the best (lowest) seed and the solve rate: the seeds with
 # no glitch at all (perfect extrapolation), with the Wilson 95% interval {cite:p}`wilson1927`
@@ -129,13 +151,14 @@ loss_chart(records, width=420, height=220, title="training loss (read bits)")
 
 # %%
 SPLITS = ["val", "val_dense", "val_sparse"]
-best = at_best_lr(frame, "val", "glitch_rate", maximize=False)
+chosen = select_lr(records)
+best = at_chosen_lr(frame, chosen)
 at = best[(best["slice_key"] == "all") & (best["metric"] == "glitch_rate") & best["split"].isin(SPLITS)]
 glitches = summarize_seeds(at, the_task.scoring)
 if glitches.empty:
     print("no successful run to show")
 else:
-    print(f"learning rate {best['lr'].iloc[0]:g}")
+    print(choice_lines(chosen))
     cells = seed_cells(glitches, fmt=".3g")  # glitch rates span orders of magnitude
     table = cells.set_index("split").drop(columns=["task", "model", "metric"])
     table.insert(0, "p_i", [the_task.split_p_i[split] for split in table.index])

@@ -37,7 +37,8 @@ import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import setup
+from seqlib.book.chapter import setup, show_table
+from seqlib.book.plots import bottom_legend, facet_columns
 from seqlib.book.report import inside_beyond, length_curves, log_binned, profile_records
 from seqlib.config import load_config
 from seqlib.tasks import get_task, list_tasks
@@ -61,8 +62,9 @@ pd.DataFrame([{"task": t, "splits": list(c.curve_splits), "training lengths": c.
 # %% [markdown]
 # ## The curves
 #
-# Per (task, model): the learning rate with the best mean accuracy over seeds on the task's
-# selection split (`test` for most tasks, the test lengths for Chomsky), then the mean over seeds at
+# Per (task, model): the learning rate with the best mean over seeds of each run's selection score,
+# on its in-distribution `val` split (`seqlib.book.report.select_lr`, the choice of every page; a
+# record without `val` is chosen on `test`, at the training length), then the mean over seeds at
 # each length. Lengths are on a log scale; the dashed line is the longest training length. Click a
 # model in the legend to pick it out; hover a point for its value. To keep the page light, a point
 # is the mean over the lengths of one bin, four bins per doubling (never across the training
@@ -91,21 +93,26 @@ if not curves.empty:
     lines = base.mark_line(point=True).encode(
         x=alt.X("length:Q", title="length", scale=alt.Scale(type="log", base=2)),
         y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("model:N"),
+        color=alt.Color("model:N", legend=bottom_legend()),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)),
         tooltip=["task:N", "model:N", alt.Tooltip("length:Q", format=".0f", title="length (bin mean)"), alt.Tooltip("accuracy:Q", format=".3f"), "seeds:Q",
                  alt.Tooltip("lr:Q", format="g")],
     ).add_params(pick)
     boundary = base.mark_rule(strokeDash=[4, 4], color="black").encode(x="max(train_length):Q")
-    display((lines + boundary).properties(width=250, height=170).facet(
-        facet=alt.Facet("task:N", title=None), columns=2).resolve_scale(x="independent"))
+    display((lines + boundary).properties(width=230, height=160).facet(
+        facet=alt.Facet("task:N", title=None), columns=facet_columns(230)).resolve_scale(x="independent"))
 
 # %% [markdown]
 # ## Inside and beyond the training lengths
 #
-# The same curves in two numbers per (task, model): the mean accuracy over the lengths up to the
-# training length and over the longer ones, and the drop between them.
+# The same curves in numbers, one row per task and one column per model: the mean accuracy over the
+# lengths beyond the training length, then the drop from the mean over the trained lengths to it
+# (every length counts, not the bins of the chart).
 
 # %%
 if not curves.empty:
-    display(inside_beyond(curves).round(3))
+    table = inside_beyond(curves).round(3)
+    for column, title in (("longer lengths", "mean accuracy beyond the training length"),
+                          ("drop", "drop: mean accuracy on the trained lengths minus beyond them")):
+        print(title)
+        show_table(table[column].unstack("model"))

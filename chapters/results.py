@@ -18,11 +18,13 @@
 #
 # The leaderboard of every (model, task) pair that the task chapters trained, read from the
 # results store (one JSON record per run, `seqlib.results`). Nothing is trained here. Each task
-# is scored as its source scores it, with the learning rate chosen as the sources choose it (the
-# best mean over seeds on the reported split, `seqlib.stats.best_over_lr`; Zoology's plots take the
-# maximum over the learning-rate sweep {cite:p}`arora2023zoology`, and the Chomsky paper reports the
-# best of its seeds and learning rates {cite:p}`deletang2023chomsky`, the latter per third-party
-# summaries, not verified against the paper). Across seeds we report the mean with its 95%
+# is scored as its source scores it, with the learning rate chosen on the in-distribution `val`
+# split, the best mean over seeds there (`seqlib.book.report.select_lr`, the choice of every page),
+# not on the reported split as the sources choose it (Zoology's plots take the maximum over the
+# learning-rate sweep {cite:p}`arora2023zoology`, and the Chomsky paper reports the best of its
+# seeds and learning rates {cite:p}`deletang2023chomsky`, the latter per third-party summaries, not
+# verified against the paper); the tables flag a record without `val`, chosen on the reported split,
+# as optimistic. Across seeds we report the mean with its 95%
 # percentile-bootstrap interval {cite:p}`efron1993bootstrap` (inside the metric's range), the
 # median, the best seed and the solve rate (the seeds that reach the card's solve line, with the
 # Wilson interval {cite:p}`wilson1927`; `seqlib.stats.summarize_seeds`); between two named models an
@@ -45,8 +47,9 @@ import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import setup
-from seqlib.book.report import leaderboard, pairwise, profile_records, scoring, seed_cells
+from seqlib.book.chapter import setup, show_table
+from seqlib.book.plots import headline_chart
+from seqlib.book.report import leaderboard, pairwise, profile_records, scoring, seed_cells, selection_note
 from seqlib.config import load_config
 from seqlib.results import records_frame
 
@@ -99,7 +102,7 @@ cards = {}
 for r in records:
     cards.setdefault(r.task, scoring(r))
 if cards:
-    display(pd.DataFrame([{"task": t, "split": c.split, "score": c.label,
+    show_table(pd.DataFrame([{"task": t, "split": c.split, "score": c.label,
                            "better": "higher" if c.higher_is_better else "lower",
                            "solved at": "" if c.solve_threshold is None else f"{c.solve_threshold:g}",
                            "threshold from": c.threshold_source} for t, c in sorted(cards.items())]).set_index("task"))
@@ -111,55 +114,53 @@ if not board.empty:
     table.insert(0, "score", per_task["label"])
     table.insert(1, "better", per_task["higher_is_better"].map({True: "higher", False: "lower"}))
     print("mean over seeds [95% bootstrap interval, where there are >= 2 seeds]")
-    display(table)
-    print("per (task, model) over the seeds at the chosen learning rate: median, best seed and solve rate "
-          "(k of n seeds at the solve line, Wilson 95% interval)")
-    display(cells[["lr", "seeds", "median", "best", "solved"]])
+    show_table(table)
+    flagged = board[[bool(selection_note(r)) for _, r in board.iterrows()]]
+    if not flagged.empty:
+        per_task_flag = flagged.drop_duplicates("task")
+        display(Markdown(f"**{len(flagged)} of {len(board)} (task, model) pairs** have no `val` in their records, "
+                         "so their learning rate was chosen on the split reported here, which is optimistic: "
+                         + ", ".join(f"`{r.task}` ({r.split})" for r in per_task_flag.itertuples()) + "."))
+    print("per (task, model) over the seeds at the chosen learning rate: the split it was chosen on and "
+          "the mean there, beside the headline's mean, median, best seed and solve rate (k of n seeds at "
+          "the solve line, Wilson 95% interval)")
+    show_table(cells[["lr", "selection split", "selection mean", "mean [95% CI]", "seeds", "median", "best", "solved"]])
 
 # %% [markdown]
 # ## The leaderboard as a heat map
 #
-# Every score on one scale where higher is better: the glitch rate enters as $1 - $ glitch rate,
-# and the unbounded LIS error is left out. Hover a cell for the raw score, the seeds and the chosen
-# learning rate.
+# Every score on one scale where higher is better, one row per task: the glitch rate enters as
+# $1 - $ glitch rate, and the unbounded LIS error is left out. Hover a cell for the raw score, the
+# seeds and the chosen learning rate.
 
 # %% tags=["hide-input"]
 if not board.empty:
-    heat = board[board["label"] != "MSE"].copy()
+    heat = board[(board["label"] != "MSE") & board["mean"].notna()].copy()
     heat["score"] = heat["mean"].where(heat["higher_is_better"], 1 - heat["mean"])
     heat["text"] = heat["score"].map(lambda v: f"{v:.2f}")
     base = alt.Chart(heat).encode(
-        x=alt.X("task:N", title=None, axis=alt.Axis(labelAngle=-40)), y=alt.Y("model:N", title=None))
+        x=alt.X("model:N", title=None, axis=alt.Axis(labelAngle=-40)), y=alt.Y("task:N", title=None))
     rect = base.mark_rect().encode(
         color=alt.Color("score:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis"), title="score"),
         tooltip=["task:N", "model:N", "label:N", alt.Tooltip("mean:Q", format=".4f"), "n_seeds:Q",
                  alt.Tooltip("lr:Q", format="g"), "profile:N"])
     text = base.mark_text(fontSize=10).encode(
         text="text:N", color=alt.condition(alt.datum.score > 0.6, alt.value("black"), alt.value("white")))
-    display((rect + text).properties(title=f"models x tasks ({profile} profile)", width=alt.Step(56),
-                                      height=alt.Step(28)))
+    display((rect + text).properties(title=f"tasks x models ({profile} profile)", width=alt.Step(60),
+                                      height=alt.Step(22)))
 
 # %% [markdown]
 # ## Scores with their intervals
 #
-# The same scores per task, one bar per model, with the 95% percentile-bootstrap interval over seeds
-# where there are at least two seeds (a single seed gives no interval; with few seeds the interval is
-# too narrow, see `seqlib.stats.bootstrap_ci`). Click a model in the legend to highlight it.
+# The same scores, one point per model and task, with the 95% percentile-bootstrap interval over
+# seeds as a bar where there are at least two seeds (a single seed gives no interval; with few seeds
+# the interval is too narrow, see `seqlib.stats.bootstrap_ci`); one panel per score, each on its own
+# scale (`seqlib.book.plots.headline_chart`, the figure every task chapter opens with). Click a model
+# in the legend to highlight it.
 
 # %% tags=["hide-input"]
 if not board.empty:
-    bars = board.copy()
-    pick = alt.selection_point(fields=["model"], bind="legend")
-    base = alt.Chart(bars).encode(x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)))
-    bar = base.mark_bar().encode(
-        y=alt.Y("mean:Q", title="score"), color="model:N",
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.2)),
-        tooltip=["task:N", "model:N", "label:N", alt.Tooltip("mean:Q", format=".4f"),
-                 alt.Tooltip("ci_low:Q", format=".4f"), alt.Tooltip("ci_high:Q", format=".4f"),
-                 alt.Tooltip("median:Q", format=".4f"), alt.Tooltip("best:Q", format=".4f"), "n_seeds:Q"])
-    err = base.mark_errorbar().encode(y=alt.Y("ci_low:Q", title="score"), y2="ci_high:Q")
-    display((bar + err).add_params(pick).properties(width=100, height=120).facet(
-        facet=alt.Facet("task:N", title=None), columns=4).resolve_scale(y="independent"))
+    display(headline_chart(board))
 
 # %% [markdown]
 # ## Against the published results
@@ -251,8 +252,7 @@ if not board.empty:
         rows.append({"task": task, "model": model,
                      "ours": f"mean {c['mean [95% CI]']}, best {r['best']:.3f} ({r['label']}, {r['n_seeds']} seeds)",
                      "reported by the source": result, **checked})
-    with pd.option_context("display.max_colwidth", None):  # the sources and their checks in full
-        display(pd.DataFrame(rows).set_index(["task", "model"]))
+    show_table(pd.DataFrame(rows).set_index(["task", "model"]))  # the sources and their checks in full
 
 # %% [markdown]
 # ## Is one model better than the other?
@@ -267,7 +267,7 @@ if not board.empty:
 # %% tags=["hide-input"]
 if not board.empty:
     display(Markdown(f"`{model_a}` vs `{model_b}` ({profile} profile):"))
-    display(pairwise(records, model_a, model_b))
+    show_table(pairwise(records, model_a, model_b))
 
 # %% [markdown]
 # ## Runs that did not finish
@@ -281,7 +281,7 @@ if not frame.empty:
     bad = bad[bad["status"] != "ok"][["task", "model", "lr", "seed", "status", "reason", "run_id"]]
     print("every run finished" if bad.empty else f"{len(bad)} runs did not finish:")
     if not bad.empty:
-        display(bad.reset_index(drop=True))
+        show_table(bad.set_index(["task", "model", "lr", "seed"]))
 
 # %% [markdown]
 # ## Model sizes

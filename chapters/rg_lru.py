@@ -337,7 +337,7 @@ line = alt.Chart(grads, title="d sqrt(z) / dz").mark_line().encode(
     x=alt.X("z:Q", scale=alt.Scale(type="log"), title="z = 1 - a_t^2", axis=alt.Axis(format=".0e")),
     y=alt.Y("gradient:Q", scale=alt.Scale(type="log"), title="gradient"),
     color=alt.Color("backward:N", title=None, legend=alt.Legend(orient="top")),
-    strokeDash=alt.StrokeDash("backward:N", legend=None),
+    strokeDash=alt.StrokeDash("backward:N", title=None, legend=alt.Legend(orient="top")),
     tooltip=["backward:N", alt.Tooltip("z:Q", format=".2e"), alt.Tooltip("gradient:Q", format=".3g")],
 )
 rule = alt.Chart(pd.DataFrame({"z": [z_kink]})).mark_rule(color="gray").encode(x="z:Q")
@@ -459,7 +459,7 @@ states = {}
 for negative in (False, True):
     h, _ = scan.rg_lru_scan(impulse, big, big, theta, start, backend="sequential", negative=negative)
     states["A_t = 2 a_t - 1" if negative else "a_t (RG-LRU)"] = h[0, :, 0].numpy()
-pd.DataFrame(states, index=pd.RangeIndex(steps, name="t")).T.style.format("{:+.2e}")
+pd.DataFrame(states, index=pd.RangeIndex(steps, name="t")).style.format("{:+.2e}")
 
 # %%
 flips = np.sign(states["A_t = 2 a_t - 1"][1:]) != np.sign(states["A_t = 2 a_t - 1"][:-1])

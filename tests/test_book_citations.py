@@ -6,7 +6,11 @@ checked through them."""
 
 from __future__ import annotations
 
+import html
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,6 +77,25 @@ def test_no_page_cites_the_internal_notes(source: Path):
     found = internal_citations(source.read_text())
     assert not found, (f"{source.name} cites what a reader cannot follow; cite the paper (references.bib) "
                        "or the code base by repository and file instead:\n  " + "\n  ".join(found))
+
+
+def test_citations_read_author_year_in_round_brackets(tmp_path):
+    """A page built with the book's configuration (``_config.yml``, ``book/ext``) cites "(De et al., 2024)"
+    with {cite:p} and "De et al. (2024)" with {cite:t}."""
+    for name in ("_config.yml", "references.bib"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / "book").mkdir()
+    shutil.copytree(REPO / "book" / "ext", tmp_path / "book" / "ext")
+    (tmp_path / "book" / "assets").symlink_to(REPO / "book" / "assets")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: page\n")
+    (tmp_path / "page.md").write_text("# Page\n\nAs shown {cite:p}`de2024griffin`; as {cite:t}`de2024griffin` show.\n\n"
+                                      "```{bibliography}\n```\n")
+    build = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(tmp_path), "-W", "-n",
+                            "--keep-going"], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-2000:]
+    text = html.unescape(re.sub(r"<[^>]+>", "", (tmp_path / "_build" / "html" / "page.html").read_text()))
+    assert "As shown (De et al., 2024);" in text and "as De et al. (2024) show" in text, \
+        re.search(r"As shown.{0,80}", text, re.S).group(0)
 
 
 def test_the_papers_the_book_names_are_cited():

@@ -1,5 +1,7 @@
-"""The book end to end: every chapter executes (tiny profile, CPU), the site builds strictly, and a
-real headless Chromium with no network opens every page.
+"""The book end to end: every chapter executes (tiny profile, CPU), the findings are written from its
+records, the site builds strictly, and a real headless Chromium with no network opens every page at
+1280 px: nothing fails to load or render, no console error or warning (Vega's included), and no cell
+output, table or chart is wider than the content column.
 
 The site is built in a temporary copy (the stored runs in book/runs are not touched). The browser is
 Debian's ``chromium`` (``make chromium``), driven over the DevTools protocol with tornado's websocket
@@ -41,8 +43,10 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-default-apps", "--disable-extensions", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
-# pages (by file name) whose screenshots are kept; a page with charts also gets <name>_chart.png
-SHOTS = {"intro", "rg_lru", "results"}
+# pages whose screenshots are kept (page -> name): the landing page, a concept chapter, a task page, a
+# task chapter's page and Results; a page with charts also gets <name>_chart.png (its first chart)
+SHOTS = {"book/intro.html": "intro", "book/runs/rg_lru.html": "rg_lru", "book/tasks/mqar.html": "tasks_mqar",
+         "book/runs/mqar/griffin.html": "mqar_griffin", "book/runs/results.html": "results"}
 
 pytestmark = pytest.mark.book
 
@@ -56,8 +60,11 @@ def site(tmp_path_factory) -> Path:
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("runs"))
     grid = subprocess.run(
         [sys.executable, "-m", "seqlib.book.grid", "--profile", "tiny", "--force", "--out", str(root / "book" / "runs"),
-         "--failed", str(root / "failed")], capture_output=True, text=True, timeout=600)
+         "--failed", str(root / "failed")], capture_output=True, text=True, timeout=1200)
     assert grid.returncode == 0, f"a chapter failed under the tiny profile:\n{grid.stdout}\n{grid.stderr[-3000:]}"
+    findings = subprocess.run([sys.executable, "-m", "seqlib.book.findings", "--profile", "tiny", "--pages",
+                               str(root / "book" / "runs")], capture_output=True, text=True, timeout=600)
+    assert findings.returncode == 0, findings.stderr[-3000:]
     build = subprocess.run(
         [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--all", "-W", "-n", "--keep-going"],
         capture_output=True, text=True, timeout=600)
@@ -99,14 +106,14 @@ def test_site_has_no_external_scripts_or_stylesheets(site):
 def test_model_pages_are_titled_by_task_and_model(site):
     """Each model page of a task chapter is "<task page title> · <model title>" in its heading, its tab
     and its neighbours' previous/next links, not the chapter's title repeated on every copy."""
-    from seqlib.book.toc import model_title
+    from seqlib.book.toc import entry_models, model_title
 
     grid = yaml.safe_load((REPO / "params" / "grid.yaml").read_text())
     titles = {}
     for entry in (e for e in grid["runs"] if "task" in e):
         landing = (REPO / "book" / "tasks" / f"{entry['task']}.md").read_text()
         task = next(line[2:].strip() for line in landing.splitlines() if line.startswith("# "))
-        for model in entry["models"]:
+        for model in entry_models(grid, entry, "tiny")[0]:  # the models the site's profile runs
             titles[f"book/runs/{entry['task']}/{model}.html"] = f"{task} · {model_title(model)}"
     assert titles
     for page, title in titles.items():
@@ -130,6 +137,46 @@ def test_pages_show_no_warnings_or_machine_paths(site):
     assert not found, "\n".join(found[:20])
 
 
+# what a page must not show: pandas' cut of a long table, a printed JSON dump, a missing value as NaN
+TRUNCATED = re.compile(r"\d+ rows × \d+ columns|<t[dh][^>]*>\s*(\.\.\.|…)\s*</t[dh]>")
+RAW_JSON = re.compile(r"goals[^:<\n]{0,40}:\s*\{|^\s*\"[\w .+-]+\": ", re.M)
+STREAM = re.compile(r'<div class="output stream[^"]*">(.*?)</div>\s*</div>', re.S)
+NAN_CELL = re.compile(r"<td>\s*(NaN|nan|None|&lt;NA&gt;)\s*</td>")
+
+
+def test_pages_show_whole_tables_not_json_dumps_or_nan(site):
+    """No page shows a table pandas cut ("132 rows × 3 columns" and a row of "..."), a JSON dump printed
+    as text (Efficiency's ``goals: {...}``) or a table cell reading NaN."""
+    found = []
+    for page in sorted((site / "book").rglob("*.html")):
+        text, name = page.read_text(errors="replace"), page.relative_to(site)
+        found += [f"{name}: a cut table: {m.group(0)!r}" for m in TRUNCATED.finditer(text)]
+        for stream in STREAM.findall(text):
+            found += [f"{name}: raw JSON: {m.group(0)!r}" for m in RAW_JSON.finditer(html.unescape(re.sub(r"<[^>]+>", "", stream)))]
+        found += [f"{name}: a NaN cell: {m.group(0)!r}" for m in NAN_CELL.finditer(text)]
+    assert not found, "\n".join(found[:30])
+
+
+def test_the_patterns_catch_cut_tables_json_dumps_and_nan():
+    assert TRUNCATED.search("<p>132 rows × 3 columns</p>") and TRUNCATED.search("<tr><td>...</td></tr>")
+    assert not TRUNCATED.search("<td>0.5</td>")
+    assert RAW_JSON.search('goals: {\n "griffin_vs_transformer_4096": 1.05') and RAW_JSON.search('goals (wall clock): {')
+    assert RAW_JSON.search(' "hawk": {') and not RAW_JSON.search("scan: fwd >= 60% of copy bandwidth (met)")
+    assert NAN_CELL.search("<td>NaN</td>") and not NAN_CELL.search("<td>–</td>")
+
+
+def test_the_landing_page_states_findings_with_their_evidence(site):
+    """The landing page has a Findings section generated from the records, and every finding links to
+    an executed page of the site."""
+    page = (site / "book" / "intro.html").read_text()
+    section = re.search(r'<section id="findings">(.*?)</section>', page, re.S)
+    assert section, "book/intro.md has no Findings section"
+    assert "runs of the <code class=\"docutils literal notranslate\"><span class=\"pre\">tiny</span></code> profile" in section.group(1)
+    links = re.findall(r'href="(runs/[^"#]+\.html)', section.group(1))
+    assert links, "no finding links to its evidence"
+    assert all((site / "book" / link).exists() for link in links), links
+
+
 def test_site_pages_in_a_real_browser(site):
     if CHROMIUM is None:
         pytest.fail("Debian's chromium is not installed: run `make chromium` (as root) first")
@@ -138,8 +185,28 @@ def test_site_pages_in_a_real_browser(site):
     with serve(site) as base:
         problems = asyncio.run(visit_all(base, pages))
     assert not problems, "\n".join(problems)
-    for shot in ("intro", "rg_lru"):
+    for shot in SHOTS.values():
         assert (SCREENSHOTS / f"{shot}.png").stat().st_size > 10_000, f"screenshot {shot}.png is missing or blank"
+
+
+WIDE_PAGE = """<!doctype html><html><body style="margin:0"><main><article class="bd-article" style="width:688px">
+<div class="cell_output"><div id="wide" style="width:1400px">a chart 1400 px wide</div></div>
+<div class="cell_output"><table><tr><td>a table that fits</td></tr></table></div>
+<div class="cell tag_full-width" style="width:936px"><div class="cell_output"><div style="width:900px">full width</div></div></div>
+</article></main><script>console.warn("WARN Infinite extent for field \\"lower_ci_low\\"")</script></body></html>"""
+
+
+def test_the_browser_checks_catch_a_wide_output_and_a_vega_warning(tmp_path):
+    """The layout check flags the output wider than the column (and only it: a full-width cell may use
+    its own width), and a console warning such as Vega's is a problem."""
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is not installed: run `make chromium` (as root) first")
+    (tmp_path / "wide.html").write_text(WIDE_PAGE)
+    with serve(tmp_path) as base:
+        problems = asyncio.run(visit_all(base, ["wide.html"]))
+    wide = [p for p in problems if "wider than" in p]
+    assert len(wide) == 1 and "a chart 1400 px wide" in wide[0], problems
+    assert any("console warning: WARN Infinite extent" in p for p in problems), problems
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -238,7 +305,41 @@ PAGE_STATE = """(() => ({
 }))()"""
 
 
-async def visit_all(base: str, pages: list[str]) -> list[str]:
+# every cell output, table and chart of the article fits the content column at 1280 px: nothing scrolls
+# sideways inside it or reaches past its right edge (a cell tagged full-width may use that cell's width)
+LAYOUT = """(() => {
+  const article = document.querySelector('article.bd-article');
+  if (!article) return {column: 0, wide: []};
+  const style = getComputedStyle(article), box = article.getBoundingClientRect();
+  const column = box.right - parseFloat(style.paddingRight) - parseFloat(style.borderRightWidth), wide = [];
+  for (const el of article.querySelectorAll('.cell_output, .output, .vega-chart, table, .pst-scrollable-table-container')) {
+    if (el.closest('pre')) continue;
+    const full = el.closest('.tag_full-width');
+    const limit = full ? full.getBoundingClientRect().right : column, rect = el.getBoundingClientRect();
+    const over = Math.max(el.scrollWidth - el.clientWidth, rect.right - limit);
+    if (over > 1) wide.push({what: el.tagName.toLowerCase() + '.' + [...el.classList].join('.'),
+                             width: Math.round(el.scrollWidth), over: Math.round(over),
+                             text: (el.innerText || '').trim().slice(0, 70)});
+  }
+  return {column: Math.round(column - box.left - parseFloat(style.paddingLeft) - parseFloat(style.borderLeftWidth)), wide};
+})()"""
+
+
+def layout_problems(layout: dict) -> list[str]:
+    """One line per element of :data:`LAYOUT`'s result that is wider than the content column; an
+    element inside a wider one is left out (its container is reported)."""
+    shown, lines = [], []
+    for item in layout["wide"]:
+        if any(item["text"] and item["text"] in outer for outer in shown):
+            continue
+        shown.append(item["text"])
+        lines.append(f"{item['what']} is {item['over']} px wider than the {layout['column']} px column "
+                     f"(scrollWidth {item['width']}): {item['text']!r}")
+    return lines
+
+
+async def visit_all(base: str, pages: list[str], check=None) -> list[str]:
+    """The problems ``check`` (default :func:`check_page`) finds on each page, in one headless Chromium."""
     from tornado.websocket import websocket_connect
 
     problems = []
@@ -265,7 +366,7 @@ async def visit_all(base: str, pages: list[str]) -> list[str]:
             await tools.send("Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1,
                              mobile=False)
             for page in pages:
-                problems += await check_page(tools, base, page)
+                problems += await (check or check_page)(tools, base, page)
             conn.close()
         finally:
             os.killpg(browser.pid, signal.SIGTERM)
@@ -292,13 +393,14 @@ async def check_page(tools: DevTools, base: str, page: str) -> list[str]:
     if state["drawn"] != state["charts"]:
         problems.append(f"{page}: {state['charts'] - state['drawn']} of {state['charts']} charts not drawn")
     problems += [f"{page}: image did not load: {src}" for src in state["brokenImages"]]
+    problems += [f"{page}: {problem}" for problem in layout_problems(await tools.evaluate(LAYOUT))]
     await asyncio.sleep(0.3)  # let late console messages arrive
     await tools.evaluate("1")
     problems += [f"{page}: {problem}" for problem in console_problems(tools.events, base)]
     problems += [f"{page}: {problem}" for problem in broken_links(base, page)]
 
-    name = PurePosixPath(page).stem
-    if name in SHOTS:
+    name = SHOTS.get(page)
+    if name:
         await screenshot(tools, name)
         if state["charts"]:
             await tools.evaluate("document.querySelector('.vega-chart').scrollIntoView({block: 'center'})")
@@ -313,8 +415,9 @@ def console_problems(events: list[dict], base: str) -> list[str]:
         if method == "Runtime.exceptionThrown":
             details = params["exceptionDetails"]
             problems.append(f"JS exception: {details.get('exception', {}).get('description') or details.get('text')}")
-        elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
-            problems.append("console error: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
+        elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert", "warning"):
+            kind = "warning" if params["type"] == "warning" else "error"  # Vega logs its warnings here
+            problems.append(f"console {kind}: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
         elif (method == "Log.entryAdded" and params["entry"]["level"] == "error"
               and not params["entry"].get("url", "").endswith("/favicon.ico")):
             problems.append(f"browser error: {params['entry']['text']} {params['entry'].get('url', '')}")

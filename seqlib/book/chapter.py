@@ -1,5 +1,5 @@
 """The code the chapters share: the preamble, showing seqlib's source, training with a progress line,
-and the run displays.
+the run displays, and tables that fit the page (:func:`show_table`).
 
 A task chapter trains one model on one or more registry tasks. Functions that take several tasks
 (``configs``/``tasks`` dicts, or records of several tasks) name the task in their output; with a
@@ -21,7 +21,7 @@ import torch
 from IPython.display import Markdown, display
 
 from seqlib import provenance
-from seqlib.book.plots import enable_book_renderer
+from seqlib.book.plots import COLUMN_PX, bottom_legend, enable_book_renderer, facet_columns
 from seqlib.config import load_config
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.record import RunRecord
@@ -73,6 +73,56 @@ def show_doc(obj, heading: str | None = None) -> None:
     and its deviations from the reference, under an optional Markdown ``heading``."""
     doc = inspect.getdoc(obj if inspect.isclass(obj) else type(obj))
     display(Markdown(f"{heading}\n\n{doc}" if heading else doc))
+
+
+# what a table's width is estimated from: a character of the theme's table font (16 px, bold in the
+# index) and a cell's padding and border
+CHAR_PX, CELL_PX = 10, 14
+
+
+def _min_width(values) -> float:
+    """The narrowest a table column can be: its longest run of characters without a space, in px."""
+    return max((len(word) for v in values for word in str(v).split()), default=0) * CHAR_PX + CELL_PX
+
+
+def column_groups(frame: pd.DataFrame, room: int = COLUMN_PX) -> list[list]:
+    """``frame``'s columns in consecutive groups, each of which fits ``room`` px beside the index (the
+    browser wraps a cell at its spaces, so a column is as narrow as its longest word); one group when
+    the whole table fits."""
+    index = frame.index.to_frame(index=False)
+    used = sum(_min_width([name, *index[name]]) for name in index.columns) if frame.index.nlevels else 0
+    groups, width = [[]], used
+    for column in frame.columns:
+        need = _min_width([*(column if isinstance(column, tuple) else (column,)), *frame[column]])
+        if groups[-1] and width + need > room:
+            groups.append([])
+            width = used
+        groups[-1].append(column)
+        width += need
+    return groups
+
+
+MISSING = "–"  # how a table shows a cell without a value (never NaN)
+
+
+def show_table(frame: pd.DataFrame, room: int = COLUMN_PX) -> None:
+    """Display ``frame`` whole (pandas cuts nothing), a missing value as :data:`MISSING`, as several
+    tables of consecutive columns, each with the index, where it is wider than the page's column
+    (:func:`column_groups`)."""
+    shown = frame.astype(object).where(frame.notna(), MISSING)
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.max_colwidth", None):
+        for columns in column_groups(shown, room):
+            display(shown[columns])
+
+
+def show_settings(per_task: Mapping[str, Mapping]) -> None:
+    """A task chapter's settings per task (task -> setting -> value): the settings every task shares in
+    one table, one row per task for the others (so a chapter of fifteen tasks stays in the column)."""
+    table = pd.DataFrame({task: {k: str(v) for k, v in values.items()} for task, values in per_task.items()})
+    shared = table.nunique(axis=1) == 1
+    show_table(table[shared].iloc[:, :1].set_axis(["every task"], axis=1))
+    if (~shared).any():
+        show_table(table[~shared].T.rename_axis("task"))
 
 
 def load_tasks(names: Iterable[str], model: str, profile: str):
@@ -158,7 +208,10 @@ def show_runs(configs: Mapping, tasks: Mapping, stored_only: bool = False,
         display(Markdown(note))
     table = runs_table(records, stopped_early)
     if table is not None:
-        display(table)
+        shared = [c for c in ("commit", "device") if table[c].nunique() == 1]
+        if shared:
+            print(f"{len(table)} runs, all by " + ", ".join(f"{c} {table[c].iloc[0]}" for c in shared))
+        show_table(table.drop(columns=shared))
     show_failures(records)
     return records
 
@@ -188,7 +241,8 @@ def _several_tasks(records: list[RunRecord]) -> bool:
 
 
 def runs_table(records: list[RunRecord], stopped_early: bool = False) -> pd.DataFrame | None:
-    """One row per run: settings, status, steps, time, and the commit, device and id that made it.
+    """One row per run, indexed by (task,) lr and seed: status, steps, time, and the commit, device and id
+    that made it.
 
     ``stopped_early`` adds that column (for tasks with early stopping); ``None`` without records.
     """
@@ -196,16 +250,16 @@ def runs_table(records: list[RunRecord], stopped_early: bool = False) -> pd.Data
     rows = []
     for r in records:
         row = {"task": r.task} if several else {}
-        row |= {"lr": r.lr, "seed": r.seed, "status": r.status, "steps": r.train.get("steps_done")}
+        row |= {"lr": f"{r.lr:g}", "seed": r.seed, "status": r.status, "steps": r.train.get("steps_done")}
         if stopped_early:
             row["stopped early"] = r.train.get("stopped_early")
         row |= {
-            "train s": r.measure.get("wall_time_s"),
+            "train s": round(r.measure.get("wall_time_s") or float("nan"), 1),
             "commit": (r.provenance.commit or "?")[:10] + ("-dirty" if r.provenance.dirty else ""),
             "device": r.provenance.device_name, "run id": r.run_id,
         }
         rows.append(row)
-    return pd.DataFrame(rows) if rows else None
+    return pd.DataFrame(rows).set_index((["task"] if several else []) + ["lr", "seed"]) if rows else None
 
 
 def show_failures(records: list[RunRecord]) -> None:
@@ -228,7 +282,8 @@ def curve_frame(records: list[RunRecord], curve: str = "loss_curve") -> pd.DataF
 
 
 def loss_chart(records: list[RunRecord], width: int = 220, height: int = 180, title: str | None = None):
-    """Training loss per run on a log scale, one panel per task; a legend click picks a run.
+    """Training loss per run on a log scale, one panel per task, as many panels a row as fit the page's
+    column (:func:`seqlib.book.plots.facet_columns`), the legend below; a legend click picks a run.
 
     ``None`` when no run succeeded.
     """
@@ -238,8 +293,8 @@ def loss_chart(records: list[RunRecord], width: int = 220, height: int = 180, ti
     several = loss["task"].nunique() > 1
     pick = alt.selection_point(fields=["run"], bind="legend")
     chart = alt.Chart(loss, **({"title": title} if title else {})).mark_line().encode(
-        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color="run:N",
+        x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(type="log")), color=alt.Color("run:N", legend=bottom_legend()),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
         tooltip=(["task:N"] if several else []) + ["run:N", "step:Q", alt.Tooltip("loss:Q", format=".4f")],
     ).add_params(pick).properties(width=width, height=height)
-    return chart.facet(column=alt.Column("task:N", title=None)) if several else chart
+    return chart.facet(facet=alt.Facet("task:N", title=None), columns=facet_columns(width)) if several else chart

@@ -1,4 +1,5 @@
-"""Altair charts that stay interactive in the offline book and in JupyterLab.
+"""Altair charts that stay interactive in the offline book and in JupyterLab, and fit the page's column
+(:data:`COLUMN_PX`: wrapped facets, legends below, :func:`headline_chart`).
 
 Altair's own ``html`` renderer loads vega from a CDN, which the book must not do. The ``seqbook``
 renderer emits two representations of each chart:
@@ -47,3 +48,59 @@ def enable_book_renderer() -> None:
     alt.renderers.register("seqbook", book_renderer)
     if os.environ.get(BOOK_RUN_ENV) == "1":
         alt.renderers.enable("seqbook")
+
+
+# ---- charts that fit the page ---------------------------------------------------------------------------
+# The content column of a page in a 1280-px window (sphinx-book-theme) is 688 px, 676 beside the
+# window's scrollbar: a chart's panels, axes and legend must fit it (the site test checks every output),
+# so wide charts wrap their facets.
+COLUMN_PX = 676
+AXIS_PX = 70  # what a panel adds to its width: the y axis with its labels, and the gap to the next panel
+
+
+def facet_columns(panel_width: int, room: int = COLUMN_PX) -> int:
+    """How many facet panels ``panel_width`` px wide fit side by side in ``room`` px (at least one)."""
+    return max(1, room // (panel_width + AXIS_PX))
+
+
+def bottom_legend(columns: int = 3, title: str | None = None):
+    """A legend under the chart, ``columns`` entries a row, so it takes none of the column's width."""
+    import altair as alt
+
+    return alt.Legend(orient="bottom", columns=columns, title=title, labelLimit=200)
+
+
+def headline_chart(board, highlight: str | None = None, width: int = 380):
+    """Each task's headline per model, from :func:`seqlib.book.report.leaderboard` rows: the mean over seeds
+    as a point and its 95% bootstrap interval as a bar (none for one seed), the models of a task on rows
+    of their own; one panel per score, each with its own scale. A legend click picks a model;
+    ``highlight`` (a model) starts picked. ``None`` without a score to draw."""
+    import altair as alt
+
+    data = board.dropna(subset=["mean"])
+    if data.empty:
+        return None
+    one = data["ci_low"].isna()  # one seed: the bar collapses onto the point (no empty layer, no NaN)
+    data = data.assign(
+        score=[f"{label} ({'higher' if up else 'lower'} is better)"
+               for label, up in zip(data["label"], data["higher_is_better"])],
+        low=data["ci_low"].where(~one, data["mean"]), high=data["ci_high"].where(~one, data["mean"]),
+        interval=[f"none ({n} seed)" if o else f"[{lo:.4g}, {hi:.4g}]"
+                  for o, n, lo, hi in zip(one, data["n_seeds"], data["ci_low"], data["ci_high"])])
+    data = data[["task", "model", "score", "mean", "low", "high", "interval", "n_seeds", "lr"]]
+    pick = alt.selection_point(fields=["model"], bind="legend",
+                               **({"value": [{"model": highlight}]} if highlight else {}))
+    color = alt.Color("model:N", scale=alt.Scale(domain=sorted(data["model"].unique())), legend=bottom_legend())
+    opacity = alt.condition(pick, alt.value(1.0), alt.value(0.2))
+    panels = []
+    for score, rows in data.groupby("score", sort=False):  # a panel per score: its own scales, no facet
+        base = alt.Chart(rows, title=alt.Title(score, anchor="start", fontSize=12)).encode(
+            y=alt.Y("task:N", title=None), yOffset=alt.YOffset("model:N"), color=color, opacity=opacity)
+        interval = base.mark_rule(strokeWidth=2).encode(x=alt.X("low:Q", title=None), x2="high:Q")
+        point = base.mark_point(filled=True, size=40).encode(
+            x=alt.X("mean:Q", title=None),
+            tooltip=["task:N", "model:N", "score:N", alt.Tooltip("mean:Q", format=".4g"),
+                     alt.Tooltip("interval:N", title="95% interval"), "n_seeds:Q", alt.Tooltip("lr:Q", format="g")])
+        panels.append((interval + (point.add_params(pick) if not panels else point)).properties(
+            width=width, height={"step": 4, "for": "offset"}))
+    return alt.vconcat(*panels).resolve_scale(color="shared")
