@@ -2,10 +2,19 @@
 
 The runs of a stack differ only in settings that keep every shape: the seed and the optimiser
 scalars of :data:`PER_INSTANCE` (learning rate, schedule, weight decay, clipping, steps, early
-stopping). Their parameters lie in one ``[K, N]`` tensor; the model runs once per step under
-``torch.func.vmap`` over ``torch.func.functional_call``, so every matmul becomes a batched matmul with
-per-instance weights, and the mixers see the instance axis as part of their batch (the fused RG-LRU
-scan folds it in by its vmap rule, ``seqlib.kernels.rglru_triton``). Each instance
+stopping). Their parameters lie in one ``[K, N]`` tensor and the model runs through
+``torch.func.functional_call`` on each instance's row, in one of two ways (``instances``):
+
+* ``vmap`` (the native models): once per step under ``torch.func.vmap``, so every matmul becomes a
+  batched matmul with per-instance weights, and the mixers see the instance axis as part of their
+  batch (the fused RG-LRU scan folds it in by its vmap rule, ``seqlib.kernels.rglru_triton``);
+* ``loop`` (models with a mixer whose kernels have no vmap rule: the fla zoo's Triton kernels,
+  :func:`default_instances`): one instance after the other, each exactly as a run alone computes
+  it. The gain is not in the kernels but in the host: the whole step of every instance, and the
+  shared update below, is one CUDA graph (:class:`GraphedStep`), so the per-kernel launch cost of
+  these small models is paid once at capture instead of at every step of every run.
+
+Each instance
 
 * sees exactly the batches it would see alone (its seed's stream: :class:`seqlib.data.Prefetcher`),
   right-padded to one length, which is exact for causal models (padding comes after every real token);
@@ -43,6 +52,7 @@ from dataclasses import dataclass
 
 import torch
 from torch.func import functional_call, vmap
+from torch.utils._pytree import tree_leaves, tree_map
 
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig
@@ -95,15 +105,37 @@ def stack_problem(cfgs: list[ExperimentConfig]) -> str | None:
         return "no runs to stack"
     if len({stack_key(c) for c in cfgs}) > 1:
         return "the runs differ in more than the seed and the optimiser scalars (seqlib.stack.PER_INSTANCE)"
-    zoo = sorted({kind for kind in cfgs[0].model.block_types if kind in ZOO_MIXERS})
-    if zoo:
-        return (f"the fla layers {zoo} run Triton kernels that have no vmap rule: they train run by run "
-                "(the instance axis is not folded into fla's batch yet)")
     if cfgs[0].optim.optimizer != "adamw":
         return f"optim.optimizer={cfgs[0].optim.optimizer}: only AdamW stacks (Muon orthogonalises each matrix)"
     if any(len(c.optim.seeds) != 1 for c in cfgs):
         return "each run of a stack has one seed (ExperimentConfig.for_run)"
     return None
+
+
+INSTANCES = ("vmap", "loop")
+
+
+def default_instances(cfg: ExperimentConfig) -> str:
+    """``loop`` for a model with an fla mixer (Triton kernels without a vmap rule), else ``vmap``."""
+    return "loop" if any(kind in ZOO_MIXERS for kind in cfg.model.block_types) else "vmap"
+
+
+def instance_map(fn: Callable, in_dims: tuple, instances: str) -> Callable:
+    """``vmap(fn, in_dims)``, or (``instances="loop"``) the same map as a loop: ``fn`` on each
+    instance's slice of the mapped arguments (dim 0 of every tensor in them), the results stacked."""
+    if instances == "vmap":
+        return vmap(fn, in_dims=in_dims)
+
+    def looped(*args):
+        mapped = [a for a, d in zip(args, in_dims) if d is not None]
+        k = tree_leaves(mapped)[0].shape[0]
+
+        def arguments(i: int) -> list:
+            return [a if d is None else tree_map(lambda t: t[i], a) for a, d in zip(args, in_dims)]
+
+        return torch.stack([fn(*arguments(i)) for i in range(k)])
+
+    return looped
 
 
 @dataclass
@@ -259,10 +291,13 @@ class GraphedStep:
     side stream (real calls, and the warm-up the capture needs: autotuning, lazy initialisation), the
     next captures the graph, and every later call copies its inputs into the graph's and replays it.
     The graphs share one memory pool: each reads only its own inputs and the persistent tensors, and
-    they never run at once. Without CUDA (``enabled`` False) every call is eager."""
+    they never run at once. Without CUDA (``enabled`` False) every call is eager. A capture that
+    fails (a kernel that syncs with the host, or one that cannot be captured) turns the graphs off:
+    that call and every later one run eagerly, and ``failure`` says why."""
 
     def __init__(self, fn: Callable[[dict], dict], enabled: bool, warmup: int = 2) -> None:
         self.fn, self.enabled, self.warmup = fn, enabled, warmup
+        self.failure: str | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -292,8 +327,14 @@ class GraphedStep:
             return out
         static_in = {k: v.clone() for k, v in inputs.items()}
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            static_out = self.fn(static_in)
+        try:
+            with torch.cuda.graph(graph, pool=self.pool):
+                static_out = self.fn(static_in)
+        except RuntimeError as e:  # the capture ran nothing: this call's step runs eagerly
+            self.failure = f"{type(e).__name__}: {e}"[:300]
+            self.enabled, self.graphs = False, {}
+            torch.cuda.synchronize()
+            return self.fn(inputs)
         self.graphs[key] = (graph, static_in, static_out)
         self.captures += 1
         graph.replay()  # the capture ran nothing: this call's step
@@ -308,18 +349,23 @@ def forward_logits(model: torch.nn.Module, params: dict, fixed: dict, inputs, se
 
 def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: Task | None = None,
                   on_done: Callable[[int], None] | None = None, evaluate: bool = True,
-                  cuda_graphs: bool | None = None) -> None:
+                  cuda_graphs: bool | None = None, instances: str | None = None) -> None:
     """Train and evaluate ``cfgs`` (runs of one stack: :func:`stack_problem` is None) together, filling
     ``records[i]`` (from :func:`seqlib.train.new_record`) in place; ``on_done(i)`` is called as run i
     ends (ok, or failed alone), so that its record can be written at once. An exception that ends the
     whole stack propagates; the records of the runs still in it are then unfinished. ``evaluate=False``
     (the sweep benchmark) trains only: no validation, no final evaluation, records marked so.
     ``cuda_graphs`` (default: on a CUDA device) replays the training step from CUDA graphs
-    (:class:`GraphedStep`); batches are padded to :func:`seqlib.data.bucket` lengths either way."""
+    (:class:`GraphedStep`); batches are padded to :func:`seqlib.data.bucket` lengths either way.
+    ``instances`` (:data:`INSTANCES`; default :func:`default_instances`): how the instances run (module
+    docstring)."""
     problem = stack_problem(cfgs)
     if problem:
         raise ValueError(f"cannot stack these runs: {problem}")
     cfg0 = cfgs[0]
+    instances = instances or default_instances(cfg0)
+    if instances not in INSTANCES:
+        raise ValueError(f"instances must be one of {INSTANCES}, not {instances!r}")
     o, r = cfg0.optim, cfg0.run
     device = resolve_device(r.device)
     dtype = resolve_dtype(r.dtype, device)
@@ -329,7 +375,7 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     task = task or task_registry.get_task(cfg0.task.name, **cfg0.task.params)
     spec = task.spec
     check_eval_splits(cfg0, task)
-    model_cfg = run_model_config(cfg0, spec, records[0], stacked=True)
+    model_cfg = run_model_config(cfg0, spec, records[0], stacked=instances == "vmap")
     for record in records[1:]:
         record.config["model"] = records[0].config["model"]
         record.measure["kernel_mode"] = records[0].measure["kernel_mode"]
@@ -348,6 +394,7 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         record.train = {"steps_done": 0, "stopped_early": False, "select_split": sel,
                         "loss_curve": [], "eval_curve": [], "data_time_s": 0.0}
         record.measure["stack_size"] = len(cfgs)
+        record.measure["stack_instances"] = instances
         record.measure["cuda_graphs"] = graphs
     tokens = [0] * len(cfgs)
     pending_losses: list[tuple[int, list[int], torch.Tensor]] = []
@@ -357,9 +404,10 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
 
     def train_step(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One step of every live instance, on device tensors only (no host sync): a graph replays it."""
+        stack.flat.grad = None  # nothing left over from a capture that failed (GraphedStep)
         with autocast(device, dtype):
-            logits = vmap(forward, in_dims=in_dims)(layout.views(stack.flat), stack.fixed, x["inputs"],
-                                                    x["segment_pos"], x.get("index"))
+            logits = instance_map(forward, in_dims, instances)(layout.views(stack.flat), stack.fixed,
+                                                               x["inputs"], x["segment_pos"], x.get("index"))
         losses = vmap(masked_loss, in_dims=(0, 0, 0, None))(logits, x["targets"], x["valid"], spec)
         losses.sum().backward()
         stack.update(losses.detach(), x["step"])
@@ -404,7 +452,7 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         idx = torch.tensor(rows, dtype=torch.long, device=device)
         params = layout.views(stack.flat.detach()[idx])
         fixed = {n: t[idx] for n, t in stack.fixed.items()}
-        batched = vmap(forward, in_dims=(0, 0, None, None, None))
+        batched = instance_map(forward, (0, 0, None, None, None), instances)
 
         def logits(inputs, segment_pos):  # [len(rows), B, ...], a chunk of instances at a time
             chunk = max(1, EVAL_TOKENS // inputs.numel())
@@ -429,6 +477,8 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         record.measure |= meter.summary() | {"stack_size": len(cfgs), "train_tokens": tokens[i]}
         train_time = record.measure["train_time_s"]
         record.measure["tokens_per_s"] = tokens[i] / train_time if train_time else None
+        if run_step.failure:  # the graphs were turned off on the way (GraphedStep)
+            record.measure |= {"cuda_graphs": False, "cuda_graphs_failure": run_step.failure}
         record.train["data_time_s"] = pf.data_time_s
         if status == "ok" and not evaluate:
             record.status, record.reason = "failed", "trained without evaluation (evaluate=False: a benchmark)"

@@ -10,12 +10,15 @@ import pytest
 import torch
 from test_engine_train import DP, _inject_nan
 
+from seqlib.models.zoo import FLA_LAYERS
 from seqlib.record import RunRecord
 from seqlib.results import read_record
 from seqlib.stack import (
     GraphedStep,
     Stack,
+    default_instances,
     execute_stack,
+    instance_map,
     run_stack,
     scored_positions,
     stack_key,
@@ -132,7 +135,39 @@ def test_stacks_only_what_keeps_the_shapes(tmp_path, tiny_config):
     assert "Muon" in stack_problem([muon.for_run(1e-3, 0)])
     assert stack_problem([a.for_run(1e-3, 0), a.for_run(1e-3, 1)]) is None
     zoo = tiny_config(tmp_path, "gla", "parity_check", CHOMSKY)
-    assert "no vmap rule" in stack_problem([zoo.for_run(1e-3, 0), zoo.for_run(1e-3, 1)])
+    assert stack_problem([zoo.for_run(1e-3, 0), zoo.for_run(1e-3, 1)]) is None  # it stacks, looped
+    assert default_instances(zoo) == "loop" and default_instances(a) == "vmap"
+
+
+@pytest.mark.parametrize("model,task,params", [("hawk", "parity_check", CHOMSKY), ("transformer", "mqar", MQAR),
+                                               ("lstm", "parity_check", CHOMSKY), ("gru", "knapsack", DP)])
+def test_looped_instances_equal_separate_runs_and_the_vmapped_stack(tmp_path, tiny_config, model, task, params):
+    """``instances="loop"`` (how the fla zoo stacks): each instance is its run alone, step by step and
+    in every evaluation, and the vmapped stack of the same runs agrees with it; the records say which."""
+    cfgs = configs(tiny_config, tmp_path, model, task, params)
+    looped = [new_record(c) for c in cfgs]
+    execute_stack(cfgs, looped, instances="loop")
+    vmapped = [new_record(c) for c in cfgs]
+    execute_stack(cfgs, vmapped, instances="vmap")
+    for a, b, c in zip([alone(c) for c in cfgs], looped, vmapped):
+        assert_same_run(a, b)
+        assert_same_run(b, c)
+        assert (b.measure["stack_instances"], c.measure["stack_instances"]) == ("loop", "vmap")
+    with pytest.raises(ValueError, match="instances must be one of"):
+        execute_stack(cfgs, [new_record(c) for c in cfgs], instances="threads")
+
+
+def test_instance_map_loops_as_vmap_maps():
+    """The looped map slices dim 0 of every mapped tensor (also inside dicts) and passes the rest whole."""
+    def fn(params, x, index):
+        return (params["w"] @ x).sum() + (0 if index is None else index.sum())
+
+    params, x = {"w": torch.randn(4, 3, 5)}, torch.randn(4, 5, 2)
+    for index, dims in ((None, (0, 0, None)), (torch.arange(8).view(4, 2), (0, 0, 0))):
+        want = instance_map(fn, dims, "vmap")(params, x, index)
+        assert torch.allclose(instance_map(fn, dims, "loop")(params, x, index), want)
+    shared = instance_map(fn, (0, None, None), "loop")(params, x[0], None)
+    assert torch.allclose(shared, torch.stack([(w @ x[0]).sum() for w in params["w"]]))
 
 
 def test_scored_positions_match_the_boolean_selection():
@@ -307,3 +342,25 @@ def test_a_stack_out_of_gpu_memory_trains_in_halves(tmp_path, tiny_config, monke
     assert [o.record.config_hash for o in got] == [c.hash() for c in cfgs]
     assert_same_run(alone(cfgs[4]), got[4].record)
     assert "ran out of GPU memory; training it as stacks of 2 and 3" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", sorted(n for n in FLA_LAYERS if not FLA_LAYERS[n].limit))
+def test_the_zoo_stacks_looped_under_cuda_graphs(tmp_path, tiny_config, model, monkeypatch):
+    """An fla model's instances run one after the other in one CUDA graph per padded length: the
+    capture succeeds (no fla kernel syncs with the host), the replayed stack gives the eager stack's
+    curves, evaluations and records, and each instance starts where its run alone starts (fp32;
+    fla's Triton dots may round through TF32, hence 1e-3)."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    cfgs = configs(tiny_config, tmp_path, model, "parity_check", CHOMSKY, run_kw=GPU_FP32,
+                   model_kw={"d_model": 128, "num_heads": 2})
+    runs = {}
+    for graphs in (False, True):
+        runs[graphs] = [new_record(c) for c in cfgs]
+        execute_stack(cfgs, runs[graphs], cuda_graphs=graphs)
+    for a, b, c in zip(runs[False], runs[True], [alone(c) for c in cfgs]):
+        assert b.measure.get("cuda_graphs_failure") is None, b.measure["cuda_graphs_failure"]
+        assert b.measure["cuda_graphs"] and b.measure["stack_instances"] == "loop"
+        assert_same_run(a, b, rel=1e-3)
+        assert b.train["loss_curve"][0][1] == pytest.approx(c.train["loss_curve"][0][1], rel=1e-3)

@@ -8,7 +8,8 @@ The same full-profile configurations trained three ways, side by side in one cal
   (:func:`seqlib.stack.execute_stack`), its step replayed from CUDA graphs (``--eager``: without).
 
 Shapes: parity (Chomsky, B = 128, lengths 1..40), MQAR (T = 256, B = 128) and flip-flop (T = 512,
-B = 16), each native model at its full-profile size. Each way trains ``--steps`` steps (after which
+B = 16), each model at its full-profile size: by default the six native models; ``--models`` takes
+any model of the grid (the fla zoo stacks its instances in a loop, ``seqlib.stack``). Each way trains ``--steps`` steps (after which
 its small final evaluation is not timed); the rate is config-steps per second from the median step
 time (the stacked step includes its batch wait, the loop's step adds its mean data time). The loop
 first trains a warm-up run of as many steps in the same process, so that the compilation and the
@@ -18,7 +19,11 @@ median leaves out the warm-up and capture of the graphs. ``gpu_busy`` is CUDA ke
 time while a run of ``--steps`` steps trains (``torch.profiler``; for the stack, its graphs' warm-up
 and capture included), ``steady_gpu_busy`` the stack's kernel time per step over its timed step time
 and ``kernels`` the kernels that took most of its kernel time (the profile of a missed goal);
-``data_share`` the stack's time waiting for its batches over its training time. Goals: parity >= 30x
+``data_share`` the stack's time waiting for its batches over its training time; ``eval_batch_s``
+the stack's evaluation time per instance and forward batch of the task's selection split at the
+full profile's evaluation size and batch (a stack of K trains 2 steps, then evaluates that split
+at its last step and once more as its final evaluation: wall time less training and data time,
+over K x the batches; the plan prices evaluation with it). Goals: parity >= 30x
 the loop and >= 5x packed; flip-flop >= 10x the loop; MQAR >= 4x the loop.
 
 Writes ``results/bench/sweep-<UTC time>.json``: ``device``, ``commit`` and per (shape, model, K)
@@ -38,12 +43,18 @@ import torch
 from seqlib.bench.record import no_cuda, save_record
 
 SHAPES = {"parity": ("parity_check", 128), "mqar": ("mqar", 128), "flipflop": ("flipflop", 16)}  # task, batch
-MODELS = ["hawk", "griffin", "local_transformer", "transformer", "lstm", "gru"]
+MODELS = ["hawk", "griffin", "local_transformer", "transformer", "lstm", "gru"]  # the default
 PACKED = 8
 STACKS = (16, 64)
 LRS = (3e-4, 1e-3, 2e-3, 4e-3)
 LOG_EVERY = 10  # the stack's timing interval (one host read each)
 TOP_KERNELS = 12  # the kernels a row lists, by their share of kernel time
+
+
+def registered_models() -> list[str]:
+    from seqlib.models.registry import MODELS as REGISTERED
+
+    return list(REGISTERED)
 
 
 def configs(shape: str, model: str, k: int, steps: int, log_every: int = 10**9) -> list:
@@ -62,6 +73,37 @@ def configs(shape: str, model: str, k: int, steps: int, log_every: int = 10**9) 
                                           "early_stop_accuracy": None})
     cfg = base.model_copy(update={"run": run, "optim": optim})
     return [cfg.for_run(LRS[i % len(LRS)], i // len(LRS)) for i in range(k)]
+
+
+def eval_configs(shape: str, model: str, k: int) -> list:
+    """K runs of 2 steps that evaluate the selection split as the full profile sizes it."""
+    from seqlib.config import load_config
+
+    full = load_config(SHAPES[shape][0], model, "full").run
+    out = []
+    for cfg in configs(shape, model, k, 2):
+        run = cfg.run.model_copy(update={"eval_every": 2, "eval_size": full.eval_size,
+                                         "eval_batch_size": full.eval_batch_size})
+        out.append(cfg.model_copy(update={"run": run}))
+    return out
+
+
+def stacked_eval_time(cfgs) -> float:
+    """Seconds per instance and forward batch of the stack's evaluations (module docstring)."""
+    from seqlib.book.plan import split_batches, task_of
+    from seqlib.stack import execute_stack
+    from seqlib.train import new_record, select_split
+
+    records = [new_record(c) for c in cfgs]
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    execute_stack(cfgs, records)
+    torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    task = task_of(cfgs[0])
+    batches = 2 * split_batches(cfgs[0], task, select_split(cfgs[0], task))
+    spent = wall - records[0].measure["train_time_s"] - records[0].train["data_time_s"]
+    return spent / (len(cfgs) * batches)
 
 
 def loop_rate(cfg, warm: bool = True) -> float:
@@ -120,7 +162,7 @@ def packed_rate(shape: str, model: str, steps: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seqlib bench sweep", description=__doc__.split("\n")[0])
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
-    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=sorted(registered_models()))
     parser.add_argument("--stacks", nargs="+", type=int, default=list(STACKS))
     parser.add_argument("--steps", type=int, default=60, help="training steps per measurement (default 60)")
     parser.add_argument("--packed-shapes", nargs="*", default=["parity"], choices=list(SHAPES),
@@ -152,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                         busy, kernel_s, top = gpu_busy(stacked_rate, cfgs, not args.eager)
                         # every step runs the same kernels (warm-up calls are steps too): per-step kernel
                         # time over the timed step time is how busy the GPU is once the graphs replay
-                        entry.update(gpu_busy=busy, steady_gpu_busy=kernel_s / args.steps * rate / k, kernels=top)
+                        entry.update(gpu_busy=busy, steady_gpu_busy=kernel_s / args.steps * rate / k, kernels=top,
+                                     eval_batch_s=stacked_eval_time(eval_configs(shape, model, k)))
                     except Exception as e:  # noqa: BLE001
                         entry["error"] = f"{type(e).__name__}: {e}"[:500]
                     torch.cuda.empty_cache()

@@ -16,19 +16,25 @@ scale, from the store's records; a tie goes to the larger; parity without token 
     GPU, which slows each step, so a record is calibrated by its grid call (its commit): times the
     median of loop / stored step time over that call's records that the sweep measured. The
     estimate is the median of the calibrated records, else (no record calibrated) the smallest
-    stored time, each an upper bound;
+    stored time, each an upper bound. A model with neither (the zoo: the sweep measured it on its
+    shapes only) takes the loop's time on the task's shape;
   - stacking speed-up: ``speedup_vs_loop``, the newest row of each (shape, model, K) over all sweep
     records. A row at K' <= K bounds the speed-up at K from below (more runs in a stack never lower
     its throughput), and so does one at K' > K, times K / K' (fewer runs never make its step
     slower); the larger bound is used, at least 1 (K = 1: 1). A model the shape was not measured
     with takes the smaller of its own parity-shape value and the shape's lowest;
-* evaluation, run by run: the forward batches of the periodic evaluations of the
-  selection split and of the final evaluation of every split, times the seconds per batch of the
-  store's records of the task and model (their periodic evaluations: wall time less training and
-  data time, over the batches evaluated), calibrated as their steps. Those batches are of the
-  selection split, whose sequences may be shorter than other splits' (Chomsky's test lengths). A
-  stack evaluates its instances together (:mod:`seqlib.stack`), so for a stack this is an upper
-  bound until a stacked evaluation is measured.
+* evaluation: the forward batches of the periodic evaluations of the selection split and of the
+  final evaluation of every split, times a run's seconds per batch:
+
+  - run by run, the store's records of the task and model (their periodic evaluations: wall time
+    less training and data time, over the batches evaluated), calibrated as their steps; those
+    batches are of the selection split, whose sequences may be shorter than other splits'
+    (Chomsky's test lengths);
+  - in a stack, where the sweep measured the stack's evaluation (``eval_batch_s``: per instance and
+    batch, at K' runs) on the job's shape: that time if the store has no record of the pair (the
+    zoo), else the store's time divided by the stack's evaluation gain on the shape (store time of
+    the shape's task over ``eval_batch_s``, at least 1). The row at the largest K' <= K is used (more
+    instances never cost more per instance), else the smallest K' > K times K' / K.
 
 A job without a measurement has no estimate and is counted as such. The estimate is a planning aid,
 not a measurement: the Run issue checks it against one round's measured rate.
@@ -151,6 +157,17 @@ def sweep_rows(bench_dir: Path) -> dict[tuple[str, str, int], dict]:
     return rows
 
 
+def stacked_eval(rows: dict, shape: str, model: str, k: int) -> float | None:
+    """The sweep's stacked evaluation seconds per instance and batch for ``k`` instances of ``model``
+    on ``shape`` (module docstring), or None where none was measured."""
+    measured = {kk: row["eval_batch_s"] for (s, m, kk), row in rows.items()
+                if (s, m) == (shape, model) and row.get("eval_batch_s")}
+    below = [kk for kk in measured if kk <= k]
+    if below:
+        return measured[max(below)]
+    return min((measured[kk] * kk / k for kk in measured), default=None)
+
+
 def loop_times(rows: dict) -> dict[tuple[str, str], float]:
     """(task, model) -> the sweep loop's step time (s) in the newest record that measured the pair."""
     newest = sorted(rows.items(), key=lambda item: item[1]["record"])
@@ -216,8 +233,16 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
         row["jobs"] += 1
         row["runs"] += k
         row["steps"] += steps * k
-        t_run = loops.get((task, model)) or stored.get((task, model), math.nan)
+        shape_task = SHAPES[row["shape"]][0] if row["shape"] in SHAPES else None
+        t_run = loops.get((task, model)) or stored.get((task, model)) or loops.get((shape_task, model), math.nan)
         t_batch = eval_times.get((task, model), math.nan)
+        t_stacked = stacked_eval(rows, row["shape"], model, k) if k > 1 else None
+        if t_stacked is not None:
+            shape_store = eval_times.get((shape_task, model))
+            if math.isnan(t_batch):
+                t_batch = t_stacked
+            elif shape_store:
+                t_batch /= max(1.0, shape_store / t_stacked)
         if math.isnan(t_run + t_batch):
             row["unknown"] += 1
             continue
