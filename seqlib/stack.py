@@ -58,6 +58,7 @@ from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig
 from seqlib.data import Prefetcher, bucket
 from seqlib.evaluate import evaluate_split_stack
+from seqlib.layers.segments import one_document_per_row, restarts_mid_row
 from seqlib.measure import Meter
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.models.zoo import ZOO_MIXERS
@@ -331,7 +332,7 @@ class GraphedStep:
             with torch.cuda.graph(graph, pool=self.pool):
                 static_out = self.fn(static_in)
         except RuntimeError as e:  # the capture ran nothing: this call's step runs eagerly
-            self.failure = f"{type(e).__name__}: {e}"[:300]
+            self.failure = capture_failure(e)
             self.enabled, self.graphs = False, {}
             torch.cuda.synchronize()
             return self.fn(inputs)
@@ -339,6 +340,16 @@ class GraphedStep:
         self.captures += 1
         graph.replay()  # the capture ran nothing: this call's step
         return static_out
+
+
+def capture_failure(e: BaseException) -> str:
+    """The first error of a failed capture (the later ones only say that the capture failed) and the
+    line that raised it."""
+    while (earlier := e.__cause__ or (None if e.__suppress_context__ else e.__context__)) is not None:
+        e = earlier
+    frames = traceback.extract_tb(e.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno} ({frames[-1].name})" if frames else ""
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300] + where
 
 
 def forward_logits(model: torch.nn.Module, params: dict, fixed: dict, inputs, segment_pos, index):
@@ -506,7 +517,11 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
                 host["index"] = index
             x = {k: to_device(v, device) for k, v in host.items()}
             x["step"] = torch.full((), step, dtype=torch.long, device=device)
-            losses = run_step(x)["losses"]
+            if restarts_mid_row(batch.segment_pos):  # the mixers' own check syncs: no graph of it
+                losses = train_step(x)["losses"]
+            else:
+                with one_document_per_row():
+                    losses = run_step(x)["losses"]
             log_rows = [row for row, i in enumerate(stack.ids)
                         if step % r.log_every == 0 or step == cfgs[i].optim.steps - 1]
             if log_rows:

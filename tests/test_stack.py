@@ -364,3 +364,33 @@ def test_the_zoo_stacks_looped_under_cuda_graphs(tmp_path, tiny_config, model, m
         assert b.measure["cuda_graphs"] and b.measure["stack_instances"] == "loop"
         assert_same_run(a, b, rel=1e-3)
         assert b.train["loss_curve"][0][1] == pytest.approx(c.train["loss_curve"][0][1], rel=1e-3)
+
+
+def test_mixers_skip_their_document_check_only_where_the_caller_made_it():
+    """restarts_mid_row looks at segment_pos (a host sync) except inside one_document_per_row, which the
+    stack enters only for batches it has checked on the host; a failed capture names its first error."""
+    from seqlib.layers.segments import one_document_per_row, restarts_mid_row
+    from seqlib.stack import capture_failure
+
+    packed = torch.tensor([[0, 1, 0, 1], [0, 1, 2, 3]])
+    assert restarts_mid_row(packed) and not restarts_mid_row(torch.tensor([[0, 1, 2, -1]]))
+    assert restarts_mid_row(packed[None])  # a stack's [K, B, T]
+    with one_document_per_row():
+        assert not restarts_mid_row(packed)
+    assert restarts_mid_row(packed)
+    try:
+        try:
+            raise RuntimeError("operation not permitted when stream is capturing\nmore")
+        except RuntimeError:
+            raise RuntimeError("operation failed due to a previous error during capture") from None
+    except RuntimeError as e:
+        assert capture_failure(e).startswith("RuntimeError: operation failed")  # from None: no context
+    try:
+        try:
+            raise RuntimeError("operation not permitted when stream is capturing\nmore")
+        except RuntimeError:
+            raise RuntimeError("operation failed due to a previous error during capture")  # noqa: B904
+    except RuntimeError as e:
+        message = capture_failure(e)
+    assert message.startswith("RuntimeError: operation not permitted when stream is capturing at ")
+    assert "test_stack.py" in message and "more" not in message

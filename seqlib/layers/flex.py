@@ -32,7 +32,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from seqlib.layers.segments import attention_mask, document_ids
+from seqlib.layers.segments import attention_mask, document_ids, restarts_mid_row
 
 _BLOCK_MASKS: dict[tuple, object] = {}
 FLEX_MIN_LEN = 2048  # shorter sequences take the masked-SDPA path (no compilation per shape)
@@ -94,7 +94,7 @@ def fast_attention(
     B, T, H, Hkv = *q.shape[:3], k.shape[2]
     gqa = H != Hkv
     qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # [B, heads, T, Dh]
-    resets = bool((segment_pos[:, 1:] == 0).any())
+    resets = restarts_mid_row(segment_pos)
     if window is None and not resets:
         return F.scaled_dot_product_attention(qt, kt, vt, is_causal=True, enable_gqa=gqa).transpose(1, 2)
     if T >= FLEX_MIN_LEN:

@@ -8,7 +8,30 @@ the decode caches all compare document ids.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
+
+_ONE_DOCUMENT_PER_ROW = contextvars.ContextVar("one_document_per_row", default=False)
+
+
+@contextlib.contextmanager
+def one_document_per_row():
+    """Inside, the caller has checked on the host that no row of the batches restarts a document after
+    its first position, so :func:`restarts_mid_row` need not look: its look is a host sync, which a
+    CUDA graph of the step cannot capture (seqlib.stack)."""
+    token = _ONE_DOCUMENT_PER_ROW.set(True)
+    try:
+        yield
+    finally:
+        _ONE_DOCUMENT_PER_ROW.reset(token)
+
+
+def restarts_mid_row(segment_pos: torch.Tensor) -> bool:
+    """Whether a document starts after position 0 of any row of ``segment_pos`` [..., T] (False
+    inside :func:`one_document_per_row`, without looking)."""
+    return not _ONE_DOCUMENT_PER_ROW.get() and bool((segment_pos[..., 1:] == 0).any())
 
 
 def default_segment_pos(batch: int, length: int, device: torch.device) -> torch.Tensor:

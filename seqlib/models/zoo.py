@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seqlib.layers.segments import restarts_mid_row
 from seqlib.models.mixers import Mixer
 
 # ---------------------------------------------------------------------------------------------
@@ -372,7 +373,7 @@ class FlaMixer(nn.Module):
         B, T, D = x.shape
         starts = segment_pos == 0
         if cache is None:
-            if not bool(starts[:, 1:].any()):
+            if not restarts_mid_row(segment_pos):
                 return self._call(x), None
             if not FLA_LAYERS[self.name].varlen:
                 raise ValueError(
