@@ -131,6 +131,37 @@ def test_estimate_by_hand(tmp_path):
     assert math.isclose(est.speedups[("parity", "hawk", 16)][0], 8.0)
 
 
+def test_a_stacked_evaluation_and_a_model_the_store_never_ran_by_hand(tmp_path):
+    """The sweep's stacked evaluation (eval_batch_s, per instance and batch) prices a stack: alone for a
+    model without stored runs (its training then takes the loop's time on the task's shape), and as a
+    gain over the store's per-run time otherwise; a record timed the old way gives no evaluation time."""
+    from seqlib.bench.sweep import EVAL_TIMING
+    from seqlib.book.plan import stacked_eval
+
+    store, bench = tmp_path / "results", tmp_path / "results" / "bench"
+    write_record(store, gpu_record("parity_check", "hawk", A, 0.020, evals=2, eval_s=1.2))  # 0.1 s a batch
+    write_record(store, gpu_record("even_pairs", "hawk", A, 0.020, evals=1, eval_s=0.9))  # 0.15 s a batch
+    rows = [{**row("parity", "gla", 4, 2.0, loop=25.0), "eval_batch_s": 0.02},
+            {**row("parity", "hawk", 4, 2.0, loop=50.0), "eval_batch_s": 0.025}]
+    (bench).mkdir(parents=True)
+    (bench / "sweep-20260101T000000.json").write_text(json.dumps({"results": rows}))
+    assert all("eval_batch_s" not in r for r in sweep_rows(bench).values())  # no eval_timing: ignored
+    (bench / "sweep-20260101T000000.json").write_text(json.dumps({"eval_timing": EVAL_TIMING, "results": rows}))
+    measured = sweep_rows(bench)
+    assert stacked_eval(measured, "parity", "gla", 8) == 0.02  # K' = 4 <= 8
+    assert stacked_eval(measured, "parity", "gla", 2) == pytest.approx(0.02 * 4 / 2)  # only K' > K: x K'/K
+    assert stacked_eval(measured, "mqar", "gla", 4) is None
+    gla = tiny("even_pairs", "gla", eval_every=50)  # 28 batches a run; parity's shape (no token counts)
+    hawk = tiny("even_pairs", "hawk", eval_every=50)
+    est = estimate([("gla", {"configs": [gla] * 4}), ("hawk", {"configs": [hawk] * 4})], store, bench)
+    even = est.tasks["even_pairs"]
+    # gla: 100 steps x 1/25 s (the loop on parity) x 4 / 2 = 8 s, 4 x 28 x 0.02; hawk: stored 0.020 x 4 / 2 = 4 s
+    # (parity's loop is not even_pairs'), its stored 0.15 s a batch / (0.1 / 0.025 = 4) = 0.0375
+    assert even["unknown"] == 0
+    assert even["train"] * 3600 == pytest.approx(8.0 + 4.0)
+    assert even["eval"] * 3600 == pytest.approx(4 * 28 * 0.02 + 4 * 28 * 0.0375)
+
+
 def test_grid_plan_prints_the_plan_and_runs_nothing(book):
     proc = toy.grid(book, "--plan")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -49,7 +49,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqlib.bench.sweep import SHAPES
+from seqlib.bench.sweep import EVAL_TIMING, SHAPES
 from seqlib.results import load_records
 
 PARITY = "parity"  # the shape every model was measured on: the fallback
@@ -151,8 +151,11 @@ def sweep_rows(bench_dir: Path) -> dict[tuple[str, str, int], dict]:
     names carry their UTC time), with the record's name under ``record``."""
     rows = {}
     for path in sorted(bench_dir.glob("sweep-*.json")):  # oldest first: newer rows override
-        for row in json.loads(path.read_text()).get("results", []):
+        data = json.loads(path.read_text())
+        for row in data.get("results", []):
             if row.get("speedup_vs_loop"):
+                if data.get("eval_timing") != EVAL_TIMING:  # timed otherwise (seqlib.bench.sweep)
+                    row = {k: v for k, v in row.items() if k != "eval_batch_s"}
                 rows[(row["shape"], row["model"], int(row["K"]))] = {**row, "record": path.name}
     return rows
 
