@@ -29,7 +29,7 @@ import pandas as pd
 
 from seqlib.book.chapter import column_groups, profile_note
 from seqlib.book.grid import load_grid
-from seqlib.book.pages import GRID, PagesError, committed_profile, pages_dir
+from seqlib.book.pages import GRID, PagesError, chosen_profile, pages_dir
 from seqlib.book.report import (
     ALPHA,
     NOT_FIT,
@@ -399,9 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", type=Path, default=GRID)
     args = parser.parse_args(argv)
     try:
-        profile = args.profile or committed_profile(args.grid)
-        if profile is None:
-            raise PagesError(f"{args.grid} names no `pages_profile:`; pass --profile")
+        profile = chosen_profile(args.profile, args.grid)
     except PagesError as err:
         print(f"seqbook findings: {err}", file=sys.stderr)
         return 2

@@ -45,6 +45,14 @@ def committed_profile(grid: Path = GRID) -> str | None:
     return profile
 
 
+def chosen_profile(profile: str | None, grid: Path = GRID) -> str:
+    """``profile``, or (None) the committed one; :class:`PagesError` when the grid file names none."""
+    profile = profile or committed_profile(grid)
+    if profile is None:
+        raise PagesError(f"{grid} names no `pages_profile:`; pass --profile")
+    return profile
+
+
 def pages_dir(profile: str, grid: Path = GRID, root: Path = REPO) -> Path:
     """The folder the grid executes ``profile``'s pages into."""
     return root / (COMMITTED if profile == committed_profile(grid) else PAGES / profile)
@@ -117,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", type=Path, default=GRID)
     args = parser.parse_args(argv)
     try:
-        profile = args.profile or committed_profile(args.grid)
-        if profile is None:
-            raise PagesError(f"{args.grid} names no `pages_profile:`; pass --profile")
+        profile = chosen_profile(args.profile, args.grid)
         site = stage(profile, args.grid)
         site_profile(site / COMMITTED, profile)
     except PagesError as err:
