@@ -277,7 +277,7 @@ if not best_rows.empty:
 import json
 
 from seqlib.book.cells import by_cell, entry_plan, scores, window_ceilings
-from seqlib.train import sweep_plan
+from seqlib.book.report import planned_sweep
 
 cell_runs = entry_plan(task, profile)
 cell_scores = scores(by_cell(cell_runs))
@@ -315,7 +315,7 @@ def no_records(family: str) -> bool:
 
 # %%
 if not no_records("zoology"):
-    ours = scores({("ours", model): [run for c in configs.values() for run in sweep_plan(c)]})
+    ours = scores({("ours", model): [run for c in configs.values() for run in planned_sweep(c)]})
     both = pd.concat([ours, cell_scores[cell_scores["family"] == "zoology"]], ignore_index=True)
     display(both[both["recorded"] > 0][["cell", "model", "d_model", "n_layers", "blocks", "mlp_width", "num_params",
                                         "state_size", "lr", "seeds", "select_value", "value"]]

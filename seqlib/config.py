@@ -40,7 +40,7 @@ PROFILES_KEY = "profiles"
 UNHASHED = {"run": ("results_dir", "progress", "progress_interval", "save_checkpoint")}
 # Fields added after runs were stored: hashed only when they differ from their default, so a
 # configuration that leaves them at the default keeps the hash (and the run id) it had before.
-HASHED_WHEN_SET = {"optim": ("stop_at_solve", "plateau_evals", "plateau_delta"), "model": ("pattern",)}
+HASHED_WHEN_SET = {"optim": ("stop_at_solve", "plateau_evals", "plateau_delta", "sweep_seeds"), "model": ("pattern",)}
 
 
 class ConfigError(ValueError):
@@ -65,7 +65,9 @@ class OptimConfig(_Strict):
     The schedule is linear warmup over ``warmup_steps`` then cosine decay to ``min_lr`` at ``steps``.
     ``lr_sweep`` (empty = just ``lr``) and ``seeds`` define the runs of a sweep; the best learning rate
     is chosen afterwards from the stored results, on each run's selection split
-    (:func:`seqlib.book.report.select_lr`).
+    (:func:`seqlib.book.report.select_lr`). ``sweep_seeds`` makes the sweep two-stage: those seeds run
+    every rate, and the other seeds run only at the rate chosen on them
+    (:func:`seqlib.train.sweep_plan`); None: every seed runs every rate.
 
     Stopping (:func:`seqlib.train.validate`, at each evaluation of the selection split, every
     ``run.eval_every`` steps); ``steps`` is the cap. ``stop_at_solve`` stops once the split reaches the
@@ -90,6 +92,7 @@ class OptimConfig(_Strict):
     plateau_delta: float = Field(0.0, ge=0)
     lr_sweep: list[float] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    sweep_seeds: list[int] | None = Field(None, min_length=1)
 
     @field_validator("betas")
     @classmethod
@@ -123,6 +126,8 @@ class OptimConfig(_Strict):
                 raise ValueError(f"min_lr ({self.min_lr}) exceeds the learning rate {lr}")
         if self.plateau_delta and self.plateau_evals is None:
             raise ValueError(f"plateau_delta ({self.plateau_delta}) is set but plateau_evals is not")
+        if self.sweep_seeds is not None and not set(self.sweep_seeds) <= set(self.seeds):
+            raise ValueError(f"sweep_seeds {self.sweep_seeds} must be some of the seeds {self.seeds}")
         return self
 
     @property
@@ -183,7 +188,7 @@ class ExperimentConfig(_Strict):
 
     def for_run(self, lr: float, seed: int) -> ExperimentConfig:
         """The configuration of one run of the sweep: a single learning rate and seed."""
-        optim = self.optim.model_copy(update={"lr": lr, "lr_sweep": [], "seeds": [seed]})
+        optim = self.optim.model_copy(update={"lr": lr, "lr_sweep": [], "seeds": [seed], "sweep_seeds": None})
         return self.model_copy(update={"optim": optim})
 
     def hash(self) -> str:

@@ -419,9 +419,25 @@ def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None
     return store_outcome(cfg, record)
 
 
-def sweep_plan(cfg: ExperimentConfig) -> list[ExperimentConfig]:
-    """The runs of a sweep: one configuration per (lr, seed) of ``cfg.optim.lrs x cfg.optim.seeds``."""
-    return [cfg.for_run(lr, seed) for lr in cfg.optim.lrs for seed in cfg.optim.seeds]
+def sweep_plan(cfg: ExperimentConfig, chosen_lr: float | None = None) -> list[ExperimentConfig]:
+    """The runs of a sweep: one configuration per (lr, seed) of ``cfg.optim.lrs x cfg.optim.seeds``.
+    A two-stage sweep (``optim.sweep_seeds``) has the sweep seeds' runs at every rate, then the other
+    seeds' runs at ``chosen_lr``, the rate chosen on the first stage's records
+    (:func:`seqlib.book.report.second_stage_rate`); without ``chosen_lr`` only the first stage."""
+    o = cfg.optim
+    first = o.seeds if o.sweep_seeds is None else [s for s in o.seeds if s in o.sweep_seeds]
+    runs = [cfg.for_run(lr, seed) for lr in o.lrs for seed in first]
+    if chosen_lr is not None:
+        if chosen_lr not in o.lrs:
+            raise ValueError(f"the chosen rate {chosen_lr:g} is not one of the sweep's {o.lrs}")
+        runs += [cfg.for_run(chosen_lr, seed) for seed in o.seeds if seed not in first]
+    return runs
+
+
+def second_stage_seeds(cfg: ExperimentConfig) -> list[int]:
+    """The seeds of a two-stage sweep that run at the chosen rate only (none for a one-stage sweep)."""
+    o = cfg.optim
+    return [] if o.sweep_seeds is None else [s for s in o.seeds if s not in o.sweep_seeds]
 
 
 def run_sweep(
@@ -429,13 +445,24 @@ def run_sweep(
     force: bool = False,
     task: Task | None = None,
     on_result: Callable[[Outcome, int, int], None] | None = None,
+    choose: Callable[[ExperimentConfig], float | None] | None = None,
 ) -> list[Outcome]:
-    """Every run of :func:`sweep_plan`, in that order; finished runs are kept."""
-    plan = sweep_plan(cfg)
+    """Every run of :func:`sweep_plan`, in that order; finished runs are kept. A two-stage sweep trains
+    its first stage, then its second at ``choose(cfg)`` (the rate chosen on the stored first stage;
+    None: no second stage)."""
+    first = sweep_plan(cfg)
+    later = len(second_stage_seeds(cfg)) if choose else 0
     outcomes = []
-    for i, run_cfg in enumerate(plan):
-        outcome = run_one(run_cfg, force=force, task=task)
-        outcomes.append(outcome)
-        if on_result is not None:
-            on_result(outcome, i, len(plan))
+
+    def run(plan: list[ExperimentConfig]) -> None:
+        for run_cfg in plan:
+            outcome = run_one(run_cfg, force=force, task=task)
+            outcomes.append(outcome)
+            if on_result is not None:
+                on_result(outcome, len(outcomes) - 1, len(first) + later)
+
+    run(first)
+    chosen = choose(cfg) if later else None
+    if chosen is not None:
+        run(sweep_plan(cfg, chosen)[len(first):])
     return outcomes

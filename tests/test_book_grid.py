@@ -236,3 +236,28 @@ def test_place_is_atomic_across_file_systems(tmp_path, monkeypatch):
     grid_module.place(src, dest)
     assert copies == [dest.parent / ".dest.ipynb.partial"]  # the copy lands beside the page, then a rename
     assert dest.read_text() == "new" and not src.exists() and not copies[0].exists()
+
+
+def test_training_rounds_take_the_headline_tasks_then_the_rest_then_the_cells():
+    """next_round: of the runs not attempted, the first class present; a headline task's second stage,
+    planned after its first round, comes before any other task's run."""
+    from seqlib.book.grid import next_round
+
+    def names(todo):
+        return [name for name, _ in todo]
+
+    first = [("parity_check/hawk/lr=0.001/seed=0", {}), ("even_pairs/hawk/lr=0.001/seed=0", {}),
+             ("mqar:zoology/hawk/lr=0.001/seed=0", {}), ("mqar/hawk/lr=0.001/seed=0", {})]
+    headline = {"mqar", "parity_check"}
+    attempted: set[str] = set()
+    round_one = next_round(first, attempted, headline)
+    assert names(round_one) == ["parity_check/hawk/lr=0.001/seed=0", "mqar/hawk/lr=0.001/seed=0"]
+    attempted |= set(names(round_one))
+    planned_again = first + [("mqar/hawk/lr=0.001/seed=1", {})]  # the second stage, planned from round one
+    assert names(next_round(planned_again, attempted, headline)) == ["mqar/hawk/lr=0.001/seed=1"]
+    attempted.add("mqar/hawk/lr=0.001/seed=1")
+    assert names(next_round(planned_again, attempted, headline)) == ["even_pairs/hawk/lr=0.001/seed=0"]
+    attempted.add("even_pairs/hawk/lr=0.001/seed=0")
+    assert names(next_round(planned_again, attempted, headline)) == ["mqar:zoology/hawk/lr=0.001/seed=0"]
+    attempted.add("mqar:zoology/hawk/lr=0.001/seed=0")
+    assert next_round(planned_again, attempted, headline) == []

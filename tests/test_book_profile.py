@@ -75,13 +75,26 @@ def test_selection_is_on_an_in_distribution_val_split_that_no_page_reports(confi
 
 
 def test_headline_tasks_have_six_seeds_and_train_first(book, monkeypatch):
+    """MQAR and parity run six seeds in a two-stage sweep (seed 0 at every rate, the other five at the
+    rate chosen on it); their runs are the grid's first round, and before any record the plan counts
+    their second stages (five seeds per model) at a stand-in rate."""
+    from seqlib.book.chapter import load_tasks
+    from seqlib.book.grid import headline_tasks, next_round, pending_second_stages
+
     runs, plans, pairs = book
     monkeypatch.setattr(train, "stored_record", lambda cfg: None)  # plan every run, stored or not
-    order = [name.split("/")[0] for name, _ in planned_training(runs, plans)]
-    seeds = {task: {c.optim.seeds[0] for (t, _), cfgs in pairs.items() if t == task for c in cfgs} for task in order}
-    headlines = {task for task, s in seeds.items() if len(s) > 1}
-    assert {"mqar", "parity_check"} <= headlines and all(len(seeds[t]) >= SIX for t in headlines)
-    assert set(order[:sum(t in headlines for t in order)]) == headlines  # every headline run before any other
+    headlines = headline_tasks(runs)
+    assert {"mqar", "parity_check"} <= headlines
+    for run in (r for r in runs if r.trains and set(r.trains) & headlines):
+        for name, cfg in load_tasks(run.trains, run.params["model"], "book")[0].items():
+            if name in headlines:
+                assert len(cfg.optim.seeds) >= SIX and cfg.optim.sweep_seeds == [0], name
+                assert {c.optim.seeds[0] for c in pairs[name, cfg.model.name]} == {0}  # stage 2 waits
+    first = next_round(planned_training(runs, plans), set(), headlines)
+    assert {name.split("/")[0] for name, _ in first} == headlines
+    pending = pending_second_stages(runs)
+    models = {name.split("/")[1] for name, _ in first}
+    assert len(pending) == sum(len(train.second_stage_seeds(load_config(t, "hawk", "book"))) for t in headlines) * len(models)
 
 
 def test_chomsky_test_has_128_sequences_at_every_kth_length(configs):

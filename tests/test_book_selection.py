@@ -145,3 +145,54 @@ def test_the_committed_records_say_what_they_were_chosen_on():
     rest = board[~board.index.isin(flagged.index)]
     assert (rest["select_split"] == "val").all() and (rest["split"] != "val").all()
     assert set(rest.loc[rest["task"] == "flipflop", "split"]) == {"val_sparse"}
+
+
+def test_rates_are_compared_on_the_seeds_every_rate_has():
+    """A two-stage sweep's chosen rate has more seeds than the others (its second stage): the rates are
+    compared on their shared seed only, and the chosen rate then reports every seed it has. On the mean
+    over all of each rate's seeds, the mutant, the other rate would win (0.85 > 0.6)."""
+    first = {1e-3: [0.5], 3e-3: [0.6]}  # seed 0 at both rates: 3e-3 is better
+    recs = [record(lr=lr, seed=0, metrics=rows("test", {5: 0.4}, whole=0.4) + rows("val", {2: v[0]}, whole=v[0]))
+            for lr, v in first.items()]
+    recs += [record(lr=1e-3, seed=s, metrics=rows("test", {5: 0.4}, whole=0.4) + rows("val", {2: 0.9}, whole=0.9))
+             for s in (1, 2, 3, 4, 5)]  # 1e-3's five more seeds: its mean over six is 0.833
+    chosen = report.select_lr(recs)
+    assert set(chosen["lr"]) == {3e-3} and chosen["seed"].tolist() == [0]
+    # chosen on seed 0 where 1e-3 is better there too: every seed of 1e-3 is reported
+    recs[0] = record(lr=1e-3, seed=0, metrics=rows("test", {5: 0.4}, whole=0.4) + rows("val", {2: 0.7}, whole=0.7))
+    chosen = report.select_lr(recs)
+    assert set(chosen["lr"]) == {1e-3} and chosen["seed"].tolist() == [0, 1, 2, 3, 4, 5]
+    frame = chosen.assign(lr=[1e-3] * 5 + [3e-3])  # seed 5 alone at 3e-3: no seed at both rates
+    assert len(report.shared_seeds(frame)) == 6  # nothing shared: every row is kept
+    frame = chosen.assign(lr=[1e-3] * 3 + [3e-3] * 3, seed=[0, 1, 2, 0, 1, 9])
+    assert sorted(report.shared_seeds(frame)["seed"].tolist()) == [0, 0, 1, 1]
+
+
+def test_a_two_stage_sweep_plans_its_second_stage_from_the_stored_first(tmp_path, tiny_config):
+    """sweep_plan: the sweep seeds at every rate, the others at the chosen rate only; the book's
+    second_stage_rate is None until every first-stage run has a record, then select_lr's choice on val;
+    run_sweep (the chapters' and the command line's) trains both stages in one call."""
+    from seqlib.config import ExperimentConfig
+    from seqlib.train import run_sweep, second_stage_seeds, sweep_plan
+
+    cfg = tiny_config(tmp_path, "lstm", "parity_check", {"train_max_length": 5, "max_test_length": 8},
+                      steps=4, lr_sweep=[1e-3, 1e-2], seeds=[0, 1, 2], sweep_seeds=[0],
+                      run_kw={"eval_splits": ["val", "test"], "select_split": "val"})
+    assert second_stage_seeds(cfg) == [1, 2]
+    assert [(c.optim.lr, c.optim.seeds[0]) for c in sweep_plan(cfg)] == [(1e-3, 0), (1e-2, 0)]
+    assert [(c.optim.lr, c.optim.seeds[0]) for c in sweep_plan(cfg, 1e-2)][2:] == [(1e-2, 1), (1e-2, 2)]
+    with pytest.raises(ValueError, match="not one of the sweep"):
+        sweep_plan(cfg, 3e-3)
+    assert all(c.optim.sweep_seeds is None for c in sweep_plan(cfg, 1e-2))  # a run's hash is a run's
+    assert sweep_plan(cfg)[0].hash() == cfg.model_copy(update={"optim": cfg.optim.model_copy(
+        update={"sweep_seeds": None})}).for_run(1e-3, 0).hash()
+    with pytest.raises(ValueError, match="sweep_seeds"):
+        ExperimentConfig.model_validate({**cfg.model_dump(), "optim": {**cfg.optim.model_dump(), "sweep_seeds": [7]}})
+    assert report.second_stage_rate(cfg) is None and len(report.planned_sweep(cfg)) == 2
+    outcomes = run_sweep(cfg, choose=report.second_stage_rate)
+    first = [o.record for o in outcomes[:2]]
+    chosen = report.select_lr(first)["lr"].iloc[0]
+    assert report.second_stage_rate(cfg) == chosen
+    assert [(o.record.lr, o.record.seed) for o in outcomes[2:]] == [(chosen, 1), (chosen, 2)]
+    assert [c.hash() for c in report.planned_sweep(cfg)] == [o.record.config_hash for o in outcomes]
+    assert run_sweep(cfg)[0].reused and len(run_sweep(cfg)) == 2  # without choose: the first stage only

@@ -201,11 +201,12 @@ def expand(entry: EntryCells) -> list[CellRun]:
     hash leaves out), each recorded in the cells store unless it is one of the entry's own runs. A
     setting the configuration refuses is a :class:`seqlib.config.ConfigError` naming the cell."""
     from seqlib.book.chapter import load_tasks
+    from seqlib.book.report import planned_sweep
     from seqlib.config import UNHASHED, ConfigError, load_config
-    from seqlib.train import sweep_plan
+    from seqlib.train import second_stage_seeds, sweep_plan
 
     bases = {model: load_tasks(entry.tasks, model, entry.profile)[0] for model in entry.models}
-    own = {model: {run.hash() for cfg in cfgs.values() for run in sweep_plan(cfg)} for model, cfgs in bases.items()}
+    own = {model: {run.hash() for cfg in cfgs.values() for run in planned_sweep(cfg)} for model, cfgs in bases.items()}
     runs = []
     for cell in entry.cells:
         for model in (m for m in entry.models if m in cell.models):
@@ -217,6 +218,10 @@ def expand(entry: EntryCells) -> list[CellRun]:
                     raise ConfigError(f"{entry.where}, cell {cell.name!r}, model {model!r}, task {task!r}: {err}") from None
                 written = {key: getattr(base.run, key) for key in UNHASHED["run"]}
                 cells_store = str(Path(base.run.results_dir) / STORE)
+                if second_stage_seeds(cfg):  # its rate would be chosen on the cell's own records
+                    raise ConfigError(f"{entry.where}, cell {cell.name!r}, model {model!r}, task {task!r}: a cell "
+                                      f"runs one stage: seeds {cfg.optim.seeds} with sweep_seeds "
+                                      f"{cfg.optim.sweep_seeds}; set optim.seeds (or optim.sweep_seeds) alike")
                 for run in sweep_plan(cfg):
                     store = base.run.results_dir if run.hash() in own[model] else cells_store
                     run = run.model_copy(update={"run": run.run.model_copy(update={**written, "results_dir": store})})

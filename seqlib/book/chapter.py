@@ -26,7 +26,7 @@ from seqlib.config import load_config
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.record import RunRecord
 from seqlib.tasks import get_task
-from seqlib.train import run_sweep, stored_record, sweep_plan
+from seqlib.train import run_sweep, second_stage_seeds, stored_record
 
 # tqdm.auto, imported by third-party code in a kernel without ipywidgets, warns "IProgress not found" and
 # falls back to its text bar, which is what the chapters want: not a warning for the reader
@@ -140,16 +140,23 @@ def load_tasks(names: Iterable[str], model: str, profile: str):
 def planned_configs(names: Iterable[str], model: str, profile: str) -> list:
     """Every run (one configuration per task, lr and seed) that a task chapter training ``names``
     with ``model`` under ``profile`` shows: what the grid runner trains before the chapters run."""
+    from seqlib.book.report import planned_sweep
+
     configs, _ = load_tasks(names, model, profile)
-    return [run for cfg in configs.values() for run in sweep_plan(cfg)]
+    return [run for cfg in configs.values() for run in planned_sweep(cfg)]
 
 
 def stored_runs(configs: Mapping) -> tuple[list[RunRecord], str | None]:
     """The stored records of every planned run, training nothing; ``(records, note)``, where
     ``note`` names the planned runs without a record (``None`` when none is missing)."""
-    records, missing = [], []
+    from seqlib.book.report import planned_sweep
+
+    records, missing, pending = [], [], []
     for cfg in configs.values():
-        for run in sweep_plan(cfg):
+        runs = planned_sweep(cfg)
+        if second_stage_seeds(cfg) and all(r.optim.seeds[0] not in second_stage_seeds(cfg) for r in runs):
+            pending.append(f"{cfg.task.name} seeds {', '.join(map(str, second_stage_seeds(cfg)))}")
+        for run in runs:
             rec = stored_record(run)
             if rec is None:
                 missing.append(f"{run.task.name} lr={run.optim.lr:g} seed={run.optim.seeds[0]}")
@@ -161,6 +168,11 @@ def stored_runs(configs: Mapping) -> tuple[list[RunRecord], str | None]:
         note = (f"**{len(missing)} of the {len(records) + len(missing)} planned runs have no record yet** "
                 f"({shown}): the run that executed this page trained nothing and shows what was stored. "
                 "`make run-all` trains them.")
+    if pending:
+        note = ((note + " ") if note else "") + (
+            f"**The second stage of the rate sweep has not run yet** ({'; '.join(pending)}: these seeds run "
+            "only at the rate chosen on the first stage's validation scores, once every first-stage run has "
+            "a record).")
     return records, note
 
 
@@ -193,9 +205,11 @@ def train_runs(configs: Mapping, tasks: Mapping, stored_only: bool = False) -> t
         prefix = f"{rec.task} " if several else ""
         print(f"{prefix}[{i + 1}/{n}] lr={rec.lr:g} seed={rec.seed}: {rec.status} ({how})")
 
+    from seqlib.book.report import second_stage_rate
+
     records = []
     for name, cfg in configs.items():
-        records += [o.record for o in run_sweep(cfg, task=tasks[name], on_result=report)]
+        records += [o.record for o in run_sweep(cfg, task=tasks[name], on_result=report, choose=second_stage_rate)]
     return records, None
 
 

@@ -556,6 +556,49 @@ def absolute_store(cfg):
     return cfg.model_copy(update={"run": run})
 
 
+def headline_tasks(runs: list[Run]) -> set[str]:
+    """The registry tasks that a ``train: true`` chapter run trains over several seeds under its
+    profile: the headline comparisons, trained first (:func:`next_round`)."""
+    from seqlib.book.chapter import load_tasks
+
+    return {task for run in runs if run.trains
+            for task, cfg in load_tasks(run.trains, run.params["model"], run.params["profile"])[0].items()
+            if len(cfg.optim.seeds) > 1}
+
+
+def next_round(training: list[tuple[str, dict]], attempted: set[str], headline: set[str]) -> list[tuple[str, dict]]:
+    """The next round of training: of the planned runs not attempted yet (:func:`planned_training`
+    names), those of the first class present: the headline tasks' (:func:`headline_tasks`), then the
+    other tasks', then the cells'. The grid plans again after each round, so a headline task's second
+    stage of its rate sweep (planned from the first stage's records, :func:`seqlib.train.sweep_plan`)
+    trains before any other task."""
+    def rank(name: str) -> int:
+        at = name.split("/")[0]
+        return 2 if ":" in at else 0 if at in headline else 1
+
+    todo = [(name, job) for name, job in training if name not in attempted]
+    first = min((rank(name) for name, _ in todo), default=None)
+    return [(name, job) for name, job in todo if rank(name) == first]
+
+
+def pending_second_stages(runs: list[Run]) -> list[tuple[str, dict]]:
+    """For the plan's estimate only: the runs of the second stages whose rate is not chosen yet, at the
+    sweep's first rate in its place (their cost does not depend on it), named ``.../lr=chosen/seed=..``."""
+    from seqlib.book.chapter import load_tasks
+    from seqlib.book.report import second_stage_rate
+    from seqlib.train import second_stage_seeds
+
+    out = []
+    for run in (r for r in runs if r.trains):
+        for cfg in load_tasks(run.trains, run.params["model"], run.params["profile"])[0].values():
+            seeds = second_stage_seeds(cfg)
+            if seeds and second_stage_rate(cfg) is None:
+                out += [(f"{cfg.task.name}/{cfg.model.name}/lr=chosen/seed={seed}",
+                         {"config": absolute_store(cfg.for_run(cfg.optim.lrs[0], seed)).model_dump(mode="json")})
+                        for seed in seeds]
+    return out
+
+
 def planned_training(runs: list[Run], plans: dict[Path, list],
                      problems: list[str] | None = None) -> list[tuple[str, dict]]:
     """``(name, train kwargs)`` for every planned run, and every run of the runs' cells of each run's
@@ -737,12 +780,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan:  # the plan and its estimate, before (instead of) any work
         from seqlib.book.plan import plan_lines
 
-        print("\n".join(plan_lines(jobs, args.results, args.results / "bench")))
+        pending = pending_second_stages(runs)
+        if pending:
+            print(f"and {len(pending)} runs of second stages of rate sweeps, whose rate is chosen on their first "
+                  "stage once it is stored: counted below at the first rate of their sweep")
+        print("\n".join(plan_lines(stack_jobs(training + pending, stack_size), args.results, args.results / "bench")))
         return 0
     from seqlib.config import ExperimentConfig
     from seqlib.train import record_file
 
-    expected = {name: str(record_file(ExperimentConfig.model_validate(job["config"]))) for name, job in training}
+    expected: dict[str, str] = {}  # name -> its record file, for the runs dispatched so far
+    headline = headline_tasks(runs)
     writes = sorted({Path(job["config"]["run"]["results_dir"]) for _, job in training}
                     | ({args.out.absolute()} if runs and not args.train_only else set()))
     try:
@@ -761,18 +809,28 @@ def main(argv: list[str] | None = None) -> int:
         client = Client(args.scheduler or cluster)
     try:
         deadline = start + args.deadline if args.deadline else None
-        for name, record in ((n, r) for _, results in dispatch(train_stack, jobs, client, deadline)
-                             for n, r in results):
-            record = check_trained(record, expected[name])
-            trained.append(record)
-            if record["status"] != "ok":
-                failed_training.append((name, record))
-            failed = sum(r["status"] != "ok" for r in trained)
-            line = f"  {name}: {record['status']} in {record['seconds']} s"
-            if record["status"] != "ok":
-                line += f" -- {record['error'][:300]}"
-            print(f"[train: {len(trained) - failed} done, {failed} failed, {len(training) - len(trained)} "
-                  f"remaining, {time.monotonic() - start:.0f} s]{line}", flush=True)
+        attempted: set[str] = set()
+        while True:  # rounds (:func:`training_rounds`): a round's records may plan the next (a second stage)
+            todo = next_round(training, attempted, headline)
+            if not todo or (deadline is not None and time.monotonic() >= deadline):
+                break
+            attempted |= {name for name, _ in todo}
+            expected |= {name: str(record_file(ExperimentConfig.model_validate(job["config"]))) for name, job in todo}
+            for name, record in ((n, r) for _, results in dispatch(train_stack, stack_jobs(todo, stack_size), client,
+                                                                   deadline) for n, r in results):
+                record = check_trained(record, expected[name])
+                trained.append(record)
+                if record["status"] != "ok":
+                    failed_training.append((name, record))
+                failed = sum(r["status"] != "ok" for r in trained)
+                line = f"  {name}: {record['status']} in {record['seconds']} s"
+                if record["status"] != "ok":
+                    line += f" -- {record['error'][:300]}"
+                print(f"[train: {len(trained) - failed} done, {failed} failed, {len(expected) - len(trained)} "
+                      f"remaining, {time.monotonic() - start:.0f} s]{line}", flush=True)
+            plans = planned_runs(runs)
+            known = {name for name, _ in training}
+            training += [(n, j) for n, j in planned_training(runs, plans, problems) if n not in known]
         for phase in [] if args.train_only else phases:  # the store is read once the runs that write it are done
             todo = []
             for run in phase:

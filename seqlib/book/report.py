@@ -153,9 +153,46 @@ def select_lr(records: list[RunRecord]) -> pd.DataFrame:
             raise ValueError(f"the runs of {' x '.join(map(str, key))} are chosen on different splits or metrics: "
                              + ", ".join(f"lr {r.lr:g} seed {r.seed} on {r.select_split} {r.select_metric}"
                                          for r in g.itertuples()))
-    higher = [metric_scale(m)[2] for m in runs["select_metric"]]
-    chosen = runs.merge(best_lr(runs, higher, value="select_value"), on=[*GROUP, "lr"])
+    compared = shared_seeds(runs)
+    higher = [metric_scale(m)[2] for m in compared["select_metric"]]
+    chosen = runs.merge(best_lr(compared, higher, value="select_value"), on=[*GROUP, "lr"])
     return chosen.sort_values([*GROUP, "seed"], kind="stable").reset_index(drop=True)
+
+
+def shared_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``runs`` (one per run) whose seed has a selection score at every rate of its
+    (task, model, profile): the rates are compared on the same seeds (a two-stage sweep's second
+    stage, or a run that failed, leaves a rate with more seeds than another). A group without such a
+    seed keeps every row."""
+    scored = runs.dropna(subset=["select_value"])
+    keep = []
+    for _, g in scored.groupby(GROUP, dropna=False):
+        per_rate = [set(seeds) for seeds in g.groupby("lr")["seed"].agg(list)]
+        common = set.intersection(*per_rate) if per_rate else set()
+        keep.append(g[g["seed"].isin(common)] if common else g)
+    return pd.concat(keep) if keep else scored
+
+
+def second_stage_rate(cfg) -> float | None:
+    """The rate at which a two-stage sweep's other seeds run (:func:`seqlib.train.sweep_plan`): the
+    :func:`select_lr` choice over the stored records of its first stage, once every one of its runs
+    has a record (ok or failed); None before, or when none of them ended ok."""
+    from seqlib.train import stored_record, sweep_plan
+
+    records = [stored_record(run) for run in sweep_plan(cfg)]
+    if any(r is None for r in records):
+        return None
+    chosen = select_lr(records)
+    return None if chosen.empty else float(chosen["lr"].iloc[0])
+
+
+def planned_sweep(cfg) -> list:
+    """Every run of ``cfg``'s sweep that can be planned now: the first stage, and a two-stage sweep's
+    second once its rate is chosen (:func:`second_stage_rate`). The one list that the chapters, the
+    cells and the grid plan from."""
+    from seqlib.train import second_stage_seeds, sweep_plan
+
+    return sweep_plan(cfg, second_stage_rate(cfg) if second_stage_seeds(cfg) else None)
 
 
 def at_chosen_lr(frame: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
