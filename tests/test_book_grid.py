@@ -261,3 +261,35 @@ def test_training_rounds_take_the_headline_tasks_then_the_rest_then_the_cells():
     assert names(next_round(planned_again, attempted, headline)) == ["mqar:zoology/hawk/lr=0.001/seed=0"]
     attempted.add("mqar:zoology/hawk/lr=0.001/seed=0")
     assert next_round(planned_again, attempted, headline) == []
+
+
+def test_a_task_page_runs_again_when_another_model_of_its_chapter_gets_a_record(book, tmp_path):
+    """A task page's findings set its model beside the chapter's other models: its stamp covers their
+    records too, but not those of another chapter's pages."""
+    from seqlib.book.grid import load_grid, planned_runs, run_code_hash, shown_configs
+    from seqlib.results import write_record
+    from seqlib.train import new_record
+
+    chapter(book / "chapters" / "shows.ipynb", "print(model)")
+    chapter(book / "chapters" / "other.ipynb", "print(model)")
+    (book / "grid.yaml").write_text(
+        "runs:\n  - chapter: shows\n    task: parity_check\n    train: true\n    models: [lstm, gru]\n"
+        "  - chapter: other\n    task: even_pairs\n    train: true\n    models: [hawk]\n")
+    runs = load_grid(book / "grid.yaml", book / "chapters", book / "runs", "tiny")
+    plans = planned_runs(runs)
+    _, gru, _ = runs
+
+    def stamp(run):
+        return run_code_hash(run, book / "results", [cfg for _, cfg in shown_configs(run, plans, runs)])
+
+    (gru_cfg,) = plans[gru.out]
+    store = tmp_path / "store"
+    gru_cfg = gru_cfg.model_copy(update={"run": gru_cfg.run.model_copy(update={"results_dir": str(store)})})
+    plans[gru.out] = [gru_cfg]
+    before = {run.params["model"]: stamp(run) for run in runs}
+    record = new_record(gru_cfg)
+    record.status = "ok"
+    write_record(store, record)
+    after = {run.params["model"]: stamp(run) for run in runs}
+    assert after["lstm"] != before["lstm"] and after["gru"] != before["gru"]  # the sibling's record counts
+    assert after["hawk"] == before["hawk"]  # another chapter's page does not

@@ -539,13 +539,21 @@ def planned_runs(runs: list[Run]) -> dict[Path, list]:
             for run in runs if run.trains}
 
 
-def shown_configs(run: Run, plans: dict[Path, list], own: bool = False) -> list[tuple]:
+def shown_configs(run: Run, plans: dict[Path, list], runs: list[Run] | None = None,
+                  own: bool = False) -> list[tuple]:
     """``(cell, configuration)`` of every run a chapter run shows: its planned runs (``plans``, cell
-    None), then the runs of its entry's cells (:class:`seqlib.book.cells.EntryCells`: every model's,
-    since each of the entry's pages shows them all; with ``own`` only those of the run's model,
-    which the grid trains with that run)."""
+    None), then, given the grid's ``runs``, those of the other pages of its chapter entry (a task
+    page's findings set its model beside them, :mod:`seqlib.book.findings`), then the runs of its
+    entry's cells (:class:`seqlib.book.cells.EntryCells`: every model's, since each of the entry's
+    pages shows them all; with ``own`` only its planned runs and its model's cells, which the grid
+    trains with that run)."""
     cells = [r for r in (run.cells.runs if run.cells else []) if not own or r.config.model.name == run.params["model"]]
-    return [(None, cfg) for cfg in plans.get(run.out, [])] + [(r.cell, r.config) for r in cells]
+    siblings = [] if own or not run.trains else [
+        cfg for other in runs or [] if other.out != run.out and other.trains
+        and (other.chapter, other.params.get("task")) == (run.chapter, run.params.get("task"))
+        for cfg in plans.get(other.out, [])]
+    return ([(None, cfg) for cfg in plans.get(run.out, [])] + [(None, cfg) for cfg in siblings]
+            + [(r.cell, r.config) for r in cells])
 
 
 def absolute_store(cfg):
@@ -834,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
         for phase in [] if args.train_only else phases:  # the store is read once the runs that write it are done
             todo = []
             for run in phase:
-                code = run_code_hash(run, args.results, [cfg for _, cfg in shown_configs(run, plans)])
+                code = run_code_hash(run, args.results, [cfg for _, cfg in shown_configs(run, plans, runs)])
                 if args.force or not is_done(run, code, problems):
                     todo.append((run, code))
             skipped += len(phase) - len(todo)
