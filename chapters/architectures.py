@@ -30,7 +30,7 @@ seed = 0
 import altair as alt
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from seqlib.book.chapter import setup, show_source, show_table
 from seqlib.layers.mlp import MLPBlock
@@ -221,8 +221,11 @@ show_table(sized.set_index(["budget", "model"]).astype({"D_RNN": "Int64", "MLP w
 # (`model.state_size(T)`): the RG-LRU state and the convolution's last three inputs of each
 # recurrent block, the keys and values kept by attention (one KV head, so $2 d_{head}$ per token
 # and layer; the 2-simplicial layer keeps two key/value pairs per token), the LSTM's $h$ and $c$ or
-# the GRU's $h$. Local attention, Griffin and 2-simplicial attention use `ModelConfig`'s default
-# window, 128.
+# the GRU's $h$.
+
+# %%
+display(Markdown(f"Local attention, Griffin and 2-simplicial attention use `ModelConfig`'s default window, "
+                 f"{ModelConfig.model_fields['window'].default}."))
 
 # %% [markdown]
 # ## How decode state scales

@@ -257,8 +257,8 @@ if not best_rows.empty:
 #   256 at $L = 256$. A 2-layer Griffin is a recurrent block then a local-attention block (its 2:1
 #   pattern over two layers would hold no attention). The mixers are ours, as in the runs above:
 #   multi-query attention with RoPE where Zoology's attention has one head and learned positions,
-#   RMSNorm, no embedding dropout, our schedule. Its step cap is the profile's (`book`: 750 steps
-#   of 256 sequences, as many as the runs above see in 1500 steps of 128).
+#   RMSNorm, no embedding dropout, our schedule. Its step cap is the profile's (the table below
+#   gives it), set to as many training sequences as the runs above see.
 # * `sweep`: Zoology's Figure 2 grid, $d \in \{64, 128, 256, 512\}$ × $(L, D) \in \{(64, 4), (128, 8),
 #   (256, 16), (512, 64)\}$ with Zoology's batch per length, on Zoology's model; Based
 #   ({cite:t}`arora2024based`, Figure 2) plots such runs against the state they keep.
