@@ -49,7 +49,15 @@ from IPython.display import Markdown, display
 
 from seqlib.book.chapter import setup, show_table
 from seqlib.book.plots import headline_chart
-from seqlib.book.report import leaderboard, pairwise, profile_records, scoring, seed_cells, selection_note
+from seqlib.book.report import (
+    leaderboard,
+    model_sizes,
+    pairwise,
+    profile_records,
+    scoring,
+    seed_cells,
+    selection_note,
+)
 from seqlib.config import load_config
 from seqlib.results import records_frame
 
@@ -286,13 +294,11 @@ if not frame.empty:
 # %% [markdown]
 # ## Model sizes
 #
-# The parameter count and the state size (the memory a model carries from one token to the next at
-# the evaluation length) of each run, as the records measured them; per task the sizes differ
-# through the task's vocabulary and head.
+# The parameter count and the decode state (the memory a model carries from one token to the next,
+# at the length the records measured it) of each model, as its records measured them: the median
+# over the tasks, with their range, since the sizes differ per task through the task's vocabulary,
+# head and budget (`seqlib.book.report.model_sizes`, which every task page's opening shows too).
 
 # %%
 if not frame.empty:
-    sizes = frame.drop_duplicates("run_id")
-    sizes = sizes[sizes["status"] == "ok"].groupby("model")[["num_params", "state_size"]].median()
-    display(sizes.round().astype("Int64").rename(columns={"num_params": "parameters (median over tasks)",
-                                                  "state_size": "state size (median over tasks)"}))
+    show_table(model_sizes(records))

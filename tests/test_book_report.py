@@ -203,3 +203,23 @@ def test_the_committed_leaderboard_is_what_the_results_page_showed():
     assert (lstm["ci_low"], lstm["ci_high"]) == pytest.approx((0.5616, 1.0), abs=1e-4)
     assert (lstm["solve_low"], lstm["solve_high"]) == pytest.approx((0.2077, 0.9385), abs=5e-5)
     assert len(stored.records) == len(records_frame(stored.records).drop_duplicates("run_id"))
+
+
+def test_model_sizes_by_hand():
+    """Per model the median over its tasks of each task's median run, with the range where tasks differ;
+    failed runs are left out."""
+    def sized(task, model, params, state, seed=0, status="ok"):
+        rec = record(task=task, model=model, seed=seed, status=status)
+        rec.measure = {"num_params": params, "state_size": state, "state_size_seq_len": 40}
+        return rec
+
+    recs = [sized("parity_check", "hawk", 100, 10), sized("parity_check", "hawk", 300, 10, seed=1),  # task median 200
+            sized("even_pairs", "hawk", 400, 10), sized("cycle_navigation", "hawk", 600, 30),
+            sized("parity_check", "lstm", 50, 8), sized("even_pairs", "lstm", 9999, 99, status="failed")]
+    sizes = report.model_sizes(recs)
+    assert sizes.index.tolist() == ["hawk", "lstm"]
+    hawk, lstm = sizes.loc["hawk"], sizes.loc["lstm"]
+    assert (hawk["tasks"], hawk["parameters"], hawk["parameters (range)"]) == (3, 400, "200 to 600")
+    assert (hawk["decode state"], hawk["decode state (range)"], hawk["at length"]) == (10, "10 to 30", 40)
+    assert (lstm["tasks"], lstm["parameters"], lstm["parameters (range)"], lstm["decode state"]) == (1, 50, "", 8)
+    assert report.model_sizes([]).empty

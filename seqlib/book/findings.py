@@ -35,6 +35,7 @@ from seqlib.book.report import (
     NOT_FIT,
     fit_note,
     leaderboard,
+    model_sizes,
     pairwise,
     profile_records,
     scoring,
@@ -386,10 +387,20 @@ def show_findings(task: str, model: str, profile: str) -> None:
     models of the chapter, and the headline figure (:meth:`Findings.model_page`)."""
     from IPython.display import Markdown, display
 
-    text, chart = Findings.load(profile, executed=False).model_page(task, model)
+    found = Findings.load(profile, executed=False)
+    text, chart = found.model_page(task, model)
     display(Markdown(text))
     if chart is not None:
         display(chart)
+    family = found.family(task)
+    sizes = model_sizes([r for r in found.family_records(family) if r.model in family.pages])
+    if not sizes.empty:
+        from seqlib.book.chapter import show_table
+
+        display(Markdown(f"The size of every model of the chapter, as its `{profile}` records measured it: its "
+                         "parameters and its decode state (elements carried from token to token; attention's "
+                         "grows with the length), the median over the chapter's tasks, with their range:"))
+        show_table(sizes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -159,6 +159,32 @@ def select_lr(records: list[RunRecord]) -> pd.DataFrame:
     return chosen.sort_values([*GROUP, "seed"], kind="stable").reset_index(drop=True)
 
 
+def model_sizes(records: list[RunRecord]) -> pd.DataFrame:
+    """Per model of the ``ok`` records: its parameters and its decode state (the elements one sequence
+    carries from token to token at the length the record measured it, ``measure.state_size``), the
+    median over each task's runs, then over the tasks, with the smallest and largest task's value;
+    indexed by model, in the records' order. The Results page's and every task page's table."""
+    rows = [{"model": r.model, "task": r.task, "parameters": r.measure.get("num_params"),
+             "state": r.measure.get("state_size"), "length": r.measure.get("state_size_seq_len")}
+            for r in records if r.status == "ok"]
+    frame = pd.DataFrame(rows, columns=["model", "task", "parameters", "state", "length"])
+    if frame.empty:
+        return pd.DataFrame(columns=["tasks", "parameters", "parameters (range)", "decode state",
+                                     "decode state (range)", "at length"])
+    per_task = frame.groupby(["model", "task"], sort=False)[["parameters", "state", "length"]].median()
+
+    def spread(values: pd.Series) -> str:
+        low, high = values.min(), values.max()
+        return "" if pd.isna(low) or low == high else f"{low:,.0f} to {high:,.0f}"
+
+    out = per_task.groupby(level="model", sort=False).agg(
+        tasks=("parameters", "size"), parameters=("parameters", "median"), parameters_range=("parameters", spread),
+        state=("state", "median"), state_range=("state", spread), length=("length", "max"))
+    out[["parameters", "state", "length"]] = out[["parameters", "state", "length"]].round().astype("Int64")
+    return out.rename(columns={"parameters_range": "parameters (range)", "state": "decode state",
+                               "state_range": "decode state (range)", "length": "at length"})
+
+
 def shared_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``runs`` (one per run) whose seed has a selection score at every rate of its
     (task, model, profile): the rates are compared on the same seeds (a two-stage sweep's second
