@@ -164,6 +164,12 @@ def eval_size(cfg: ExperimentConfig, split: str) -> int:
     return cfg.run.eval_size_per_split.get(split, cfg.run.eval_size)
 
 
+def split_batches(cfg: ExperimentConfig, task: Task, split: str) -> int:
+    """Forward batches of one evaluation of ``split`` (:func:`seqlib.evaluate.eval_plan`)."""
+    bs = cfg.run.eval_batch_size
+    return sum(-(-count // bs) for _, count in eval_plan(task, split, eval_size(cfg, split), bs))
+
+
 def check_eval_splits(cfg: ExperimentConfig, task: Task) -> None:
     """Fail before training, not after it: the stopping rule (:func:`seqlib.config.check_stopping`),
     and one example of every evaluation split at every length the evaluation will use, so a split the

@@ -93,9 +93,9 @@ def eval_configs(shape: str, model: str, k: int) -> list:
 
 def stacked_eval_time(cfgs) -> float:
     """Seconds per instance and forward batch of the stack's evaluations (module docstring)."""
-    from seqlib.book.plan import split_batches, task_of
     from seqlib.stack import execute_stack
-    from seqlib.train import new_record, select_split
+    from seqlib.tasks import get_task
+    from seqlib.train import new_record, select_split, split_batches
 
     records = [new_record(c) for c in cfgs]
     torch.cuda.synchronize()
@@ -103,7 +103,7 @@ def stacked_eval_time(cfgs) -> float:
     execute_stack(cfgs, records)
     torch.cuda.synchronize()
     wall = time.perf_counter() - start
-    task = task_of(cfgs[0])
+    task = get_task(cfgs[0].task.name, **cfgs[0].task.params)
     batches = 2 * split_batches(cfgs[0], task, select_split(cfgs[0], task))
     spent = wall - records[0].measure["train_time_s"]  # its steps' times include their wait for batches
     return spent / (len(cfgs) * batches)

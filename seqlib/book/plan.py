@@ -106,6 +106,7 @@ def eval_batch_times(records, scale: dict[str, float]) -> dict[tuple[str, str], 
     from pydantic import ValidationError
 
     from seqlib.config import ExperimentConfig
+    from seqlib.train import split_batches
 
     pairs = []
     for r in records:
@@ -128,19 +129,10 @@ def task_of(cfg):
     return get_task(cfg.task.name, **cfg.task.params)
 
 
-def split_batches(cfg, task, split: str) -> int:
-    """Forward batches of one evaluation of ``split`` (:func:`seqlib.evaluate.eval_plan`)."""
-    from seqlib.evaluate import eval_plan
-    from seqlib.train import eval_size
-
-    bs = cfg.run.eval_batch_size
-    return sum(-(-count // bs) for _, count in eval_plan(task, split, eval_size(cfg, split), bs))
-
-
 def eval_batches(cfg, task) -> int:
     """Forward batches a run evaluates: every ``eval_every`` steps (and at its last) the selection
     split, then every evaluation split once (:func:`seqlib.train.execute`)."""
-    from seqlib.train import select_split
+    from seqlib.train import select_split, split_batches
 
     periodic = math.ceil(cfg.optim.steps / cfg.run.eval_every) * split_batches(cfg, task, select_split(cfg, task))
     return periodic + sum(split_batches(cfg, task, s) for s in cfg.run.eval_splits or task.splits)
