@@ -430,13 +430,12 @@ def sweep_plan(cfg: ExperimentConfig, chosen_lr: float | None = None) -> list[Ex
     A two-stage sweep (``optim.sweep_seeds``) has the sweep seeds' runs at every rate, then the other
     seeds' runs at ``chosen_lr``, the rate chosen on the first stage's records
     (:func:`seqlib.book.report.second_stage_rate`); without ``chosen_lr`` only the first stage."""
-    o = cfg.optim
-    first = o.seeds if o.sweep_seeds is None else [s for s in o.seeds if s in o.sweep_seeds]
-    runs = [cfg.for_run(lr, seed) for lr in o.lrs for seed in first]
+    o, later = cfg.optim, second_stage_seeds(cfg)
+    runs = [cfg.for_run(lr, seed) for lr in o.lrs for seed in o.seeds if seed not in later]
     if chosen_lr is not None:
         if chosen_lr not in o.lrs:
             raise ValueError(f"the chosen rate {chosen_lr:g} is not one of the sweep's {o.lrs}")
-        runs += [cfg.for_run(chosen_lr, seed) for seed in o.seeds if seed not in first]
+        runs += [cfg.for_run(chosen_lr, seed) for seed in later]
     return runs
 
 

@@ -153,9 +153,9 @@ def stored_runs(configs: Mapping) -> tuple[list[RunRecord], str | None]:
 
     records, missing, pending = [], [], []
     for cfg in configs.values():
-        runs = planned_sweep(cfg)
-        if second_stage_seeds(cfg) and all(r.optim.seeds[0] not in second_stage_seeds(cfg) for r in runs):
-            pending.append(f"{cfg.task.name} seeds {', '.join(map(str, second_stage_seeds(cfg)))}")
+        runs, later = planned_sweep(cfg), second_stage_seeds(cfg)
+        if later and all(r.optim.seeds[0] not in later for r in runs):
+            pending.append(f"{cfg.task.name} seeds {', '.join(map(str, later))}")
         for run in runs:
             rec = stored_record(run)
             if rec is None:

@@ -818,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         deadline = start + args.deadline if args.deadline else None
         attempted: set[str] = set()
-        while True:  # rounds (:func:`training_rounds`): a round's records may plan the next (a second stage)
+        while True:  # rounds (:func:`next_round`): a round's records may plan the next (a second stage)
             todo = next_round(training, attempted, headline)
             if not todo or (deadline is not None and time.monotonic() >= deadline):
                 break
