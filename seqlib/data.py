@@ -96,12 +96,17 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+# the cores this process may use, where it shares the machine (set per worker by seqlib.book.grid.local_cluster)
+CORES_ENV = "SEQLIB_CORES"
+
+
 def default_workers() -> int:
     """Worker processes for a :class:`Prefetcher`: none without CUDA (a CPU run needs its cores, and tests
-    and CI generate in-process), else all cores but two for the training process, at most 8."""
+    and CI generate in-process), else all cores (``SEQLIB_CORES``, else the machine's) but two for the
+    training process, at least one, at most 8."""
     if not torch.cuda.is_available():
         return 0
-    return max(1, min(8, (os.cpu_count() or 1) - 2))
+    return max(1, min(8, int(os.environ.get(CORES_ENV) or os.cpu_count() or 1) - 2))
 
 
 class Prefetcher:

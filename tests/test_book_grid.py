@@ -221,6 +221,48 @@ def test_the_local_cluster_and_its_dashboard_listen_on_this_machine_only():
         cluster.close()
 
 
+def _child_exit_code_and_cores() -> tuple[int, str | None]:
+    import multiprocessing as mp
+    import os
+
+    child = mp.get_context("spawn").Process(target=int)  # what a Prefetcher's pool does on a GPU
+    child.start()
+    child.join()
+    return child.exitcode, os.environ.get("SEQLIB_CORES")
+
+
+def test_a_job_on_the_local_cluster_can_start_processes_with_its_share_of_the_cores():
+    """On a GPU a training job starts processes that generate its batches: a daemonic Dask worker
+    refused them (AssertionError: daemonic processes are not allowed to have children)."""
+    import os
+
+    from distributed import Client
+
+    from seqlib.book.grid import local_cluster
+
+    cluster = local_cluster(2, [])
+    try:
+        with Client(cluster) as client:
+            code, cores = client.submit(_child_exit_code_and_cores, pure=False).result(timeout=120)
+    finally:
+        cluster.close()
+    assert code == 0
+    assert cores == str(max(1, (os.cpu_count() or 1) // 2))
+
+
+def test_batch_processes_take_the_share_of_the_cores_they_are_given(monkeypatch):
+    from seqlib import data
+
+    monkeypatch.setattr(data.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(data.os, "cpu_count", lambda: 16)
+    monkeypatch.delenv(data.CORES_ENV, raising=False)
+    assert data.default_workers() == 8
+    monkeypatch.setenv(data.CORES_ENV, "4")
+    assert data.default_workers() == 2
+    monkeypatch.setenv(data.CORES_ENV, "2")
+    assert data.default_workers() == 1
+
+
 def test_place_is_atomic_across_file_systems(tmp_path, monkeypatch):
     """Across file systems the copy lands beside the destination, then a rename replaces it."""
     from seqlib.book import grid as grid_module
