@@ -86,6 +86,20 @@ def test_simplicial_matches_brute_force(w1, w2, H, Hkv):
     assert torch.allclose(got.double(), want, atol=1e-5, rtol=1e-5)  # the kernel computes in fp32
 
 
+def test_simplicial_under_bf16_autocast_computes_in_fp32():
+    """Under autocast the einsums ran in bf16 and the mask's fp32 fill overflowed (the GPU grid's
+    parity runs failed: value cannot be converted to type c10::BFloat16 without overflow)."""
+    gen = torch.Generator().manual_seed(3)
+    B, T, H, Dh = 2, 9, 2, 4
+    q, k1, v1, k2, v2 = (torch.randn(B, T, H, Dh, generator=gen) for _ in range(5))
+    pos = torch.arange(T).expand(B, T)
+    doc = torch.zeros(B, T, dtype=torch.long)
+    want = simplicial_attention(q, k1, v1, k2, v2, pos, doc, pos, doc, 3, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = simplicial_attention(q, k1, v1, k2, v2, pos, doc, pos, doc, 3, 2)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+
+
 def test_simplicial_is_a_cpu_model():
     model = build_model(small("simplicial", d_model=32, window=4), SPEC)
     inputs = torch.randint(0, VOCAB, (2, 9))

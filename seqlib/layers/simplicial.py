@@ -50,8 +50,14 @@ def simplicial_attention(q, k1, v1, k2, v2, q_pos, q_doc, k_pos, k_doc, w1: int,
     whose last T rows are the queries' own tokens; positions/docs [B, T] and [B, S] (-1 = empty).
 
     Query i attends to pairs (j, l) with j <= i, i - j <= w1, l <= i, i - l <= w2, all in i's
-    document; returns [B, T, H, Dh] in q's dtype.
+    document; returns [B, T, H, Dh] in q's dtype. fp32 also under autocast (which would run the einsums
+    in bf16, where the mask's fill value overflows).
     """
+    with torch.autocast(q.device.type, enabled=False):
+        return _simplicial_fp32(q, k1, v1, k2, v2, q_pos, q_doc, k_pos, k_doc, w1, w2)
+
+
+def _simplicial_fp32(q, k1, v1, k2, v2, q_pos, q_doc, k_pos, k_doc, w1: int, w2: int) -> torch.Tensor:
     B, T, H, Dh = q.shape
     S, Hkv = k1.shape[1], k1.shape[2]
     last = slice(S - T, S)
