@@ -10,6 +10,10 @@
   (``peak_memory_kind="cuda"``); on CPU the highest resident set size sampled from ``/proc/self/statm``
   during the run (``"rss"``, the whole process, so it includes the interpreter and libraries).
 * ``wall_time_s``: the whole run, model build to last evaluation.
+* ``device_processes``: training processes that shared the GPU (``SEQLIB_GPU_SHARE``, set per worker
+  by the grid's local cluster; 1 alone): each one's times are then its share of a busier GPU, and
+  each may allocate only that share of its memory (so that one process's out-of-memory error, which
+  halves its stack, cannot come from another's allocations).
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+# training processes sharing one GPU (seqlib.book.grid.local_cluster sets it per worker)
+SHARE_ENV = "SEQLIB_GPU_SHARE"
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def device_processes() -> int:
+    """Training processes sharing this process's GPU (``SEQLIB_GPU_SHARE``; 1 if unset)."""
+    return max(1, int(os.environ.get(SHARE_ENV) or 1))
 
 
 def rss_bytes() -> int:
@@ -47,6 +58,8 @@ class Meter:
     def __post_init__(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+            if device_processes() > 1:  # this process's share of the GPU's memory (module docstring)
+                torch.cuda.set_per_process_memory_fraction(1 / device_processes(), self.device)
         self.peak_rss = rss_bytes()
 
     def step(self, seconds: float, tokens: int) -> None:
@@ -74,6 +87,7 @@ class Meter:
             "peak_memory_bytes": peak,
             "peak_memory_kind": kind,
             "wall_time_s": time.perf_counter() - self.start,
+            "device_processes": device_processes() if self.device.type == "cuda" else 1,
         }
 
 

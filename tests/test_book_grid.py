@@ -250,6 +250,17 @@ def test_a_job_on_the_local_cluster_can_start_processes_with_its_share_of_the_co
     assert cores == str(max(1, (os.cpu_count() or 1) // 2))
 
 
+def test_each_local_worker_is_told_how_many_workers_share_its_gpu():
+    from seqlib.book.grid import local_cluster
+
+    cluster = local_cluster(3, ["0", "1"])  # worker i on GPU i mod 2: two on GPU 0, one on GPU 1
+    try:
+        envs = [cluster.worker_spec[f"worker-{i}"]["options"]["env"] for i in range(3)]
+    finally:
+        cluster.close()
+    assert [(e["CUDA_VISIBLE_DEVICES"], e["SEQLIB_GPU_SHARE"]) for e in envs] == [("0", "2"), ("1", "1"), ("0", "2")]
+
+
 def test_batch_processes_take_the_share_of_the_cores_they_are_given(monkeypatch):
     from seqlib import data
 

@@ -213,3 +213,32 @@ def test_a_split_the_task_cannot_produce_fails_before_training(tmp_path):
     assert outcome.record.status == "failed"
     assert "vocab_size=80 must be > length" in outcome.record.reason
     assert outcome.record.train.get("steps_done", 0) == 0
+
+
+def test_a_run_records_the_training_processes_that_shared_its_gpu(monkeypatch):
+    from seqlib.measure import SHARE_ENV, Meter, device_processes
+
+    monkeypatch.delenv(SHARE_ENV, raising=False)
+    assert device_processes() == 1
+    monkeypatch.setenv(SHARE_ENV, "4")
+    assert device_processes() == 4
+    assert Meter(torch.device("cpu")).summary()["device_processes"] == 1  # a CPU run shares no GPU
+
+
+@pytest.mark.gpu
+def test_a_process_sharing_the_gpu_allocates_only_its_share(monkeypatch):
+    from seqlib.measure import SHARE_ENV, Meter
+
+    device = torch.device("cuda")
+    free, total = torch.cuda.mem_get_info(device)
+    monkeypatch.setenv(SHARE_ENV, "4")
+    try:
+        meter = Meter(device)
+        assert meter.summary()["device_processes"] == 4
+        with pytest.raises(torch.OutOfMemoryError):
+            torch.empty(int(total * 0.3), dtype=torch.uint8, device=device)  # over a quarter of the GPU
+        kept = torch.empty(int(total * 0.2), dtype=torch.uint8, device=device)  # within it
+        assert kept.numel() > 0
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.empty_cache()

@@ -476,19 +476,22 @@ SCHEDULER_OPTIONS = {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
 def local_cluster(n_workers: int, gpus: list[str]):
     """A Dask cluster on this machine: ``n_workers`` single-threaded workers, worker i pinned to GPU
     i mod #GPUs, each with an equal share of the cores (``SEQLIB_CORES``) for its intra-op threads and
-    its batch-generating processes (:func:`seqlib.data.default_workers`). The workers are not daemonic
+    its batch-generating processes (:func:`seqlib.data.default_workers`), and of its GPU's memory
+    (``SEQLIB_GPU_SHARE``: the workers on that GPU, :mod:`seqlib.measure`). The workers are not daemonic
     processes, so that a job can start those (a daemonic process may have no children)."""
     import dask
     from distributed import Nanny, Scheduler, SpecCluster
 
     from seqlib.data import CORES_ENV
+    from seqlib.measure import SHARE_ENV
 
     dask.config.set({"distributed.worker.daemon": False})
     threads = str(max(1, (os.cpu_count() or 1) // n_workers))
     workers = {}
     for i in range(n_workers):
-        env = {"OMP_NUM_THREADS": threads, CORES_ENV: threads,
-               **({"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} if gpus else {})}
+        gpu = {"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)],  # and the workers that share it (seqlib.measure)
+               SHARE_ENV: str(len(range(i % len(gpus), n_workers, len(gpus))))} if gpus else {}
+        env = {"OMP_NUM_THREADS": threads, CORES_ENV: threads, **gpu}
         workers[f"worker-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "env": env, "host": "127.0.0.1",
                                                            "memory_limit": 0}}  # no pausing/restarts by RSS
     scheduler = {"cls": Scheduler, "options": SCHEDULER_OPTIONS}
