@@ -167,3 +167,33 @@ def test_grid_plan_prints_the_plan_and_runs_nothing(book):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "GPU h" in proc.stdout and "estimate:" in proc.stdout
     assert not (book / "runs").exists()  # nothing executed
+
+
+def test_a_round_record_beside_the_estimate_and_the_plan_at_the_measured_rate(tmp_path, capsys):
+    from seqlib.book.grid import save_round
+    from seqlib.book.plan import round_lines, round_ratios, round_summary
+
+    store, bench = tmp_path / "results", tmp_path / "results" / "bench"
+    write_record(store, gpu_record("parity_check", "hawk", A, 0.020, evals=1, eval_s=0.6))  # 0.1 s a batch
+    write_sweep(bench, "20260101T000000", [row("parity", "hawk", 16, 8.0, loop=50.0)])
+    run = tiny("parity_check", "hawk", eval_every=50)  # 28 batches a run
+    # 4 runs stack as one job: 100 x 0.020 x 4 / 2 = 4 s of training, 4 x 28 x 0.1 = 11.2 s of evaluation
+    training = [(f"parity_check/hawk/lr=0.001/seed={s}", {"config": run}) for s in range(4)]
+    path = save_round(training, 7.6, 1, 4, 64, store)
+    data = json.loads(path.read_text())
+    assert path.parent == bench and data["kind"] == "grid-round"
+    assert data["estimated_gpu_hours"] * 3600 == pytest.approx(15.2)
+    assert data["gpu_hours"] * 3600 == pytest.approx(7.6) and data["measured_over_estimate"] == pytest.approx(0.5)
+    assert (data["jobs"], data["runs"], data["workers_per_gpu"], data["unestimated_jobs"]) == (1, 4, 4, 0)
+    assert "0.002 GPU hours" in capsys.readouterr().out
+    # a job the plan cannot estimate leaves the round without a ratio; two GPUs count twice the wall time
+    gru = round_summary([("gru", {"configs": [tiny("parity_check", "gru")]})], 10.0, 2, 4, store, bench)
+    assert gru["measured_over_estimate"] is None and gru["gpu_hours"] * 3600 == pytest.approx(20.0)
+    (bench / "grid-round-20260103T000000.json").write_text(json.dumps({**data, "measured_over_estimate": 0.3}))
+    (bench / "grid-round-20260104T000000.json").write_text(json.dumps({**data, "workers_per_gpu": 8,
+                                                                      "measured_over_estimate": None}))
+    ratios = round_ratios(bench)
+    assert sorted(ratios) == [4] and sorted(r for r, _ in ratios[4]) == pytest.approx([0.3, 0.5])
+    lines = round_lines(ratios, 10.0)
+    assert "4 per GPU: x0.40 (median of 2" in lines[1] and lines[1].endswith("4.00 GPU h")
+    assert "none yet" in round_lines({}, 10.0)[0]

@@ -541,6 +541,24 @@ def dispatch(fn, jobs: list[tuple[str, dict]], client, deadline: float | None = 
         submit_next()
 
 
+def save_round(training: list[tuple[str, dict]], wall_s: float, gpus: int, workers_per_gpu: int, stack_size: int,
+               store: Path) -> Path:
+    """The round record of this call's training (:func:`seqlib.book.plan.round_summary`) under ``store``/bench."""
+    import datetime as dt
+
+    from seqlib.bench.record import save_record
+    from seqlib.book.plan import ROUND_KIND, round_summary
+
+    bench = store / "bench"
+    summary = round_summary(stack_jobs(training, stack_size), wall_s, gpus, workers_per_gpu, store, bench)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    path = save_record(ROUND_KIND, {**summary, "stack_size": stack_size}, bench / f"{ROUND_KIND}-{stamp}.json")
+    print(f"seqbook grid: this call's training took {summary['gpu_hours']:.3f} GPU hours, the plan's estimate of "
+          f"its jobs {summary['estimated_gpu_hours']:.3f} ({summary['unestimated_jobs']} unestimated): "
+          f"{shown_path(path)}", flush=True)
+    return path
+
+
 def planned_runs(runs: list[Run]) -> dict[Path, list]:
     """The configurations each ``train: true`` chapter shows (:func:`seqlib.book.chapter.planned_configs`)."""
     from seqlib.book.chapter import planned_configs
@@ -828,6 +846,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         deadline = start + args.deadline if args.deadline else None
         attempted: set[str] = set()
+        train_start, ran = time.monotonic(), set()
         while True:  # rounds (:func:`next_round`): a round's records may plan the next (a second stage)
             todo = next_round(training, attempted, headline)
             if not todo or (deadline is not None and time.monotonic() >= deadline):
@@ -838,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                    deadline) for n, r in results):
                 record = check_trained(record, expected[name])
                 trained.append(record)
+                ran.add(name)
                 if record["status"] != "ok":
                     failed_training.append((name, record))
                 failed = sum(r["status"] != "ok" for r in trained)
@@ -849,6 +869,9 @@ def main(argv: list[str] | None = None) -> int:
             plans = planned_runs(runs)
             known = {name for name, _ in training}
             training += [(n, j) for n, j in planned_training(runs, plans, problems) if n not in known]
+        if gpus and ran:  # what this call measured beside the plan's estimate (seqlib.book.plan)
+            save_round([(n, j) for n, j in training if n in ran], time.monotonic() - train_start, len(gpus),
+                       n_workers // len(gpus) if n_workers else 1, stack_size, args.results)
         for phase in [] if args.train_only else phases:  # the store is read once the runs that write it are done
             todo = []
             for run in phase:

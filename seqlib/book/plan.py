@@ -37,7 +37,12 @@ scale, from the store's records; a tie goes to the larger; parity without token 
     instances never cost more per instance), else the smallest K' > K times K' / K.
 
 A job without a measurement has no estimate and is counted as such. The estimate is a planning aid,
-not a measurement: the Run issue checks it against one round's measured rate.
+not a measurement, and it knows nothing of workers sharing a GPU (``--workers-per-gpu``), which
+overlap one job's idle GPU time with another's work. So every GPU call of the grid that trains
+writes a round record (``results/bench/grid-round-<UTC time>.json``, :func:`round_summary`): its
+wall time on its GPUs beside this estimate of the jobs it trained. The plan prints the measured over
+estimated ratio per workers per GPU (the median over the rounds that had an estimate for every job)
+and the total times that ratio.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from seqlib.bench.sweep import EVAL_TIMING, SHAPES
 from seqlib.results import load_records
 
 PARITY = "parity"  # the shape every model was measured on: the fallback
+ROUND_KIND = "grid-round"  # the grid's round records in the benchmark folder (module docstring)
 
 
 def pooled(pairs, scale: dict[str, float]) -> dict:
@@ -252,6 +258,31 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
     return out
 
 
+def round_summary(jobs: list[tuple[str, dict]], wall_s: float, gpus: int, workers_per_gpu: int, store: Path,
+                  bench_dir: Path) -> dict:
+    """One GPU round of the grid: the training ``jobs`` it ran, its wall time on ``gpus`` GPUs shared by
+    ``workers_per_gpu`` workers each, and this plan's estimate of the same jobs (module docstring)."""
+    est = estimate(jobs, store, bench_dir)
+    estimated = sum(r["train"] + r["eval"] for r in est.tasks.values())
+    unknown = sum(r["unknown"] for r in est.tasks.values())
+    measured = wall_s * gpus / 3600
+    return {"gpus": gpus, "workers_per_gpu": workers_per_gpu, "wall_s": wall_s, "gpu_hours": measured,
+            "jobs": len(jobs), "runs": sum(r["runs"] for r in est.tasks.values()),
+            "runs_per_task": {task: r["runs"] for task, r in est.tasks.items()},
+            "estimated_gpu_hours": estimated, "unestimated_jobs": unknown,
+            "measured_over_estimate": measured / estimated if estimated and not unknown else None}
+
+
+def round_ratios(bench_dir: Path) -> dict[int, list[tuple[float, str]]]:
+    """workers per GPU -> (measured over estimated, record name) of every round record with that ratio."""
+    out = defaultdict(list)
+    for path in sorted(bench_dir.glob(f"{ROUND_KIND}-*.json")):
+        data = json.loads(path.read_text())
+        if data.get("measured_over_estimate"):
+            out[int(data["workers_per_gpu"])].append((data["measured_over_estimate"], path.name))
+    return dict(out)
+
+
 def plan_lines(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> list[str]:
     """The plan as printed lines: per task its jobs, runs, steps and estimated GPU hours (training,
     evaluation, when done), then the total and the source of every speed-up used."""
@@ -276,6 +307,20 @@ def plan_lines(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> li
         "in the hours (seqlib.book.plan says how)",
         "a row <task>:<cell> is a cell of the task (seqlib.book.cells), timed as the task's runs of its model, "
         "whatever the cell's shape (the cells' own step times are not measured yet)",
+        *round_lines(round_ratios(bench_dir), total["train"] + total["eval"]),
         "stacking speed-ups used (shape model K: value, from):",
         *(f"  {s} {m} K={k}: {gain:.2f} ({source})" for (s, m, k), (gain, source) in sorted(est.speedups.items())),
     ]
+
+
+def round_lines(ratios: dict[int, list[tuple[float, str]]], hours: float) -> list[str]:
+    """The measured rounds' ratios and the estimate's total times each (module docstring)."""
+    if not ratios:
+        return ["measured rounds: none yet (the grid writes one per GPU call that trains: seqlib.book.plan)"]
+    lines = ["measured rounds (GPU hours of a grid call over this plan's estimate of its jobs), per workers per GPU:"]
+    for workers, found in sorted(ratios.items()):
+        ratio = statistics.median(r for r, _ in found)
+        lines.append(f"  {workers} per GPU: x{ratio:.2f} (median of {len(found)}: "
+                     f"{', '.join(f'{r:.2f} {name}' for r, name in found)}); the total above at that rate: "
+                     f"{hours * ratio:.2f} GPU h")
+    return lines
