@@ -37,7 +37,7 @@ import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import setup, show_table
+from seqlib.book.chapter import RESULT_PROFILES, setup, show_table
 from seqlib.book.plots import bottom_legend, facet_columns
 from seqlib.book.report import inside_beyond, length_curves, log_binned, profile_records
 from seqlib.config import load_config
@@ -82,7 +82,7 @@ else:
     display(Markdown(f"The curves below come from {curves[['task', 'model']].drop_duplicates().shape[0]} "
                      f"(task, model) pairs of the `{profile}` profile, out of {len(runs)} successful runs in "
                      f"`{store}` (devices: {', '.join(devices)})."
-                     + ("" if profile == "full" else
+                     + ("" if profile in RESULT_PROFILES else
                         f" **These are CPU `{profile}` runs**: small models and short runs on shortened "
                         "sequences. They check the pipeline and are not results.")))
 

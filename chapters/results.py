@@ -47,7 +47,7 @@ import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from seqlib.book.chapter import setup, show_table
+from seqlib.book.chapter import RESULT_PROFILES, setup, show_table
 from seqlib.book.plots import headline_chart
 from seqlib.book.report import (
     leaderboard,
@@ -89,7 +89,7 @@ else:
           + (f"; the store also holds records of the profiles {stored.other_profiles}" if stored.other_profiles else ""))
     print(f"commits {sorted(set(runs['git_commit'].str[:10]))}, devices {sorted(set(runs['device_name']))}, "
           f"runs finished {finished[0][:16]} .. {finished[-1][:16]} UTC")
-    if profile != "full":
+    if profile not in RESULT_PROFILES:
         display(Markdown(f"**Every number below comes from the CPU `{profile}` profile**: small models "
                          "and short runs that check the pipeline. They are not results "
                          "and say nothing about the architectures."))

@@ -43,3 +43,11 @@ def test_the_notebook_provenance_line(monkeypatch):
     assert "profile `smoke`" in text and "commit `feedfac`" in text and "`seed=3`" in text
     assert f"torch {torch.__version__}" in text and " UTC · " in text and "not results" in text
     assert "not results" not in provenance_markdown(collect("full"))
+    assert "not results" not in provenance_markdown(collect("book"))  # the committed book's GPU profile
+
+
+def test_only_the_cpu_profiles_say_their_numbers_are_not_results():
+    from seqlib.book.chapter import profile_note
+
+    assert profile_note("full") == profile_note("book") == ""
+    assert "not results" in profile_note("smoke") and "not results" in profile_note("tiny")

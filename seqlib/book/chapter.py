@@ -32,6 +32,9 @@ from seqlib.train import run_sweep, second_stage_seeds, stored_record
 # falls back to its text bar, which is what the chapters want: not a warning for the reader
 warnings.filterwarnings("ignore", message="IProgress not found")
 
+# the GPU profiles whose runs are the book's results (params/defaults.yaml); the others (smoke, tiny) check
+# the pipeline on a CPU, and their pages and summaries say so
+RESULT_PROFILES = ("full", "book")
 SMOKE_NOTE = (
     "**Produced by the CPU `{profile}` profile**: small models and short runs that check the "
     "pipeline end to end. Its numbers are not results."
@@ -40,7 +43,7 @@ SMOKE_NOTE = (
 
 def provenance_markdown(record: dict) -> str:
     """The provenance line an executed chapter opens with (:func:`seqlib.provenance.collect`); a page
-    of a profile other than ``full`` says that its numbers are not results."""
+    of a profile outside :data:`RESULT_PROFILES` says that its numbers are not results."""
     prov, profile = record["provenance"], record["profile"]
     params = ", ".join(f"`{k}={v!r}`" for k, v in record["params"].items()) or "none"
     cuda = f" (CUDA {prov.versions['cuda']})" if prov.device.startswith("cuda") else ""
@@ -49,7 +52,7 @@ def provenance_markdown(record: dict) -> str:
         f"**Provenance** · profile `{profile}` · {prov.device_name}{cuda} · commit `{prov.short_commit}` · "
         f"{date} · torch {prov.versions['torch']}, Python {prov.versions['python']} · parameters {params}",
     ]
-    if profile != "full":
+    if profile not in RESULT_PROFILES:
         lines.append(SMOKE_NOTE.format(profile=profile))
     return "\n\n".join(lines)
 
@@ -245,7 +248,7 @@ def settings(cfg, **extra) -> pd.DataFrame:
 
 def profile_note(profile: str) -> str:
     """The sentence a task chapter's summary ends with when its numbers are not the book's results."""
-    if profile == "full":
+    if profile in RESULT_PROFILES:
         return ""
     return f" These numbers come from the CPU `{profile}` profile: they check the pipeline and are not results."
 
