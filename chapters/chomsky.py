@@ -30,6 +30,7 @@ subtasks = ["parity_check", "reverse_string", "duplicate_string"]  # one per lev
 profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
 seed = 0  # draws the example batches; the training seeds and learning rates are the profile's
 stored_only = False  # the grid runner sets True: show the stored records, train nothing
+subtasks_why = ""  # the grid's reason where this profile runs fewer of the tasks for this model
 
 # %% tags=["hide-input"]
 import altair as alt
@@ -45,6 +46,7 @@ from seqlib.book.chapter import (
     show_runs,
     show_settings,
     show_table,
+    tasks_run_line,
 )
 from seqlib.book.findings import show_findings
 from seqlib.book.plots import bottom_legend, facet_columns
@@ -60,8 +62,8 @@ if subtasks == "all":
 levels, by_level = {t.name: t.level for t in CHOMSKY_TASKS}, {}
 for name in subtasks:
     by_level.setdefault(levels.get(name, "?"), []).append(f"`{name}`")
-display(Markdown(f"**This page runs {len(subtasks)} of the {len(CHOMSKY_TASKS)} tasks**: "
-                 + "; ".join(f"{level} {', '.join(names)}" for level, names in by_level.items()) + "."))
+display(Markdown(tasks_run_line("; ".join(f"{level} {', '.join(names)}" for level, names in by_level.items()),
+                                len(subtasks), len(CHOMSKY_TASKS), subtasks_why)))
 
 # %% tags=["hide-input"]
 show_findings(task, model, profile)

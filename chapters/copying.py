@@ -29,6 +29,7 @@ subtasks = ["selective_copying", "induction_heads"]
 profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
 seed = 0  # draws the example batches; the training seeds and learning rates are the profile's
 stored_only = False  # the grid runner sets True: show the stored records, train nothing
+subtasks_why = ""  # the grid's reason where this profile runs fewer of the tasks for this model
 
 # %% tags=["hide-input"]
 import altair as alt
@@ -44,6 +45,7 @@ from seqlib.book.chapter import (
     show_runs,
     show_settings,
     show_table,
+    tasks_run_line,
 )
 from seqlib.book.findings import show_findings
 from seqlib.book.report import at_chosen_lr, choice_lines, seed_cells, select_lr
@@ -51,6 +53,8 @@ from seqlib.results import records_frame
 from seqlib.stats import summarize_seeds
 
 setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
+if subtasks_why:  # the grid runs fewer of the chapter's tasks for this model in this profile
+    display(Markdown(tasks_run_line(", ".join(f"`{t}`" for t in subtasks), len(subtasks), why=subtasks_why)))
 
 # %% tags=["hide-input"]
 show_findings(task, model, profile)

@@ -30,6 +30,7 @@ subtasks = ["knapsack", "subset_sum", "min_coin_change", "lis", "balanced_partit
 profile = "smoke"  # "full" on a GPU, "smoke" on a CPU, "tiny" in the tests
 seed = 0  # draws the example instances; the training seeds and learning rates are the profile's
 stored_only = False  # the grid runner sets True: show the stored records, train nothing
+subtasks_why = ""  # the grid's reason where this profile runs fewer of the tasks for this model
 
 # %% tags=["hide-input"]
 import altair as alt
@@ -47,6 +48,7 @@ from seqlib.book.chapter import (
     show_settings,
     show_source,
     show_table,
+    tasks_run_line,
 )
 from seqlib.book.findings import show_findings
 from seqlib.book.plots import bottom_legend, facet_columns
@@ -57,6 +59,8 @@ from seqlib.stats import summarize_seeds
 from seqlib.tasks.dp import DPTask
 
 setup(profile, model=model, task=task, subtasks=subtasks, seed=seed)
+if subtasks_why:  # the grid runs fewer of the chapter's tasks for this model in this profile
+    display(Markdown(tasks_run_line(", ".join(f"`{t}`" for t in subtasks), len(subtasks), why=subtasks_why)))
 
 # %% tags=["hide-input"]
 show_findings(task, model, profile)

@@ -53,3 +53,50 @@ def test_a_plan_counts_the_gpu_only_runs_of_its_profile(book):
     assert planned == ["hawk", "mamba2"]  # one run each in tiny; a record may hold hawk's, never mamba2's on a CPU
     row = next(line.split() for line in plan.stdout.splitlines() if line.startswith("parity_check"))
     assert int(row[2]) >= 1 and row[-1] == row[2]  # every job unestimated: the store is empty
+
+
+SUBTASKS = """\
+runs:
+  - chapter: task
+    task: family
+    train: true
+    params: {subtasks: [parity_check, even_pairs, cycle_navigation]}
+    models: [hawk, lstm]
+    profile_subtasks:
+      tiny: {models: [lstm], subtasks: [cycle_navigation, parity_check], why: "the test's
+        reason"}
+"""
+
+
+def test_a_profile_runs_fewer_subtasks_for_some_models_and_their_pages_say_why(book):
+    (book / "grid.yaml").write_text(SUBTASKS)
+    runs = {r.params["model"]: r for r in load_grid(book / "grid.yaml", book / "chapters", book / "runs", "tiny")}
+    assert runs["hawk"].trains == ["parity_check", "even_pairs", "cycle_navigation"]
+    assert "subtasks_why" not in runs["hawk"].params
+    assert runs["lstm"].trains == runs["lstm"].params["subtasks"] == ["parity_check", "cycle_navigation"]  # entry order
+    assert runs["lstm"].params["subtasks_why"] == "the test's reason"
+    planned = {m: sorted({c.task.name for c in cfgs}) for m, cfgs in
+               ((out.stem, cfgs) for out, cfgs in planned_runs(list(runs.values())).items())}
+    assert planned == {"hawk": ["cycle_navigation", "even_pairs", "parity_check"],
+                       "lstm": ["cycle_navigation", "parity_check"]}
+    other = load_grid(book / "grid.yaml", book / "chapters", book / "runs", "smoke")  # not its profile
+    assert all(r.trains == ["parity_check", "even_pairs", "cycle_navigation"] for r in other)
+
+
+@pytest.mark.parametrize("change, problem", [
+    ("subtasks: [cycle_navigation, parity_check]", "subtasks: [bucket_sort]"),
+    ("models: [lstm]", "models: [gru]"),
+    ('why: "the test\'s\n        reason"', 'why: " "'),
+])
+def test_bad_profile_subtasks_are_refused_for_every_profile(book, change, problem):
+    (book / "grid.yaml").write_text(SUBTASKS.replace(change, problem))
+    with pytest.raises(ValueError, match="profile_subtasks.tiny"):
+        load_grid(book / "grid.yaml", book / "chapters", book / "runs", "smoke")
+
+
+def test_the_line_a_family_page_opens_with():
+    from seqlib.book.chapter import tasks_run_line
+
+    assert tasks_run_line("R `parity_check`", 1, 15) == "**This page runs 1 of the 15 tasks**: R `parity_check`."
+    line = tasks_run_line("`knapsack`", 1, why="the budget")
+    assert line == "**This page runs 1 task**: `knapsack`. In this profile this model runs only these: the budget"

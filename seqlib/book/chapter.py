@@ -246,6 +246,14 @@ def settings(cfg, **extra) -> pd.DataFrame:
     return pd.DataFrame({"value": {k: str(v) for k, v in rows.items()}})
 
 
+def tasks_run_line(listing: str, n: int, total: int | None = None, why: str = "") -> str:
+    """The line a family chapter's page opens with: the ``n`` (of its ``total``) tasks it runs
+    (``listing``), and, where the grid runs fewer for this model in this profile (grid.yaml's
+    ``profile_subtasks``, the page's ``subtasks_why``), why."""
+    line = f"**This page runs {n}{'' if total is None else f' of the {total}'} task{'s' * (n != 1)}**: {listing}."
+    return line + (f" In this profile this model runs only these: {why}" if why else "")
+
+
 def profile_note(profile: str) -> str:
     """The sentence a task chapter's summary ends with when its numbers are not the book's results."""
     if profile in RESULT_PROFILES:

@@ -135,7 +135,35 @@ class Run:
         return hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:16]
 
 
-ENTRY_KEYS = {"chapter", "task", "models", "params", "reads_results", "train", "cells", "skip"}
+ENTRY_KEYS = {"chapter", "task", "models", "params", "reads_results", "train", "cells", "skip", "profile_subtasks"}
+
+
+def profile_subtasks(entry: dict, profile: str, models: list[str], where: str) -> dict[str, dict]:
+    """``{model: its extra papermill parameters}`` from a task entry's ``profile_subtasks``:
+    ``{<profile>: {models: [...], subtasks: [...], why: <reason>}}`` runs, under that profile, only
+    those of the entry's ``subtasks`` for those models; their pages get ``subtasks`` and
+    ``subtasks_why`` (checked for every profile; a model or task the entry does not list is an error)."""
+    declared = entry.get("profile_subtasks") or {}
+    if not isinstance(declared, dict):
+        raise ValueError(f"{where}: profile_subtasks must map profiles to {{models, subtasks, why}}")
+    listed = (entry.get("params") or {}).get("subtasks") or []
+    out = {}
+    for name, spec in declared.items():
+        if not (isinstance(spec, dict) and set(spec) == {"models", "subtasks", "why"}
+                and all(isinstance(spec[k], list) and spec[k] for k in ("models", "subtasks"))
+                and isinstance(spec["why"], str) and spec["why"].strip()):
+            raise ValueError(f"{where}: profile_subtasks.{name} must be {{models: [...], subtasks: [...], "
+                             f"why: <reason>}}, got {spec!r}"[:300])
+        bad = ([m for m in spec["models"] if m not in (entry.get("models") or [])]
+               + [t for t in spec["subtasks"] if t not in listed])
+        if bad:
+            raise ValueError(f"{where}: profile_subtasks.{name} names {bad}, which the entry does not list "
+                             "among its models or its params' subtasks")
+        if name == profile:
+            chosen = [t for t in listed if t in spec["subtasks"]]  # in the entry's order
+            out = {m: {"subtasks": chosen, "subtasks_why": " ".join(spec["why"].split())}
+                   for m in spec["models"] if m in models}
+    return out
 
 
 def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
@@ -167,10 +195,14 @@ def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
             trains = list(base.get("subtasks") or [entry["task"]]) if entry.get("train") else []
             shown = {"stored_only": True} if trains else {}  # the grid trains them first
             # the models this profile runs (grid.yaml's profile_models; skip: pairs never run)
-            entry = {**entry, "models": entry_models(spec, entry, profile, str(grid))[0]}
-            cells = entry_cells(entry, profile, f"{grid}: entry {entry['chapter']!r}")
+            where = f"{grid}: entry {entry['chapter']!r}"
+            models = entry_models(spec, entry, profile, str(grid))[0]
+            fewer = profile_subtasks(entry, profile, models, where)
+            entry = {**entry, "models": models}
+            cells = entry_cells(entry, profile, where)
             runs += [Run(chapter, out / entry["task"] / f"{model}.ipynb",
-                         {**base, **shown, "task": entry["task"], "model": model}, trains=trains, cells=cells)
+                         {**base, **shown, "task": entry["task"], "model": model, **fewer.get(model, {})},
+                         trains=fewer[model]["subtasks"] if model in fewer and trains else trains, cells=cells)
                      for model in entry["models"]]
         elif entry.get("train") or "cells" in entry:
             raise ValueError(f"{grid}: chapter {entry['chapter']!r} has train: true or cells but no task and models")
