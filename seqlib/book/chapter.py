@@ -250,7 +250,8 @@ def tasks_run_line(listing: str, n: int, total: int | None = None, why: str = ""
     """The line a family chapter's page opens with: the ``n`` (of its ``total``) tasks it runs
     (``listing``), and, where the grid runs fewer for this model in this profile (grid.yaml's
     ``profile_subtasks``, the page's ``subtasks_why``), why."""
-    line = f"**This page runs {n}{'' if total is None else f' of the {total}'} task{'s' * (n != 1)}**: {listing}."
+    counted = f"{n} of the {total} tasks" if total is not None else f"{n} task{'s' * (n != 1)}"
+    line = f"**This page runs {counted}**: {listing}."
     return line + (f" In this profile this model runs only these: {why}" if why else "")
 
 
