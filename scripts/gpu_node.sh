@@ -7,6 +7,9 @@
 #   scripts/gpu_node.sh test [ARGS]    pytest -m gpu (ARGS go to pytest)
 #   scripts/gpu_node.sh bench          the scan, attention and model benchmarks into results/bench
 #   scripts/gpu_node.sh grid [ARGS]    the run grid, full profile (ARGS go to python -m seqlib.book.grid)
+#   scripts/gpu_node.sh round DIR [ARGS]  one training round of the grid (book profile, --train-only; ARGS go
+#                                      to the grid, e.g. --workers-per-gpu 8 --deadline 300), then the records
+#                                      it wrote (runs, the round record) as DIR/records.tar.gz
 #   scripts/gpu_node.sh pack DIR       the run records (no checkpoints) and book/runs as DIR/*.tar.gz
 #
 # Where the tree travels without .git, set SEQLIB_COMMIT to the commit it was copied from: every
@@ -18,7 +21,7 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export SEQLIB_COMMIT=${SEQLIB_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 
-step=${1:?usage: scripts/gpu_node.sh setup|test|bench|grid|pack ...}
+step=${1:?usage: scripts/gpu_node.sh setup|test|bench|grid|round|pack ...}
 shift
 case "$step" in
   setup)
@@ -38,6 +41,19 @@ case "$step" in
   grid)
     PROFILE=${PROFILE:-full} "$PY" -m seqlib.book.grid "$@"
     ;;
+  round)
+    out=${1:?output folder}
+    shift
+    mkdir -p "$out"
+    stamp=$(mktemp)
+    sleep 1  # the records written from now on are newer than the stamp
+    status=0
+    PROFILE=${PROFILE:-book} "$PY" -m seqlib.book.grid --train-only "$@" || status=$?
+    find results -newer "$stamp" -type f -name '*.json' -not -path 'results/scratch/*' -print0 \
+      | tar -czf "$out/records.tar.gz" --null -T -
+    echo "round: $(tar -tzf "$out/records.tar.gz" | wc -l) records in $out/records.tar.gz (grid exit status $status)"
+    exit $status
+    ;;
   pack)
     out=${1:?output folder}
     mkdir -p "$out"
@@ -46,7 +62,7 @@ case "$step" in
     ls -la "$out"
     ;;
   *)
-    echo "unknown step '$step': use setup, test, bench, grid or pack" >&2
+    echo "unknown step '$step': use setup, test, bench, grid, round or pack" >&2
     exit 2
     ;;
 esac
