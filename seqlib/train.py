@@ -254,8 +254,9 @@ def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord, stacked: bo
     """The model config a run builds: ``cfg.model``, resized to ``cfg.param_budget`` when one is set
     (the record's config then holds the resized model). ``record.measure["kernel_mode"]`` says which
     kernel each mixer runs in training and evaluation here (``stacked``: as an instance of a stack),
-    and why (:func:`seqlib.models.modes.kernel_modes`)."""
-    from seqlib.models.modes import kernel_modes
+    and why (:func:`seqlib.models.modes.kernel_modes`); a mixer that cannot train here (its backward refused:
+    :func:`seqlib.models.modes.training_refused`) raises ``ModelUnavailable``, so the run is skipped with the reason."""
+    from seqlib.models.modes import kernel_modes, training_refused
     from seqlib.models.sizing import match_budget
 
     model_cfg = cfg.model if cfg.param_budget is None else match_budget(cfg.model, spec, cfg.param_budget)
@@ -264,6 +265,9 @@ def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord, stacked: bo
     task = task_registry.get_task(cfg.task.name, **cfg.task.params)
     splits = dict.fromkeys([select_split(cfg, task), *final_splits(cfg, task)])
     record.measure["kernel_mode"] = kernel_modes(model_cfg, task, resolve_device(cfg.run.device), splits, stacked)
+    refused = training_refused(record.measure["kernel_mode"])
+    if refused:  # skipped with the reason at once, not failed after compiling its kernels
+        raise ModelUnavailable(f"cannot train here: {refused}")
     return model_cfg
 
 

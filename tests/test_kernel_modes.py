@@ -190,3 +190,24 @@ def test_every_record_of_a_stack_states_the_stacked_modes(tiny_config, tmp_path)
     run_model_config(cfgs[0], task.spec, alone)
     assert "stacked instances" in stacked["local_attention"]["why"]
     assert "stacked" not in alone.measure["kernel_mode"]["local_attention"]["why"]
+
+
+def test_a_run_whose_backward_is_refused_here_is_skipped_with_the_reason_before_it_builds(
+        tiny_config, tmp_path, monkeypatch):
+    """Gated DeltaNet on Hopper with Triton < 3.7.1 (fla #640): its runs failed only at the first
+    backward, after compiling their kernels, in every grid call; now they are skipped at once."""
+    from seqlib.models import modes as modes_module
+    from seqlib.models.mixers import BACKWARD_REFUSED
+    from seqlib.models.modes import training_refused
+
+    assert training_refused({"recurrent": {"train": "fused", "eval": "fused", "why": "w"}}) is None
+    refused = {"gated_deltanet": {"train": f"chunk{BACKWARD_REFUSED}", "eval": "chunk", "why": "fla #640"},
+               "mlp": {"train": "torch", "eval": "torch", "why": "-"}}
+    assert training_refused(refused) == "gated_deltanet: fla #640"
+    monkeypatch.setattr(modes_module, "kernel_modes", lambda *a, **k: refused)
+    built = []
+    monkeypatch.setattr("seqlib.train.build_model", lambda *a, **k: built.append(a) or pytest.fail("built"))
+    cfg = tiny_config(tmp_path, "griffin").for_run(3e-3, 0)
+    record = run_one(cfg).record
+    assert record.status == "skipped" and not built
+    assert record.reason == "model unavailable: cannot train here: gated_deltanet: fla #640"

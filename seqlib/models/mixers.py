@@ -34,6 +34,11 @@ def _no_check(cfg: ModelConfig) -> None:
     """Nothing beyond the config's own field constraints (the layer checks its own arguments)."""
 
 
+# the suffix of a training mode whose backward the kernel's library refuses on this device (the zoo's
+# Gated DeltaNet on Hopper, seqlib.models.zoo): such a run cannot train here (seqlib.models.modes)
+BACKWARD_REFUSED = " (backward refused)"
+
+
 @dataclass(frozen=True)
 class Where:
     """Where a mixer runs: the device, the sequence length T, training (train mode, gradients on) or

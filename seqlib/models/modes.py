@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import torch
 
 from seqlib.models.config import ModelConfig
-from seqlib.models.mixers import Where
+from seqlib.models.mixers import BACKWARD_REFUSED, Where
 from seqlib.models.registry import MIXERS
 
 
@@ -47,3 +47,10 @@ def kernel_modes(cfg: ModelConfig, task, device: torch.device | str, eval_splits
             whys.update(dict.fromkeys(why for _, why in picked))
         modes[kind] = {**entry, "why": "; ".join(whys)}
     return modes
+
+
+def training_refused(modes: dict[str, dict[str, str]]) -> str | None:
+    """Why a run of these :func:`kernel_modes` cannot train here (a mixer whose library refuses its
+    backward on this device), or None: such a run is skipped with the reason before it builds a model."""
+    refused = {kind: m["why"] for kind, m in modes.items() if BACKWARD_REFUSED in m["train"]}
+    return "; ".join(f"{kind}: {why}" for kind, why in refused.items()) or None

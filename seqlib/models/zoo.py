@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from seqlib.layers.segments import restarts_mid_row
-from seqlib.models.mixers import Mixer
+from seqlib.models.mixers import BACKWARD_REFUSED, Mixer
 
 # ---------------------------------------------------------------------------------------------
 # fla wrappers
@@ -426,7 +426,7 @@ def fla_kernel_mode(name: str, cfg, where) -> tuple[str, str]:
     layer = FLA_LAYERS[name]
     mode, why = layer.mode(where.seq_len, where.training)
     if where.training and layer.limit and chunk_backward_refused(where.device):
-        return f"{mode} (backward refused)", f"{why}; {layer.limit}"
+        return f"{mode}{BACKWARD_REFUSED}", f"{why}; {layer.limit}"
     return mode, why
 
 
