@@ -197,3 +197,21 @@ def test_a_round_record_beside_the_estimate_and_the_plan_at_the_measured_rate(tm
     lines = round_lines(ratios, 10.0)
     assert "4 per GPU: x0.40 (median of 2" in lines[1] and lines[1].endswith("4.00 GPU h")
     assert "none yet" in round_lines({}, 10.0)[0]
+
+
+def test_measured_stacks_price_their_jobs_by_hand(tmp_path):
+    store, bench = tmp_path / "results", tmp_path / "results" / "bench"
+    rec = gpu_record("parity_check", "hawk", A, 0.040, evals=1, eval_s=2.0, stacked=True)
+    rec.measure["device_processes"] = 8  # 8 workers shared the GPU, 4 instances in the stack
+    write_record(store, rec)
+    unshared = gpu_record("even_pairs", "hawk", A, 0.040, evals=1, eval_s=2.0, stacked=True)
+    write_record(store, unshared)  # no device_processes: its sharing is unknown, so it prices nothing
+    run = tiny("parity_check", "hawk", eval_every=50)  # 28 batches a run
+    est = estimate([("parity", {"configs": [run] * 4}), ("even", {"configs": [tiny("even_pairs", "hawk")]})],
+                   store, bench)
+    parity = est.tasks["parity_check"]
+    # per instance: 0.040 x 8 / 4 = 0.08 s a step; (2.0 s x 8 / 4) over 1 x 6 + 16 batches evaluated
+    assert parity["train"] * 3600 == pytest.approx(100 * 4 * 0.08)
+    assert parity["eval"] * 3600 == pytest.approx(4 * 28 * 4.0 / 22)
+    assert est.measured_pairs == 1 and est.tasks["even_pairs"]["unknown"] == 1
+    assert est.speedups[("parity", "hawk", 4)] == (1.0, "measured stacks of parity_check hawk in the store")

@@ -36,9 +36,16 @@ scale, from the store's records; a tie goes to the larger; parity without token 
     the shape's task over ``eval_batch_s``, at least 1). The row at the largest K' <= K is used (more
     instances never cost more per instance), else the smallest K' > K times K' / K.
 
+* measured stacks first: where the store holds ``ok`` stacked records of the task and model that
+  say how many training processes shared their GPU (``measure.device_processes``: the grid's
+  workers per GPU), a job is priced from them instead, at the GPU time they took per instance:
+  training ``steps x K x step_time_s x device_processes / stack_size`` and evaluation, per forward
+  batch, ``(wall - training time) x device_processes / stack_size`` over the batches each instance
+  evaluated (median over the records). These include the stacking and the sharing.
+
 A job without a measurement has no estimate and is counted as such. The estimate is a planning aid,
-not a measurement, and it knows nothing of workers sharing a GPU (``--workers-per-gpu``), which
-overlap one job's idle GPU time with another's work. So every GPU call of the grid that trains
+not a measurement, and outside the measured stacks it knows nothing of workers sharing a GPU
+(``--workers-per-gpu``), which overlap one job's idle GPU time with another's work. So every GPU call of the grid that trains
 writes a round record (``results/bench/grid-round-<UTC time>.json``, :func:`round_summary`): its
 wall time on its GPUs beside this estimate of the jobs it trained. The plan prints the measured over
 estimated ratio per workers per GPU (the median over the rounds that had an estimate for every job)
@@ -129,6 +136,35 @@ def eval_batch_times(records, scale: dict[str, float]) -> dict[tuple[str, str], 
     return pooled(pairs, scale)
 
 
+def stacked_costs(store: Path) -> dict[tuple[str, str], tuple[float, float]]:
+    """(task, model) -> GPU seconds per instance and step, and per instance and evaluated forward batch,
+    of the store's ``ok`` stacked CUDA records that state ``device_processes`` (module docstring)."""
+    from pydantic import ValidationError
+
+    from seqlib.config import ExperimentConfig
+    from seqlib.train import split_batches
+
+    steps, batches = defaultdict(list), defaultdict(list)
+    for r in load_records(store):
+        m = r.measure
+        if not (r.status == "ok" and r.provenance.device == "cuda" and m.get("stack_size")
+                and m.get("device_processes") and m.get("step_time_s") and m.get("train_time_s")):
+            continue
+        try:
+            cfg = ExperimentConfig.model_validate(r.config)
+        except ValidationError:  # a record of an older configuration schema
+            continue
+        share = m["device_processes"] / m["stack_size"]
+        steps[r.task, r.model].append(m["step_time_s"] * share)
+        task = task_of(cfg)
+        evaluated = (len(r.train.get("eval_curve") or []) * split_batches(cfg, task, r.train["select_split"])
+                     + sum(split_batches(cfg, task, s) for s in cfg.run.eval_splits or task.splits))
+        if evaluated:
+            batches[r.task, r.model].append((m["wall_time_s"] - m["train_time_s"]) * share / evaluated)
+    return {key: (statistics.median(v), statistics.median(batches[key]) if batches[key] else math.nan)
+            for key, v in steps.items()}
+
+
 def task_of(cfg):
     from seqlib.tasks import get_task
 
@@ -209,6 +245,7 @@ class Estimate:
     loops: int = 0
     stored: int = 0
     eval_pairs: int = 0
+    measured_pairs: int = 0
     calibration: dict[str, float] = field(default_factory=dict)
 
 
@@ -221,7 +258,9 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
     scale = calibrations(records, loops)
     stored, tokens, eval_times = step_times(records, scale), tokens_per_step(records), eval_batch_times(records, scale)
     shapes = {s for s, _, _ in rows} | {PARITY}
-    out = Estimate(loops=len(loops), stored=len(stored), eval_pairs=len(eval_times), calibration=scale)
+    measured = stacked_costs(store)
+    out = Estimate(loops=len(loops), stored=len(stored), eval_pairs=len(eval_times), calibration=scale,
+                   measured_pairs=len(measured))
     spent = 0.0
     for _, job in jobs:
         cfgs = [ExperimentConfig.model_validate(c) for c in job["configs"]]
@@ -234,23 +273,27 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
         row["jobs"] += 1
         row["runs"] += k
         row["steps"] += steps * k
-        shape_task = SHAPES[row["shape"]][0] if row["shape"] in SHAPES else None
-        t_run = loops.get((task, model)) or stored.get((task, model)) or loops.get((shape_task, model), math.nan)
-        t_batch = eval_times.get((task, model), math.nan)
-        t_stacked = stacked_eval(rows, row["shape"], model, k) if k > 1 else None
-        if t_stacked is not None:
-            shape_store = eval_times.get((shape_task, model))
-            if math.isnan(t_batch):
-                t_batch = t_stacked
-            elif shape_store:
-                t_batch /= max(1.0, shape_store / t_stacked)
-        if math.isnan(t_run + t_batch):
-            row["unknown"] += 1
-            continue
-        out.speedups[(row["shape"], model, k)] = gain = speedup(rows, row["shape"], model, k)
-        the_task = task_of(cfgs[0])
+        t_run, t_batch = measured.get((task, model), (math.nan, math.nan))
+        if not math.isnan(t_run + t_batch):  # a measured stack: GPU time per instance, stacking and sharing in
+            gain = (1.0, f"measured stacks of {task} {model} in the store")
+        else:
+            shape_task = SHAPES[row["shape"]][0] if row["shape"] in SHAPES else None
+            t_run = loops.get((task, model)) or stored.get((task, model)) or loops.get((shape_task, model), math.nan)
+            t_batch = eval_times.get((task, model), math.nan)
+            t_stacked = stacked_eval(rows, row["shape"], model, k) if k > 1 else None
+            if t_stacked is not None:
+                shape_store = eval_times.get((shape_task, model))
+                if math.isnan(t_batch):
+                    t_batch = t_stacked
+                elif shape_store:
+                    t_batch /= max(1.0, shape_store / t_stacked)
+            if math.isnan(t_run + t_batch):
+                row["unknown"] += 1
+                continue
+            gain = speedup(rows, row["shape"], model, k)
+        out.speedups[(row["shape"], model, k)] = gain
         train = steps * t_run * k / gain[0] / 3600
-        evaluate = sum(eval_batches(c, the_task) for c in cfgs) * t_batch / 3600
+        evaluate = sum(eval_batches(c, task_of(cfgs[0])) for c in cfgs) * t_batch / 3600
         row["train"] += train
         row["eval"] += evaluate
         spent += train + evaluate
@@ -303,8 +346,9 @@ def plan_lines(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> li
         f"estimate: per-run step times of the sweep's loop ({est.loops} (task, model) pairs) or of the store {store} "
         f"({est.stored} pairs trained run by run on CUDA, calibrated per grid call: {calibration}, others x1) "
         f"x K / the stacking speed-ups below, plus evaluation batches x the store's seconds per batch "
-        f"({est.eval_pairs} pairs, calibrated alike); {total['unknown']} job(s) without a measurement are not "
-        "in the hours (seqlib.book.plan says how)",
+        f"({est.eval_pairs} pairs, calibrated alike); the stores' measured stacks where they say how many "
+        f"processes shared their GPU ({est.measured_pairs} pairs); {total['unknown']} job(s) without a "
+        "measurement are not in the hours (seqlib.book.plan says how)",
         "a row <task>:<cell> is a cell of the task (seqlib.book.cells), timed as the task's runs of its model, "
         "whatever the cell's shape (the cells' own step times are not measured yet)",
         *round_lines(round_ratios(bench_dir), total["train"] + total["eval"]),
