@@ -388,7 +388,8 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     check_eval_splits(cfg0, task)
     model_cfg = run_model_config(cfg0, spec, records[0], stacked=instances == "vmap")
     for record in records[1:]:
-        record.config["model"] = records[0].config["model"]
+        if "built_model" in records[0].measure:
+            record.measure["built_model"] = records[0].measure["built_model"]
         record.measure["kernel_mode"] = records[0].measure["kernel_mode"]
     meter = Meter(device)
     models = []

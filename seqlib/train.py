@@ -252,7 +252,8 @@ def execute(cfg: ExperimentConfig, record: RunRecord, task: Task | None = None) 
 
 def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord, stacked: bool = False):
     """The model config a run builds: ``cfg.model``, resized to ``cfg.param_budget`` when one is set
-    (the record's config then holds the resized model). ``record.measure["kernel_mode"]`` says which
+    (``record.measure["built_model"]`` then holds the resized model; the record's config stays the one
+    asked for, whose hash names the record). ``record.measure["kernel_mode"]`` says which
     kernel each mixer runs in training and evaluation here (``stacked``: as an instance of a stack),
     and why (:func:`seqlib.models.modes.kernel_modes`); a mixer that cannot train here (its backward refused:
     :func:`seqlib.models.modes.training_refused`) raises ``ModelUnavailable``, so the run is skipped with the reason."""
@@ -261,7 +262,7 @@ def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord, stacked: bo
 
     model_cfg = cfg.model if cfg.param_budget is None else match_budget(cfg.model, spec, cfg.param_budget)
     if cfg.param_budget is not None:
-        record.config["model"] = model_cfg.model_dump(mode="json")
+        record.measure["built_model"] = model_cfg.model_dump(mode="json")
     task = task_registry.get_task(cfg.task.name, **cfg.task.params)
     splits = dict.fromkeys([select_split(cfg, task), *final_splits(cfg, task)])
     record.measure["kernel_mode"] = kernel_modes(model_cfg, task, resolve_device(cfg.run.device), splits, stacked)

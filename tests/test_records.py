@@ -14,7 +14,7 @@ from seqlib.results import ResultsError, load_records, read_record, record_path,
 
 REPO = Path(__file__).resolve().parent.parent
 STORE = REPO / "results"
-COMMITTED = 330  # results/<task>/<model>/*.json at the time records became schema 2
+COMMITTED = 330  # results/<task>/<model>/*.json at the time records became schema 2 (stored as schema 1)
 FRAME_COLUMNS = ["run_id", "config_hash", "task", "model", "profile", "lr", "seed", "status", "reason",
                  "num_params", "state_size", "tokens_per_s", "step_time_s", "peak_memory_bytes", "wall_time_s",
                  "steps_done", "git_commit", "git_dirty", "device_name", "start_time",
@@ -22,9 +22,12 @@ FRAME_COLUMNS = ["run_id", "config_hash", "task", "model", "profile", "lr", "see
 
 
 def _stored(task: str) -> tuple[Path, dict]:
-    """The first committed record of ``task``: its path and its JSON as stored."""
-    path = sorted(STORE.glob(f"{task}/*/*.json"))[0]
-    return path, json.loads(path.read_text())
+    """The first committed schema-1 record of ``task``: its path and its JSON as stored."""
+    for path in sorted(STORE.glob(f"{task}/*/*.json")):
+        raw = json.loads(path.read_text())
+        if raw["schema"] == 1:
+            return path, raw
+    raise AssertionError(f"no schema-1 record of {task} under {STORE}")
 
 
 def _read(path: Path) -> RunRecord:
@@ -36,9 +39,9 @@ def test_every_committed_record_loads_strict_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         records = load_records(STORE, strict=True)
-    assert len(records) == COMMITTED
-    assert all(isinstance(r, RunRecord) and r.schema == SCHEMA for r in records)
-    assert {json.loads(p.read_text())["schema"] for p in STORE.glob("*/*/*.json")} == {1}  # unchanged on disk
+    on_disk = [json.loads(p.read_text())["schema"] for p in STORE.glob("*/*/*.json")]
+    assert len(records) == len(on_disk) and all(isinstance(r, RunRecord) and r.schema == SCHEMA for r in records)
+    assert on_disk.count(1) == COMMITTED and set(on_disk) == {1, SCHEMA}  # the old ones unchanged on disk
     assert records_frame(records).columns.tolist() == FRAME_COLUMNS
 
 

@@ -288,7 +288,7 @@ def scores(groups: dict[tuple[str, str], list]) -> pd.DataFrame:
         chosen = select_lr(records) if records else pd.DataFrame()
         if not chosen.empty:
             kept = next(r for r in records if r.run_id == chosen["run_id"].iloc[0])
-            built = ModelConfig.model_validate(kept.config["model"])
+            built = ModelConfig.model_validate(kept.measure.get("built_model") or kept.config["model"])
             row |= {"d_model": built.d_model, "n_layers": built.n_layers, "blocks": ", ".join(built.block_types),
                     "mlp_width": max(mlp_width(kind, built) for kind in built.block_types),
                     "window": built.window if "local_attention" in built.block_types else math.nan,
