@@ -7,7 +7,8 @@
   d_model = 768 and 6 heads (Dh = 128, as the attention benchmark) and has its MLP width set by
   the parameter-matching helper so the total lands on the budget; a model whose MLP would leave
   1.5D..6D is resized by :func:`seqlib.models.sizing.match_budget` instead.
-* ``decode``: per-token decode latency (batch 16, bf16 weights, eager PyTorch) after a prefill of
+* ``decode``: per-token decode latency (batch 16, bf16 weights, eager PyTorch, then the same steps
+  replayed from a CUDA graph, :mod:`seqlib.decode`, beside the kernels' own time) after a prefill of
   1k..32k tokens through the decode caches (1024-token chunks; smaller for the global
   Transformer, whose reference attention materialises fp32 scores), median of 50 single-token
   steps after 5 warm-up steps, for Hawk, Griffin and the Transformer (whose global cache grows
@@ -257,19 +258,44 @@ def decode_one(name: str, context: int, batch: int = DECODE_BATCH, steps: int = 
                     gpu_ms = _kernel_ms(model, token, pos, cache, batch, profile_steps, dev, sync)
                 except Exception as exc:  # noqa: BLE001 - keep the wall-clock timing
                     print(f"profiler failed: {type(exc).__name__}: {exc}", flush=True)
-            return times, bool(torch.isfinite(logits).all()), gpu_ms
+            graphed = _graphed_ms(model, token, pos, cache, batch, warmup, steps, dev, sync)  # from the same state
+            return times, bool(torch.isfinite(logits).all()), gpu_ms, graphed
 
     try:
         mode = "bf16 weights"
-        times, finite, gpu_ms = run(base.to(torch.bfloat16), torch.bfloat16, False)
+        times, finite, gpu_ms, graphed = run(base.to(torch.bfloat16), torch.bfloat16, False)
     except Exception as exc:  # noqa: BLE001 - e.g. a kernel without a bf16 path: fall back, say so
         mode = f"bf16 autocast (pure bf16 failed: {type(exc).__name__}: {str(exc)[:120]})"
-        times, finite, gpu_ms = run(base.float(), torch.float32, True)
+        times, finite, gpu_ms, graphed = run(base.float(), torch.float32, True)
     times.sort()
     return {"model": name, "context": context, "batch": batch, "mode": mode, "prefill_chunk": chunk,
             "ms_per_token": 1e3 * statistics.median(times), "ms_p10": 1e3 * times[len(times) // 10],
             "ms_p90": 1e3 * times[(9 * len(times)) // 10], "steps": steps, "logits_finite": finite,
-            "gpu_ms_per_token": gpu_ms, "profiled_steps": profile_steps}
+            "gpu_ms_per_token": gpu_ms, "profiled_steps": profile_steps, **graphed}
+
+
+def _graphed_ms(model, token, pos, cache, batch, warmup, steps, dev, sync) -> dict:
+    """The same decode from ``cache`` on, its steps replayed from a CUDA graph (:mod:`seqlib.decode`):
+    ``ms_per_token_graphed`` (median, host clock between syncs, after ``warmup`` steps that include the
+    graph's warm-up and capture) and, beside the kernels' time, ``graphed_over_kernel``; or
+    ``graphed_error`` where the step cannot replay (a global attention cache grows)."""
+    from seqlib.decode import GraphedDecoder
+
+    try:
+        decoder = GraphedDecoder(model, cache, graphs=dev.type == "cuda")
+        times = []
+        for i in range(warmup + steps):
+            seg = torch.full((batch, 1), pos, device=dev)
+            sync()
+            t0 = time.perf_counter()
+            token = decoder.step(token, seg)[:, -1:].argmax(-1)
+            sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+            pos += 1
+    except (TypeError, ValueError, RuntimeError) as exc:
+        return {"graphed_error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    return {"ms_per_token_graphed": 1e3 * statistics.median(times), "graph_failure": decoder.failure}
 
 
 def decode(models=("hawk", "griffin", "transformer"), contexts=(1024, 2048, 4096, 8192, 16384, 32768),
@@ -290,10 +316,19 @@ def decode(models=("hawk", "griffin", "transformer"), contexts=(1024, 2048, 4096
             r = rows[-1]
             print(f"decode {name:>12} ctx={ctx:>6}: " + (
                 f"{r['ms_per_token']:.3f} ms/token (p10 {r['ms_p10']:.3f}, p90 {r['ms_p90']:.3f}; "
-                f"kernels {r['gpu_ms_per_token'] or float('nan'):.3f} ms; {r['mode']})"
+                f"kernels {r['gpu_ms_per_token'] or float('nan'):.3f} ms; graphed "
+                f"{r.get('ms_per_token_graphed') or float('nan'):.3f} ms; {r['mode']})"
                 if "ms_per_token" in r else r.get("error") or r.get("skipped")), flush=True)
+    for r in rows:
+        if r.get("ms_per_token_graphed") and r.get("gpu_ms_per_token"):
+            r["graphed_over_kernel"] = r["ms_per_token_graphed"] / r["gpu_ms_per_token"]
     return {"rows": rows, "goals": decode_goals(rows, contexts),
             "goals_kernel_time": decode_goals(rows, contexts, "gpu_ms_per_token"),
+            "goals_graphed": decode_goals(rows, contexts, "ms_per_token_graphed"),
+            # issue 20: a graphed step within 1.5x of its kernels' time, at every context
+            "graphed_within_1_5x_kernel": {m: max(r["graphed_over_kernel"] for r in rows
+                                                  if r["model"] == m and "graphed_over_kernel" in r) <= 1.5
+                                           for m in {r["model"] for r in rows if "graphed_over_kernel" in r}},
             "config": {"batch": batch, "dtype": "bf16", "steps": DECODE_STEPS, "warmup": DECODE_WARMUP,
                        "profiled_steps": DECODE_PROFILED, "timer": "host clock between "
                        "device syncs (eager PyTorch: includes Python and launch overhead)"}}

@@ -35,7 +35,8 @@ class AttentionCache:
     values: torch.Tensor  # [B, S, Hkv, Dh]
     positions: torch.Tensor  # [B, S] absolute token index, -1 for an empty slot
     docs: torch.Tensor  # [B, S] document id of each slot
-    num_tokens: int  # tokens seen so far (all rows advance together)
+    num_tokens: torch.Tensor  # 0-d int64: tokens seen so far (all rows advance together); a tensor, so a
+    # decode step reads no host value and replays from a CUDA graph (seqlib.decode)
     doc: torch.Tensor  # [B] document id of the last token seen
 
 
@@ -87,7 +88,7 @@ class Attention(nn.Module):
             values=kv.clone(),
             positions=torch.full((batch, slots), -1, device=device, dtype=torch.long),
             docs=torch.zeros(batch, slots, device=device, dtype=torch.long),
-            num_tokens=0,
+            num_tokens=torch.zeros((), device=device, dtype=torch.long),
             doc=torch.zeros(batch, device=device, dtype=torch.long),
         )
 
@@ -103,8 +104,9 @@ class Attention(nn.Module):
         if self.use_rope:
             rope_pos = segment_pos.clamp_min(0)
             q, k = apply_rope(q, rope_pos), apply_rope(k, rope_pos)
-        start = 0 if cache is None else cache.num_tokens
-        pos = torch.arange(start, start + T, device=x.device).expand(B, T)
+        pos = torch.arange(T, device=x.device).expand(B, T)
+        if cache is not None:
+            pos = pos + cache.num_tokens
         doc = document_ids(segment_pos, None if cache is None else cache.doc)
         if cache is None:
             # CUDA fast path (FlexAttention / flash SDPA, seqlib.layers.flex); the reference is the CPU
@@ -130,7 +132,7 @@ class Attention(nn.Module):
             positions, docs = torch.cat([cache.positions, pos], 1), torch.cat([cache.docs, doc], 1)
         else:  # local: write the last min(T, W) tokens into ring slots position % W
             n = min(T, self.window)
-            slots = pos[0, T - n :] % self.window
+            slots = pos[0, T - n :] % self.window  # on the device: no host read of the position
             keys, values = cache.keys.clone().to(k.dtype), cache.values.clone().to(v.dtype)
             positions, docs = cache.positions.clone(), cache.docs.clone()
             keys[:, slots], values[:, slots] = k[:, T - n :], v[:, T - n :]
