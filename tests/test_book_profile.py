@@ -28,9 +28,12 @@ def grid_runs(profile: str):
 @pytest.fixture(scope="module")
 def book() -> tuple[list, dict, dict]:
     """The book grid's runs, their planned configurations (:func:`planned_runs`) and these per
-    (task, model) of a trained pair (one per rate and seed)."""
+    (task, model) of a trained pair (one per rate and seed), planned as before any record (the store's
+    first stages would plan their second stages)."""
     runs = grid_runs("book")
-    plans = planned_runs(runs)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train, "stored_record", lambda cfg: None)
+        plans = planned_runs(runs)
     pairs: dict = {}
     for cfg in (cfg for cfgs in plans.values() for cfg in cfgs):
         pairs.setdefault((cfg.task.name, cfg.model.name), []).append(cfg)
