@@ -84,6 +84,13 @@ WHEELHOUSE_PYTHON ?= 3.12
 # numpy comes with the image, scipy is only for the stats summaries (`python -m seqlib summary`, Results)
 WHEELHOUSE_PKGS ?= pandas pydantic PyYAML tqdm altair papermill ipykernel dask distributed
 WHEELHOUSE_IN_IMAGE ?= numpy filelock fsspec jinja2 markupsafe typing_extensions
+# the lent H200 image (the device tool's KINDS.md, its list of 2026-11-17) has these too: IMAGE=h200 leaves
+# them out, so that the wheels (about 23 MB with ZOO=1) travel beside the repository within 64 MiB
+H200_IMAGE := annotated_doc anyio attrs certifi charset_normalizer click cloudpickle einops h11 hf_xet \
+  huggingface_hub idna markdown_it_py mdurl msgpack narwhals packaging pandas psutil pygments python_dateutil \
+  pyyaml regex requests rich safetensors shellingham sortedcontainers tokenizers toolz tqdm transformers typer \
+  urllib3 zipp
+WHEELHOUSE_IN_IMAGE += $(if $(filter h200,$(IMAGE)),$(H200_IMAGE))
 
 BOOK_PROFILE ?=
 book: venv ## write _toc.yml from params/grid.yaml and the findings from the records (seqlib.book.findings, beside the pages), then build the site strictly into _build/html from the stored pages (no re-execution): book/runs, or BOOK_PROFILE=smoke's _build/pages/smoke into _build/site/smoke/_build/html
@@ -102,7 +109,7 @@ publish: book ## push _build/html (the committed pages) to the gh-pages branch (
 	@test -z "$(BOOK_PROFILE)" || { echo "make publish publishes the committed pages only; unset BOOK_PROFILE"; exit 1; }
 	$(VENV)/bin/ghp-import -n -p -f _build/html
 
-wheelhouse: venv ## wheels for an offline GPU node (Python 3.12) into wheelhouse/ (~37 MB); ZOO=1 adds the fla zoo (+25 MB)
+wheelhouse: venv ## wheels for an offline GPU node (Python 3.12) into wheelhouse/ (~37 MB); ZOO=1 adds the fla zoo (+25 MB); IMAGE=h200 leaves out what the lent H200 image has
 	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
 	grep -iE '^($(subst $() ,|,$(strip $(WHEELHOUSE_PKGS))))==' requirements.txt > $(WHEELHOUSE)/requirements.txt
 	$(if $(ZOO),grep -E '^[a-zA-Z]' requirements-gpu.txt >> $(WHEELHOUSE)/requirements.txt)
