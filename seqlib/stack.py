@@ -33,6 +33,11 @@ Evaluations (the selection split every ``run.eval_every`` steps, every split at 
 instances that reach them at once, under the same vmap, on the examples each would see alone (the
 runs share their evaluation settings); a chunk of instances at a time bounds the memory.
 
+``compiled=True`` (vmap instances only; the sweep benchmark's ``--compile``) runs the mapped forward
+through ``torch.compile`` (one graph per batch shape), which fuses the elementwise work that
+dominates these small models' kernel time (fp32 gates, norms, activations: the sweep's kernel
+profile); the records say so (``measure.stack_compiled``).
+
 No host sync per step: losses, gradient norms and the first failing step stay on the device and are
 read every ``run.log_every`` steps and at evaluations. AdamW only (Muon orthogonalises each matrix):
 :func:`stack_problem` says why a set of runs cannot stack.
@@ -360,7 +365,7 @@ def forward_logits(model: torch.nn.Module, params: dict, fixed: dict, inputs, se
 
 def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: Task | None = None,
                   on_done: Callable[[int], None] | None = None, evaluate: bool = True,
-                  cuda_graphs: bool | None = None, instances: str | None = None) -> None:
+                  cuda_graphs: bool | None = None, instances: str | None = None, compiled: bool = False) -> None:
     """Train and evaluate ``cfgs`` (runs of one stack: :func:`stack_problem` is None) together, filling
     ``records[i]`` (from :func:`seqlib.train.new_record`) in place; ``on_done(i)`` is called as run i
     ends (ok, or failed alone), so that its record can be written at once. An exception that ends the
@@ -369,7 +374,7 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     ``cuda_graphs`` (default: on a CUDA device) replays the training step from CUDA graphs
     (:class:`GraphedStep`); batches are padded to :func:`seqlib.data.bucket` lengths either way.
     ``instances`` (:data:`INSTANCES`; default :func:`default_instances`): how the instances run (module
-    docstring)."""
+    docstring); ``compiled``: their forward through ``torch.compile`` (vmap only, module docstring)."""
     problem = stack_problem(cfgs)
     if problem:
         raise ValueError(f"cannot stack these runs: {problem}")
@@ -377,6 +382,8 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     instances = instances or default_instances(cfg0)
     if instances not in INSTANCES:
         raise ValueError(f"instances must be one of {INSTANCES}, not {instances!r}")
+    if compiled and instances != "vmap":
+        raise ValueError(f"compiled=True compiles vmapped instances; these run as a {instances} (an fla mixer)")
     o, r = cfg0.optim, cfg0.run
     device = resolve_device(r.device)
     dtype = resolve_dtype(r.dtype, device)
@@ -408,18 +415,22 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         record.measure["stack_size"] = len(cfgs)
         record.measure["stack_instances"] = instances
         record.measure["cuda_graphs"] = graphs
+        record.measure["stack_compiled"] = compiled
     tokens = [0] * len(cfgs)
     pending_losses: list[tuple[int, list[int], torch.Tensor]] = []
     seeds = [c.optim.seeds[0] for c in cfgs]
     last_step = max(c.optim.steps for c in cfgs) - 1
     in_dims = (0, 0, 0, 0, None) if spec.output_kind == "pooled" else (0, 0, 0, 0, 0)
 
+    mapped = instance_map(forward, in_dims, instances)
+    if compiled:
+        mapped = torch.compile(mapped)
+
     def train_step(x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One step of every live instance, on device tensors only (no host sync): a graph replays it."""
         stack.flat.grad = None  # nothing left over from a capture that failed (GraphedStep)
         with autocast(device, dtype):
-            logits = instance_map(forward, in_dims, instances)(layout.views(stack.flat), stack.fixed,
-                                                               x["inputs"], x["segment_pos"], x.get("index"))
+            logits = mapped(layout.views(stack.flat), stack.fixed, x["inputs"], x["segment_pos"], x.get("index"))
         losses = vmap(masked_loss, in_dims=(0, 0, 0, None))(logits, x["targets"], x["valid"], spec)
         losses.sum().backward()
         stack.update(losses.detach(), x["step"])

@@ -394,3 +394,37 @@ def test_mixers_skip_their_document_check_only_where_the_caller_made_it():
         message = capture_failure(e)
     assert message.startswith("RuntimeError: operation not permitted when stream is capturing at ")
     assert "test_stack.py" in message and "more" not in message
+
+
+def test_a_compiled_stack_trains_as_the_eager_stack(tmp_path, tiny_config):
+    """``compiled=True``: the vmapped forward through torch.compile (inductor on the CPU) gives the runs
+    the eager stack gives, within fp32 reordering; a looped stack (an fla mixer) is refused."""
+    cfgs = [c.model_copy(update={"model": c.model.model_copy(update={"n_layers": 1})})  # a short compile
+            for c in configs(tiny_config, tmp_path, "hawk", "mqar", MQAR)]
+    eager = stacked(cfgs)
+    compiled = [new_record(c) for c in cfgs]
+    execute_stack(cfgs, compiled, compiled=True)
+    for a, b in zip(eager, compiled):
+        assert_same_run(a, b, rel=1e-4)
+        assert b.measure["stack_compiled"] and not a.measure["stack_compiled"]
+    with pytest.raises(ValueError, match="compiled=True compiles vmapped instances; these run as a loop"):
+        execute_stack(cfgs, [new_record(c) for c in cfgs], compiled=True, instances="loop")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", ["hawk", "griffin", "transformer"])
+def test_a_compiled_stack_replays_under_cuda_graphs_as_the_eager_stack(tmp_path, tiny_config, model, monkeypatch):
+    """torch.compile's kernels inside the captured step: fp32, TF32 off, within 1e-4 of the stack
+    without compilation, its step replayed from graphs (no capture failure)."""
+    base = tiny_config(tmp_path, model, "mqar", MQAR, steps=STEPS, warmup_steps=3, min_lr=1e-4,
+                       model_kw={"d_model": 64}, run_kw={"eval_every": 7, "log_every": 1, "device": "cuda",
+                                                         "dtype": "float32"})
+    cfgs = [base.for_run(lr, seed) for seed, lr in RUNS]
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    eager = stacked(cfgs)
+    compiled = [new_record(c) for c in cfgs]
+    execute_stack(cfgs, compiled, compiled=True)
+    for a, b in zip(eager, compiled):
+        assert b.measure["cuda_graphs"] and "cuda_graphs_failure" not in b.measure, b.measure.get("cuda_graphs_failure")
+        assert_same_run(a, b, rel=1e-4)

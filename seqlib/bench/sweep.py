@@ -19,7 +19,9 @@ median leaves out the warm-up and capture of the graphs. ``gpu_busy`` is CUDA ke
 time while a run of ``--steps`` steps trains (``torch.profiler``; for the stack, its graphs' warm-up
 and capture included), ``steady_gpu_busy`` the stack's kernel time per step over its timed step time
 and ``kernels`` the kernels that took most of its kernel time (the profile of a missed goal);
-``data_share`` the stack's time waiting for its batches over its training time; ``eval_batch_s``
+``data_share`` the stack's time waiting for its batches over its training time; with ``--compile``,
+``compiled_config_steps_per_s`` and ``compiled_speedup`` the same stack with its forward through
+``torch.compile`` (vmap stacks only); ``eval_batch_s``
 the stack's evaluation time per instance and forward batch of the task's selection split at the
 full profile's evaluation size and batch (a stack of K trains 2 steps, then evaluates that split
 at its last step and once more as its final evaluation: wall time less training time, whose
@@ -121,16 +123,34 @@ def loop_rate(cfg, warm: bool = True) -> float:
     return 1.0 / (m["step_time_s"] + record.train["data_time_s"] / max(record.train["steps_done"], 1))
 
 
-def stacked_rate(cfgs, graphs: bool = True) -> tuple[float, float]:
-    """Config-steps per second of the stack, and the share of its training time spent waiting for data."""
+def stacked_rate(cfgs, graphs: bool = True, compiled: bool = False) -> tuple[float, float]:
+    """Config-steps per second of the stack, and the share of its training time spent waiting for data
+    (``compiled``: the stack's forward through ``torch.compile``, :mod:`seqlib.stack`)."""
     from seqlib.stack import execute_stack
     from seqlib.train import new_record
 
     records = [new_record(c) for c in cfgs]
     # training time only: K evaluations would dominate the call
-    execute_stack(cfgs, records, evaluate=False, cuda_graphs=graphs)
+    execute_stack(cfgs, records, evaluate=False, cuda_graphs=graphs, compiled=compiled)
     m = records[0].measure
     return len(cfgs) / m["step_time_s"], records[0].train["data_time_s"] / m["train_time_s"]
+
+
+def compiled_row(cfgs, graphs: bool, rate: float) -> dict:
+    """The same stack with its forward through ``torch.compile``: its rate, its speed-up over ``rate``
+    (the uncompiled stack's) and the wall time of the whole measurement (the compilation in it);
+    or why it failed. A looped stack (the zoo) is not compiled (:func:`seqlib.stack.execute_stack`)."""
+    from seqlib.stack import default_instances
+
+    if default_instances(cfgs[0]) != "vmap":
+        return {"compiled_error": "a looped stack (an fla mixer) is not compiled"}
+    start = time.perf_counter()
+    try:
+        compiled, _ = stacked_rate(cfgs, graphs, compiled=True)
+    except Exception as e:  # noqa: BLE001 - recorded, the benchmark goes on
+        return {"compiled_error": f"{type(e).__name__}: {e}"[:500]}
+    return {"compiled_config_steps_per_s": compiled, "compiled_speedup": compiled / rate,
+            "compiled_wall_s": time.perf_counter() - start}
 
 
 def gpu_busy(fn, *args) -> tuple[float, float, list[dict]]:
@@ -171,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packed-shapes", nargs="*", default=["parity"], choices=list(SHAPES),
                         help="shapes that also measure the 8 packed processes (default: parity, its goal)")
     parser.add_argument("--eager", action="store_true", help="the stacked step without CUDA graphs")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time each stack with its forward through torch.compile (rows with compiled: true)")
     args = parser.parse_args(argv)
     if no_cuda("sweep"):
         return 2
@@ -199,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                         # time over the timed step time is how busy the GPU is once the graphs replay
                         entry.update(gpu_busy=busy, steady_gpu_busy=kernel_s / args.steps * rate / k, kernels=top,
                                      eval_batch_s=stacked_eval_time(eval_configs(shape, model, k)))
+                        if args.compile:
+                            entry.update(compiled_row(cfgs, not args.eager, rate))
                     except Exception as e:  # noqa: BLE001
                         entry["error"] = f"{type(e).__name__}: {e}"[:500]
                     torch.cuda.empty_cache()
