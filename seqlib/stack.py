@@ -568,12 +568,13 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | None = None,
-              on_result: Callable[[Outcome, int, int], None] | None = None) -> list[Outcome]:
+              on_result: Callable[[Outcome, int, int], None] | None = None, compiled: bool = False) -> list[Outcome]:
     """:func:`seqlib.train.run_one` for a stack: runs with an ``ok`` record are kept (unless ``force``),
     the rest train as one stack (:func:`execute_stack`), each record written as its run ends. A
     failure of the whole stack fails every run still in it (``ModelUnavailable``: skipped). A stack
     that runs out of GPU memory is split in two halves that train one after the other (the runs that
-    had ended keep their records); a single run out of memory fails as any other."""
+    had ended keep their records); a single run out of memory fails as any other. ``compiled``: a
+    vmapped stack's forward through ``torch.compile`` (:func:`execute_stack`; a looped one ignores it)."""
     outcomes: dict[int, Outcome] = {}
     todo = []
     for i, cfg in enumerate(cfgs):
@@ -593,7 +594,8 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
     out_of_memory = None
     if todo:
         try:
-            execute_stack([cfgs[i] for i in todo], [records[i] for i in todo], task, on_done=write)
+            execute_stack([cfgs[i] for i in todo], [records[i] for i in todo], task, on_done=write,
+                          compiled=compiled and default_instances(cfgs[0]) == "vmap")
         except ModelUnavailable as e:
             for j, i in enumerate(todo):
                 if i not in outcomes:
@@ -619,6 +621,6 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
         torch.cuda.empty_cache()
         for half in halves:
             report = None if on_result is None else (lambda o, j, _n, half=half: on_result(o, half[j], len(cfgs)))
-            for i, outcome in zip(half, run_stack([cfgs[i] for i in half], force, task, report)):
+            for i, outcome in zip(half, run_stack([cfgs[i] for i in half], force, task, report, compiled)):
                 outcomes[i] = outcome
     return [outcomes[i] for i in range(len(cfgs))]

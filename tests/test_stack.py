@@ -428,3 +428,23 @@ def test_a_compiled_stack_replays_under_cuda_graphs_as_the_eager_stack(tmp_path,
     for a, b in zip(eager, compiled):
         assert b.measure["cuda_graphs"] and "cuda_graphs_failure" not in b.measure, b.measure.get("cuda_graphs_failure")
         assert_same_run(a, b, rel=1e-4)
+
+
+def test_the_grid_compiles_only_vmapped_stacks_when_asked(tmp_path, tiny_config, monkeypatch):
+    from seqlib import stack as stack_module
+    from seqlib.book import grid
+
+    from seqlib.models import ModelUnavailable
+
+    seen = []
+
+    def execute(cfgs, records, task=None, on_done=None, compiled=False):
+        seen.append((cfgs[0].model.name, compiled))
+        raise ModelUnavailable("the test trains nothing")  # every run of the stack: skipped, recorded
+
+    monkeypatch.setattr(stack_module, "execute_stack", execute)
+    for model, wanted in (("hawk", True), ("mamba2", True), ("hawk", False)):
+        cfgs = configs(tiny_config, tmp_path / f"{model}{wanted}", model, "parity_check", CHOMSKY)
+        grid.train_stack([c.model_dump(mode="json") for c in cfgs], [f"run{i}" for i in range(len(cfgs))], wanted)
+    # a looped stack (the fla zoo's mamba2) is never compiled; the others only when asked
+    assert seen == [("hawk", True), ("mamba2", False), ("hawk", False)]

@@ -12,7 +12,8 @@ parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``see
   the unit of resumption (:func:`seqlib.train.run_one` keeps finished records); with a GPU, runs of
   one model and task that differ in seed and rate share a job and train as one stack
   (:func:`stack_jobs`, ``--stack-size``/``STACK_SIZE``, :mod:`seqlib.stack`), each still recorded
-  as its own run. ``--deadline S`` stops
+  as its own run (``--compile-stacks``/``STACK_COMPILE=1``: a vmapped stack's forward through
+  ``torch.compile``). ``--deadline S`` stops
   starting new training runs S seconds after the start (the ones under way finish), for a machine
   held for a limited time; a later call goes on where it stopped (``--train-only`` stops after the
   training, executing no chapter). The chapters then execute with the papermill parameter
@@ -301,7 +302,7 @@ def train(config: dict) -> dict:
     return training_status(outcome, path, start)
 
 
-def train_stack(configs: list[dict], names: list[str]) -> list[tuple[str, dict]]:
+def train_stack(configs: list[dict], names: list[str], compiled: bool = False) -> list[tuple[str, dict]]:
     """Train the runs of one job of :func:`stack_jobs` -> ``(name, status record)`` per run: run by
     run (:func:`train`) if the job holds one, else as one stack (:func:`seqlib.stack.run_stack`)
     holding every run's lock, taken in a fixed order so that two grids cannot deadlock."""
@@ -321,7 +322,7 @@ def train_stack(configs: list[dict], names: list[str]) -> list[tuple[str, dict]]
         with ExitStack() as held:
             for lock in sorted(run_lock(c) for c in cfgs):
                 held.enter_context(FileLock(lock))
-            outcomes = run_stack(cfgs)
+            outcomes = run_stack(cfgs, compiled=compiled)
     except OSError as err:
         return [(name, unwritten(path, start, err)) for name, path in zip(names, paths)]
     return [(name, training_status(o, path, start)) for name, o, path in zip(names, outcomes, paths)]
@@ -743,6 +744,10 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--stack-size", type=int, default=int(os.environ.get("STACK_SIZE") or 0) or None,
                         help=f"training runs per stacked job (seqlib.stack; env STACK_SIZE; default {STACK_MAX} "
                              "with a GPU, 1 = run by run without)")
+    parser.add_argument("--compile-stacks", action="store_true",
+                        default=os.environ.get("STACK_COMPILE", "") not in ("", "0"),
+                        help="run each vmapped stack's forward through torch.compile (env STACK_COMPILE=1; "
+                             "seqlib.stack; the sweep's --compile measures whether it pays)")
     parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
                         help="address of an existing Dask scheduler (env DASK_SCHEDULER_ADDRESS)")
     return parser
@@ -885,8 +890,8 @@ def main(argv: list[str] | None = None) -> int:
                 break
             attempted |= {name for name, _ in todo}
             expected |= {name: str(record_file(ExperimentConfig.model_validate(job["config"]))) for name, job in todo}
-            for name, record in ((n, r) for _, results in dispatch(train_stack, stack_jobs(todo, stack_size), client,
-                                                                   deadline) for n, r in results):
+            jobs = [(label, {**job, "compiled": args.compile_stacks}) for label, job in stack_jobs(todo, stack_size)]
+            for name, record in ((n, r) for _, results in dispatch(train_stack, jobs, client, deadline) for n, r in results):
                 record = check_trained(record, expected[name])
                 trained.append(record)
                 ran.add(name)
