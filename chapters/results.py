@@ -48,15 +48,17 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from seqlib.book.chapter import RESULT_PROFILES, setup, show_table
-from seqlib.book.plots import headline_chart
+from seqlib.book.plots import frontier_chart, headline_chart
 from seqlib.book.report import (
     leaderboard,
     model_sizes,
+    oriented,
     pairwise,
     profile_records,
     scoring,
     seed_cells,
     selection_note,
+    state_frontier,
 )
 from seqlib.config import load_config
 from seqlib.results import records_frame
@@ -143,8 +145,7 @@ if not board.empty:
 
 # %% tags=["hide-input"]
 if not board.empty:
-    heat = board[(board["label"] != "MSE") & board["mean"].notna()].copy()
-    heat["score"] = heat["mean"].where(heat["higher_is_better"], 1 - heat["mean"])
+    heat = oriented(board)
     heat["text"] = heat["score"].map(lambda v: f"{v:.2f}")
     base = alt.Chart(heat).encode(
         x=alt.X("model:N", title=None, axis=alt.Axis(labelAngle=-40)), y=alt.Y("task:N", title=None))
@@ -290,6 +291,26 @@ if not frame.empty:
     print("every run finished" if bad.empty else f"{len(bad)} runs did not finish:")
     if not bad.empty:
         show_table(bad.set_index(["task", "model", "lr", "seed"]))
+
+# %% [markdown]
+# ## Score against state size
+#
+# Zoology (Arora et al. 2023, Fig. 2) reads MQAR as a trade-off between recall and the memory a model
+# carries per sequence: each task's panel puts every model's headline score (the heat map's scale) at
+# its decode state, the elements carried from token to token at the length its records measured
+# (log scale; attention's grows with the length). A model is on the frontier (its own mark, joined by the
+# dashed line) when no model with at most its state scores as high (`seqlib.book.report.state_frontier`).
+# A model that did not fit its training distribution (`fit` in the tooltip) says nothing about what
+# its state could hold.
+
+# %% tags=["hide-input"]
+frontier = state_frontier(records)
+if frontier.empty:
+    print("No score with a measured decode state: nothing to plot.")
+else:
+    display(frontier_chart(frontier))
+    on = frontier[frontier["on_frontier"]].groupby("task")["model"].agg(", ".join)
+    show_table(on.rename("on the frontier, smallest state first").to_frame())
 
 # %% [markdown]
 # ## Model sizes

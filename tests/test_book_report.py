@@ -223,3 +223,26 @@ def test_model_sizes_by_hand():
     assert (hawk["decode state"], hawk["decode state (range)"], hawk["at length"]) == (10, "10 to 30", 40)
     assert (lstm["tasks"], lstm["parameters"], lstm["parameters (range)"], lstm["decode state"]) == (1, 50, "", 8)
     assert report.model_sizes([]).empty
+
+
+def test_state_frontier_by_hand():
+    """Parity: A (state 10, 0.5) and B (100, 0.9) are on the frontier, C (50, 0.4) is not (A scores
+    more with less state), D ties B's state with less; flip-flop's glitch rate enters as 1 - rate."""
+    def scored(task, model, value, state, split="test"):
+        key = {5: value} if task == "parity_check" else None
+        rec = record(task=task, model=model, params=None if key else {}, metrics=rows(split, key) if key else [
+            {"split": "val", "metric": "glitch_rate", "slice_key": "all", "slice_value": "all", "value": value,
+             "n": 10}, {"split": "val_sparse", "metric": "glitch_rate", "slice_key": "all", "slice_value": "all",
+                        "value": value, "n": 10}])
+        rec.measure = {"num_params": 1, "state_size": state, "state_size_seq_len": 40}
+        return rec
+
+    recs = [scored("parity_check", "A", 0.5, 10), scored("parity_check", "B", 0.9, 100),
+            scored("parity_check", "C", 0.4, 50), scored("parity_check", "D", 0.7, 100),
+            scored("flipflop", "A", 0.2, 10), scored("flipflop", "B", 0.1, 100)]
+    front = report.state_frontier(recs).set_index(["task", "model"])
+    assert front.loc["parity_check", "on_frontier"].to_dict() == {"A": True, "C": False, "B": True, "D": False}
+    assert front.loc[("parity_check", "C"), "state"] == 50 and front.loc[("parity_check", "B"), "score"] == 0.9
+    flip = front.loc["flipflop"]
+    assert flip["score"].to_dict() == pytest.approx({"A": 0.8, "B": 0.9}) and flip["on_frontier"].all()
+    assert report.state_frontier([]).empty

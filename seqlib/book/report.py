@@ -339,6 +339,42 @@ def leaderboard(records: list[RunRecord]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def oriented(board: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a :func:`leaderboard` with a mean, on one scale where higher is better (``score``):
+    the mean, or 1 - the mean for a bounded score where lower is better (the glitch rate); the
+    unbounded LIS error (MSE) is left out."""
+    if board.empty:
+        return board.assign(score=pd.Series(dtype=float))
+    kept = board[(board["label"] != "MSE") & board["mean"].notna()].copy()
+    kept["score"] = kept["mean"].where(kept["higher_is_better"], 1 - kept["mean"])
+    return kept
+
+
+def state_frontier(records: list[RunRecord]) -> pd.DataFrame:
+    """Per (task, model) of the :func:`leaderboard`: its :func:`oriented` score beside its decode state
+    (``state``: the median of ``measure.state_size`` over the pair's ``ok`` runs, at ``length``), and
+    whether it is on the task's accuracy-state-size frontier (Zoology, arXiv 2312.04927, Fig. 2): no
+    model of the task with at most its state scores as high (``on_frontier``); columns task, model,
+    state, length, score, mean, label, fit, n_seeds, on_frontier, sorted by task and state."""
+    board = oriented(leaderboard(records))
+    columns = ["task", "model", "state", "length", "score", "mean", "label", "fit", "n_seeds", "on_frontier"]
+    sizes = pd.DataFrame([{"task": r.task, "model": r.model, "state": r.measure.get("state_size"),
+                           "length": r.measure.get("state_size_seq_len")} for r in records if r.status == "ok"],
+                         columns=["task", "model", "state", "length"])
+    if board.empty or sizes.empty:
+        return pd.DataFrame(columns=columns)
+    sizes = sizes.groupby(["task", "model"], as_index=False)[["state", "length"]].median()
+    out = board.merge(sizes, on=["task", "model"]).dropna(subset=["state"]).sort_values(["task", "state", "model"])
+    out["on_frontier"] = False
+    for _, g in out.groupby("task"):
+        best = -math.inf
+        for _, same in g.groupby("state", sort=True):  # the smallest states first
+            top = same["score"].max()
+            out.loc[same.index, "on_frontier"] = (same["score"] == top) & (top > best)
+            best = max(best, top)
+    return out[columns].reset_index(drop=True)
+
+
 ALPHA = 0.05  # the significance level of the pages' tests
 
 
