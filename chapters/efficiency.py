@@ -43,24 +43,19 @@ seed = 0
 bench_dir = "results/bench"
 
 # %%
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import NullLocator
 
+from seqlib.bench.record import latest_record, merged_train_record
 from seqlib.book.chapter import setup, show_table
 
 setup(profile, seed=seed, bench_dir=bench_dir)
 
 
 BENCH = Path(bench_dir)  # relative to the repository root, the chapter's working directory
-
-
-def latest(kind: str):
-    files = sorted(BENCH.glob(f"{kind}-*.json"))
-    return json.loads(files[-1].read_text()) if files else None
 
 
 def verdict(ok):
@@ -87,23 +82,8 @@ def log_axis(ax, values, label: str) -> None:
     ax.set_xlabel(label)
 
 
-def merged_train():
-    """Every models-train record, the newest row per (model, T); each row keeps its record's commit."""
-    files = sorted(BENCH.glob("models-train-*.json"))
-    if not files:
-        return None
-    rows = {}
-    for f in files:
-        rec = json.loads(f.read_text())
-        for r in rec["rows"]:
-            if "tokens_per_s" in r or (r["model"], r["T"]) not in rows:
-                rows[(r["model"], r["T"])] = {**r, "record": f.name, "commit": rec["commit"][:10]}
-    last = json.loads(files[-1].read_text())
-    return {**last, "rows": list(rows.values()), "files": [f.name for f in files]}
-
-
-records = {k: latest(k) for k in ("scan", "attention", "models-decode")}
-records["models-train"] = merged_train()
+records = {k: latest_record(k, BENCH) for k in ("scan", "attention", "models-decode")}
+records["models-train"] = merged_train_record(BENCH)
 for kind, rec in records.items():
     if rec is None:
         print(f"{kind}: no benchmark record under {BENCH} (benchmarks need a CUDA GPU; none has been run here).")

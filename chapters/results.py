@@ -47,9 +47,11 @@ import altair as alt
 import pandas as pd
 from IPython.display import Markdown, display
 
+from seqlib.bench.record import latest_record, merged_train_record
 from seqlib.book.chapter import RESULT_PROFILES, setup, show_table
 from seqlib.book.plots import frontier_chart, headline_chart
 from seqlib.book.report import (
+    capability_cost,
     leaderboard,
     model_sizes,
     oriented,
@@ -311,6 +313,22 @@ else:
     display(frontier_chart(frontier))
     on = frontier[frontier["on_frontier"]].groupby("task")["model"].agg(", ".join)
     show_table(on.rename("on the frontier, smallest state first").to_frame())
+
+# %% [markdown]
+# ## Capability and cost
+#
+# The models that the Efficiency chapter's benchmarks measured, each with its mean score over the
+# tasks every one of them has a score on, beside its training throughput and its decode latency per
+# token from those benchmarks (`seqlib.book.report.capability_cost`). The benchmarks size every model
+# to about 100M parameters on one H200, not to the tasks' budgets, so the columns compare the
+# architectures' costs at that size, not the cost of these runs.
+
+# %% tags=["hide-input"]
+cost = capability_cost(board, merged_train_record(store / "bench"), latest_record("models-decode", store / "bench"))
+if cost.empty:
+    print("No model of the leaderboard has a benchmark record: nothing to join.")
+else:
+    show_table(cost.round(3))
 
 # %% [markdown]
 # ## Model sizes

@@ -246,3 +246,26 @@ def test_state_frontier_by_hand():
     flip = front.loc["flipflop"]
     assert flip["score"].to_dict() == pytest.approx({"A": 0.8, "B": 0.9}) and flip["on_frontier"].all()
     assert report.state_frontier([]).empty
+
+
+def test_capability_cost_by_hand():
+    """Hawk and the Transformer were benchmarked, the LSTM not; even_pairs lacks the Transformer, so
+    the mean is over parity alone; T=4096 is the longest length both were trained at."""
+    board = pd.DataFrame([
+        {"task": "parity_check", "model": "hawk", "mean": 0.6, "label": "accuracy", "higher_is_better": True},
+        {"task": "parity_check", "model": "transformer", "mean": 0.8, "label": "accuracy", "higher_is_better": True},
+        {"task": "parity_check", "model": "lstm", "mean": 1.0, "label": "accuracy", "higher_is_better": True},
+        {"task": "even_pairs", "model": "hawk", "mean": 0.9, "label": "accuracy", "higher_is_better": True}])
+    train = {"rows": [{"model": "hawk", "T": 4096, "tokens_per_s": 100.0}, {"model": "transformer", "T": 4096,
+                      "tokens_per_s": 90.0}, {"model": "hawk", "T": 8192, "tokens_per_s": 80.0},
+                      {"model": "transformer", "T": 8192, "skipped": "time"}]}
+    decode = {"rows": [{"model": "hawk", "context": 1024, "ms_per_token": 2.0, "ms_per_token_graphed": 0.5},
+                       {"model": "hawk", "context": 2048, "ms_per_token": 3.0},
+                       {"model": "transformer", "context": 1024, "ms_per_token": 4.0}]}
+    out = report.capability_cost(board, train, decode)
+    assert out.index.tolist() == ["hawk", "transformer"]
+    assert out["tasks"].tolist() == [1, 1] and out["mean score"].tolist() == pytest.approx([0.6, 0.8])
+    assert out["train T"].tolist() == [4096, 4096] and out["train tokens/s"].tolist() == [100.0, 90.0]
+    assert out["decode ms/token"].tolist() == [2.0, 4.0] and out["decode context"].tolist() == [1024, 1024]
+    assert out.loc["hawk", "decode ms/token (graphed)"] == 0.5 and pd.isna(out.loc["transformer", "decode ms/token (graphed)"])
+    assert report.capability_cost(board, None, None).empty

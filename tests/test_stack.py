@@ -433,7 +433,6 @@ def test_a_compiled_stack_replays_under_cuda_graphs_as_the_eager_stack(tmp_path,
 def test_the_grid_compiles_only_vmapped_stacks_when_asked(tmp_path, tiny_config, monkeypatch):
     from seqlib import stack as stack_module
     from seqlib.book import grid
-
     from seqlib.models import ModelUnavailable
 
     seen = []

@@ -39,3 +39,26 @@ def save_record(kind: str, record: dict, path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"kind": kind, **environment(), **record}, indent=1))
     return path
+
+
+def latest_record(kind: str, bench: Path = BENCH_DIR) -> dict | None:
+    """The newest ``kind`` record under ``bench`` (their names carry their UTC time), or None."""
+    files = sorted(Path(bench).glob(f"{kind}-*.json"))
+    return json.loads(files[-1].read_text()) if files else None
+
+
+def merged_train_record(bench: Path = BENCH_DIR) -> dict | None:
+    """Every models-train record merged: the newest record's fields, with the newest row per (model, T)
+    over all of them (a row with a measurement beats one without), each row naming its record and commit;
+    ``files`` lists the records. None without a record."""
+    files = sorted(Path(bench).glob("models-train-*.json"))
+    if not files:
+        return None
+    rows = {}
+    for f in files:
+        rec = json.loads(f.read_text())
+        for r in rec["rows"]:
+            if "tokens_per_s" in r or (r["model"], r["T"]) not in rows:
+                rows[(r["model"], r["T"])] = {**r, "record": f.name, "commit": rec["commit"][:10]}
+    last = json.loads(files[-1].read_text())
+    return {**last, "rows": list(rows.values()), "files": [f.name for f in files]}

@@ -375,6 +375,40 @@ def state_frontier(records: list[RunRecord]) -> pd.DataFrame:
     return out[columns].reset_index(drop=True)
 
 
+def capability_cost(board: pd.DataFrame, train: dict | None, decode: dict | None) -> pd.DataFrame:
+    """Per model of the :func:`leaderboard` that the efficiency benchmarks measured (``train``: the
+    merged models-train record, :func:`seqlib.bench.record.merged_train_record`; ``decode``: the newest
+    models-decode record): its mean :func:`oriented` score over the tasks every such model has a score
+    on (``tasks``), beside its training tokens/s at the longest length measured for every one of them
+    (``train T``) and its decode latency per token at the shortest context (eager, and replayed from a
+    CUDA graph where the record has it). The benchmarks size every model to ~100M parameters, not to
+    the tasks' budgets: the join compares architectures, not these runs. Indexed by model."""
+    scores = oriented(board)
+    trained = pd.DataFrame([r for r in (train or {}).get("rows", []) if r.get("tokens_per_s")],
+                           columns=["model", "T", "tokens_per_s"])
+    decoded = pd.DataFrame([r for r in (decode or {}).get("rows", []) if r.get("ms_per_token")])
+    measured = set(trained["model"]) | set(decoded["model"] if not decoded.empty else [])
+    scores = scores[scores["model"].isin(measured)]
+    if scores.empty:
+        return pd.DataFrame()
+    models = sorted(scores["model"].unique())
+    shared = [t for t, g in scores.groupby("task") if set(g["model"]) == set(models)]
+    out = scores[scores["task"].isin(shared)].groupby("model")["score"].agg(["mean", "size"])
+    out = out.rename(columns={"mean": "mean score", "size": "tasks"}).reindex(models)
+    common_T = [T for T, g in trained.groupby("T") if set(models) & set(trained["model"]) <= set(g["model"])]
+    if common_T:
+        T = max(common_T)
+        out["train T"] = T
+        out["train tokens/s"] = trained[trained["T"] == T].set_index("model")["tokens_per_s"].reindex(models)
+    if not decoded.empty:
+        first = decoded[decoded["context"] == decoded["context"].min()].set_index("model")
+        out["decode context"] = decoded["context"].min()
+        out["decode ms/token"] = first["ms_per_token"].reindex(models)
+        if "ms_per_token_graphed" in first:
+            out["decode ms/token (graphed)"] = first["ms_per_token_graphed"].reindex(models)
+    return out
+
+
 ALPHA = 0.05  # the significance level of the pages' tests
 
 
