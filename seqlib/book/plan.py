@@ -81,10 +81,9 @@ def pooled(pairs, scale: dict[str, float]) -> dict:
     return {key: statistics.median(c) if c else min(b) for key, (c, b) in values.items()}
 
 
-def per_run_records(store: Path) -> list:
-    """The store's ok records of runs trained run by run (not stacked) on a CUDA device."""
-    return [r for r in load_records(store)
-            if r.status == "ok" and r.provenance.device == "cuda" and "stack_size" not in r.measure]
+def per_run_records(records: list) -> list:
+    """The ok records of runs trained run by run (not stacked) on a CUDA device."""
+    return [r for r in records if r.status == "ok" and r.provenance.device == "cuda" and "stack_size" not in r.measure]
 
 
 def calibrations(records, loops: dict[tuple[str, str], float]) -> dict[str, float]:
@@ -136,16 +135,15 @@ def eval_batch_times(records, scale: dict[str, float]) -> dict[tuple[str, str], 
     return pooled(pairs, scale)
 
 
-def stacked_costs(store: Path) -> dict[tuple[str, str], tuple[float, float]]:
+def stacked_costs(records: list) -> dict[tuple[str, str], tuple[float, float]]:
     """(task, model) -> GPU seconds per instance and step, and per instance and evaluated forward batch,
-    of the store's ``ok`` stacked CUDA records that state ``device_processes`` (module docstring)."""
+    of the ``ok`` stacked CUDA records that state ``device_processes`` (module docstring)."""
     from pydantic import ValidationError
 
     from seqlib.config import ExperimentConfig
-    from seqlib.train import split_batches
 
     steps, batches = defaultdict(list), defaultdict(list)
-    for r in load_records(store):
+    for r in records:
         m = r.measure
         if not (r.status == "ok" and r.provenance.device == "cuda" and m.get("stack_size")
                 and m.get("device_processes") and m.get("step_time_s") and m.get("train_time_s")):
@@ -156,9 +154,7 @@ def stacked_costs(store: Path) -> dict[tuple[str, str], tuple[float, float]]:
             continue
         share = m["device_processes"] / m["stack_size"]
         steps[r.task, r.model].append(m["step_time_s"] * share)
-        task = task_of(cfg)
-        evaluated = (len(r.train.get("eval_curve") or []) * split_batches(cfg, task, r.train["select_split"])
-                     + sum(split_batches(cfg, task, s) for s in cfg.run.eval_splits or task.splits))
+        evaluated = eval_batches(cfg, task_of(cfg), len(r.train.get("eval_curve") or []))
         if evaluated:
             batches[r.task, r.model].append((m["wall_time_s"] - m["train_time_s"]) * share / evaluated)
     return {key: (statistics.median(v), statistics.median(batches[key]) if batches[key] else math.nan)
@@ -171,12 +167,15 @@ def task_of(cfg):
     return get_task(cfg.task.name, **cfg.task.params)
 
 
-def eval_batches(cfg, task) -> int:
+def eval_batches(cfg, task, evaluations: int | None = None) -> int:
     """Forward batches a run evaluates: every ``eval_every`` steps (and at its last) the selection
-    split, then every evaluation split once (:func:`seqlib.train.execute`)."""
+    split, then every evaluation split once (:func:`seqlib.train.execute`); ``evaluations``: the
+    selection split's evaluations a run made (default: its cap's, ``ceil(steps / eval_every)``)."""
     from seqlib.train import select_split, split_batches
 
-    periodic = math.ceil(cfg.optim.steps / cfg.run.eval_every) * split_batches(cfg, task, select_split(cfg, task))
+    if evaluations is None:
+        evaluations = math.ceil(cfg.optim.steps / cfg.run.eval_every)
+    periodic = evaluations * split_batches(cfg, task, select_split(cfg, task))
     return periodic + sum(split_batches(cfg, task, s) for s in cfg.run.eval_splits or task.splits)
 
 
@@ -253,12 +252,13 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
     """The GPU-time estimate of the training jobs ``jobs`` (:func:`seqlib.book.grid.stack_jobs`)."""
     from seqlib.config import ExperimentConfig
 
-    rows, records = sweep_rows(bench_dir), per_run_records(store)
+    stored_records = load_records(store)
+    rows, records = sweep_rows(bench_dir), per_run_records(stored_records)
     loops = loop_times(rows)
     scale = calibrations(records, loops)
     stored, tokens, eval_times = step_times(records, scale), tokens_per_step(records), eval_batch_times(records, scale)
     shapes = {s for s, _, _ in rows} | {PARITY}
-    measured = stacked_costs(store)
+    measured = stacked_costs(stored_records)
     out = Estimate(loops=len(loops), stored=len(stored), eval_pairs=len(eval_times), calibration=scale,
                    measured_pairs=len(measured))
     spent = 0.0
