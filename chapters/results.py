@@ -302,8 +302,8 @@ if not frame.empty:
 # its decode state, the elements carried from token to token at the length its records measured
 # (log scale; attention's grows with the length). A model is on the frontier (its own mark, joined by the
 # dashed line) when no model with at most its state scores as high (`seqlib.book.report.state_frontier`).
-# A model that did not fit its training distribution (`fit` in the tooltip) says nothing about what
-# its state could hold.
+# A model none of whose seeds fit its training distribution (`fit` in the tooltip) says nothing about
+# what its state could hold: it is never on the frontier and bounds no other model.
 
 # %% tags=["hide-input"]
 frontier = state_frontier(records)

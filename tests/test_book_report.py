@@ -237,11 +237,14 @@ def test_state_frontier_by_hand():
         rec.measure = {"num_params": 1, "state_size": state, "state_size_seq_len": 40}
         return rec
 
+    unfit = scored("parity_check", "E", 1.0, 5)  # the best score at the least state, but it did not fit
+    unfit.train["fit"] = False
     recs = [scored("parity_check", "A", 0.5, 10), scored("parity_check", "B", 0.9, 100),
-            scored("parity_check", "C", 0.4, 50), scored("parity_check", "D", 0.7, 100),
+            scored("parity_check", "C", 0.4, 50), scored("parity_check", "D", 0.7, 100), unfit,
             scored("flipflop", "A", 0.2, 10), scored("flipflop", "B", 0.1, 100)]
     front = report.state_frontier(recs).set_index(["task", "model"])
-    assert front.loc["parity_check", "on_frontier"].to_dict() == {"A": True, "C": False, "B": True, "D": False}
+    assert front.loc["parity_check", "on_frontier"].to_dict() == {"E": False, "A": True, "C": False, "B": True,
+                                                                  "D": False}
     assert front.loc[("parity_check", "C"), "state"] == 50 and front.loc[("parity_check", "B"), "score"] == 0.9
     flip = front.loc["flipflop"]
     assert flip["score"].to_dict() == pytest.approx({"A": 0.8, "B": 0.9}) and flip["on_frontier"].all()

@@ -354,8 +354,10 @@ def state_frontier(records: list[RunRecord]) -> pd.DataFrame:
     """Per (task, model) of the :func:`leaderboard`: its :func:`oriented` score beside its decode state
     (``state``: the median of ``measure.state_size`` over the pair's ``ok`` runs, at ``length``), and
     whether it is on the task's accuracy-state-size frontier (Zoology, arXiv 2312.04927, Fig. 2): no
-    model of the task with at most its state scores as high (``on_frontier``); columns task, model,
-    state, length, score, mean, label, fit, n_seeds, on_frontier, sorted by task and state."""
+    model of the task with at most its state scores as high (``on_frontier``). A pair none of whose
+    seeds fit its training distribution (``fit`` 0, :func:`add_fit`) is never on it and bounds no one:
+    its score says nothing of what its state can hold. Columns task, model, state, length, score, mean,
+    label, fit, n_seeds, on_frontier, sorted by task and state."""
     board = oriented(leaderboard(records))
     columns = ["task", "model", "state", "length", "score", "mean", "label", "fit", "n_seeds", "on_frontier"]
     sizes = pd.DataFrame([{"task": r.task, "model": r.model, "state": r.measure.get("state_size"),
@@ -366,7 +368,7 @@ def state_frontier(records: list[RunRecord]) -> pd.DataFrame:
     sizes = sizes.groupby(["task", "model"], as_index=False)[["state", "length"]].median()
     out = board.merge(sizes, on=["task", "model"]).dropna(subset=["state"]).sort_values(["task", "state", "model"])
     out["on_frontier"] = False
-    for _, g in out.groupby("task"):
+    for _, g in out[out["fit"] != 0].groupby("task"):  # NaN (the records do not say) competes
         best = -math.inf
         for _, same in g.groupby("state", sort=True):  # the smallest states first
             top = same["score"].max()
