@@ -108,19 +108,25 @@ def headline_chart(board, highlight: str | None = None, width: int = 380):
 
 def frontier_chart(frontier, panel_width: int = 220, height: int = 170):
     """One panel per task of :func:`seqlib.book.report.state_frontier`: each model's score against its
-    decode state (log scale), the frontier's models marked and joined by a line; a legend click picks
-    a model."""
+    decode state (log scale), the frontier's models marked and joined by a line (a panel without a
+    frontier has no line: an empty layer's infinite extent is a Vega warning); a legend click picks a
+    model."""
     import altair as alt
 
     pick = alt.selection_point(fields=["model"], bind="legend")
     color = alt.Color("model:N", scale=alt.Scale(domain=sorted(frontier["model"].unique())), legend=bottom_legend())
-    base = alt.Chart(frontier).encode(
-        x=alt.X("state:Q", scale=alt.Scale(type="log"), title="decode state (elements)"),
-        y=alt.Y("score:Q", title="score (higher is better)"))
-    points = base.mark_point(size=60).encode(
-        color=color, shape=alt.Shape("on_frontier:N", title="on the frontier"), opacity=alt.condition(pick, alt.value(1.0), alt.value(0.2)),
-        tooltip=["task:N", "model:N", "label:N", alt.Tooltip("mean:Q", format=".4g"), "state:Q", "length:Q",
-                 "n_seeds:Q", "fit:N", "on_frontier:N"]).add_params(pick)
-    line = base.transform_filter(alt.datum.on_frontier).mark_line(color="gray", strokeDash=[4, 3])
-    return (line + points).properties(width=panel_width, height=height).facet(
-        facet=alt.Facet("task:N", title=None), columns=facet_columns(panel_width)).resolve_scale(x="independent")
+    panels = []
+    for task, rows in frontier.groupby("task", sort=True):  # a panel per task: its own scales, no facet
+        base = alt.Chart(rows, title=alt.Title(task, fontSize=12)).encode(
+            x=alt.X("state:Q", scale=alt.Scale(type="log"), title="decode state (elements)"),
+            y=alt.Y("score:Q", title="score (higher is better)"))
+        points = base.mark_point(size=60).encode(
+            color=color, shape=alt.Shape("on_frontier:N", title="on the frontier"),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.2)),
+            tooltip=["task:N", "model:N", "label:N", alt.Tooltip("mean:Q", format=".4g"), "state:Q", "length:Q",
+                     "n_seeds:Q", "fit:N", "on_frontier:N"])
+        panel = points.add_params(pick) if not panels else points
+        if rows["on_frontier"].any():
+            panel = base.transform_filter(alt.datum.on_frontier).mark_line(color="gray", strokeDash=[4, 3]) + panel
+        panels.append(panel.properties(width=panel_width, height=height))
+    return alt.concat(*panels, columns=facet_columns(panel_width)).resolve_scale(color="shared", shape="shared")
