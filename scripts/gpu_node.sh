@@ -9,7 +9,8 @@
 #   scripts/gpu_node.sh grid [ARGS]    the run grid, full profile (ARGS go to python -m seqlib.book.grid)
 #   scripts/gpu_node.sh round DIR [ARGS]  one training round of the grid (book profile, --train-only; ARGS go
 #                                      to the grid, e.g. --workers-per-gpu 8 --deadline 300), then the records
-#                                      it wrote (runs, the round record) as DIR/records.tar.gz
+#                                      it wrote (runs, the round record) as DIR/records.tar.gz; ROUND_TIMEOUT=s
+#                                      stops the grid after s seconds and still packs what it wrote
 #   scripts/gpu_node.sh pack DIR       the run records (no checkpoints) and book/runs as DIR/*.tar.gz
 #
 # Where the tree travels without .git, set SEQLIB_COMMIT to the commit it was copied from: every
@@ -48,7 +49,8 @@ case "$step" in
     stamp=$(mktemp)
     sleep 1  # the records written from now on are newer than the stamp
     status=0
-    PROFILE=${PROFILE:-book} "$PY" -m seqlib.book.grid --train-only "$@" || status=$?
+    # ROUND_TIMEOUT=s stops the grid after s seconds (jobs under way are lost) and still packs what it wrote
+    PROFILE=${PROFILE:-book} timeout "${ROUND_TIMEOUT:-0}" "$PY" -m seqlib.book.grid --train-only "$@" || status=$?
     find results -newer "$stamp" -type f -name '*.json' -not -path 'results/scratch/*' -print0 \
       | tar -czf "$out/records.tar.gz" --null -T -
     echo "round: $(tar -tzf "$out/records.tar.gz" | wc -l) records in $out/records.tar.gz (grid exit status $status)"
