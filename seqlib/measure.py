@@ -59,7 +59,8 @@ class Meter:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
             if device_processes() > 1:  # this process's share of the GPU's memory (module docstring)
-                torch.cuda.set_per_process_memory_fraction(1 / device_processes(), self.device)
+                index = torch.cuda.current_device() if self.device.index is None else self.device.index
+                torch.cuda.set_per_process_memory_fraction(1 / device_processes(), index)  # wants an index
         self.peak_rss = rss_bytes()
 
     def step(self, seconds: float, tokens: int) -> None:

@@ -240,5 +240,5 @@ def test_a_process_sharing_the_gpu_allocates_only_its_share(monkeypatch):
         kept = torch.empty(int(total * 0.2), dtype=torch.uint8, device=device)  # within it
         assert kept.numel() > 0
     finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.set_per_process_memory_fraction(1.0, torch.cuda.current_device())
         torch.cuda.empty_cache()
