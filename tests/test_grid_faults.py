@@ -324,6 +324,21 @@ def test_a_failing_write_fails_that_run_and_the_sweep_goes_on(tmp_path, monkeypa
         cfg.for_run(cfg.optim.lr, 1)) is not None
 
 
+def test_a_model_whose_instances_loop_gets_jobs_of_the_loop_size(tmp_path, monkeypatch):
+    """An fla mixer's stack runs its instances as a loop (no gain per step), so its runs go to jobs of
+    ``LOOP_STACK_MAX``, short enough to end before a round's deadline; a vmapped model keeps the size."""
+    from conftest import make_tiny_config
+
+    zoo = make_tiny_config(tmp_path, "deltanet", "parity_check", steps=3)
+    native = make_tiny_config(tmp_path, "lstm", "parity_check", steps=3)
+    training = [(f"{c.model.name}{i}", {"config": c.for_run(lr, 0).model_dump(mode="json")})
+                for c in (zoo, native) for i, lr in enumerate((1e-3, 3e-3, 1e-2))]
+    for loop in (1, 2):
+        monkeypatch.setattr(grid_module, "LOOP_STACK_MAX", loop)
+        sizes = [len(job["names"]) for _, job in grid_module.stack_jobs(training, 3)]
+        assert sizes == [loop] * (3 // loop) + [3 % loop] * (3 % loop > 0) + [3]
+
+
 def test_stacked_jobs_group_one_model_and_task_and_record_every_run(tmp_path):
     """``--stack-size``: runs of one (model, task) that differ in seed and rate go to one job (chunks
     of the size, in the planned order); a Muon run stays alone; every run of a stack is recorded."""

@@ -447,3 +447,21 @@ def test_the_grid_compiles_only_vmapped_stacks_when_asked(tmp_path, tiny_config,
         grid.train_stack([c.model_dump(mode="json") for c in cfgs], [f"run{i}" for i in range(len(cfgs))], wanted)
     # a looped stack (the fla zoo's mamba2) is never compiled; the others only when asked
     assert seen == [("hawk", True), ("mamba2", False), ("hawk", False)]
+
+
+@pytest.mark.parametrize("share", [1, 8])
+def test_a_single_run_out_of_memory_fails_and_names_its_share_of_the_gpu(tmp_path, tiny_config, monkeypatch, share):
+    """One run out of GPU memory cannot be halved: it fails, and where it had a share of the GPU
+    (``SEQLIB_GPU_SHARE``) the reason says so and what gives it more."""
+    import seqlib.stack as stack_module
+    from seqlib.measure import SHARE_ENV
+
+    def no_memory(cfgs, records, task=None, on_done=None, **kw):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(stack_module, "execute_stack", no_memory)
+    monkeypatch.setenv(SHARE_ENV, str(share))
+    cfg = configs(tiny_config, tmp_path, "hawk", "parity_check", CHOMSKY)[0].for_run(1e-3, 0)
+    (got,) = run_stack([cfg], force=True)
+    assert got.record.status == "failed" and got.record.reason.startswith("OutOfMemoryError: CUDA out of memory")
+    assert (f"1/{share} share of the GPU's memory ({SHARE_ENV}={share})" in got.record.reason) == (share > 1)

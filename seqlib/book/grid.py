@@ -99,6 +99,10 @@ LOCKS_DIR = ".locks"  # <results_dir>/.locks/<run id>.lock: beside the record fo
 # runs per stacked training job on a GPU (seqlib.stack); the sweep benchmark (results/bench/sweep-*) measured
 # the gain up to K = 64 on an H200. CPUs train run by run.
 STACK_MAX = 64
+# runs per job of a model whose instances run as a loop (an fla mixer, seqlib.stack.default_instances): a
+# looped step costs K steps (no measured gain, results/mqar/deltanet), so bigger jobs only outlast a round's
+# deadline (a stack of 4 DeltaNets on MQAR took 481 s at 8 processes per H200)
+LOOP_STACK_MAX = 1
 
 
 class StoreError(RuntimeError):
@@ -357,20 +361,23 @@ def training_status(outcome, path: Path, start: float) -> dict:
 def stack_jobs(training: list[tuple[str, dict]], size: int) -> list[tuple[str, dict]]:
     """The training jobs of :func:`planned_training` as jobs of :func:`train_stack`: runs that can
     train together (:func:`seqlib.stack.stack_key`: one model and task, differing in seed and
-    optimiser scalars) in stacks of at most ``size``, each stack where its first run was in the
-    order; ``size`` 1, or a run that cannot stack (Muon), gives one job per run."""
+    optimiser scalars) in stacks of at most ``size`` (:data:`LOOP_STACK_MAX` for looped instances),
+    each stack where its first run was in the order; ``size`` 1, or a run that cannot stack (Muon),
+    gives one job per run."""
     from seqlib.config import ExperimentConfig
-    from seqlib.stack import stack_key, stack_problem
+    from seqlib.stack import default_instances, stack_key, stack_problem
 
     groups: dict[str, list[tuple[str, dict]]] = {}
+    sizes: dict[str, int] = {}
     for name, job in training:
         cfg = ExperimentConfig.model_validate(job["config"])
         key = stack_key(cfg) if size > 1 and stack_problem([cfg]) is None else name
         groups.setdefault(key, []).append((name, job["config"]))
+        sizes[key] = max(1, size if default_instances(cfg) == "vmap" else min(size, LOOP_STACK_MAX))
     jobs = []
-    for members in groups.values():
-        for i in range(0, len(members), max(size, 1)):
-            chunk = members[i : i + max(size, 1)]
+    for key, members in groups.items():
+        for i in range(0, len(members), sizes[key]):
+            chunk = members[i : i + sizes[key]]
             label = chunk[0][0] if len(chunk) == 1 else f"{chunk[0][0].split('/lr=')[0]} (stack of {len(chunk)})"
             jobs.append((label, {"configs": [c for _, c in chunk], "names": [n for n, _ in chunk]}))
     return jobs
