@@ -4,7 +4,8 @@
 # wheels), installed into a private site directory. Run from the repository root:
 #
 #   scripts/gpu_node.sh setup WHEELS   install WHEELS/*.whl into $SEQBOOK_SITE (default /tmp/seqbook-site)
-#   scripts/gpu_node.sh test [ARGS]    pytest -m gpu (ARGS go to pytest)
+#   scripts/gpu_node.sh test [ARGS]    pytest -m gpu, each test named with its outcome, in TEST_WORKERS (default 1)
+#                                      xdist workers that restart after a crash (ARGS go to pytest)
 #   scripts/gpu_node.sh bench          the scan, attention and model benchmarks into results/bench
 #   scripts/gpu_node.sh grid [ARGS]    the run grid, full profile (ARGS go to python -m seqlib.book.grid)
 #   scripts/gpu_node.sh round DIR [ARGS]  one training round of the grid (book profile, --train-only; ARGS go
@@ -30,7 +31,12 @@ case "$step" in
     "$PY" -c "import torch, triton, fla, papermill, distributed, pydantic, altair; print('torch', torch.__version__, 'triton', triton.__version__, 'fla', fla.__version__, 'GPUs', torch.cuda.device_count())"
     ;;
   test)
-    SEQLIB_AUTOTUNE_MAX=${SEQLIB_AUTOTUNE_MAX:-2} "$PY" -m pytest -m gpu -p no:cacheprovider -q -rfEs "$@"
+    # in a pytest-xdist worker (TEST_WORKERS of them): a test that kills its process with a CUDA error
+    # (an illegal memory access is sticky) is reported failed and the worker restarts for the next one
+    # (without pytest-xdist, in this process)
+    workers=$("$PY" -c "import xdist" 2>/dev/null && echo "-n ${TEST_WORKERS:-1}" || true)
+    # shellcheck disable=SC2086
+    SEQLIB_AUTOTUNE_MAX=${SEQLIB_AUTOTUNE_MAX:-2} "$PY" -m pytest -m gpu -p no:cacheprovider -v -rfEs $workers "$@"
     ;;
   bench)
     "$PY" -m seqlib bench scan
