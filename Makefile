@@ -11,7 +11,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 PROFILE ?= $(if $(HAS_GPU),full,smoke)
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-gpu lint book run-all lab publish wheelhouse bench clean
+.PHONY: help venv test test-gpu lint book run-all lab publish wheelhouse bench clean corpus
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,7 +53,7 @@ lock: ## rewrite constraints.txt after a pin in requirements*.txt changed (insta
 	  | LC_ALL=C sort -f -t= -k1,1; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
-test: venv chromium ## set up (if needed: .venv, Debian chromium) and run the test suite (CPU)
+test: venv chromium corpus ## set up (if needed: .venv, Debian chromium, the byte corpus) and run the test suite (CPU)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-gpu: venv ## run the GPU tests (pytest -m gpu) on a CUDA machine
@@ -63,6 +63,9 @@ bench: venv ## run the GPU benchmarks (scan, attention, models) into results/ben
 	$(PY) -m seqlib bench scan
 	$(PY) -m seqlib bench attention
 	$(PY) -m seqlib bench models all
+
+corpus: venv ## the byte corpus of the language-modelling chapter (dict-gcide + python3.11-doc from Debian) into data/corpus
+	$(PY) -m seqlib.corpus
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check seqlib tests chapters
