@@ -12,7 +12,8 @@ Metrics (over the scored positions, i.e. where ``batch.mask`` is True):
   mispredicted by argmax, tasks.md flip-flop section); reported for every classification task;
 * ``f1`` (binary tasks, ``spec.loss == "bce"``): F1 of the positive class pooled over the scored
   positions (sigmoid > 0.5), 1.0 when there are no positives at all, as the DP tasks' reference;
-* ``loss`` (mean per scored position) and, for cross-entropy, ``perplexity = exp(loss)``.
+* ``loss`` (mean per scored position) and, for cross-entropy, ``perplexity = exp(loss)`` and
+  ``bits = loss / ln 2`` (bits per scored token: per byte for the byte-level text task).
 
 Each metric's range and direction (which the summaries over seeds respect): :data:`METRIC_SCALES`,
 :func:`metric_scale`.
@@ -20,7 +21,9 @@ Each metric's range and direction (which the summaries over seeds respect): :dat
 Regression tasks (``spec.loss == "mse"``) get ``loss`` only. Slices: every 1-D integer, boolean or
 string metadata array (e.g. ``length``, ``num_kv_pairs``) with at most ``MAX_SLICE_VALUES`` distinct
 values, and always every task's length key ``LENGTH_KEY`` (``slice_key == "length"`` is the
-length-generalization curve; :func:`length_mean` averages over it). A slice carries only
+length-generalization curve; :func:`length_mean` averages over it). A task whose card names
+``position_buckets`` also gets a ``position`` slice: ``loss`` and ``bits`` over the scored positions
+of each bucket of positions ``[lo, hi)`` (the curve over context position). A slice carries only
 ``SLICE_METRICS`` (the rest follow from them or are reported for the whole split only), and a
 metadata array that splits the examples exactly as an earlier one does (``input_length`` equal to
 ``length``, a second constant; ``length`` comes first) adds no slice, so a Chomsky record evaluated
@@ -49,12 +52,27 @@ LENGTH_MEAN = "length_mean_"  # prefix of a metric averaged over the length slic
 METRIC_SCALES: dict[str, tuple[float | None, float | None, bool]] = {
     "accuracy": (0.0, 1.0, True), "example_accuracy": (0.0, 1.0, True), "exact_match": (0.0, 1.0, True),
     "f1": (0.0, 1.0, True), "glitch_rate": (0.0, 1.0, False), "scaled_accuracy": (None, 1.0, True),
-    "loss": (0.0, None, False), "perplexity": (1.0, None, False),
+    "loss": (0.0, None, False), "perplexity": (1.0, None, False), "bits": (0.0, None, False),
 }
+POSITION_KEY = "position"  # the slice of a card's position buckets (Scoring.position_buckets)
+POSITION_METRICS = ("loss", "bits")
 
 
-def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec) -> dict[str, np.ndarray]:
-    """Per-example sums: scored positions, correct positions, loss; and the exact-match flag."""
+def bucket_labels(buckets: tuple[int, ...], length: int) -> list[tuple[str, int, int]]:
+    """``(label, lo, hi)`` of the position buckets that start before ``length``: ``[b_i, b_{i+1})``,
+    the last one open (``"lo-"``), each cut at ``length``."""
+    out = []
+    for i, lo in enumerate(buckets):
+        if lo < length:
+            hi = buckets[i + 1] if i + 1 < len(buckets) else None
+            out.append((f"{lo}-{'' if hi is None else hi}", lo, length if hi is None else min(hi, length)))
+    return out
+
+
+def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec,
+                 buckets: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
+    """Per-example sums: scored positions, correct positions, loss; the exact-match flag; and, with
+    ``buckets``, the loss and the scored positions of each position bucket (:func:`bucket_labels`)."""
     mask = batch.mask
     loss = position_loss(logits, batch.targets, mask, spec)
     correct = position_correct(logits, batch.targets, spec)
@@ -74,6 +92,9 @@ def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec) -> dict[str
         out["tp"] = (pred & truth & mask).sum(dims)
         out["fp"] = (pred & ~truth & mask).sum(dims)
         out["fn"] = (~pred & truth & mask).sum(dims)
+    for label, lo, hi in bucket_labels(buckets, mask.shape[-1]) if mask.dim() == 2 else ():
+        out[f"pos_loss:{label}"] = loss[:, lo:hi].sum(1)
+        out[f"pos_n:{label}"] = mask[:, lo:hi].sum(1)
     return {k: v.detach().cpu().numpy() for k, v in out.items()}
 
 
@@ -126,8 +147,9 @@ def evaluate_split_stack(forward: Callable[[torch.Tensor, torch.Tensor], torch.T
                 with autocast(device, dtype):
                     logits = forward(batch.inputs, batch.segment_pos)
                 meta = _sliceable(batch.meta, len(batch))
+                buckets = task.scoring.position_buckets
                 for j in range(k):
-                    frames[j].append(pd.DataFrame({**_per_example(logits[j], batch, task.spec), **meta}))
+                    frames[j].append(pd.DataFrame({**_per_example(logits[j], batch, task.spec, buckets), **meta}))
     out = [pd.concat(f, ignore_index=True) for f in frames]
     for frame in out:
         frame.attrs["seq_len"] = seq_len
@@ -193,6 +215,7 @@ def _metrics(df: pd.DataFrame, spec: TaskSpec) -> dict[str, float]:
     out = {"loss": loss}
     if spec.loss == "ce":
         out["perplexity"] = math.exp(loss) if loss < 700 else math.inf
+        out["bits"] = loss / math.log(2)
     if "n_correct" in scored:
         acc = accuracy(scored)
         out |= {
@@ -219,6 +242,13 @@ def summarize(per_example: pd.DataFrame, spec: TaskSpec, split: str) -> list[dic
                     for m, v in _metrics(df, spec).items() if keep is None or m in keep)
 
     emit("all", "all", per_example)
+    for col in (c for c in per_example.columns if c.startswith("pos_n:")):  # the position buckets, in order
+        label = col.removeprefix("pos_n:")
+        scored, loss = per_example[col].sum(), per_example[f"pos_loss:{label}"].sum()
+        if scored > 0:
+            values = {"loss": loss / scored, "bits": loss / scored / math.log(2)}
+            rows.extend({"split": split, "slice_key": POSITION_KEY, "slice_value": label, "metric": m, "value": float(v),
+                         "n": int((per_example[col] > 0).sum())} for m, v in values.items() if m in POSITION_METRICS)
     seen: set[tuple[int, ...]] = set()
     cols = [c for c in per_example.columns if c.startswith("meta:")]
     for col in sorted(cols, key=lambda c: c != f"meta:{LENGTH_KEY}"):  # the length slice first, always kept

@@ -12,6 +12,7 @@ SMALL = {
     "selective_copying": {"seq_len": 64, "num_tokens": 4, "test_lengths": (96,)},
     "induction_heads": {"seq_len": 32, "test_lengths": (64,)},
     "flipflop": {"seq_len": 64},
+    "text": {"seq_len": 32, "long_lengths": (64,)},
 }
 
 
@@ -24,7 +25,7 @@ def small(name):
 
 def test_registry_lists_every_family():
     names = list_tasks()
-    assert len(names) == 1 + 15 + 1 + 5 + 2
+    assert len(names) == 1 + 15 + 1 + 5 + 2 + 1
     assert {"mqar", "flipflop", "knapsack", "selective_copying", "induction_heads", "bucket_sort"} <= set(names)
 
 

@@ -1,4 +1,4 @@
-"""Synthetic tasks, registered by name: ``get_task("mqar", seq_len=128)``, ``list_tasks()``; each
+"""The tasks (synthetic, and byte-level text), registered by name: ``get_task("mqar", seq_len=128)``, ``list_tasks()``; each
 instance carries its scoring card, ``get_task(name, **params).scoring``."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from .dp import DP_TASKS
 from .flipflop import FlipFlop
 from .mqar import MQAR
 from .scoring import Scoring
+from .text import Text
 
 TASKS: dict[str, type[Task]] = {
-    t.name: t for t in (MQAR, *CHOMSKY_TASKS, FlipFlop, *DP_TASKS, SelectiveCopying, InductionHeads)
+    t.name: t for t in (MQAR, *CHOMSKY_TASKS, FlipFlop, *DP_TASKS, SelectiveCopying, InductionHeads, Text)
 }
 
 

@@ -34,6 +34,8 @@ class Scoring:
                       family (:data:`COPYING_SOLVE_THRESHOLD`, :data:`DP_SOLVE_THRESHOLD`), None
                       where neither sets one; ``threshold_source`` says who sets it.
     chance:           the task's chance accuracy (``spec.chance``), None where it defines none.
+    position_buckets: bucket starts of the positions whose loss the evaluator also reports apart
+                      (``seqlib.evaluate.bucket_labels``: the curve over context position); empty: none.
     """
 
     train_lengths: tuple[int, int]
@@ -45,6 +47,7 @@ class Scoring:
     higher_is_better: bool = True
     label: str = "accuracy"
     solve_threshold: float | None = None
+    position_buckets: tuple[int, ...] = ()
     length_key: ClassVar[str] = LENGTH_KEY  # the meta key of every task's length
 
     def solves(self, value: float) -> bool | None:
