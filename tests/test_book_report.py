@@ -255,10 +255,10 @@ def test_capability_cost_by_hand():
     """Hawk and the Transformer were benchmarked, the LSTM not; even_pairs lacks the Transformer, so
     the mean is over parity alone; T=4096 is the longest length both were trained at."""
     board = pd.DataFrame([
-        {"task": "parity_check", "model": "hawk", "mean": 0.6, "label": "accuracy", "higher_is_better": True},
-        {"task": "parity_check", "model": "transformer", "mean": 0.8, "label": "accuracy", "higher_is_better": True},
-        {"task": "parity_check", "model": "lstm", "mean": 1.0, "label": "accuracy", "higher_is_better": True},
-        {"task": "even_pairs", "model": "hawk", "mean": 0.9, "label": "accuracy", "higher_is_better": True}])
+        {"task": "parity_check", "model": "hawk", "mean": 0.6, "metric": "accuracy", "label": "accuracy", "higher_is_better": True},
+        {"task": "parity_check", "model": "transformer", "mean": 0.8, "metric": "accuracy", "label": "accuracy", "higher_is_better": True},
+        {"task": "parity_check", "model": "lstm", "mean": 1.0, "metric": "accuracy", "label": "accuracy", "higher_is_better": True},
+        {"task": "even_pairs", "model": "hawk", "mean": 0.9, "metric": "accuracy", "label": "accuracy", "higher_is_better": True}])
     train = {"rows": [{"model": "hawk", "T": 4096, "tokens_per_s": 100.0}, {"model": "transformer", "T": 4096,
                       "tokens_per_s": 90.0}, {"model": "hawk", "T": 8192, "tokens_per_s": 80.0},
                       {"model": "transformer", "T": 8192, "skipped": "time"}]}
@@ -272,3 +272,15 @@ def test_capability_cost_by_hand():
     assert out["decode ms/token"].tolist() == [2.0, 4.0] and out["decode context"].tolist() == [1024, 1024]
     assert out.loc["hawk", "decode ms/token (graphed)"] == 0.5 and pd.isna(out.loc["transformer", "decode ms/token (graphed)"])
     assert report.capability_cost(board, None, None).empty
+
+
+def test_oriented_keeps_the_scores_in_0_1_and_turns_a_lower_is_better_one():
+    """Accuracy as it is, the glitch rate as 1 - it; LIS's MSE and the text task's bits per byte have no
+    upper bound and no place on one scale with them."""
+    board = pd.DataFrame([
+        {"task": "parity_check", "model": "hawk", "metric": "length_mean_accuracy", "mean": 0.7, "higher_is_better": True},
+        {"task": "flipflop", "model": "hawk", "metric": "glitch_rate", "mean": 0.1, "higher_is_better": False},
+        {"task": "lis", "model": "hawk", "metric": "loss", "mean": 3.0, "higher_is_better": False},
+        {"task": "text", "model": "hawk", "metric": "bits", "mean": 2.1, "higher_is_better": False}])
+    out = report.oriented(board)
+    assert out["task"].tolist() == ["parity_check", "flipflop"] and out["score"].tolist() == pytest.approx([0.7, 0.9])

@@ -341,11 +341,13 @@ def leaderboard(records: list[RunRecord]) -> pd.DataFrame:
 
 def oriented(board: pd.DataFrame) -> pd.DataFrame:
     """The rows of a :func:`leaderboard` with a mean, on one scale where higher is better (``score``):
-    the mean, or 1 - the mean for a bounded score where lower is better (the glitch rate); the
-    unbounded LIS error (MSE) is left out."""
+    the mean, or 1 - the mean for a score in [0, 1] where lower is better (the glitch rate); an
+    unbounded one (LIS's MSE, the text task's bits per byte: :func:`seqlib.evaluate.metric_scale`)
+    is left out."""
     if board.empty:
         return board.assign(score=pd.Series(dtype=float))
-    kept = board[(board["label"] != "MSE") & board["mean"].notna()].copy()
+    bounded = board["metric"].map(lambda m: metric_scale(m)[:2] == (0.0, 1.0))
+    kept = board[bounded & board["mean"].notna()].copy()
     kept["score"] = kept["mean"].where(kept["higher_is_better"], 1 - kept["mean"])
     return kept
 
