@@ -209,36 +209,73 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
     return out[keep + (["reason"] if out["reason"].str.len().any() else [])]
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    """Re-evaluate a stored checkpoint (never retrains); prints tidy metrics, optionally saves JSON."""
+def _stored_run(command: str, root: Path, run_id: str):
+    """The ok record whose run id starts with ``run_id`` under ``root`` and its checkpoint's path, else a
+    usage error naming the problem (no match, an ambiguous prefix, no checkpoint)."""
+    from seqlib.results import load_records, record_path
+
+    if not run_id.strip():
+        raise _usage_error(command, "the run id is empty")
+    matches = [r for r in load_records(root) if r.run_id.startswith(run_id)]
+    if len(matches) != 1:
+        which = ", ".join(r.run_id for r in matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise _usage_error(command, f"run id {run_id!r} matches no record under {root} (see `seqlib results --dir "
+                           f"{root}`)" if not matches else f"run id prefix {run_id!r} is ambiguous: {len(matches)} "
+                           f"records under {root} ({which}); give more characters")
+    rec = matches[0]
+    ckpt = record_path(root, rec.task, rec.model, rec.config_hash).with_suffix(".pt")
+    if rec.status != "ok" or not ckpt.exists():
+        raise _usage_error(command, f"run {rec.run_id} has status {rec.status} and {'a' if ckpt.exists() else 'no'} "
+                           f"checkpoint at {ckpt}; only an ok run with a checkpoint can be evaluated")
+    return rec, ckpt
+
+
+def _device(command: str, name: str):
+    from seqlib.train import resolve_device
+
+    try:
+        return resolve_device(name)
+    except RuntimeError as e:
+        raise _usage_error(command, f"--device {name}: {e}") from None
+
+
+def _checkpoint_model(command: str, ckpt: Path, task, params: dict, device):
+    """The model of checkpoint ``ckpt`` for ``task`` (built with ``params``) on ``device`` and the
+    checkpoint's state, else a usage error (an unreadable file, a task the model cannot take, a model
+    unavailable here)."""
     import pickle
 
     import torch
 
-    from seqlib.config import ConfigError, ExperimentConfig, max_len_problem, parse_set, short
-    from seqlib.evaluate import evaluate_split, summarize
+    from seqlib.config import max_len_problem, short
     from seqlib.models import ModelConfig, ModelUnavailable, build_model
-    from seqlib.results import load_records, record_path
+
+    try:
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise _usage_error(command, f"cannot read the checkpoint {ckpt}: {short(str(e))}") from None
+    problem = max_len_problem(ModelConfig.model_validate(state["model_config"]), task)
+    if problem:
+        raise _usage_error(command, f"--task-param: task params {params}: {problem}")
+    try:
+        model = build_model(state["model_config"], task.spec).to(device)
+    except ModelUnavailable as e:
+        raise _usage_error(command, str(e)) from None
+    model.load_state_dict(state["model"])
+    return model, state
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Re-evaluate a stored checkpoint (never retrains); prints tidy metrics, optionally saves JSON."""
+    from seqlib.config import ConfigError, ExperimentConfig, parse_set, short
+    from seqlib.evaluate import evaluate_split, summarize
     from seqlib.tasks import get_task
-    from seqlib.train import resolve_device, resolve_dtype
+    from seqlib.train import resolve_dtype
 
     def fail(message: str) -> SystemExit:
         return _usage_error("eval", message)
 
-    root = _results_dir("eval", args.dir)
-    if not args.run_id.strip():
-        raise fail("the run id is empty")
-    matches = [r for r in load_records(root) if r.run_id.startswith(args.run_id)]
-    if len(matches) != 1:
-        which = ", ".join(r.run_id for r in matches[:5]) + (", ..." if len(matches) > 5 else "")
-        raise fail(f"run id {args.run_id!r} matches no record under {root} (see `seqlib results --dir {root}`)"
-                   if not matches else f"run id prefix {args.run_id!r} is ambiguous: {len(matches)} records "
-                   f"under {root} ({which}); give more characters")
-    rec = matches[0]
-    ckpt = record_path(root, rec.task, rec.model, rec.config_hash).with_suffix(".pt")
-    if rec.status != "ok" or not ckpt.exists():
-        raise fail(f"run {rec.run_id} has status {rec.status} and {'a' if ckpt.exists() else 'no'} checkpoint "
-                   f"at {ckpt}; only an ok run with a checkpoint can be evaluated")
+    rec, ckpt = _stored_run("eval", _results_dir("eval", args.dir), args.run_id)
     cfg = ExperimentConfig.model_validate(rec.config)
     params = dict(cfg.task.params)
     try:
@@ -255,22 +292,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if unknown:
         raise fail(f"--split: unknown split(s) {unknown} of task {cfg.task.name!r}; its splits are "
                    f"{list(task.splits)}")
-    try:
-        device = resolve_device(args.device)
-    except RuntimeError as e:
-        raise fail(f"--device {args.device}: {e}") from None
-    try:
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        raise fail(f"cannot read the checkpoint {ckpt}: {short(str(e))}") from None
-    problem = max_len_problem(ModelConfig.model_validate(state["model_config"]), task)
-    if problem:
-        raise fail(f"--task-param: task params {params}: {problem}")
-    try:
-        model = build_model(state["model_config"], task.spec).to(device)
-    except ModelUnavailable as e:
-        raise fail(str(e)) from None
-    model.load_state_dict(state["model"])
+    device = _device("eval", args.device)
+    model, state = _checkpoint_model("eval", ckpt, task, params, device)
     eval_seed = cfg.run.eval_seed if args.eval_seed is None else args.eval_seed
     rows = []
     for split in args.split or list(task.splits):
@@ -288,6 +311,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"run_id": rec.run_id, "task_params": params,
                                                "eval_seed": eval_seed, "metrics": rows}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_downstream(args: argparse.Namespace) -> int:
+    """Score a stored run of the text task on a benchmark's items (:mod:`seqlib.downstream`)."""
+    from seqlib.config import ExperimentConfig
+    from seqlib.downstream import read_items, score_items, summary
+    from seqlib.tasks import get_task
+
+    try:
+        items = read_items(args.items)
+    except (OSError, ValueError) as e:
+        raise _usage_error("downstream", f"--items: {e}") from None
+    rec, ckpt = _stored_run("downstream", _results_dir("downstream", args.dir), args.run)
+    if rec.task != "text":
+        raise _usage_error("downstream", f"run {rec.run_id} is a run of {rec.task!r}: the benchmarks score a "
+                           "language model, a run of the 'text' task")
+    params = dict(ExperimentConfig.model_validate(rec.config).task.params)
+    task = get_task(rec.task, **params)
+    device = _device("downstream", args.device)
+    model, _ = _checkpoint_model("downstream", ckpt, task, params, device)
+    scores = summary(score_items(model, items, device))
+    print(f"{args.items}: {rec.model} (run {rec.run_id}): " + ", ".join(
+        f"{k} {v:.4f}" if k != "n" else f"{v} items" for k, v in scores.items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"run_id": rec.run_id, "items": str(args.items), **scores}, indent=1))
         print(f"wrote {args.json}")
     return 0
 
@@ -317,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqlib", description="Train, evaluate and tabulate seqlib sequence models on synthetic tasks.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,results,list,bench}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,downstream,results,list,bench}")
 
     p = sub.add_parser("train", help="train + evaluate (task, model) runs: every lr x seed; stores one record each",
                        description="Train and evaluate every learning rate x seed of the resolved config. A run "
@@ -351,6 +401,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slices", action="store_true", help="also print per-slice rows (length, ...)")
     p.add_argument("--json", default=None, help="write the metrics to this JSON file")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("downstream", help="score a stored run of the text task on a benchmark's JSON-lines items",
+                       description="Score a language model (a stored ok run of the text task) on items "
+                       '{"context": ..., "choices": [...], "answer": i}, one JSON object a line, by the '
+                       "log-likelihood of each choice's bytes after the context (seqlib.downstream).")
+    p.add_argument("--run", required=True, help="run id or a unique prefix (see `seqlib results --task text`)")
+    p.add_argument("--items", required=True, help="the benchmark's items, JSON lines")
+    p.add_argument("--dir", default="results", help="results directory (default: results)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--json", default=None, help="write the scores to this JSON file")
+    p.set_defaults(func=cmd_downstream)
 
     p = sub.add_parser("results", help="table of stored runs (or SPLIT at the chosen learning rates with --best SPLIT)")
     p.add_argument("--dir", default="results", help="results directory (default: results)")
