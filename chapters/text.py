@@ -39,7 +39,16 @@ from IPython.display import Markdown, display
 
 from seqlib import corpus
 from seqlib.book.cells import by_cell, entry_plan, scores
-from seqlib.book.chapter import load_tasks, loss_chart, profile_note, settings, setup, show_doc, show_runs, show_table
+from seqlib.book.chapter import (
+    load_tasks,
+    loss_chart,
+    profile_note,
+    settings,
+    setup,
+    show_doc,
+    show_runs,
+    show_table,
+)
 from seqlib.book.findings import show_findings
 from seqlib.book.report import at_chosen_lr, choice_lines, seed_cells, select_lr
 from seqlib.evaluate import POSITION_KEY
