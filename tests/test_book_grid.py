@@ -316,6 +316,24 @@ def test_training_rounds_take_the_headline_tasks_then_the_rest_then_the_cells():
     assert next_round(planned_again, attempted, headline) == []
 
 
+def test_an_entry_that_trains_last_waits_for_every_other_run_and_cell():
+    """``train_last``: the text task's runs, several seeds or not, come after every other class, even the
+    cells; its own cells after its runs. In the book's grid it is the text entry, never a headline."""
+    from seqlib.book.grid import GRID, headline_tasks, last_tasks, load_grid, next_round
+
+    todo = [("text/hawk/lr=0.002/seed=1", {}), ("text:large/hawk/lr=0.001/seed=0", {}),
+            ("mqar:zoology/hawk/lr=0.001/seed=0", {}), ("even_pairs/hawk/lr=0.001/seed=0", {})]
+    attempted: set[str] = set()
+    order = []
+    while batch := next_round(todo, attempted, {"text"}, {"text"}):
+        order.append([name for name, _ in batch])
+        attempted |= set(order[-1])
+    assert [names[0].split("/")[0] for names in order] == ["even_pairs", "mqar:zoology", "text", "text:large"]
+    runs = load_grid(GRID, REPO / "chapters", REPO / "book" / "runs", "book")
+    headline = headline_tasks(runs)
+    assert last_tasks(runs) == {"text"} and "text" not in headline and {"mqar", "parity_check"} <= headline
+
+
 def test_a_task_page_runs_again_when_another_model_of_its_chapter_gets_a_record(book, tmp_path):
     """A task page's findings set its model beside the chapter's other models: its stamp covers their
     records too, but not those of another chapter's pages."""

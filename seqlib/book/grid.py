@@ -134,13 +134,15 @@ class Run:
     reads_results: bool = False  # summarises the results store: runs last, re-runs when it changes
     trains: list[str] = field(default_factory=list)  # registry tasks whose runs the grid trains first
     cells: EntryCells | None = None  # the entry's cells under the profile (seqlib.book.cells), trained after
+    train_last: bool = False  # the entry's runs and cells train after every other entry's (grid.yaml)
 
     @property
     def params_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:16]
 
 
-ENTRY_KEYS = {"chapter", "task", "models", "params", "reads_results", "train", "cells", "skip", "profile_subtasks"}
+ENTRY_KEYS = {"chapter", "task", "models", "params", "reads_results", "train", "train_last", "cells", "skip",
+              "profile_subtasks"}
 
 
 def profile_subtasks(entry: dict, profile: str, models: list[str], where: str) -> dict[str, dict]:
@@ -207,7 +209,8 @@ def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
             cells = entry_cells(entry, profile, where)
             runs += [Run(chapter, out / entry["task"] / f"{model}.ipynb",
                          {**base, **shown, "task": entry["task"], "model": model, **fewer.get(model, {})},
-                         trains=fewer[model]["subtasks"] if model in fewer and trains else trains, cells=cells)
+                         trains=fewer[model]["subtasks"] if model in fewer and trains else trains, cells=cells,
+                         train_last=bool(entry.get("train_last")))
                      for model in entry["models"]]
         elif entry.get("train") or "cells" in entry:
             raise ValueError(f"{grid}: chapter {entry['chapter']!r} has train: true or cells but no task and models")
@@ -634,23 +637,31 @@ def absolute_store(cfg):
 
 def headline_tasks(runs: list[Run]) -> set[str]:
     """The registry tasks that a ``train: true`` chapter run trains over several seeds under its
-    profile: the headline comparisons, trained first (:func:`next_round`)."""
+    profile: the headline comparisons, trained first (:func:`next_round`); never those of an entry
+    that trains last (``train_last``, :func:`last_tasks`)."""
     from seqlib.book.chapter import load_tasks
 
-    return {task for run in runs if run.trains
+    return {task for run in runs if run.trains and not run.train_last
             for task, cfg in load_tasks(run.trains, run.params["model"], run.params["profile"])[0].items()
             if len(cfg.optim.seeds) > 1}
 
 
-def next_round(training: list[tuple[str, dict]], attempted: set[str], headline: set[str]) -> list[tuple[str, dict]]:
+def last_tasks(runs: list[Run]) -> set[str]:
+    """The registry tasks of the entries that train after every other (``train_last: true``)."""
+    return {task for run in runs if run.train_last for task in run.trains}
+
+
+def next_round(training: list[tuple[str, dict]], attempted: set[str], headline: set[str],
+               last: set[str] = frozenset()) -> list[tuple[str, dict]]:
     """The next round of training: of the planned runs not attempted yet (:func:`planned_training`
     names), those of the first class present: the headline tasks' (:func:`headline_tasks`), then the
-    other tasks', then the cells'. The grid plans again after each round, so a headline task's second
+    other tasks', then the cells'; the tasks in ``last`` (:func:`last_tasks`) after all of them, their
+    runs before their cells. The grid plans again after each round, so a headline task's second
     stage of its rate sweep (planned from the first stage's records, :func:`seqlib.train.sweep_plan`)
     trains before any other task."""
     def rank(name: str) -> int:
         at = name.split("/")[0]
-        return 2 if ":" in at else 0 if at in headline else 1
+        return (3 if at.split(":")[0] in last else 0) + (2 if ":" in at else 0 if at in headline else 1)
 
     todo = [(name, job) for name, job in training if name not in attempted]
     first = min((rank(name) for name, _ in todo), default=None)
@@ -682,9 +693,10 @@ def planned_training(runs: list[Run], plans: dict[Path, list],
     (each once, however many chapters show it). Order: the tasks swept over
     several seeds (the headline comparisons) first, seed by seed (every headline task's first seed
     before any second seed), then the rest; within that, tasks in grid order (chapters, then their
-    tasks), each for every lr and model; then the cells, chapter by chapter in their declared order.
-    So a grid stopped by a deadline has one seed of every headline task, for every model, first, and
-    the cells last. A cell's runs are named ``<task>:<cell>/<model>/lr=../seed=..``.
+    tasks), each for every lr and model; then the cells, chapter by chapter in their declared order;
+    an entry with ``train_last: true`` after all of those, its runs before its cells. So a grid
+    stopped by a deadline has one seed of every headline task, for every model, first, and the cells
+    last. A cell's runs are named ``<task>:<cell>/<model>/lr=../seed=..``.
     Each job's configuration has an absolute ``run.results_dir`` (:func:`absolute_store`). A corrupt
     stored record counts as not finished: it is reported (stderr and ``problems``) and trained again."""
     from seqlib.results import ResultsError
@@ -695,7 +707,7 @@ def planned_training(runs: list[Run], plans: dict[Path, list],
     seeds: dict[str, set[int]] = {}
     for cfg in (cfg for cfgs in plans.values() for cfg in cfgs):
         seeds.setdefault(cfg.task.name, set()).add(cfg.optim.seeds[0])
-    multi_seed = {task for task, planned in seeds.items() if len(planned) > 1}
+    multi_seed = {task for task, planned in seeds.items() if len(planned) > 1} - last_tasks(runs)
     shown = [(run, item) for run in runs for item in shown_configs(run, plans, own=True)]
     # the runs of the plans first: a cell run that is also a planned run (its hash) is trained as that one
     for run, (cell, cfg) in sorted(shown, key=lambda pair: pair[1][0] is not None):
@@ -716,9 +728,9 @@ def planned_training(runs: list[Run], plans: dict[Path, list],
         at = cfg.task.name if cell is None else f"{cfg.task.name}:{cell.name}"
         name = f"{at}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
         chapter = chapters.index(run.params["task"])
-        order = ((False, cfg.task.name not in multi_seed, cfg.optim.seeds[0], chapter,
+        order = ((run.train_last, False, cfg.task.name not in multi_seed, cfg.optim.seeds[0], chapter,
                   run.trains.index(cfg.task.name), cfg.optim.lr) if cell is None
-                 else (True, chapter, run.cells.cells.index(cell)))
+                 else (run.train_last, True, chapter, run.cells.cells.index(cell)))
         keyed.append((order, name, {"config": absolute_store(cfg).model_dump(mode="json")}))
     keyed.sort(key=lambda item: item[0])  # stable: the models keep their grid order
     return [(name, job) for _, name, job in keyed]
@@ -870,7 +882,7 @@ def main(argv: list[str] | None = None) -> int:
     from seqlib.train import record_file
 
     expected: dict[str, str] = {}  # name -> its record file, for the runs dispatched so far
-    headline = headline_tasks(runs)
+    headline, last = headline_tasks(runs), last_tasks(runs)
     writes = sorted({Path(job["config"]["run"]["results_dir"]) for _, job in training}
                     | ({args.out.absolute()} if runs and not args.train_only else set()))
     try:
@@ -892,7 +904,7 @@ def main(argv: list[str] | None = None) -> int:
         attempted: set[str] = set()
         train_start, ran = time.monotonic(), set()
         while True:  # rounds (:func:`next_round`): a round's records may plan the next (a second stage)
-            todo = next_round(training, attempted, headline)
+            todo = next_round(training, attempted, headline, last)
             if not todo or (deadline is not None and time.monotonic() >= deadline):
                 break
             attempted |= {name for name, _ in todo}
