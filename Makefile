@@ -85,7 +85,8 @@ WHEELHOUSE ?= wheelhouse
 WHEELHOUSE_PYTHON ?= 3.12
 # what a GPU run imports beyond a stock PyTorch+Triton CUDA image (pins taken from requirements.txt);
 # numpy comes with the image, scipy is only for the stats summaries (`python -m seqlib summary`, Results)
-WHEELHOUSE_PKGS ?= pandas pydantic PyYAML tqdm altair papermill ipykernel dask distributed
+# TRAIN=1: only what a training round (the grid's --train-only) imports, without the notebook stack
+WHEELHOUSE_PKGS ?= pandas pydantic PyYAML tqdm dask distributed $(if $(TRAIN),,altair papermill ipykernel)
 WHEELHOUSE_IN_IMAGE ?= numpy filelock fsspec jinja2 markupsafe typing_extensions
 # the lent H200 image (the device tool's KINDS.md, its list of 2026-11-17) has these too: IMAGE=h200 leaves
 # them out, so that the wheels (about 23 MB with ZOO=1) travel beside the repository within 64 MiB
@@ -112,7 +113,7 @@ publish: book ## push _build/html (the committed pages) to the gh-pages branch (
 	@test -z "$(BOOK_PROFILE)" || { echo "make publish publishes the committed pages only; unset BOOK_PROFILE"; exit 1; }
 	$(VENV)/bin/ghp-import -n -p -f _build/html
 
-wheelhouse: venv ## wheels for an offline GPU node (Python 3.12) into wheelhouse/ (~37 MB); ZOO=1 adds the fla zoo (+25 MB); IMAGE=h200 leaves out what the lent H200 image has
+wheelhouse: venv ## wheels for an offline GPU node (Python 3.12) into wheelhouse/ (~37 MB); ZOO=1 adds the fla zoo (+25 MB); IMAGE=h200 leaves out what the lent H200 image has; TRAIN=1 only what a training round needs
 	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
 	grep -iE '^($(subst $() ,|,$(strip $(WHEELHOUSE_PKGS))))==' requirements.txt > $(WHEELHOUSE)/requirements.txt
 	$(if $(ZOO),grep -E '^[a-zA-Z]' requirements-gpu.txt >> $(WHEELHOUSE)/requirements.txt)

@@ -13,6 +13,8 @@
 #                                      it wrote (runs, the round record) as DIR/records.tar.gz; ROUND_TIMEOUT=s
 #                                      stops the grid after s seconds and still packs what it wrote
 #   scripts/gpu_node.sh pack DIR       the run records (no checkpoints) and book/runs as DIR/*.tar.gz
+#   scripts/gpu_node.sh corpus FILE    restore the text chapter's corpus from FILE (python -m seqlib.corpus
+#                                      --pack FILE on a machine that built it: about 12 MB), checked
 #
 # Where the tree travels without .git, set SEQLIB_COMMIT to the commit it was copied from: every
 # record and benchmark then names it. Keep the environment's NCCL settings (NVLink multicast off).
@@ -23,12 +25,13 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export SEQLIB_COMMIT=${SEQLIB_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 
-step=${1:?usage: scripts/gpu_node.sh setup|test|bench|grid|round|pack ...}
+step=${1:?usage: scripts/gpu_node.sh setup|test|bench|grid|round|pack|corpus ...}
 shift
 case "$step" in
   setup)
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "${1:?wheel folder}"/*.whl
-    "$PY" -c "import torch, triton, fla, papermill, distributed, pydantic, altair; print('torch', torch.__version__, 'triton', triton.__version__, 'fla', fla.__version__, 'GPUs', torch.cuda.device_count())"
+    # what a training round needs; fla (ZOO=1) and papermill (not TRAIN=1) where the wheels brought them
+    "$PY" -c "import importlib.util as u, torch, triton, distributed, pydantic, yaml; print('torch', torch.__version__, 'triton', triton.__version__, 'GPUs', torch.cuda.device_count(), *(f'{m}: {bool(u.find_spec(m))}' for m in ('fla', 'papermill')))"
     ;;
   test)
     # in a pytest-xdist worker (TEST_WORKERS of them): a test that kills its process with a CUDA error
@@ -62,6 +65,9 @@ case "$step" in
     echo "round: $(tar -tzf "$out/records.tar.gz" | wc -l) records in $out/records.tar.gz (grid exit status $status)"
     exit $status
     ;;
+  corpus)
+    "$PY" -m seqlib.corpus --unpack "${1:?packed corpus (.tar.xz)}"
+    ;;
   pack)
     out=${1:?output folder}
     mkdir -p "$out"
@@ -70,7 +76,7 @@ case "$step" in
     ls -la "$out"
     ;;
   *)
-    echo "unknown step '$step': use setup, test, bench, grid, round or pack" >&2
+    echo "unknown step '$step': use setup, test, bench, grid, round, pack or corpus" >&2
     exit 2
     ;;
 esac

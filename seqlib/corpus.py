@@ -27,7 +27,9 @@ Files under :func:`corpus_dir` (``data/corpus``, or ``$SEQLIB_CORPUS``), per spl
 ``source/key`` a line); ``manifest.json`` (packages, licences, the rule, per split its bytes, documents
 per source and the sha256 of the .bin; ``corpus_sha256`` = sha256 of the three split hashes, hex,
 concatenated in SPLITS order). ``debs/`` caches the two downloads (or ``$SEQLIB_DEBS`` names a folder
-that holds them, e.g. beside the code on an offline GPU node). Build: ``make corpus``.
+that holds them, e.g. beside the code on an offline GPU node). Build: ``make corpus``. ``python -m
+seqlib.corpus --pack FILE`` writes the built corpus as one ``.tar.xz`` (about 12 MB) and ``--unpack FILE``
+restores it elsewhere, checked against its manifest and the pinned packages.
 """
 
 from __future__ import annotations
@@ -387,14 +389,71 @@ def _write(out: Path, documents: Iterable[tuple[str, str, bytes]], packages: lis
     return manifest
 
 
+def _files() -> list[str]:
+    """The files of a built corpus, the manifest first."""
+    return [MANIFEST, *(f"{s}{ext}" for s in SPLITS for ext in (".bin", ".docs.npy", ".sources.npy", ".keys.txt"))]
+
+
+def pack(path: str | Path, root: str | Path | None = None) -> Path:
+    """The built corpus as one xz-compressed tar at ``path`` (about 12 MB for 51 MB of text): what travels
+    to a machine that cannot download the packages (a GPU node), where :func:`unpack` restores it."""
+    out = corpus_dir(root)
+    if _built(out) is None:
+        raise FileNotFoundError(f"no complete corpus of the pinned packages at {out}: build it with `make corpus`")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tarfile.open(tmp, "w:xz") as tar:
+        for name in _files():
+            tar.add(out / name, arcname=name)
+    os.replace(tmp, path)
+    return path
+
+
+def unpack(path: str | Path, root: str | Path | None = None) -> dict:
+    """Restore a corpus :func:`pack` wrote into :func:`corpus_dir`, checked before it is kept: the
+    manifest is the pinned packages' and rule's, and each split's ``.bin`` has the manifest's size and
+    sha256. A corpus that fails leaves nothing (a RuntimeError names the file). The manifest."""
+    out = corpus_dir(root)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=out))
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            names = sorted(m.name for m in tar.getmembers())
+            if names != sorted(_files()):
+                raise RuntimeError(f"{path}: holds {names[:6]}..., not the files of a packed corpus")
+            tar.extractall(tmp, filter="data")
+        manifest = _built(tmp)
+        if manifest is None:
+            raise RuntimeError(f"{path}: its manifest is not the pinned packages' corpus (or a split's size differs)")
+        for split, info in manifest["splits"].items():
+            digest = hashlib.sha256((tmp / f"{split}.bin").read_bytes()).hexdigest()
+            if digest != info["sha256"]:
+                raise RuntimeError(f"{path}: {split}.bin has sha256 {digest}, its manifest says {info['sha256']}")
+        (out / MANIFEST).unlink(missing_ok=True)
+        for name in _files()[1:]:
+            os.replace(tmp / name, out / name)
+        os.replace(tmp / MANIFEST, out / MANIFEST)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m seqlib.corpus``: build the corpus (if needed) and print a line per split."""
     parser = argparse.ArgumentParser(prog="python -m seqlib.corpus", description=__doc__.splitlines()[0])
     parser.add_argument("--root", help=f"the corpus directory (default ${CORPUS_ENV}, else data/corpus)")
     parser.add_argument("--debs", help=f"the folder of the two .deb files (default ${DEBS_ENV}, else ROOT/debs)")
+    parser.add_argument("--pack", metavar="FILE", help="then write the corpus to FILE (.tar.xz) for another machine")
+    parser.add_argument("--unpack", metavar="FILE", help="restore and check a packed corpus instead of building one")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    manifest = build(args.root, args.debs)
+    try:
+        manifest = unpack(args.unpack, args.root) if args.unpack else build(args.root, args.debs)
+    except (OSError, RuntimeError, tarfile.TarError) as e:
+        print(f"seqlib.corpus: {e}", file=sys.stderr)
+        return 1
+    if args.pack:
+        print(f"packed into {pack(args.pack, args.root)} ({Path(args.pack).stat().st_size / 1e6:.1f} MB)")
     for split in SPLITS:
         info = manifest["splits"][split]
         docs = ", ".join(f"{n:,} {source}" for source, n in info["documents"].items())

@@ -210,8 +210,9 @@ def test_measured_stacks_price_their_jobs_by_hand(tmp_path):
     est = estimate([("parity", {"configs": [run] * 4}), ("even", {"configs": [tiny("even_pairs", "hawk")]})],
                    store, bench)
     parity = est.tasks["parity_check"]
-    # per instance: 0.040 x 8 / 4 = 0.08 s a step; (2.0 s x 8 / 4) over 1 x 6 + 16 batches evaluated
-    assert parity["train"] * 3600 == pytest.approx(100 * 4 * 0.08)
-    assert parity["eval"] * 3600 == pytest.approx(4 * 28 * 4.0 / 22)
+    # per instance: 0.040 / (8 x 4) = 1.25 ms a step (the GPU ran all 8 stacks of 4 in that time);
+    # evaluation (2.0 s / (8 x 4)) over 1 x 6 + 16 batches evaluated
+    assert parity["train"] * 3600 == pytest.approx(100 * 4 * 0.040 / 32)
+    assert parity["eval"] * 3600 == pytest.approx(4 * 28 * 2.0 / 32 / 22)
     assert est.measured_pairs == 1 and est.tasks["even_pairs"]["unknown"] == 1
     assert est.speedups[("parity", "hawk", 4)] == (1.0, "measured stacks of parity_check hawk in the store")

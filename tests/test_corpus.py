@@ -189,3 +189,33 @@ def test_real_corpus():
         if split != "train":
             assert len(data) >= 1_000_000
     assert len(seen) == sum(sum(d.values()) for _, d in SIZES.values())
+
+
+def packable(tmp_path, monkeypatch):
+    """A small corpus as the pinned packages' would be (no packages pinned while the test runs)."""
+    monkeypatch.setattr(corpus, "PACKAGES", ())
+    docs = [(s, f"doc{i}", f"{s} text {i}\n".encode() * 3) for s in corpus.SOURCES for i in range(200)]
+    corpus._write(tmp_path / "a", docs, [])
+    return tmp_path / "a"
+
+
+def test_a_packed_corpus_unpacks_to_the_same_files(tmp_path, monkeypatch):
+    built = packable(tmp_path, monkeypatch)
+    archive = corpus.pack(tmp_path / "corpus.tar.xz", built)
+    manifest = corpus.unpack(archive, tmp_path / "b")
+    assert manifest == corpus.load_manifest(built)
+    for name in corpus._files():
+        assert (tmp_path / "b" / name).read_bytes() == (built / name).read_bytes(), name
+    data, starts = corpus.load_split("val", tmp_path / "b")
+    assert len(starts) == sum(manifest["splits"]["val"]["documents"].values()) and len(data) > 0
+
+
+def test_a_tampered_pack_leaves_no_corpus(tmp_path, monkeypatch):
+    built = packable(tmp_path, monkeypatch)
+    (built / "test.bin").write_bytes(b"X" + (built / "test.bin").read_bytes()[1:])  # same size, other bytes
+    archive = corpus.pack(tmp_path / "corpus.tar.xz", built)
+    with pytest.raises(RuntimeError, match="test.bin has sha256 .*, its manifest says"):
+        corpus.unpack(archive, tmp_path / "b")
+    assert not (tmp_path / "b" / corpus.MANIFEST).exists() and not list((tmp_path / "b").glob("*.bin"))
+    with pytest.raises(FileNotFoundError, match="make corpus"):
+        corpus.pack(tmp_path / "none.tar.xz", tmp_path / "empty")

@@ -200,7 +200,7 @@ def expand(entry: EntryCells) -> list[CellRun]:
     and shown as the entry's own runs are (:func:`seqlib.book.chapter.load_tasks`: the run fields the
     hash leaves out), each recorded in the cells store unless it is one of the entry's own runs. A
     setting the configuration refuses is a :class:`seqlib.config.ConfigError` naming the cell."""
-    from seqlib.book.chapter import load_tasks
+    from seqlib.book.configs import load_tasks
     from seqlib.book.report import planned_sweep
     from seqlib.config import UNHASHED, ConfigError, load_config
     from seqlib.train import second_stage_seeds, sweep_plan

@@ -12,7 +12,7 @@ import inspect
 import os
 import textwrap
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 import altair as alt
@@ -21,11 +21,10 @@ import torch
 from IPython.display import Markdown, display
 
 from seqlib import provenance
+from seqlib.book.configs import load_tasks, planned_configs  # noqa: F401 - the chapters import them from here
 from seqlib.book.plots import COLUMN_PX, bottom_legend, enable_book_renderer, facet_columns
-from seqlib.config import load_config
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.record import RunRecord
-from seqlib.tasks import get_task
 from seqlib.train import run_sweep, second_stage_seeds, stored_record
 
 # tqdm.auto, imported by third-party code in a kernel without ipywidgets, warns "IProgress not found" and
@@ -126,27 +125,6 @@ def show_settings(per_task: Mapping[str, Mapping]) -> None:
     show_table(table[shared].iloc[:, :1].set_axis(["every task"], axis=1))
     if (~shared).any():
         show_table(table[~shared].T.rename_axis("task"))
-
-
-def load_tasks(names: Iterable[str], model: str, profile: str):
-    """``(configs, tasks)``: the resolved configuration and task object per registry task name.
-
-    Every run prints no progress bar and, outside the ``full`` profile, skips the checkpoint (neither
-    changes the configuration hash).
-    """
-    base = ["run.progress=false"] + ([] if profile == "full" else ["run.save_checkpoint=false"])
-    configs = {name: load_config(name, model, profile, base) for name in names}
-    tasks = {name: get_task(c.task.name, **c.task.params) for name, c in configs.items()}
-    return configs, tasks
-
-
-def planned_configs(names: Iterable[str], model: str, profile: str) -> list:
-    """Every run (one configuration per task, lr and seed) that a task chapter training ``names``
-    with ``model`` under ``profile`` shows: what the grid runner trains before the chapters run."""
-    from seqlib.book.report import planned_sweep
-
-    configs, _ = load_tasks(names, model, profile)
-    return [run for cfg in configs.values() for run in planned_sweep(cfg)]
 
 
 def stored_runs(configs: Mapping) -> tuple[list[RunRecord], str | None]:

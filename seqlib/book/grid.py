@@ -604,7 +604,7 @@ def save_round(training: list[tuple[str, dict]], wall_s: float, gpus: int, worke
 
 def planned_runs(runs: list[Run]) -> dict[Path, list]:
     """The configurations each ``train: true`` chapter shows (:func:`seqlib.book.chapter.planned_configs`)."""
-    from seqlib.book.chapter import planned_configs
+    from seqlib.book.configs import planned_configs
 
     return {run.out: planned_configs(run.trains, run.params["model"], run.params["profile"])
             for run in runs if run.trains}
@@ -639,7 +639,7 @@ def headline_tasks(runs: list[Run]) -> set[str]:
     """The registry tasks that a ``train: true`` chapter run trains over several seeds under its
     profile: the headline comparisons, trained first (:func:`next_round`); never those of an entry
     that trains last (``train_last``, :func:`last_tasks`)."""
-    from seqlib.book.chapter import load_tasks
+    from seqlib.book.configs import load_tasks
 
     return {task for run in runs if run.trains and not run.train_last
             for task, cfg in load_tasks(run.trains, run.params["model"], run.params["profile"])[0].items()
@@ -671,7 +671,7 @@ def next_round(training: list[tuple[str, dict]], attempted: set[str], headline: 
 def pending_second_stages(runs: list[Run]) -> list[tuple[str, dict]]:
     """For the plan's estimate only: the runs of the second stages whose rate is not chosen yet, at the
     sweep's first rate in its place (their cost does not depend on it), named ``.../lr=chosen/seed=..``."""
-    from seqlib.book.chapter import load_tasks
+    from seqlib.book.configs import load_tasks
     from seqlib.book.report import second_stage_rate
     from seqlib.train import second_stage_seeds
 

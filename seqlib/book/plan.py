@@ -38,10 +38,12 @@ scale, from the store's records; a tie goes to the larger; parity without token 
 
 * measured stacks first: where the store holds ``ok`` stacked records of the task and model that
   say how many training processes shared their GPU (``measure.device_processes``: the grid's
-  workers per GPU), a job is priced from them instead, at the GPU time they took per instance:
-  training ``steps x K x step_time_s x device_processes / stack_size`` and evaluation, per forward
-  batch, ``(wall - training time) x device_processes / stack_size`` over the batches each instance
-  evaluated (median over the records). These include the stacking and the sharing.
+  workers per GPU), a job is priced from them instead, at the GPU time they took per instance: while
+  a step of one process took ``step_time_s``, the GPU advanced every process's stack, so an instance's
+  step costs ``step_time_s / (device_processes x stack_size)``: training ``steps x K`` of those, and
+  evaluation, per forward batch, ``(wall - training time) / (device_processes x stack_size)`` over the
+  batches each instance evaluated (median over the records). These include the stacking and the
+  sharing.
 
 A job without a measurement has no estimate and is counted as such. The estimate is a planning aid,
 not a measurement, and outside the measured stacks it knows nothing of workers sharing a GPU
@@ -152,7 +154,7 @@ def stacked_costs(records: list) -> dict[tuple[str, str], tuple[float, float]]:
             cfg = ExperimentConfig.model_validate(r.config)
         except ValidationError:  # a record of an older configuration schema
             continue
-        share = m["device_processes"] / m["stack_size"]
+        share = 1 / (m["device_processes"] * m["stack_size"])  # the GPU ran every process's stack meanwhile
         steps[r.task, r.model].append(m["step_time_s"] * share)
         evaluated = eval_batches(cfg, task_of(cfg), len(r.train.get("eval_curve") or []))
         if evaluated:
