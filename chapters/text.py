@@ -93,7 +93,7 @@ show_doc(get_task(task))
 # ## The configuration of this run
 #
 # The engine resolves `params/*.yaml` with the profile's overlays (`seqlib.config.load_config`): the
-# model is sized to the profile's parameter budget (the `book` profile: about 10M parameters, eight
+# model is sized to the profile's parameter budget (the `book` profile: about 5M parameters, eight
 # blocks), trains on windows of the training length and is evaluated on `val` and `test` windows of
 # that length and, for extrapolation, on the long splits' lengths.
 
@@ -220,7 +220,7 @@ else:
 # ## The second budget
 #
 # The grid's `large` cell trains the same model at about four times the parameters (the `book`
-# profile: about 40M) on the same bytes, seed 0 at one rate: a scaling point, not a rate choice.
+# profile: about 20M) on the same bytes, seed 0 at one rate: a scaling point, not a rate choice.
 # Its record lies in the cells store; the row says what it built and scored.
 
 # %%
