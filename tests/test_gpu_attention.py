@@ -114,6 +114,26 @@ def test_flex_semantics_on_cpu(window, resets, path, monkeypatch):
     assert rel(out, reference(q, k, v, seg, window)) < 1e-5
 
 
+def test_a_flex_kernel_that_fails_falls_back_to_the_masked_sdpa_and_says_so(monkeypatch):
+    """Where inductor finds no FlexAttention kernel for a shape (seen on torch 2.11 / H100 at B=2,
+    T=77, Dh=32 with documents, NoValidChoicesError), the fast path warns and computes the same
+    function with SDPA and an explicit mask."""
+    def no_kernel(device):
+        def fail(*args, **kwargs):
+            raise RuntimeError("NoValidChoicesError: no choices to select (simulated)")
+        return fail
+
+    monkeypatch.setattr(flex, "FLEX_MIN_LEN", 0)
+    monkeypatch.setattr(flex, "_flex_fn", no_kernel)
+    gen = torch.Generator().manual_seed(3)
+    B, T, H, Hkv, Dh = 2, 77, 4, 1, 32
+    q, k, v = (torch.randn(B, T, n, Dh, generator=gen) for n in (H, Hkv, Hkv))
+    seg = random_segments(B, T, gen, "cpu", True)
+    with pytest.warns(UserWarning, match=r"FlexAttention failed for q \(2, 77, 4, 32\) \(RuntimeError\); using SDPA"):
+        out = flex.fast_attention(q, k, v, seg, 16)
+    assert rel(out, reference(q, k, v, seg, 16)) < 1e-5
+
+
 def test_attention_backend_config_threads_through():
     from seqlib.models import ModelConfig, build_model
     from seqlib.tasks.base import TaskSpec
