@@ -59,7 +59,10 @@ case "$step" in
     sleep 1  # the records written from now on are newer than the stamp
     status=0
     # ROUND_TIMEOUT=s stops the grid after s seconds (jobs under way are lost) and still packs what it wrote
-    PROFILE=${PROFILE:-book} timeout "${ROUND_TIMEOUT:-0}" "$PY" -m seqlib.book.grid --train-only "$@" || status=$?
+    # fla's autotuning compiles dozens of configurations per kernel, per process: minutes per model, more
+    # than a book run trains; the cap (recorded in each run) changes the kernels' speed, not their function
+    SEQLIB_AUTOTUNE_MAX=${SEQLIB_AUTOTUNE_MAX:-4} PROFILE=${PROFILE:-book} timeout "${ROUND_TIMEOUT:-0}" \
+      "$PY" -m seqlib.book.grid --train-only "$@" || status=$?
     find results -newer "$stamp" -type f -name '*.json' -not -path 'results/scratch/*' -print0 \
       | tar -czf "$out/records.tar.gz" --null -T -
     echo "round: $(tar -tzf "$out/records.tar.gz" | wc -l) records in $out/records.tar.gz (grid exit status $status)"

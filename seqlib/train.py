@@ -256,9 +256,13 @@ def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord, stacked: bo
     asked for, whose hash names the record). ``record.measure["kernel_mode"]`` says which
     kernel each mixer runs in training and evaluation here (``stacked``: as an instance of a stack),
     and why (:func:`seqlib.models.modes.kernel_modes`); a mixer that cannot train here (its backward refused:
-    :func:`seqlib.models.modes.training_refused`) raises ``ModelUnavailable``, so the run is skipped with the reason."""
+    :func:`seqlib.models.modes.training_refused`) raises ``ModelUnavailable``, so the run is skipped with the reason.
+    A model with an fla mixer records the cap on Triton's autotuning it ran under
+    (``measure["triton_autotune_max"]``: ``SEQLIB_AUTOTUNE_MAX``, :func:`seqlib.models.zoo.limit_triton_autotuning`;
+    None = fla's full search), which changes the kernels' speed, never their function."""
     from seqlib.models.modes import kernel_modes, training_refused
     from seqlib.models.sizing import match_budget
+    from seqlib.models.zoo import ZOO_MIXERS, limit_triton_autotuning
 
     model_cfg = cfg.model if cfg.param_budget is None else match_budget(cfg.model, spec, cfg.param_budget)
     if cfg.param_budget is not None:
@@ -266,6 +270,8 @@ def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord, stacked: bo
     task = task_registry.get_task(cfg.task.name, **cfg.task.params)
     splits = dict.fromkeys([select_split(cfg, task), *final_splits(cfg, task)])
     record.measure["kernel_mode"] = kernel_modes(model_cfg, task, resolve_device(cfg.run.device), splits, stacked)
+    if any(kind in ZOO_MIXERS for kind in model_cfg.block_types):
+        record.measure["triton_autotune_max"] = limit_triton_autotuning()
     refused = training_refused(record.measure["kernel_mode"])
     if refused:  # skipped with the reason at once, not failed after compiling its kernels
         raise ModelUnavailable(f"cannot train here: {refused}")

@@ -21,6 +21,7 @@ from seqlib.models import ModelConfig, ModelUnavailable, build_model
 from seqlib.models.mixers import Where
 from seqlib.models.registry import MIXERS, MODELS
 from seqlib.models.zoo import FLA_LAYERS, SHORT, ZOO_MIXERS, FlaMixer, chunk_backward_refused
+from seqlib.tasks import get_task
 from seqlib.tasks.base import TaskSpec
 
 VOCAB = 37
@@ -112,6 +113,31 @@ def test_decode_unsupported_says_why(name):
     mixer = FlaMixer(name, torch.nn.Identity())
     with pytest.raises(NotImplementedError, match=name):
         mixer.init_cache(1)
+
+
+def test_a_zoo_run_records_the_autotuning_cap_it_ran_under(tiny_config, tmp_path, monkeypatch):
+    """``SEQLIB_AUTOTUNE_MAX`` caps Triton's autotuning for an fla model's run (its kernels' speed, not
+    their function) and the record says so; unset, fla's full search, recorded as None; a native
+    model records nothing of it."""
+    import triton.runtime.autotuner as at
+
+    from seqlib.train import new_record, run_model_config
+
+    monkeypatch.setattr(at.Autotuner, "prune_configs", at.Autotuner.prune_configs)  # restored after the test
+    for model, env, expected in [("deltanet", "3", 3), ("deltanet", None, None), ("hawk", "3", "absent")]:
+        if env is None:
+            monkeypatch.delenv("SEQLIB_AUTOTUNE_MAX", raising=False)
+        else:
+            monkeypatch.setenv("SEQLIB_AUTOTUNE_MAX", env)
+        cfg = tiny_config(tmp_path, model, "parity_check")
+        record = new_record(cfg)
+        spec = get_task(cfg.task.name, **cfg.task.params).spec
+        try:
+            run_model_config(cfg, spec, record)
+        except ModelUnavailable:  # on this CPU: the zoo cannot train here, recorded before it says so
+            pass
+        assert record.measure.get("triton_autotune_max", "absent") == expected, (model, env)
+    assert at.Autotuner.prune_configs is not at.Autotuner._seqlib_prune  # the cap of the first case is in force
 
 
 # ------------------------------------------------------------------------------ GPU
