@@ -197,6 +197,8 @@ def test_a_round_record_beside_the_estimate_and_the_plan_at_the_measured_rate(tm
     lines = round_lines(ratios, 10.0)
     assert "4 per GPU: x0.40 (median of 2" in lines[1] and lines[1].endswith("4.00 GPU h")
     assert "none yet" in round_lines({}, 10.0)[0]
+    # 2 of the 10 hours priced from measured stacks (their sharing in): 8 x 0.4 + 2
+    assert round_lines(ratios, 10.0, 2.0)[1].endswith("5.20 GPU h (2.00 h of it from measured stacks, as they are)")
 
 
 def test_measured_stacks_price_their_jobs_by_hand(tmp_path):
@@ -215,4 +217,5 @@ def test_measured_stacks_price_their_jobs_by_hand(tmp_path):
     assert parity["train"] * 3600 == pytest.approx(100 * 4 * 0.040 / 32)
     assert parity["eval"] * 3600 == pytest.approx(4 * 28 * 2.0 / 32 / 22)
     assert est.measured_pairs == 1 and est.tasks["even_pairs"]["unknown"] == 1
+    assert est.measured_hours == pytest.approx(parity["train"] + parity["eval"])
     assert est.speedups[("parity", "hawk", 4)] == (1.0, "measured stacks of parity_check hawk in the store")

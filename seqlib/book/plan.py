@@ -247,6 +247,7 @@ class Estimate:
     stored: int = 0
     eval_pairs: int = 0
     measured_pairs: int = 0
+    measured_hours: float = 0.0  # the part priced from measured stacks (their sharing already in)
     calibration: dict[str, float] = field(default_factory=dict)
 
 
@@ -298,6 +299,8 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
         evaluate = sum(eval_batches(c, task_of(cfgs[0])) for c in cfgs) * t_batch / 3600
         row["train"] += train
         row["eval"] += evaluate
+        if gain[1].startswith("measured stacks"):
+            out.measured_hours += train + evaluate
         spent += train + evaluate
         row["done"] = spent
     return out
@@ -353,14 +356,15 @@ def plan_lines(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> li
         "measurement are not in the hours (seqlib.book.plan says how)",
         "a row <task>:<cell> is a cell of the task (seqlib.book.cells), timed as the task's runs of its model, "
         "whatever the cell's shape (the cells' own step times are not measured yet)",
-        *round_lines(round_ratios(bench_dir), total["train"] + total["eval"]),
+        *round_lines(round_ratios(bench_dir), total["train"] + total["eval"], est.measured_hours),
         "stacking speed-ups used (shape model K: value, from):",
         *(f"  {s} {m} K={k}: {gain:.2f} ({source})" for (s, m, k), (gain, source) in sorted(est.speedups.items())),
     ]
 
 
-def round_lines(ratios: dict[int, list[tuple[float, str]]], hours: float) -> list[str]:
-    """The measured rounds' ratios and the estimate's total times each (module docstring)."""
+def round_lines(ratios: dict[int, list[tuple[float, str]]], hours: float, measured: float = 0.0) -> list[str]:
+    """The measured rounds' ratios and the estimate's total times each (module docstring); the ``measured``
+    hours of the total, priced from measured stacks, already include the sharing and are kept as they are."""
     if not ratios:
         return ["measured rounds: none yet (the grid writes one per GPU call that trains: seqlib.book.plan)"]
     lines = ["measured rounds (GPU hours of a grid call over this plan's estimate of its jobs), per workers per GPU:"]
@@ -368,5 +372,6 @@ def round_lines(ratios: dict[int, list[tuple[float, str]]], hours: float) -> lis
         ratio = statistics.median(r for r, _ in found)
         lines.append(f"  {workers} per GPU: x{ratio:.2f} (median of {len(found)}: "
                      f"{', '.join(f'{r:.2f} {name}' for r, name in found)}); the total above at that rate: "
-                     f"{hours * ratio:.2f} GPU h")
+                     f"{(hours - measured) * ratio + measured:.2f} GPU h"
+                     + (f" ({measured:.2f} h of it from measured stacks, as they are)" if measured else ""))
     return lines
