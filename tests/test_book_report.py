@@ -171,6 +171,11 @@ def test_length_curves_follow_the_card_and_the_run_s_own_training_length():
     assert curves.loc[("hawk", 5), "train_length"] == 4 and curves.loc[("lstm", 7), "train_length"] == 6
     table = report.inside_beyond(report.length_curves(recs[:1]))
     assert table.loc[("parity_check", "hawk")].tolist() == [1.0, 0.5, 0.5]
+    # bits per byte is no score in [0, 1]: the text task's accuracy by length stays on its own page
+    text = record(task="text", params={"seq_len": 8, "long_lengths": [16]}, select="val",
+                  metrics=rows("test_long", {16: 0.4}) + rows("val", {}, whole=2.0, metric="bits")
+                  + rows("test", {8: 0.5}, whole=2.1, metric="bits"))
+    assert set(report.length_curves([*recs, text])["task"]) == {"parity_check"}
 
 
 def test_log_bins_never_mix_trained_and_longer_lengths():

@@ -460,13 +460,17 @@ def length_curves(records: list[RunRecord]) -> pd.DataFrame:
     """Accuracy by length over each task's curve splits (its scoring card's ``curve_splits``), per
     (task, model) at the learning rate :func:`select_lr` chose, averaged over seeds. Columns: task,
     model, length, accuracy, seeds, lr, train_length (the longest training length on the card of the
-    model's own runs). Tasks without a length axis or without accuracy (regression) are left out."""
+    model's own runs). Tasks without a length axis or without accuracy (regression) are left out, and
+    so is one whose headline is not a score in [0, 1] (the text task's bits per byte: its chapter draws
+    its own curves over length and position)."""
     ok = [r for r in records if r.status == "ok"]
     cards = {(r.task, r.model): scoring(r) for r in ok}
     at = at_chosen_lr(records_frame(ok), select_lr(ok))
     rows = []
     for (task, model), g in at.groupby(["task", "model"], sort=True):
         card = cards[task, model]
+        if metric_scale(card.metric)[:2] != (0.0, 1.0):
+            continue
         g = g[g["split"].isin(card.curve_splits) & (g["slice_key"] == card.length_key)
               & (g["metric"] == "accuracy")]
         for length, cell in g.groupby(g["slice_value"].astype(int)):
