@@ -49,8 +49,9 @@ from seqlib.book.chapter import (
     show_runs,
     show_table,
 )
-from seqlib.book.findings import show_findings
-from seqlib.book.report import at_chosen_lr, choice_lines, seed_cells, select_lr
+from seqlib.book.findings import show_findings, store_of
+from seqlib.book.plots import bottom_legend
+from seqlib.book.report import at_chosen_lr, choice_lines, profile_records, seed_cells, select_lr
 from seqlib.evaluate import POSITION_KEY
 from seqlib.results import records_frame
 from seqlib.stats import summarize_seeds
@@ -202,6 +203,32 @@ else:
         y=alt.Y("bits:Q", scale=alt.Scale(zero=False)), color="split:N",
         tooltip=["split:N", "slice_value:N", alt.Tooltip("bits:Q", format=".4f"), "seeds:Q"],
     ).properties(width=420, height=200))
+
+# %% [markdown]
+# ## Every model past the training context
+#
+# The same curve for every model of the chapter whose runs are stored under this profile (this
+# page's model in the legend's first click), each at its own chosen rate and averaged over its seeds:
+# Griffin's Fig. 5 in miniature. A model's curve ends where its evaluation ended.
+
+# %%
+stored = [r for r in profile_records(store_of(profile, task, model), profile).records if r.task == task]
+everyone = at_chosen_lr(records_frame(stored), select_lr(stored)) if stored else pd.DataFrame()
+if everyone.empty:
+    print("no stored run of this chapter under this profile")
+else:
+    curves = everyone[(everyone["slice_key"] == "length") & (everyone["metric"] == "loss")]
+    curves = curves.assign(bits=curves["value"] / math.log(2), length=curves["slice_value"].astype(int),
+                           split=curves["split"].str.removesuffix("_long"))
+    curves = curves[curves["split"] == "test"].groupby(["model", "length"], as_index=False).agg(
+        bits=("bits", "mean"), seeds=("seed", "nunique"))
+    pick = alt.selection_point(fields=["model"], bind="legend", value=[{"model": model}])
+    display(alt.Chart(curves, title="test bits per byte by evaluation length, every model").mark_line(
+        point=True).encode(
+        x=alt.X("length:Q", scale=alt.Scale(type="log", base=2)), y=alt.Y("bits:Q", scale=alt.Scale(zero=False)),
+        color=alt.Color("model:N", legend=bottom_legend()), opacity=alt.condition(pick, alt.value(1.0), alt.value(0.25)),
+        tooltip=["model:N", "length:Q", alt.Tooltip("bits:Q", format=".4f"), "seeds:Q"],
+    ).add_params(pick).properties(width=420, height=240))
 
 # %% [markdown]
 # ## Per source
