@@ -92,9 +92,28 @@ def test_stage_links_the_book_and_the_profiles_pages(root):
     assert (site / "book" / "runs").resolve() == (root / "_build" / "pages" / "smoke").resolve()
     assert (site / "book" / "intro.md").read_text() == "book/intro.md"
     assert (site / "book" / "tasks" / "mqar.md").read_text() == "book/tasks/mqar.md"
-    assert (site / "_toc.yml").is_symlink() and (site / "_config.yml").is_symlink()
+    assert (site / "book" / "tasks" / "mqar.md").is_symlink() and (site / "_config.yml").is_symlink()
     assert pages.site_profile(site / "book" / "runs") == "smoke"
     assert pages.stage("smoke", grid, root) == site  # staging again replaces the links
+
+
+def test_a_staged_site_lists_the_pages_of_its_profile(root):
+    """A chapter whose pages only the staged profile has (the committed one has none yet) is in the staged
+    site's table of contents, and its page of models without a page is the staged profile's."""
+    grid = root / "params" / "grid.yaml"
+    grid.write_text("pages_profile: full\nruns:\n  - {chapter: mqar, task: mqar, train: true, models: [hawk, gru]}\n")
+    (root / "book" / "tasks" / "mqar" / "without_page.md").parent.mkdir(parents=True)
+    (root / "book" / "tasks" / "mqar" / "without_page.md").write_text("the committed profile's")
+    page(root / "_build" / "pages" / "smoke" / "mqar" / "hawk.ipynb", "smoke")
+    site = pages.stage("smoke", grid, root)
+    toc = (site / "_toc.yml").read_text()
+    assert not (site / "_toc.yml").is_symlink() and "book/runs/mqar/hawk" in toc and "book/runs/mqar/gru" not in toc
+    without = site / "book" / "tasks" / "mqar" / "without_page.md"
+    assert not without.is_symlink() and "`gru`" in without.read_text() and "`hawk`" not in without.read_text()
+    assert (root / "book" / "tasks" / "mqar" / "without_page.md").read_text() == "the committed profile's"
+    page(root / "_build" / "pages" / "smoke" / "mqar" / "gru.ipynb", "smoke")
+    site = pages.stage("smoke", grid, root)  # staged again: the new page is listed, nothing is left over
+    assert "book/runs/mqar/gru" in (site / "_toc.yml").read_text() and not without.exists()
 
 
 def load_extension():

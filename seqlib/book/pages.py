@@ -6,11 +6,13 @@ Every other profile (``smoke`` on a CPU, ``tiny``) executes into ``_build/pages/
 pages of two profiles side by side. ``python -m seqlib.book.pages --profile P`` prints the source
 folder that jupyter-book builds for P: the repository itself for the committed profile, else a
 staging tree ``_build/site/<P>/`` of links to the book's files whose ``book/runs`` is P's pages
-(``BOOK_PROFILE=smoke make book``). The build's extension ``book/ext/seqbook_pages.py`` calls
-:func:`site_profile` and fails the build when the pages of two profiles would mix.
+(``BOOK_PROFILE=smoke make book``), with a table of contents of its own for those pages. The build's
+extension ``book/ext/seqbook_pages.py`` calls :func:`site_profile` and fails the build when the pages
+of two profiles would mix.
 
-A page's profile is the papermill parameter ``profile`` in its metadata. This module needs only the
-standard library and PyYAML: the Pages workflow imports it without the training stack.
+A page's profile is the papermill parameter ``profile`` in its metadata. For the committed profile this
+module needs only the standard library and PyYAML: the Pages workflow imports it without the training
+stack (staging another profile's site writes its table of contents with :mod:`seqlib.book.toc`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -98,24 +101,45 @@ def site_profile(folder: Path, expected: str | None = None, strict: bool = True)
     return next(iter(found), None)
 
 
+def _link(link: Path, target: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(os.path.relpath(target, link.parent))
+
+
 def stage(profile: str, grid: Path = GRID, root: Path = REPO) -> Path:
     """The source folder jupyter-book builds for ``profile``: ``root`` for the committed profile, else
-    ``_build/site/<profile>/`` (links to the book's files; ``book/runs`` links to the profile's pages)."""
+    ``_build/site/<profile>/``: links to the book's files, ``book/runs`` a link to the profile's pages,
+    and its own table of contents and pages of models without a page, generated for those pages
+    (:mod:`seqlib.book.toc`: a chapter's pages that the committed profile lacks are in it)."""
     pages = pages_dir(profile, grid, root)
     if pages == root / COMMITTED:
         return root
+    from seqlib.book.toc import (  # it imports the model registry: not for the committed site
+        WITHOUT_PAGE,
+        render,
+    )
+
     if not pages.is_dir():
         raise PagesError(f"no {profile} pages in {pages}: run `PROFILE={profile} make run-all` first")
     site = root / SITES / profile
+    tasks = COMMITTED.parent / "tasks"  # the task pages: linked one by one, beside the generated ones
     book = [p.relative_to(root).as_posix() for p in sorted((root / COMMITTED.parent).iterdir())
-            if p.name != COMMITTED.name and not p.name.startswith(".")]
+            if p.name not in (COMMITTED.name, tasks.name) and not p.name.startswith(".")]
     for name in (*SITE_FILES, *book, COMMITTED.as_posix()):
-        link = site / name
-        target = pages if name == COMMITTED.as_posix() else root / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(os.path.relpath(target, link.parent))
+        if name != "_toc.yml":
+            _link(site / name, pages if name == COMMITTED.as_posix() else root / name)
+    if (site / tasks).is_symlink():  # a staging tree of an earlier layout
+        (site / tasks).unlink()
+    shutil.rmtree(site / tasks, ignore_errors=True)
+    (site / "_toc.yml").unlink(missing_ok=True)
+    for path in sorted((root / tasks).rglob("*")) if (root / tasks).is_dir() else []:
+        if path.is_file() and path.name != f"{WITHOUT_PAGE}.md":
+            _link(site / path.relative_to(root), path)
+    for path, text in render(grid, site, profile, pages).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     return site
 
 
