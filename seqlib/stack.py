@@ -36,7 +36,9 @@ runs share their evaluation settings); a chunk of instances at a time bounds the
 ``compiled=True`` (vmap instances only; the sweep benchmark's ``--compile``) runs the mapped forward
 through ``torch.compile`` (one graph per batch shape), which fuses the elementwise work that
 dominates these small models' kernel time (fp32 gates, norms, activations: the sweep's kernel
-profile); the records say so (``measure.stack_compiled``).
+profile); the records say so (``measure.stack_compiled``). Off by default: on the lent H200's torch
+2.11 (CUDA) it failed in the sweep with functorch's ``!dynamicLayerStack.empty()`` internal assert
+(2026-12-02), while its CPU test passes on torch 2.13.
 
 No host sync per step: losses, gradient norms and the first failing step stay on the device and are
 read every ``run.log_every`` steps and at evaluations. AdamW only (Muon orthogonalises each matrix):
