@@ -112,7 +112,8 @@ settings(cfg, **{"bytes per step": cfg.optim.batch_size * the_task.seq_len,
 
 # %%
 window = the_task.sample("val", 1, seed=seed).inputs[0].tolist()[:300]
-print("".join("¶" if t == DOC else chr(t) if t < 128 else "?" for t in window))
+pieces = bytes(t if t != DOC else 0 for t in window).split(b"\0")  # the document token: no byte of the corpus
+print("¶".join(piece.decode("utf-8", errors="replace") for piece in pieces))
 
 # %% [markdown]
 # ## Training and evaluation
