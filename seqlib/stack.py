@@ -396,10 +396,9 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     spec = task.spec
     check_eval_splits(cfg0, task)
     model_cfg = run_model_config(cfg0, spec, records[0], stacked=instances == "vmap")
-    for record in records[1:]:
-        if "built_model" in records[0].measure:
-            record.measure["built_model"] = records[0].measure["built_model"]
-        record.measure["kernel_mode"] = records[0].measure["kernel_mode"]
+    for record in records[1:]:  # what run_model_config recorded holds for every instance
+        record.measure |= {k: records[0].measure[k] for k in ("built_model", "kernel_mode", "triton_autotune_max")
+                           if k in records[0].measure}
     meter = Meter(device)
     models = []
     for cfg in cfgs:  # each instance's initial weights are those of its run alone
