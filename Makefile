@@ -100,7 +100,9 @@ BOOK_PROFILE ?=
 book: venv ## write _toc.yml from params/grid.yaml and the findings from the records (seqlib.book.findings, beside the pages), then build the site strictly into _build/html from the stored pages (no re-execution): book/runs, or BOOK_PROFILE=smoke's _build/pages/smoke into _build/site/smoke/_build/html
 	$(PY) -m seqlib.book.toc
 	$(PY) -m seqlib.book.findings $(if $(BOOK_PROFILE),--profile $(BOOK_PROFILE)) >/dev/null
-	src=$$($(PY) -m seqlib.book.pages $(if $(BOOK_PROFILE),--profile $(BOOK_PROFILE))) && $(JB) build "$$src" --all -W -n --keep-going
+	src=$$($(PY) -m seqlib.book.pages $(if $(BOOK_PROFILE),--profile $(BOOK_PROFILE))) \
+	  $(if $(BOOK_PROFILE),&& $(PY) -m seqlib.book.toc --profile $(BOOK_PROFILE) --pages "$$src/book/runs" --out "$$src/_toc.yml" >/dev/null) \
+	  && $(JB) build "$$src" --all -W -n --keep-going
 
 run-all: venv ## train the grid's runs, then execute its chapters into book/runs (other profiles than the committed one: _build/pages/<profile>); PROFILE=full|book|smoke|tiny, FORCE=1, DEADLINE=s, WORKERS_PER_GPU=n, STACK_SIZE=k (runs per stacked job; 64 on a GPU and in a plan), PLAN=1 (print the plan and its GPU-hour estimate, run nothing)
 	PROFILE=$(PROFILE) FORCE=$(FORCE) DEADLINE=$(DEADLINE) WORKERS_PER_GPU=$(WORKERS_PER_GPU) STACK_SIZE=$(STACK_SIZE) $(PY) -m seqlib.book.grid $(if $(PLAN),--plan)

@@ -91,11 +91,12 @@ def _load_one(path: Path) -> RunRecord:
 def load_records(results_dir: str | Path, strict: bool = False) -> list[RunRecord]:
     """All records in ``results_dir/<task>/<model>/``. A corrupt record, a leftover temp file (an
     interrupted write) or a stray file there is reported with its name: a warning by default,
-    :class:`ResultsError` if ``strict``. Files elsewhere under ``results_dir`` are not looked at."""
+    :class:`ResultsError` if ``strict``. Files elsewhere under ``results_dir`` are not looked at, nor
+    those in hidden folders (a store's ``.locks``, also the cells store's, ``cells/.locks``)."""
     root = Path(results_dir)
     records = []
     for path in sorted(root.glob("*/*/*")):  # <task>/<model>/<file>: other files (benchmarks) are not runs
-        if not path.is_file() or path.suffix == ".pt":
+        if not path.is_file() or path.suffix == ".pt" or any(p.startswith(".") for p in path.relative_to(root).parts[:2]):
             continue
         try:
             if path.name.endswith(TMP_SUFFIX):

@@ -15,6 +15,7 @@ import test_book_grid as toy
 from sphinx.errors import ExtensionError
 
 from seqlib.book import pages
+from seqlib.book.toc import main as toc_main
 from seqlib.provenance import REPO
 
 book = toy.book  # the toy book fixture of the grid tests
@@ -105,14 +106,22 @@ def test_a_staged_site_lists_the_pages_of_its_profile(root):
     (root / "book" / "tasks" / "mqar" / "without_page.md").parent.mkdir(parents=True)
     (root / "book" / "tasks" / "mqar" / "without_page.md").write_text("the committed profile's")
     page(root / "_build" / "pages" / "smoke" / "mqar" / "hawk.ipynb", "smoke")
-    site = pages.stage("smoke", grid, root)
+
+    def staged():  # as `BOOK_PROFILE=smoke make book` stages the site and writes its generated files
+        site = pages.stage("smoke", grid, root)
+        assert not (site / "_toc.yml").exists() and not (site / "book" / "tasks" / "mqar" / "without_page.md").exists()
+        assert toc_main(["--grid", str(grid), "--profile", "smoke", "--pages", str(site / "book" / "runs"),
+                         "--out", str(site / "_toc.yml")]) == 0
+        return site
+
+    site = staged()
     toc = (site / "_toc.yml").read_text()
     assert not (site / "_toc.yml").is_symlink() and "book/runs/mqar/hawk" in toc and "book/runs/mqar/gru" not in toc
     without = site / "book" / "tasks" / "mqar" / "without_page.md"
     assert not without.is_symlink() and "`gru`" in without.read_text() and "`hawk`" not in without.read_text()
     assert (root / "book" / "tasks" / "mqar" / "without_page.md").read_text() == "the committed profile's"
     page(root / "_build" / "pages" / "smoke" / "mqar" / "gru.ipynb", "smoke")
-    site = pages.stage("smoke", grid, root)  # staged again: the new page is listed, nothing is left over
+    site = staged()  # staged again: the new page is listed, nothing is left over
     assert "book/runs/mqar/gru" in (site / "_toc.yml").read_text() and not without.exists()
 
 

@@ -65,7 +65,7 @@ def site(tmp_path_factory) -> Path:
     findings = subprocess.run([sys.executable, "-m", "seqlib.book.findings", "--profile", "tiny", "--pages",
                                str(root / "book" / "runs")], capture_output=True, text=True, timeout=600)
     assert findings.returncode == 0, findings.stderr[-3000:]
-    # the table of contents of the tiny pages, as a staged site gets its own (seqlib.book.pages.stage): a
+    # the table of contents of the tiny pages, as `BOOK_PROFILE=... make book` writes one for a staged site: a
     # chapter the committed profile has no page of yet (the text chapter) is in it
     toc = subprocess.run([sys.executable, "-m", "seqlib.book.toc", "--profile", "tiny", "--pages", str(root / "book" / "runs"),
                           "--out", str(root / "_toc.yml")], capture_output=True, text=True, timeout=600)

@@ -165,3 +165,16 @@ def test_best_over_lr_picks_the_best_mean_over_seeds():
     assert set(best["lr"]) == {3e-3} and len(best) == 2
     summary = summarize_seeds(best)
     assert summary["mean"].iloc[0] == pytest.approx(0.6) and summary["n_seeds"].iloc[0] == 2
+
+
+def test_the_cells_stores_locks_are_no_records_but_a_stray_file_is_reported(tmp_path, tiny_config):
+    """A store's cells store keeps its locks in ``cells/.locks`` (as deep as a record): the loader skips
+    hidden folders silently, and still names a stray file among the records."""
+    record = run_sweep(tiny_config(tmp_path, steps=2))[0].record
+    (tmp_path / "cells" / ".locks").mkdir(parents=True)
+    (tmp_path / "cells" / ".locks" / "0123456789abcdef.lock").write_text("")
+    assert [r.run_id for r in load_records(tmp_path, strict=True)] == [record.run_id]
+    stray = results.record_path(tmp_path, record.task, record.model, record.config_hash).with_name("notes.txt")
+    stray.write_text("x")
+    with pytest.raises(ResultsError, match="unexpected file .*notes.txt among the result records"):
+        load_records(tmp_path, strict=True)

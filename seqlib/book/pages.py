@@ -6,13 +6,12 @@ Every other profile (``smoke`` on a CPU, ``tiny``) executes into ``_build/pages/
 pages of two profiles side by side. ``python -m seqlib.book.pages --profile P`` prints the source
 folder that jupyter-book builds for P: the repository itself for the committed profile, else a
 staging tree ``_build/site/<P>/`` of links to the book's files whose ``book/runs`` is P's pages
-(``BOOK_PROFILE=smoke make book``), with a table of contents of its own for those pages. The build's
-extension ``book/ext/seqbook_pages.py`` calls :func:`site_profile` and fails the build when the pages
+(``BOOK_PROFILE=smoke make book``), whose table of contents :mod:`seqlib.book.toc` writes for those
+pages. The build's extension ``book/ext/seqbook_pages.py`` calls :func:`site_profile` and fails the build when the pages
 of two profiles would mix.
 
-A page's profile is the papermill parameter ``profile`` in its metadata. For the committed profile this
-module needs only the standard library and PyYAML: the Pages workflow imports it without the training
-stack (staging another profile's site writes its table of contents with :mod:`seqlib.book.toc`).
+A page's profile is the papermill parameter ``profile`` in its metadata. This module needs only the
+standard library and PyYAML: the Pages workflow imports it without the training stack.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ COMMITTED = Path("book") / "runs"
 PAGES = Path("_build") / "pages"  # <profile>/ : pages of the profiles that are not committed
 SITES = Path("_build") / "site"  # <profile>/ : the staging trees that build them
 SITE_FILES = ("_config.yml", "_toc.yml", "references.bib")  # a staging tree links to these and to every entry of book/ but runs/
+GENERATED = ("_toc.yml", "without_page.md")  # generated for a profile's pages (seqlib.book.toc): never linked
 
 
 class PagesError(RuntimeError):
@@ -110,17 +110,14 @@ def _link(link: Path, target: Path) -> None:
 
 def stage(profile: str, grid: Path = GRID, root: Path = REPO) -> Path:
     """The source folder jupyter-book builds for ``profile``: ``root`` for the committed profile, else
-    ``_build/site/<profile>/``: links to the book's files, ``book/runs`` a link to the profile's pages,
-    and its own table of contents and pages of models without a page, generated for those pages
-    (:mod:`seqlib.book.toc`: a chapter's pages that the committed profile lacks are in it)."""
+    ``_build/site/<profile>/``: links to the book's files and ``book/runs`` a link to the profile's
+    pages, but for the files generated for the committed pages (``_toc.yml``, each task's
+    ``without_page.md``), which ``python -m seqlib.book.toc --profile P --pages SITE/book/runs --out
+    SITE/_toc.yml`` writes for P's pages (``make book`` does: a chapter's pages that the committed
+    profile lacks are in it)."""
     pages = pages_dir(profile, grid, root)
     if pages == root / COMMITTED:
         return root
-    from seqlib.book.toc import (  # it imports the model registry: not for the committed site
-        WITHOUT_PAGE,
-        render,
-    )
-
     if not pages.is_dir():
         raise PagesError(f"no {profile} pages in {pages}: run `PROFILE={profile} make run-all` first")
     site = root / SITES / profile
@@ -128,18 +125,15 @@ def stage(profile: str, grid: Path = GRID, root: Path = REPO) -> Path:
     book = [p.relative_to(root).as_posix() for p in sorted((root / COMMITTED.parent).iterdir())
             if p.name not in (COMMITTED.name, tasks.name) and not p.name.startswith(".")]
     for name in (*SITE_FILES, *book, COMMITTED.as_posix()):
-        if name != "_toc.yml":
+        if name not in GENERATED:
             _link(site / name, pages if name == COMMITTED.as_posix() else root / name)
     if (site / tasks).is_symlink():  # a staging tree of an earlier layout
         (site / tasks).unlink()
     shutil.rmtree(site / tasks, ignore_errors=True)
-    (site / "_toc.yml").unlink(missing_ok=True)
+    (site / "_toc.yml").unlink(missing_ok=True)  # an earlier staging's: written again for the pages of now
     for path in sorted((root / tasks).rglob("*")) if (root / tasks).is_dir() else []:
-        if path.is_file() and path.name != f"{WITHOUT_PAGE}.md":
+        if path.is_file() and path.name not in GENERATED:
             _link(site / path.relative_to(root), path)
-    for path, text in render(grid, site, profile, pages).items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
     return site
 
 
