@@ -36,6 +36,14 @@ def device_processes() -> int:
     return max(1, int(os.environ.get(SHARE_ENV) or 1))
 
 
+def share_hint() -> str:
+    """What a run out of GPU memory within this process's share of the GPU (:func:`device_processes`)
+    should add: the cap, and that a grid with fewer workers per GPU gives each run more."""
+    n = device_processes()
+    return "" if n == 1 else (f" [within this process's 1/{n} share of the GPU's memory ({SHARE_ENV}={n}): "
+                              "a grid with fewer --workers-per-gpu gives the run more]")
+
+
 def rss_bytes() -> int:
     """Current resident set size of this process (Linux ``/proc``; peak RSS from getrusage elsewhere)."""
     try:

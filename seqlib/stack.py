@@ -66,7 +66,7 @@ from seqlib.config import ExperimentConfig
 from seqlib.data import Prefetcher, bucket
 from seqlib.evaluate import evaluate_split_stack
 from seqlib.layers.segments import one_document_per_row, restarts_mid_row
-from seqlib.measure import SHARE_ENV, Meter, device_processes
+from seqlib.measure import Meter, share_hint
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.models.zoo import ZOO_MIXERS
 from seqlib.objective import autocast, masked_loss
@@ -568,14 +568,6 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device, non_blocking=True)
 
 
-def memory_share_hint() -> str:
-    """What a run out of GPU memory within a share of the GPU (:func:`seqlib.measure.device_processes`)
-    should say: the cap, and that a grid with fewer workers per GPU gives each run more."""
-    n = device_processes()
-    return "" if n == 1 else (f" [within this process's 1/{n} share of the GPU's memory ({SHARE_ENV}={n}): "
-                              "a grid with fewer --workers-per-gpu gives the run more]")
-
-
 def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | None = None,
               on_result: Callable[[Outcome, int, int], None] | None = None, compiled: bool = False) -> list[Outcome]:
     """:func:`seqlib.train.run_one` for a stack: runs with an ``ok`` record are kept (unless ``force``),
@@ -617,7 +609,7 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
             if isinstance(e, torch.cuda.OutOfMemoryError) and len(left) > 1:
                 out_of_memory = left  # split below, once this frame's tensors are released
             else:
-                reason = f"{type(e).__name__}: {e}" + (memory_share_hint() if isinstance(e, torch.cuda.OutOfMemoryError) else "")
+                reason = f"{type(e).__name__}: {e}" + (share_hint() if isinstance(e, torch.cuda.OutOfMemoryError) else "")
                 for j, i in enumerate(todo):
                     if i not in outcomes:
                         records[i].status, records[i].reason = "failed", reason

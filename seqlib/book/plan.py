@@ -277,7 +277,8 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
         row["runs"] += k
         row["steps"] += steps * k
         t_run, t_batch = measured.get((task, model), (math.nan, math.nan))
-        if not math.isnan(t_run + t_batch):  # a measured stack: GPU time per instance, stacking and sharing in
+        measured_stack = not math.isnan(t_run + t_batch)
+        if measured_stack:  # GPU time per instance, stacking and sharing in
             gain = (1.0, f"measured stacks of {task} {model} in the store")
         else:
             shape_task = SHAPES[row["shape"]][0] if row["shape"] in SHAPES else None
@@ -299,7 +300,7 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
         evaluate = sum(eval_batches(c, task_of(cfgs[0])) for c in cfgs) * t_batch / 3600
         row["train"] += train
         row["eval"] += evaluate
-        if gain[1].startswith("measured stacks"):
+        if measured_stack:
             out.measured_hours += train + evaluate
         spent += train + evaluate
         row["done"] = spent
