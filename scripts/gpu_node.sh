@@ -5,6 +5,7 @@
 #
 #   scripts/gpu_node.sh setup WHEELS   install WHEELS/*.whl into $SEQBOOK_SITE (default /tmp/seqbook-site)
 #   scripts/gpu_node.sh test [ARGS]    pytest -m gpu, each test named with its outcome, in TEST_WORKERS (default 1)
+#                                      (SEQLIB_TEST_REPORT=FILE: each failure into FILE as it happens)
 #                                      xdist workers that restart after a crash (ARGS go to pytest)
 #   scripts/gpu_node.sh bench          the scan, attention and model benchmarks into results/bench
 #   scripts/gpu_node.sh grid [ARGS]    the run grid, full profile (ARGS go to python -m seqlib.book.grid)

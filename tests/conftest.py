@@ -3,6 +3,7 @@ chosen training batches (``tampered``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -64,3 +65,13 @@ def tiny_config():
 def tampered():
     """The :class:`Tampered` task wrapper."""
     return Tampered
+
+
+def pytest_runtest_logreport(report):
+    """With ``SEQLIB_TEST_REPORT=FILE`` each failure is appended to FILE as it happens, by the process
+    that reports it (the controller under pytest-xdist): a GPU call cut short by its time limit keeps
+    what failed and why, which pytest prints only at the end of the session."""
+    path = os.environ.get("SEQLIB_TEST_REPORT")
+    if path and report.failed and not os.environ.get("PYTEST_XDIST_WORKER"):
+        with open(path, "a") as f:
+            f.write(f"==== {report.nodeid} ({report.when})\n{report.longreprtext}\n")
