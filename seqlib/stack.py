@@ -68,7 +68,7 @@ from seqlib.evaluate import evaluate_split_stack
 from seqlib.layers.segments import one_document_per_row, restarts_mid_row
 from seqlib.measure import Meter, share_hint
 from seqlib.models import ModelUnavailable, build_model
-from seqlib.models.zoo import ZOO_MIXERS
+from seqlib.models.zoo import ZOO_MIXERS, graphs_refused
 from seqlib.objective import autocast, masked_loss
 from seqlib.record import RunRecord
 from seqlib.tasks.base import Batch, Task
@@ -373,8 +373,8 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     ends (ok, or failed alone), so that its record can be written at once. An exception that ends the
     whole stack propagates; the records of the runs still in it are then unfinished. ``evaluate=False``
     (the sweep benchmark) trains only: no validation, no final evaluation, records marked so.
-    ``cuda_graphs`` (default: on a CUDA device) replays the training step from CUDA graphs
-    (:class:`GraphedStep`); batches are padded to :func:`seqlib.data.bucket` lengths either way.
+    ``cuda_graphs`` (default: on a CUDA device, unless the model's fla layer refuses them) replays the
+    training step from CUDA graphs (:class:`GraphedStep`); batches are padded to :func:`seqlib.data.bucket` lengths either way.
     ``instances`` (:data:`INSTANCES`; default :func:`default_instances`): how the instances run (module
     docstring); ``compiled``: their forward through ``torch.compile`` (vmap only, module docstring)."""
     problem = stack_problem(cfgs)
@@ -389,9 +389,12 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     o, r = cfg0.optim, cfg0.run
     device = resolve_device(r.device)
     dtype = resolve_dtype(r.dtype, device)
-    graphs = device.type == "cuda" if cuda_graphs is None else cuda_graphs
+    refused = graphs_refused(cfg0.model.block_types)
+    graphs = device.type == "cuda" and not refused if cuda_graphs is None else cuda_graphs
     if graphs and device.type != "cuda":
         raise ValueError(f"cuda_graphs=True needs a CUDA device, not {device}")
+    if graphs and refused:
+        raise ValueError(f"cuda_graphs=True: {cfg0.model.name}: {refused}")
     task = task or task_registry.get_task(cfg0.task.name, **cfg0.task.params)
     spec = task.spec
     check_eval_splits(cfg0, task)
@@ -416,6 +419,8 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         record.measure["stack_size"] = len(cfgs)
         record.measure["stack_instances"] = instances
         record.measure["cuda_graphs"] = graphs
+        if refused and device.type == "cuda":
+            record.measure["cuda_graphs_failure"] = refused
         record.measure["stack_compiled"] = compiled
     tokens = [0] * len(cfgs)
     pending_losses: list[tuple[int, list[int], torch.Tensor]] = []

@@ -73,17 +73,20 @@ CASES = [  # (model, config changes, T, stacked, training)
         ("lstm", {}, 12, False),
         ("gru", {}, 12, True),  # under vmap: the step loop
     ]),
-    # local at T >= FLEX_MIN_LEN: FlexAttention (eager on a CPU, which has no backward for it: evaluation)
+    # local at T >= FLEX_MIN_LEN: FlexAttention (eager on a CPU, which has no backward for it: evaluation);
+    # on a GPU only with heads of >= FLEX_MIN_HEAD_DIM (16 here), else the masked SDPA (8 here)
+    ("local_transformer", {"attention_backend": "flex", "d_model": 32}, flex.FLEX_MIN_LEN, False, False),
     ("local_transformer", {"attention_backend": "flex"}, flex.FLEX_MIN_LEN, False, False),
 ]
 
 
 @pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")  # eager on a CPU: meant
 @pytest.mark.parametrize("name,changes,T,stacked,training", CASES,
-                         ids=[f"{c[0]}-{c[2]}-{'stack' if c[3] else 'one'}-{'train' if c[4] else 'eval'}" for c in CASES])
+                         ids=[f"{c[0]}-{c[2]}-{'stack' if c[3] else 'one'}-{'train' if c[4] else 'eval'}"
+                              + (f"-d{c[1]['d_model']}" if "d_model" in c[1] else "") for c in CASES])
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_the_stated_mode_is_the_path_that_runs(name, changes, T, stacked, training, device, spied):
-    cfg = ModelConfig(name=name, d_model=16, n_layers=1, num_heads=2, window=4, **changes)
+    cfg = ModelConfig(**{"name": name, "d_model": 16, "n_layers": 1, "num_heads": 2, "window": 4, **changes})
     (kind,) = cfg.block_types
     mode, why = MIXERS[kind].kernel_mode(cfg, Where(torch.device(device), T, training, stacked))
     assert why
@@ -111,9 +114,13 @@ def test_auto_backends_on_cuda_take_the_fused_scan_and_the_fast_attention_path(m
     assert MIXERS["recurrent"].kernel_mode(hawk, Where(cuda, 64, True))[0] == "triton"
     for kind in ("local_attention", "global_attention"):
         for T in (flex.FLEX_MIN_LEN - 1, flex.FLEX_MIN_LEN):
-            auto, forced = (ModelConfig(name="griffin", d_model=16, num_heads=2, attention_backend=b) for b in ("auto", "flex"))
+            auto, forced = (ModelConfig(name="griffin", d_model=32, num_heads=2, attention_backend=b) for b in ("auto", "flex"))
             assert MIXERS[kind].kernel_mode(auto, Where(cuda, T, True)) == MIXERS[kind].kernel_mode(forced, Where(CPU, T, True))
             assert MIXERS[kind].kernel_mode(auto, Where(cuda, T, True, stacked=True))[0] == "reference"
+    narrow = ModelConfig(name="griffin", d_model=16, num_heads=2)  # head_dim 8 < FLEX_MIN_HEAD_DIM
+    mode, why = MIXERS["local_attention"].kernel_mode(narrow, Where(cuda, flex.FLEX_MIN_LEN, True))
+    assert mode == "sdpa_mask" and "head_dim 8 < 16" in why
+    assert MIXERS["local_attention"].kernel_mode(narrow, Where(CPU, flex.FLEX_MIN_LEN, False))[0] == "reference"
 
 
 LENGTHS = range(1, 3 * flex.FLEX_MIN_LEN, 7)

@@ -19,6 +19,8 @@ including itself (recurrentgemma ``_compute_causal_mask``).
   kernel is specialised to its shape, so a task whose lengths vary from batch to batch (the Chomsky
   tasks: one length per batch, hundreds of test lengths) would recompile for each one, while at such
   lengths skipping key blocks saves little.
+* Heads narrower than ``FLEX_MIN_HEAD_DIM`` on a GPU: the same masked SDPA (inductor's FlexAttention
+  kernel needs head_dim >= 16: Triton's ``tl.dot`` has no smaller tile).
 
 On a CPU, FlexAttention runs eagerly (correct but slow): the CPU path of the model is the
 reference :func:`masked_attention`, and this module is used there only by tests.
@@ -36,6 +38,12 @@ from seqlib.layers.segments import attention_mask, document_ids, restarts_mid_ro
 
 _BLOCK_MASKS: dict[tuple, object] = {}
 FLEX_MIN_LEN = 2048  # shorter sequences take the masked-SDPA path (no compilation per shape)
+FLEX_MIN_HEAD_DIM = 16  # on a GPU (torch._inductor.kernel.flex: "NYI: embedding dimension ... at least 16")
+
+
+def flex_applies(seq_len: int, head_dim: int, device_type: str) -> bool:
+    """Whether :func:`fast_attention` takes FlexAttention for a window or document mask."""
+    return seq_len >= FLEX_MIN_LEN and (device_type == "cpu" or head_dim >= FLEX_MIN_HEAD_DIM)
 
 
 def _flex_modules():
@@ -97,7 +105,7 @@ def fast_attention(
     resets = restarts_mid_row(segment_pos)
     if window is None and not resets:
         return F.scaled_dot_product_attention(qt, kt, vt, is_causal=True, enable_gqa=gqa).transpose(1, 2)
-    if T >= FLEX_MIN_LEN:
+    if flex_applies(T, q.shape[-1], q.device.type):
         mask = document_block_mask(document_ids(segment_pos), window) if resets else window_block_mask(
             T, window, q.device
         )

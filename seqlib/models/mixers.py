@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from seqlib.layers.attention import Attention
-from seqlib.layers.flex import FLEX_MIN_LEN, use_fast_path
+from seqlib.layers.flex import FLEX_MIN_HEAD_DIM, FLEX_MIN_LEN, flex_applies, use_fast_path
 from seqlib.layers.recurrent_block import RecurrentBlock
 from seqlib.layers.rnn import RecurrentBaseline
 from seqlib.layers.scan import LINEAR_SCANS, resolve_backend
@@ -159,8 +159,12 @@ def _attention_mode(window: bool) -> Callable[[ModelConfig, Where], tuple[str, s
                                  f"{cfg.attention_backend}" + (" off CUDA" if cfg.attention_backend == "auto" else ""))
         if not window:
             return "sdpa_causal", "SDPA with is_causal (FlashAttention-2 on CUDA): global attention, one document per row"
-        if where.seq_len >= FLEX_MIN_LEN:
+        head_dim = cfg.d_model // cfg.num_heads
+        if flex_applies(where.seq_len, head_dim, where.device.type):
             return "flex", f"FlexAttention with a sliding-window block mask: T >= {FLEX_MIN_LEN} (seqlib.layers.flex)"
+        if where.seq_len >= FLEX_MIN_LEN:
+            return "sdpa_mask", (f"SDPA with an explicit window mask: head_dim {head_dim} < {FLEX_MIN_HEAD_DIM}, "
+                                 "which FlexAttention's GPU kernel does not take (seqlib.layers.flex)")
         return "sdpa_mask", (f"SDPA with an explicit window mask: T < {FLEX_MIN_LEN}, where a FlexAttention kernel "
                              "compiled per shape does not pay (seqlib.layers.flex)")
 
