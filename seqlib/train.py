@@ -5,7 +5,8 @@ Per step: a fresh batch ``task.sample("train", batch_size, seed=derive_seed("tra
 autocast on CUDA / fp32 on CPU with the output head applied at the scored positions only
 (:func:`seqlib.objective.scored_targets`), the task's masked loss (:func:`seqlib.objective.masked_loss`),
 backward, gradient clipping, optimiser and schedule step (linear warmup, cosine to ``min_lr``).
-``torch.manual_seed(seed)`` precedes the model build, so a run is deterministic on CPU.
+``torch.manual_seed(seed)`` precedes the model build, so a run is deterministic on CPU. A run stopped
+from outside goes on from its last validation's snapshot when it starts again (:mod:`seqlib.snapshot`).
 
 Fail-fast message (:class:`NonFiniteError`), steps counted from 0 (the number of updates already made)::
 
@@ -32,6 +33,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from seqlib import snapshot
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig, check_stopping, out_of_distribution, select_split
 from seqlib.evaluate import eval_plan, evaluate_split, split_metric, summarize
@@ -207,12 +209,18 @@ def execute(cfg: ExperimentConfig, record: RunRecord, task: Task | None = None) 
     sel = select_split(cfg, task)
     train = record.train = {"steps_done": 0, "stopped_early": False, "select_split": sel,
                             "loss_curve": [], "eval_curve": [], "data_time_s": 0.0}
+    earlier = snapshot.restore(cfg, model, opt, device)  # a stopped run goes on (seqlib.snapshot)
+    if earlier is not None:
+        train = record.train = earlier["train"]
+        record.measure["resumed"] = {"from_step": train["steps_done"], "earlier_train_time_s":
+                                     earlier["trained"]["train_time_s"], "earlier_train_tokens": earlier["trained"]["train_tokens"]}
+    trained_before = earlier["trained"] if earlier else {"train_time_s": 0.0, "train_tokens": 0}
     desc = f"{cfg.task.name}/{cfg.model.name} lr={lr:g} s={seed}"
-    bar = tqdm(total=o.steps, desc=desc, ascii=True, mininterval=r.progress_interval, file=sys.stderr,
-               disable=not r.progress, dynamic_ncols=False, leave=True)
+    bar = tqdm(total=o.steps, initial=train["steps_done"], desc=desc, ascii=True, mininterval=r.progress_interval,
+               file=sys.stderr, disable=not r.progress, dynamic_ncols=False, leave=True)
     ema_loss = ema_acc = None
     try:
-        for step in range(o.steps):
+        for step in range(train["steps_done"], o.steps):
             t_data = time.perf_counter()
             batch = task.sample("train", o.batch_size, seed=derive_seed("train", seed, step)).to(device)
             t0 = time.perf_counter()
@@ -244,10 +252,25 @@ def execute(cfg: ExperimentConfig, record: RunRecord, task: Task | None = None) 
             if (step + 1) % r.eval_every == 0 or step == o.steps - 1:
                 if validate(model, task, cfg, train, step + 1, device, dtype):
                     break
+                if step + 1 < o.steps:
+                    snapshot.save_or_warn(cfg, model, opt, train, trained(trained_before, meter))
+    except Exception:
+        snapshot.remove(cfg)  # a failed run starts afresh; a stopped one (KeyboardInterrupt, a kill) goes on
+        raise
     finally:
         bar.close()
-        record.measure |= meter.summary()
-    finish_run(model, task, cfg, record, model_cfg, device, dtype, meter.summary()["wall_time_s"])
+        record.measure |= meter.summary() | trained(trained_before, meter)
+    try:
+        finish_run(model, task, cfg, record, model_cfg, device, dtype, meter.summary()["wall_time_s"])
+    finally:
+        snapshot.remove(cfg)
+
+
+def trained(before: dict, meter: Meter) -> dict:
+    """Train time, tokens and tokens/s of a run so far: ``before`` (its part before a resumption,
+    :mod:`seqlib.snapshot`) and what ``meter`` counted since."""
+    seconds, tokens = before["train_time_s"] + sum(meter.step_times), before["train_tokens"] + meter.tokens
+    return {"train_time_s": seconds, "train_tokens": tokens, "tokens_per_s": tokens / seconds if seconds > 0 else None}
 
 
 def run_model_config(cfg: ExperimentConfig, spec, record: RunRecord, stacked: bool = False):
