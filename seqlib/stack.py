@@ -66,7 +66,7 @@ from seqlib.config import ExperimentConfig
 from seqlib.data import Prefetcher, bucket
 from seqlib.evaluate import evaluate_split_stack
 from seqlib.layers.segments import one_document_per_row, restarts_mid_row
-from seqlib.measure import Meter, share_hint
+from seqlib.measure import Meter
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.models.zoo import ZOO_MIXERS, graphs_refused
 from seqlib.objective import autocast, masked_loss
@@ -76,6 +76,7 @@ from seqlib.train import (
     Outcome,
     check_eval_splits,
     eval_size,
+    failure_reason,
     final_splits,
     finish_run,
     finished,
@@ -614,7 +615,7 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
             if isinstance(e, torch.cuda.OutOfMemoryError) and len(left) > 1:
                 out_of_memory = left  # split below, once this frame's tensors are released
             else:
-                reason = f"{type(e).__name__}: {e}" + (share_hint() if isinstance(e, torch.cuda.OutOfMemoryError) else "")
+                reason = failure_reason(e)
                 for j, i in enumerate(todo):
                     if i not in outcomes:
                         records[i].status, records[i].reason = "failed", reason

@@ -37,7 +37,7 @@ from seqlib import snapshot
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig, check_stopping, out_of_distribution, select_split
 from seqlib.evaluate import eval_plan, evaluate_split, split_metric, summarize
-from seqlib.measure import Meter, model_size
+from seqlib.measure import Meter, model_size, share_hint
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.objective import autocast, batch_accuracy, derive_seed, masked_loss, scored_targets
 from seqlib.provenance import now, this_process
@@ -454,9 +454,15 @@ def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None
     except ModelUnavailable as e:
         record.status, record.reason = "skipped", f"model unavailable: {e}"
     except Exception as e:  # noqa: BLE001 - every failure is recorded, then reported by the caller
-        record.status, record.reason = "failed", f"{type(e).__name__}: {e}"
+        record.status, record.reason = "failed", failure_reason(e)
         record.traceback = traceback.format_exc()
     return store_outcome(cfg, record)
+
+
+def failure_reason(e: Exception) -> str:
+    """A failed run's reason: the exception, and for a run out of GPU memory within a share of the
+    GPU, that share (:func:`seqlib.measure.share_hint`)."""
+    return f"{type(e).__name__}: {e}" + (share_hint() if isinstance(e, torch.cuda.OutOfMemoryError) else "")
 
 
 def sweep_plan(cfg: ExperimentConfig, chosen_lr: float | None = None) -> list[ExperimentConfig]:

@@ -141,6 +141,31 @@ def test_a_corrupt_record_is_reported_and_trained_again(tmp_path, fake_training)
     assert json.loads(path.read_text())["status"] == "ok"
 
 
+@pytest.mark.parametrize("procs,share,retried", [(8, 8, False), (8, 16, False), (8, 4, True), (None, 8, True)])
+def test_a_run_out_of_memory_within_its_share_waits_for_fewer_workers_per_gpu(tmp_path, procs, share, retried):
+    """A run whose record ran out of GPU memory within 1/procs of the GPU is held back from a grid
+    whose workers get no more (1/share <= 1/procs), named in ``held``; with more memory each, or
+    with no share recorded, it is trained again; a grid without a share (no GPU, a plan) keeps it."""
+    from seqlib.results import write_record
+    from seqlib.train import new_record
+
+    cfg = tiny_config(tmp_path / "store")
+    record = new_record(cfg)
+    record.status, record.reason = "failed", "OutOfMemoryError: CUDA out of memory. Tried to allocate 7.00 GiB"
+    record.measure = {} if procs is None else {"device_processes": procs}
+    write_record(cfg.run.results_dir, record)
+    run = grid_module.Run(tmp_path / "c.ipynb", tmp_path / "out.ipynb",
+                          {"task": "parity_check", "model": "lstm", "profile": "tiny"}, trains=["parity_check"])
+    held: list[str] = []
+    jobs = grid_module.planned_training([run], {run.out: [cfg]}, None, share, held)
+    assert (len(jobs) == 1) == retried and (held == [] if retried else held == [jobs_name(cfg)])
+    assert len(grid_module.planned_training([run], {run.out: [cfg]})) == 1  # no share: kept
+
+
+def jobs_name(cfg) -> str:
+    return f"{cfg.task.name}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
+
+
 def test_a_corrupt_stored_notebook_is_reported_and_executed_again(book):
     (book / "grid.yaml").write_text("runs:\n  - chapter: concept\n")
     assert toy.grid(book).returncode == 0

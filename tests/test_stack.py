@@ -478,18 +478,22 @@ def test_the_grid_compiles_only_vmapped_stacks_when_asked(tmp_path, tiny_config,
 
 
 @pytest.mark.parametrize("share", [1, 8])
-def test_a_single_run_out_of_memory_fails_and_names_its_share_of_the_gpu(tmp_path, tiny_config, monkeypatch, share):
+@pytest.mark.parametrize("path", ["stack", "run"])
+def test_a_single_run_out_of_memory_fails_and_names_its_share_of_the_gpu(tmp_path, tiny_config, monkeypatch, share, path):
     """One run out of GPU memory cannot be halved: it fails, and where it had a share of the GPU
-    (``SEQLIB_GPU_SHARE``) the reason says so and what gives it more."""
+    (``SEQLIB_GPU_SHARE``) the reason says so and what gives it more; as a stack of one or run alone
+    (seqlib.train.run_one: the grid's jobs of one run)."""
     import seqlib.stack as stack_module
+    import seqlib.train as train_module
     from seqlib.measure import SHARE_ENV
 
-    def no_memory(cfgs, records, task=None, on_done=None, **kw):
+    def no_memory(*args, **kw):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(stack_module, "execute_stack", no_memory)
+    monkeypatch.setattr(train_module, "execute", no_memory)
     monkeypatch.setenv(SHARE_ENV, str(share))
     cfg = configs(tiny_config, tmp_path, "hawk", "parity_check", CHOMSKY)[0].for_run(1e-3, 0)
-    (got,) = run_stack([cfg], force=True)
+    (got,) = run_stack([cfg], force=True) if path == "stack" else [train_module.run_one(cfg, force=True)]
     assert got.record.status == "failed" and got.record.reason.startswith("OutOfMemoryError: CUDA out of memory")
     assert (f"1/{share} share of the GPU's memory ({SHARE_ENV}={share})" in got.record.reason) == (share > 1)

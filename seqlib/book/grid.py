@@ -686,8 +686,17 @@ def pending_second_stages(runs: list[Run]) -> list[tuple[str, dict]]:
     return out
 
 
-def planned_training(runs: list[Run], plans: dict[Path, list],
-                     problems: list[str] | None = None) -> list[tuple[str, dict]]:
+def out_of_share(record, share: int | None) -> bool:
+    """Whether the stored ``record`` ran out of GPU memory within a share of the GPU (1 / its
+    ``measure.device_processes``) no larger than this grid's (1 / ``share``, its workers per GPU):
+    training it again here would end the same way."""
+    procs = (record.measure or {}).get("device_processes")
+    return (share is not None and record.status == "failed" and "OutOfMemoryError" in (record.reason or "")
+            and bool(procs) and share >= procs)
+
+
+def planned_training(runs: list[Run], plans: dict[Path, list], problems: list[str] | None = None,
+                     share: int | None = None, held: list[str] | None = None) -> list[tuple[str, dict]]:
     """``(name, train kwargs)`` for every planned run, and every run of the runs' cells of each run's
     model (:func:`shown_configs`: a run left out leaves out its cells), without a finished record
     (each once, however many chapters show it). Order: the tasks swept over
@@ -698,7 +707,9 @@ def planned_training(runs: list[Run], plans: dict[Path, list],
     stopped by a deadline has one seed of every headline task, for every model, first, and the cells
     last. A cell's runs are named ``<task>:<cell>/<model>/lr=../seed=..``.
     Each job's configuration has an absolute ``run.results_dir`` (:func:`absolute_store`). A corrupt
-    stored record counts as not finished: it is reported (stderr and ``problems``) and trained again."""
+    stored record counts as not finished: it is reported (stderr and ``problems``) and trained again.
+    With ``share`` (workers per GPU), a run whose record ran out of memory within no more of the GPU
+    (:func:`out_of_share`) is left out, its name in ``held``."""
     from seqlib.results import ResultsError
     from seqlib.train import stored_record
 
@@ -727,6 +738,10 @@ def planned_training(runs: list[Run], plans: dict[Path, list],
             continue
         at = cfg.task.name if cell is None else f"{cfg.task.name}:{cell.name}"
         name = f"{at}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
+        if old is not None and out_of_share(old, share):
+            if held is not None:
+                held.append(name)
+            continue
         chapter = chapters.index(run.params["task"])
         order = ((run.train_last, False, cfg.task.name not in multi_seed, cfg.optim.seeds[0], chapter,
                   run.trains.index(cfg.task.name), cfg.optim.lr) if cell is None
@@ -858,8 +873,10 @@ def main(argv: list[str] | None = None) -> int:
              else f"local Dask cluster, {n_workers} workers" if n_workers else "sequential, in this process")
     plans = planned_runs(runs)
     problems: list[str] = []  # store faults met on the way (corrupt records or notebooks): the summary lists them
+    # a run that ran out of memory within as small a share of a GPU waits for a grid with fewer workers per GPU
+    share, held = (None if args.plan or not gpus else args.workers_per_gpu), []
     try:  # resolves the cells' configurations: a setting they refuse stops the grid before any work
-        training = planned_training(runs, plans, problems)
+        training = planned_training(runs, plans, problems, share, held)
     except ConfigError as e:
         parser.error(str(e))
     # a plan estimates GPU hours, so it plans the GPU's stacks wherever it runs
@@ -869,6 +886,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(runs)} runs, {len(phases[1])} of them after the rest ({where}); "
           f"{len(training)} training runs to do first, in {len(jobs)} job(s) of up to {stack_size} "
           f"(STACK_SIZE=); pages go to {shown_path(args.out)}", flush=True)
+    if held:
+        print(f"{len(held)} run(s) held back: they ran out of GPU memory within a share no larger than this grid's "
+              f"1/{share} (--workers-per-gpu {share}); fewer workers per GPU give them more: "
+              f"{', '.join(held[:5])}{', ...' if len(held) > 5 else ''}", flush=True)
     if args.plan:  # the plan and its estimate, before (instead of) any work
         from seqlib.book.plan import plan_lines
 
@@ -924,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"remaining, {time.monotonic() - start:.0f} s]{line}", flush=True)
             plans = planned_runs(runs)
             known = {name for name, _ in training}
-            training += [(n, j) for n, j in planned_training(runs, plans, problems) if n not in known]
+            training += [(n, j) for n, j in planned_training(runs, plans, problems, share) if n not in known]
         if gpus and ran:  # what this call measured beside the plan's estimate (seqlib.book.plan)
             save_round([(n, j) for n, j in training if n in ran], time.monotonic() - train_start, len(gpus),
                        n_workers // len(gpus) if n_workers else 1, stack_size, args.results)
