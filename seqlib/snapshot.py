@@ -56,7 +56,7 @@ def restore(cfg: ExperimentConfig, model: torch.nn.Module, opt, device: torch.de
     if not path.exists():
         return None
     try:
-        snap = torch.load(path, map_location=device, weights_only=False)
+        snap = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - a torn or foreign file: start the run afresh
         print(f"warning: the snapshot {path} cannot be read ({type(e).__name__}: {e}); starting afresh",
               file=sys.stderr)
