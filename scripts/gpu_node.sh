@@ -12,7 +12,8 @@
 #   scripts/gpu_node.sh round DIR [ARGS]  one training round of the grid (book profile, --train-only; ARGS go
 #                                      to the grid, e.g. --workers-per-gpu 8 --deadline 300), then the records
 #                                      it wrote (runs, the round record) as DIR/records.tar.gz; ROUND_TIMEOUT=s
-#                                      stops the grid after s seconds and still packs what it wrote
+#                                      stops the grid after s seconds and still packs what it wrote; a run alone
+#                                      that it stopped goes on from its snapshot in the next round on this disk
 #   scripts/gpu_node.sh pack DIR       the run records (no checkpoints) and book/runs as DIR/*.tar.gz
 #   scripts/gpu_node.sh corpus FILE    restore the text chapter's corpus from FILE (python -m seqlib.corpus
 #                                      --pack FILE on a machine that built it: about 12 MB), checked
@@ -56,6 +57,10 @@ case "$step" in
     out=${1:?output folder}
     shift
     mkdir -p "$out"
+    # what an earlier call left on this disk (a warm machine): runs to resume, compiled kernels, GPU processes
+    echo "round: $(find results/.partial -name '*.pt' 2>/dev/null | wc -l) snapshot(s) to resume (seqlib.snapshot)," \
+      "Triton cache $(du -sh "${TRITON_CACHE_DIR:-$HOME/.triton/cache}" 2>/dev/null | cut -f1 || echo none)," \
+      "$(nvidia-smi --query-compute-apps=pid --format=csv,noheader 2>/dev/null | wc -l) process(es) on the GPU"
     stamp=$(mktemp)
     sleep 1  # the records written from now on are newer than the stamp
     status=0
