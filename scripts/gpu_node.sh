@@ -12,7 +12,7 @@
 #   scripts/gpu_node.sh round DIR [ARGS]  one training round of the grid (book profile, --train-only; ARGS go
 #                                      to the grid, e.g. --workers-per-gpu 8 --deadline 300), then the records
 #                                      it wrote (runs, the round record) as DIR/records.tar.gz; ROUND_TIMEOUT=s
-#                                      stops the grid after s seconds and still packs what it wrote; a run alone
+#                                      stops the grid after s seconds and still packs what it wrote; a run or stack
 #                                      that it stopped goes on from its snapshot in the next round on this disk
 #   scripts/gpu_node.sh pack DIR       the run records (no checkpoints) and book/runs as DIR/*.tar.gz
 #   scripts/gpu_node.sh corpus FILE    restore the text chapter's corpus from FILE (python -m seqlib.corpus

@@ -1,5 +1,5 @@
-"""Snapshots of a run in progress: a run stopped from outside (a GPU call's time limit, a killed Dask
-worker) goes on from its last validation when the same run starts again where its store is.
+"""Snapshots of runs in progress: a run or a stack of runs stopped from outside (a GPU call's time
+limit, a killed Dask worker) goes on from its last validation when it starts again where its store is.
 
 At each validation that does not end the run, :func:`seqlib.train.execute` writes
 ``<results_dir>/.partial/<task>/<model>/<config hash>.pt`` (a hidden folder, which the records' loader
@@ -10,11 +10,17 @@ have seen, and on a CPU its record equals the uninterrupted run's. A snapshot is
 the same configuration hash under the same code (:func:`seqlib.provenance.code_hash`), else it is
 discarded with a message; the run's record says where it resumed (``measure.resumed``). A run that
 ends, in success or failure, removes its snapshot.
+
+A stack (:func:`seqlib.stack.execute_stack`) does the same for the runs still in it at a validation:
+``.partial/stacks/<key>.pt``, the key a hash of those runs' configuration hashes, so it is found by
+the job that trains exactly the runs of the stack not yet recorded (a run that ended wrote its record
+and leaves the next job): their parameters, AdamW moments and curves, the step and their tokens.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import sys
 from pathlib import Path
@@ -52,18 +58,8 @@ def save(cfg: ExperimentConfig, model: torch.nn.Module, opt, train: dict, traine
 def restore(cfg: ExperimentConfig, model: torch.nn.Module, opt, device: torch.device) -> dict | None:
     """Load the snapshot of ``cfg`` into ``model`` and ``opt`` -> ``{"train": ..., "trained": ...}``, or
     None when there is none (or it cannot be used: unreadable, another configuration or code)."""
-    path = snapshot_file(cfg)
-    if not path.exists():
-        return None
-    try:
-        snap = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a torn or foreign file: start the run afresh
-        print(f"warning: the snapshot {path} cannot be read ({type(e).__name__}: {e}); starting afresh",
-              file=sys.stderr)
-        return None
-    if snap.get("config_hash") != cfg.hash() or snap.get("code") != _code():
-        what = "configuration" if snap.get("config_hash") != cfg.hash() else "code (seqlib changed since)"
-        print(f"warning: the snapshot {path} is of another {what}; starting afresh", file=sys.stderr)
+    snap = _load(snapshot_file(cfg), device, cfg.hash(), lambda s: s.get("config_hash"))
+    if snap is None:
         return None
     model.load_state_dict(snap["model"])
     for o, state in zip(opt.optimizers, snap["optimizers"], strict=True):
@@ -76,19 +72,85 @@ def restore(cfg: ExperimentConfig, model: torch.nn.Module, opt, device: torch.de
 
 def save_or_warn(cfg: ExperimentConfig, model: torch.nn.Module, opt, train: dict, trained: dict) -> None:
     """:func:`save`; a store that cannot take it (full, read-only) costs the snapshot, not the run."""
+    _warned(lambda: save(cfg, model, opt, train, trained), f"{cfg.task.name}/{cfg.model.name}")
+
+
+def _warned(write, what: str) -> None:
     try:
-        save(cfg, model, opt, train, trained)
+        write()
     except OSError as e:
-        print(f"warning: no snapshot of {cfg.task.name}/{cfg.model.name} ({type(e).__name__}: {e})", file=sys.stderr)
+        print(f"warning: no snapshot of {what} ({type(e).__name__}: {e})", file=sys.stderr)
+
+
+def stack_file(cfgs: list[ExperimentConfig]) -> Path:
+    """Where a stack of the runs ``cfgs`` (in any order) keeps its snapshot."""
+    key = hashlib.sha256(",".join(sorted(c.hash() for c in cfgs)).encode()).hexdigest()[:16]
+    return Path(cfgs[0].run.results_dir) / PARTIAL / "stacks" / f"{key}.pt"
+
+
+def save_stack(cfgs: list[ExperimentConfig], state: dict) -> None:
+    """Write the snapshot of the stack of the runs ``cfgs`` (``state``: per-run tensors and values in
+    the order of ``cfgs``, and the step), warning instead where the store cannot take it."""
+    def write():
+        buf = io.BytesIO()
+        torch.save({"runs": [c.hash() for c in cfgs], "code": _code(), **state}, buf)
+        atomic_write_bytes(stack_file(cfgs), buf.getvalue())
+
+    _warned(write, f"a stack of {len(cfgs)} {cfgs[0].task.name}/{cfgs[0].model.name} runs")
+
+
+def restore_stack(cfgs: list[ExperimentConfig]) -> dict | None:
+    """The snapshot of the stack of exactly the runs ``cfgs``, its per-run entries reordered as
+    ``cfgs``, or None (none, unreadable, other code)."""
+    snap = _load(stack_file(cfgs), torch.device("cpu"), {c.hash() for c in cfgs},
+                 lambda s: set(s.get("runs", ())))
+    if snap is None:
+        return None
+    order = [snap["runs"].index(c.hash()) for c in cfgs]
+
+    def reordered(v):
+        if isinstance(v, dict):
+            return {k: reordered(x) for k, x in v.items()}
+        return [v[j] for j in order] if isinstance(v, list) else v[order] if isinstance(v, torch.Tensor) else v
+
+    return {k: reordered(v) for k, v in snap.items() if k not in ("runs", "code")}
+
+
+def remove_stack(cfgs: list[ExperimentConfig]) -> None:
+    """The stack of ``cfgs`` has ended (or lost runs): its snapshot goes."""
+    _unlink(stack_file(cfgs), Path(cfgs[0].run.results_dir) / PARTIAL)
+
+
+def _load(path: Path, device: torch.device, expected, runs_of) -> dict | None:
+    """The snapshot at ``path`` if it is of the ``expected`` runs (``runs_of(snapshot)``) and of this
+    code, else None (said on stderr where a file was there)."""
+    if not path.exists():
+        return None
+    try:
+        snap = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a torn or foreign file: start afresh
+        print(f"warning: the snapshot {path} cannot be read ({type(e).__name__}: {e}); starting afresh",
+              file=sys.stderr)
+        return None
+    if runs_of(snap) != expected or snap.get("code") != _code():
+        what = "configuration" if runs_of(snap) != expected else "code (seqlib changed since)"
+        print(f"warning: the snapshot {path} is of another {what}; starting afresh", file=sys.stderr)
+        return None
+    return snap
 
 
 def remove(cfg: ExperimentConfig) -> None:
     """The run has ended: its snapshot goes, and the folders it leaves empty."""
-    path = snapshot_file(cfg)
+    _unlink(snapshot_file(cfg), Path(cfg.run.results_dir) / PARTIAL)
+
+
+def _unlink(path: Path, top: Path) -> None:
+    """Remove ``path`` and the folders up to ``top`` that it leaves empty."""
     path.unlink(missing_ok=True)
-    top = Path(cfg.run.results_dir) / PARTIAL
-    for folder in (path.parent, path.parent.parent, top):
+    folder = path.parent
+    while folder.is_relative_to(top):
         try:
             folder.rmdir()
-        except OSError:  # not empty (another run's snapshot) or gone
+        except OSError:  # not empty (another snapshot) or gone
             break
+        folder = folder.parent

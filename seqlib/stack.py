@@ -40,6 +40,8 @@ profile); the records say so (``measure.stack_compiled``). Off by default: on th
 2.11 (CUDA) it failed in the sweep with functorch's ``!dynamicLayerStack.empty()`` internal assert
 (2026-12-02), while its CPU test passes on torch 2.13.
 
+A stack stopped from outside goes on from its last validation (:mod:`seqlib.snapshot`).
+
 No host sync per step: losses, gradient norms and the first failing step stay on the device and are
 read every ``run.log_every`` steps and at evaluations. AdamW only (Muon orthogonalises each matrix):
 :func:`stack_problem` says why a set of runs cannot stack.
@@ -61,6 +63,7 @@ import torch
 from torch.func import functional_call, vmap
 from torch.utils._pytree import tree_leaves, tree_map
 
+from seqlib import snapshot
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig
 from seqlib.data import Prefetcher, bucket
@@ -424,6 +427,19 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
             record.measure["cuda_graphs_failure"] = refused
         record.measure["stack_compiled"] = compiled
     tokens = [0] * len(cfgs)
+    start = 0  # the first step to train: a stopped stack of these runs goes on (seqlib.snapshot)
+    earlier = snapshot.restore_stack(cfgs)
+    if earlier is not None:
+        with torch.no_grad():
+            for name in ("flat", "m", "v"):
+                getattr(stack, name).copy_(earlier[name])
+            for name, t in earlier["fixed"].items():
+                stack.fixed[name].copy_(t)
+        start = earlier["step"]
+        for i, record in enumerate(records):
+            record.train, tokens[i] = earlier["train"][i], earlier["tokens"][i]
+            record.measure["resumed"] = {"from_step": start, "earlier_train_time_s": earlier["train_time_s"]}
+    saved: list[ExperimentConfig] | None = None  # the runs of the last snapshot written
     pending_losses: list[tuple[int, list[int], torch.Tensor]] = []
     seeds = [c.optim.seeds[0] for c in cfgs]
     last_step = max(c.optim.steps for c in cfgs) - 1
@@ -520,51 +536,72 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         if on_done is not None:
             on_done(i)
 
-    read_step = [0]
+    read_step = [start]
     t_read = time.perf_counter()
-    with Prefetcher(task, o.batch_size, seeds, 0, last_step + 1, None, buckets=True) as pf:
-        for step in range(last_step + 1):
-            if not stack.ids:
-                break
-            batch = pf.get(step, [seeds[i] for i in stack.ids])
-            index, targets, valid = scored_positions(batch)
-            real = (batch.segment_pos >= 0).flatten(1).sum(1).tolist()
-            for i, n in zip(stack.ids, real):
-                tokens[i] += n
-            host = {"inputs": batch.inputs, "segment_pos": batch.segment_pos, "targets": targets, "valid": valid}
-            if index is not None:
-                host["index"] = index
-            x = {k: to_device(v, device) for k, v in host.items()}
-            x["step"] = torch.full((), step, dtype=torch.long, device=device)
-            if restarts_mid_row(batch.segment_pos):  # the mixers' own check syncs: no graph of it
-                losses = train_step(x)["losses"]
-            else:
-                with one_document_per_row():
-                    losses = run_step(x)["losses"]
-            log_rows = [row for row, i in enumerate(stack.ids)
-                        if step % r.log_every == 0 or step == cfgs[i].optim.steps - 1]
-            if log_rows:
-                pending_losses.append((step, [stack.ids[row] for row in log_rows], losses.detach()[log_rows].clone()))
-            for i in stack.ids:
-                records[i].train["steps_done"] = step + 1
-            ending = {i for i in stack.ids if (step + 1) % r.eval_every == 0 or step == cfgs[i].optim.steps - 1}
-            if step % r.log_every == 0 or ending:
-                flush(step + 1)  # failed instances leave here, before any evaluation
-            rows = [row for row, i in enumerate(stack.ids) if i in ending]
-            val = evaluate_rows(rows, [sel]) if evaluate and rows else {}
-            done = [row for row in rows if (evaluate and validate(
-                template, task, cfgs[stack.ids[row]], records[stack.ids[row]].train, step + 1, device, dtype,
-                val[row][sel])) or step == cfgs[stack.ids[row]].optim.steps - 1]
-            final = evaluate_rows(done, final_splits(cfg0, task)) if evaluate and done else {}
-            for row in done:
-                layout.load(template, stack.flat[row].detach())  # its size and checkpoint
-                end(stack.ids[row], "ok", per_split=final.get(row))
-            if done:
-                stack.keep([row for row in range(len(stack.ids)) if row not in done])
-                run_step.reset()
-            if ending:  # evaluation is not training time: the clock restarts after it
-                meter.sync()
-                t_read = time.perf_counter()
+
+    def save(step: int) -> None:
+        """The snapshot of the runs still in the stack after ``step`` steps (replacing the last)."""
+        nonlocal saved
+        live = [cfgs[i] for i in stack.ids]
+        if saved is not None and saved != live:
+            snapshot.remove_stack(saved)
+        snapshot.save_stack(live, {"step": step, "flat": stack.flat.detach().cpu(), "m": stack.m.cpu(),
+                                   "v": stack.v.cpu(), "fixed": {n: t.cpu() for n, t in stack.fixed.items()},
+                                   "train": [records[i].train for i in stack.ids],
+                                   "tokens": [tokens[i] for i in stack.ids],
+                                   "train_time_s": sum(meter.step_times) + (earlier or {}).get("train_time_s", 0.0)})
+        saved = live
+
+    try:
+        with Prefetcher(task, o.batch_size, seeds, start, last_step + 1 - start, None, buckets=True) as pf:
+            for step in range(start, last_step + 1):
+                if not stack.ids:
+                    break
+                batch = pf.get(step, [seeds[i] for i in stack.ids])
+                index, targets, valid = scored_positions(batch)
+                real = (batch.segment_pos >= 0).flatten(1).sum(1).tolist()
+                for i, n in zip(stack.ids, real):
+                    tokens[i] += n
+                host = {"inputs": batch.inputs, "segment_pos": batch.segment_pos, "targets": targets, "valid": valid}
+                if index is not None:
+                    host["index"] = index
+                x = {k: to_device(v, device) for k, v in host.items()}
+                x["step"] = torch.full((), step, dtype=torch.long, device=device)
+                if restarts_mid_row(batch.segment_pos):  # the mixers' own check syncs: no graph of it
+                    losses = train_step(x)["losses"]
+                else:
+                    with one_document_per_row():
+                        losses = run_step(x)["losses"]
+                log_rows = [row for row, i in enumerate(stack.ids)
+                            if step % r.log_every == 0 or step == cfgs[i].optim.steps - 1]
+                if log_rows:
+                    pending_losses.append((step, [stack.ids[row] for row in log_rows], losses.detach()[log_rows].clone()))
+                for i in stack.ids:
+                    records[i].train["steps_done"] = step + 1
+                ending = {i for i in stack.ids if (step + 1) % r.eval_every == 0 or step == cfgs[i].optim.steps - 1}
+                if step % r.log_every == 0 or ending:
+                    flush(step + 1)  # failed instances leave here, before any evaluation
+                rows = [row for row, i in enumerate(stack.ids) if i in ending]
+                val = evaluate_rows(rows, [sel]) if evaluate and rows else {}
+                done = [row for row in rows if (evaluate and validate(
+                    template, task, cfgs[stack.ids[row]], records[stack.ids[row]].train, step + 1, device, dtype,
+                    val[row][sel])) or step == cfgs[stack.ids[row]].optim.steps - 1]
+                final = evaluate_rows(done, final_splits(cfg0, task)) if evaluate and done else {}
+                for row in done:
+                    layout.load(template, stack.flat[row].detach())  # its size and checkpoint
+                    end(stack.ids[row], "ok", per_split=final.get(row))
+                if done:
+                    stack.keep([row for row in range(len(stack.ids)) if row not in done])
+                    run_step.reset()
+                if ending:  # evaluation is not training time: the clock restarts after it
+                    meter.sync()
+                    t_read = time.perf_counter()
+                if ending and stack.ids and step < last_step:
+                    save(step + 1)
+    except Exception:
+        snapshot.remove_stack(saved or cfgs)  # a failed stack starts afresh; a stopped one goes on
+        raise
+    snapshot.remove_stack(saved or cfgs)
 
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -101,3 +101,67 @@ def test_a_store_that_cannot_take_a_snapshot_costs_the_snapshot_not_the_run(runs
     monkeypatch.setattr(snapshot, "save", full_disk)
     same_run(run_one(runs("full")).record, whole)
     assert "no snapshot of parity_check/hawk" in capsys.readouterr().err
+
+
+# -- stacks (seqlib.stack) -----------------------------------------------------------------------
+
+
+def stack_runs(tiny_config, where, steps=(STEPS, STEPS, STEPS)):
+    base = tiny_config(where, "hawk", "parity_check", steps=STEPS, warmup_steps=2,
+                       run_kw={"eval_every": EVERY, "log_every": 1})
+    return [base.for_run(lr, 0).model_copy(update={"optim": base.for_run(lr, 0).optim.model_copy(update={"steps": n})})
+            for lr, n in zip((1e-3, 3e-3, 1e-2), steps)]
+
+
+def stop_stack(monkeypatch, cfgs, at: int) -> None:
+    """Train ``cfgs`` as a stack until the batch of step ``at`` is drawn, then stop it from outside."""
+    import seqlib.stack as stack_module
+
+    get = stack_module.Prefetcher.get
+
+    def get_or_stop(self, step, seeds):
+        if step == at:
+            raise KeyboardInterrupt
+        return get(self, step, seeds)
+
+    with monkeypatch.context() as m:
+        m.setattr(stack_module.Prefetcher, "get", get_or_stop)
+        with pytest.raises(KeyboardInterrupt):
+            stack_module.run_stack(cfgs)
+
+
+@pytest.mark.parametrize("steps", [(STEPS, STEPS, STEPS), (4, STEPS, STEPS)])
+def test_a_stopped_stack_resumes_with_the_runs_not_yet_recorded(tmp_path, tiny_config, monkeypatch, steps):
+    """A stack stopped after its validation at step 6 goes on from there (a run that ended at step 4
+    wrote its record and is not in the snapshot) and ends as the stack that was never stopped."""
+    from seqlib.stack import run_stack
+
+    whole = [o.record for o in run_stack(stack_runs(tiny_config, tmp_path / "whole", steps))]
+    cfgs = stack_runs(tiny_config, tmp_path / "stopped", steps)
+    stop_stack(monkeypatch, cfgs, 7)
+    live = [c for c, n in zip(cfgs, steps) if n > 6]
+    assert snapshot.stack_file(live).exists() and len(list(snapshot.stack_file(live).parent.iterdir())) == 1
+    outcomes = run_stack(cfgs)
+    for o, w, n in zip(outcomes, whole, steps):
+        same_run(o.record, w)
+        assert o.reused == (n <= 6) and (o.reused or o.record.measure["resumed"]["from_step"] == 6)
+        assert o.record.measure["train_tokens"] == w.measure["train_tokens"]
+    assert not (tmp_path / "stopped" / snapshot.PARTIAL).exists()
+
+
+def test_a_failed_stack_leaves_no_snapshot(tmp_path, tiny_config, monkeypatch):
+    import seqlib.stack as stack_module
+
+    cfgs = stack_runs(tiny_config, tmp_path)
+    stop_stack(monkeypatch, cfgs, 7)
+    get = stack_module.Prefetcher.get
+
+    def get_or_fail(self, step, seeds):
+        if step == 8:
+            raise RuntimeError("a device error")
+        return get(self, step, seeds)
+
+    monkeypatch.setattr(stack_module.Prefetcher, "get", get_or_fail)
+    outcomes = stack_module.run_stack(cfgs)
+    assert all(o.record.status == "failed" and "a device error" in o.record.reason for o in outcomes)
+    assert not (tmp_path / snapshot.PARTIAL).exists()
