@@ -411,3 +411,27 @@ def test_a_record_write_on_a_full_tmpfs_fails_that_run_and_keeps_the_earlier_rec
     again = grid_module.train(cfg.model_dump(mode="json"))
     assert again["status"] == "ok" and not again["reused"], again
     assert sorted(r.config_hash for r in load_records(tiny_disk, strict=True)) == sorted([earlier.hash(), cfg.hash()])
+
+
+@pytest.mark.slow
+def test_a_training_killed_after_a_validation_resumes_there_and_ends_as_if_never_killed(tmp_path):
+    """``seqlib train`` SIGKILLed once its run has written a snapshot (seqlib.snapshot: at a validation,
+    every 50 steps here): the same command again resumes at that validation and records what the
+    uninterrupted run records (curves, evaluations), and leaves no snapshot behind."""
+    def command(store: Path) -> list[str]:
+        return [*train_command(store), "--set", "optim.seeds=[0]", "--set", "run.eval_every=50"]
+
+    store, whole_store = tmp_path / "store", tmp_path / "whole"
+    snapshots = store / ".partial" / "parity_check" / "lstm"
+    proc = start(command(store), tmp_path / "killed")
+    wait_for(proc, lambda: any(snapshots.glob("*.pt")), "a snapshot", poll=0.01)
+    kill(proc)
+    assert not list(store.glob("*/*/*.json"))  # killed before its record
+    for where in (store, whole_store):
+        done = rerun(command(where))
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (resumed,), (whole,) = (load_records(where) for where in (store, whole_store))
+    assert resumed.train["loss_curve"] == whole.train["loss_curve"] and resumed.metrics == whole.metrics
+    assert resumed.train["eval_curve"] == whole.train["eval_curve"]
+    assert resumed.measure["resumed"]["from_step"] in range(50, STEPS, 50) and "resumed" not in whole.measure
+    assert not (store / ".partial").exists()
