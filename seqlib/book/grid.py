@@ -768,9 +768,9 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="run on a local Dask cluster of this many workers")
     parser.add_argument("--workers-per-gpu", type=int, default=int(os.environ.get("WORKERS_PER_GPU") or 1),
                         help="local Dask workers sharing each GPU (env WORKERS_PER_GPU; default 1)")
-    parser.add_argument("--deadline", type=float, default=float(os.environ.get("DEADLINE") or 0) or None,
-                        help="start no training run after this many seconds (env DEADLINE); the chapters "
-                             "then show what is stored, and a later call goes on")
+    parser.add_argument("--deadline", type=float, default=float(os.environ["DEADLINE"]) if os.environ.get("DEADLINE") else None,
+                        help="start no training run after this many seconds (env DEADLINE; 0: none at all); the "
+                             "chapters then show what is stored, and a later call goes on")
     parser.add_argument("--plan", action="store_true",
                         help="print the training jobs per task with their estimated GPU hours, then stop (make run-all PLAN=1)")
     parser.add_argument("--train-only", action="store_true",
@@ -921,7 +921,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster = None if args.scheduler else local_cluster(n_workers, gpus)
         client = Client(args.scheduler or cluster)
     try:
-        deadline = start + args.deadline if args.deadline else None
+        deadline = start + args.deadline if args.deadline is not None else None
         attempted: set[str] = set()
         train_start, ran = time.monotonic(), set()
         while True:  # rounds (:func:`next_round`): a round's records may plan the next (a second stage)
