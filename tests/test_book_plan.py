@@ -219,3 +219,24 @@ def test_measured_stacks_price_their_jobs_by_hand(tmp_path):
     assert est.measured_pairs == 1 and est.tasks["even_pairs"]["unknown"] == 1
     assert est.measured_hours == pytest.approx(parity["train"] + parity["eval"])
     assert est.speedups[("parity", "hawk", 4)] == (1.0, "measured stacks of parity_check hawk in the store")
+
+
+def test_a_model_timed_on_another_task_only_is_priced_from_it_by_hand(tmp_path):
+    """gla timed run by run on parity_check only (0.01 s a step, 0.1 s an evaluation batch, 2000 tokens a
+    step): a gla run on even_pairs (4000 tokens a step, from hawk's record) is priced at twice those
+    times, and the plan lists where they came from; a model timed nowhere stays unestimated."""
+    from seqlib.book.plan import plan_lines
+
+    store, bench = tmp_path / "results", tmp_path / "results" / "bench"
+    write_record(store, gpu_record("parity_check", "gla", A, 0.010, evals=2, eval_s=1.2))
+    hawk = gpu_record("even_pairs", "hawk", A, 0.020)
+    hawk.measure["train_tokens"] = 4000
+    write_record(store, hawk)
+    gla, gsa = tiny("even_pairs", "gla", eval_every=50), tiny("even_pairs", "gsa", eval_every=50)  # 28 batches a run
+    jobs = [("gla", {"configs": [gla]}), ("gsa", {"configs": [gsa]})]
+    even = estimate(jobs, store, bench).tasks["even_pairs"]
+    assert even["unknown"] == 1  # gsa
+    assert even["train"] * 3600 == pytest.approx(100 * 0.010 * 2)
+    assert even["eval"] * 3600 == pytest.approx(28 * 0.1 * 2)
+    assert any("1 (task, model) pair(s) priced from the same model on another task" in line
+               and "even_pairs gla from parity_check" in line for line in plan_lines(jobs, store, bench))

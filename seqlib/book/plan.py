@@ -45,6 +45,11 @@ scale, from the store's records; a tie goes to the larger; parity without token 
   batches each instance evaluated (median over the records). These include the stacking and the
   sharing.
 
+* a model that the store timed run by run on other tasks only (the fla zoo after its first round):
+  its time on the one whose tokens per step are nearest the task's (log scale), times the ratio of
+  tokens per step, for training and evaluation alike (a planning guess, listed in the plan: these
+  small models' steps are partly launch-bound, so it errs high on tasks with more tokens).
+
 A job without a measurement has no estimate and is counted as such. The estimate is a planning aid,
 not a measurement, and outside the measured stacks it knows nothing of workers sharing a GPU
 (``--workers-per-gpu``), which overlap one job's idle GPU time with another's work. So every GPU call of the grid that trains
@@ -227,6 +232,18 @@ def speedup(rows: dict[tuple[str, str, int], dict], shape: str, model: str, k: i
     return (gain, source) if gain > 1.0 else (1.0, f"at least 1 ({source})")
 
 
+def scaled_time(times: dict[tuple[str, str], float], tokens: dict[str, float], task: str,
+                model: str) -> tuple[float, str | None]:
+    """``model``'s time on ``task`` from ``times`` of it on other tasks (module docstring) -> (time,
+    the task it came from), or (nan, None) without one."""
+    known = sorted((abs(math.log(tokens[task] / tokens[t])), -tokens[t], t) for t, m in times
+                   if m == model and t != task and t in tokens and task in tokens)
+    if not known:
+        return math.nan, None
+    source = known[0][2]
+    return times[source, model] * tokens[task] / tokens[source], source
+
+
 def nearest_shape(task: str, tokens: dict[str, float], shapes) -> str:
     """The shape whose task's tokens per step are nearest ``task``'s (module docstring)."""
     known = [(abs(math.log(tokens[task] / tokens[SHAPES[s][0]])), -tokens[SHAPES[s][0]], s)
@@ -248,6 +265,7 @@ class Estimate:
     eval_pairs: int = 0
     measured_pairs: int = 0
     measured_hours: float = 0.0  # the part priced from measured stacks (their sharing already in)
+    scaled: dict[tuple[str, str], str] = field(default_factory=dict)  # (task, model) -> the task it was scaled from
     calibration: dict[str, float] = field(default_factory=dict)
 
 
@@ -291,6 +309,12 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
                     t_batch = t_stacked
                 elif shape_store:
                     t_batch /= max(1.0, shape_store / t_stacked)
+            for name, times in (("run", stored), ("batch", eval_times)):  # the model timed on other tasks
+                if math.isnan(t_run if name == "run" else t_batch):
+                    value, source = scaled_time(times, tokens, task, model)
+                    if source is not None:
+                        t_run, t_batch = (value, t_batch) if name == "run" else (t_run, value)
+                        out.scaled[(task, model)] = source
             if math.isnan(t_run + t_batch):
                 row["unknown"] += 1
                 continue
@@ -357,6 +381,9 @@ def plan_lines(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> li
         "measurement are not in the hours (seqlib.book.plan says how)",
         "a row <task>:<cell> is a cell of the task (seqlib.book.cells), timed as the task's runs of its model, "
         "whatever the cell's shape (the cells' own step times are not measured yet)",
+        *([f"{len(est.scaled)} (task, model) pair(s) priced from the same model on another task, times the ratio of "
+           "tokens per step: " + ", ".join(f"{t} {m} from {src}" for (t, m), src in sorted(est.scaled.items())[:8])
+           + (", ..." if len(est.scaled) > 8 else "")] if est.scaled else []),
         *round_lines(round_ratios(bench_dir), total["train"] + total["eval"], est.measured_hours),
         "stacking speed-ups used (shape model K: value, from):",
         *(f"  {s} {m} K={k}: {gain:.2f} ({source})" for (s, m, k), (gain, source) in sorted(est.speedups.items())),
