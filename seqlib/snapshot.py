@@ -66,7 +66,7 @@ def restore(cfg: ExperimentConfig, model: torch.nn.Module, opt, device: torch.de
         o.load_state_dict(state)
     for s, state in zip(opt.schedulers, snap["schedulers"], strict=True):
         s.load_state_dict(state)
-    torch.set_rng_state(snap["rng"])
+    torch.set_rng_state(snap["rng"].cpu())  # loaded onto the run's device with the rest
     return {"train": snap["train"], "trained": snap["trained"]}
 
 
