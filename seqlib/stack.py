@@ -593,11 +593,11 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
                 if done:
                     stack.keep([row for row in range(len(stack.ids)) if row not in done])
                     run_step.reset()
-                if ending:  # evaluation is not training time: the clock restarts after it
-                    meter.sync()
-                    t_read = time.perf_counter()
                 if ending and stack.ids and step < last_step:
                     save(step + 1)
+                if ending:  # evaluation (and the snapshot) is not training time: the clock restarts after it
+                    meter.sync()
+                    t_read = time.perf_counter()
     except Exception:
         snapshot.remove_stack(saved or cfgs)  # a failed stack starts afresh; a stopped one goes on
         raise
