@@ -19,10 +19,12 @@ and leaves the next job): their parameters, AdamW moments and curves, the step a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -142,6 +144,19 @@ def _load(path: Path, device: torch.device, expected, runs_of) -> dict | None:
 def remove(cfg: ExperimentConfig) -> None:
     """The run has ended: its snapshot goes, and the folders it leaves empty."""
     _unlink(snapshot_file(cfg), Path(cfg.run.results_dir) / PARTIAL)
+
+
+@contextlib.contextmanager
+def until_ended(remove_it: Callable[[], None]) -> Iterator[None]:
+    """The training of a run or stack: its snapshot goes (``remove_it()``) when the block ends, in
+    success or failure (an ``Exception``), and stays when the block is stopped from outside
+    (``KeyboardInterrupt``, ``SystemExit``; a kill runs nothing), so that it goes on next time."""
+    try:
+        yield
+    except Exception:
+        remove_it()
+        raise
+    remove_it()
 
 
 def _unlink(path: Path, top: Path) -> None:

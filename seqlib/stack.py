@@ -438,7 +438,9 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         start = earlier["step"]
         for i, record in enumerate(records):
             record.train, tokens[i] = earlier["train"][i], earlier["tokens"][i]
-            record.measure["resumed"] = {"from_step": start, "earlier_train_time_s": earlier["train_time_s"]}
+            record.measure["resumed"] = {"from_step": start, "earlier_train_time_s": earlier["train_time_s"],
+                                         "earlier_train_tokens": tokens[i]}
+    earlier_time = earlier["train_time_s"] if earlier else 0.0
     saved: list[ExperimentConfig] | None = None  # the runs of the last snapshot written
     pending_losses: list[tuple[int, list[int], torch.Tensor]] = []
     seeds = [c.optim.seeds[0] for c in cfgs]
@@ -521,6 +523,7 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
     def end(i: int, status: str, reason: str | None = None, per_split: dict | None = None) -> None:
         record = records[i]
         record.measure |= meter.summary() | {"stack_size": len(cfgs), "train_tokens": tokens[i]}
+        record.measure["train_time_s"] += earlier_time  # a resumed stack's time before, as its tokens
         train_time = record.measure["train_time_s"]
         record.measure["tokens_per_s"] = tokens[i] / train_time if train_time else None
         if run_step.failure:  # the graphs were turned off on the way (GraphedStep)
@@ -549,10 +552,10 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
                                    "v": stack.v.cpu(), "fixed": {n: t.cpu() for n, t in stack.fixed.items()},
                                    "train": [records[i].train for i in stack.ids],
                                    "tokens": [tokens[i] for i in stack.ids],
-                                   "train_time_s": sum(meter.step_times) + (earlier or {}).get("train_time_s", 0.0)})
+                                   "train_time_s": sum(meter.step_times) + earlier_time})
         saved = live
 
-    try:
+    with snapshot.until_ended(lambda: snapshot.remove_stack(saved or cfgs)):  # a failed stack starts afresh
         with Prefetcher(task, o.batch_size, seeds, start, last_step + 1 - start, None, buckets=True) as pf:
             for step in range(start, last_step + 1):
                 if not stack.ids:
@@ -598,10 +601,6 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
                 if ending:  # evaluation (and the snapshot) is not training time: the clock restarts after it
                     meter.sync()
                     t_read = time.perf_counter()
-    except Exception:
-        snapshot.remove_stack(saved or cfgs)  # a failed stack starts afresh; a stopped one goes on
-        raise
-    snapshot.remove_stack(saved or cfgs)
 
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:

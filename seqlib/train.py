@@ -219,51 +219,46 @@ def execute(cfg: ExperimentConfig, record: RunRecord, task: Task | None = None) 
     bar = tqdm(total=o.steps, initial=train["steps_done"], desc=desc, ascii=True, mininterval=r.progress_interval,
                file=sys.stderr, disable=not r.progress, dynamic_ncols=False, leave=True)
     ema_loss = ema_acc = None
-    try:
-        for step in range(train["steps_done"], o.steps):
-            t_data = time.perf_counter()
-            batch = task.sample("train", o.batch_size, seed=derive_seed("train", seed, step)).to(device)
-            t0 = time.perf_counter()
-            train["data_time_s"] += t0 - t_data
-            scored, targets, mask = scored_targets(batch)
-            with autocast(device, dtype):
-                logits, _ = model(batch.inputs, batch.segment_pos, scored=scored)
-            loss = masked_loss(logits, targets, mask, spec)
-            opt.zero_grad()
-            loss.backward()
-            loss_val = loss.item()
-            if not math.isfinite(loss_val):
-                raise _fail(opt, "loss", loss_val, step, cfg)
-            gnorm = torch.nn.utils.clip_grad_norm_(opt.params, o.grad_clip or math.inf).item()
-            if not math.isfinite(gnorm):
-                raise _fail(opt, "gradient norm", gnorm, step, cfg)
-            opt.step()
-            meter.sync()
-            meter.step(time.perf_counter() - t0, batch.inputs.shape[0] * batch.inputs.shape[1])
-            train["steps_done"] = step + 1
-            if step % r.log_every == 0 or step == o.steps - 1:
-                train["loss_curve"].append([step, loss_val])
-            acc = batch_accuracy(logits.detach(), targets, mask, spec)
-            ema_loss = loss_val if ema_loss is None else 0.9 * ema_loss + 0.1 * loss_val
-            if acc is not None:
-                ema_acc = acc if ema_acc is None else 0.9 * ema_acc + 0.1 * acc
-            bar.set_postfix_str(_postfix(ema_loss, ema_acc, meter), refresh=False)
-            bar.update(1)
-            if (step + 1) % r.eval_every == 0 or step == o.steps - 1:
-                if validate(model, task, cfg, train, step + 1, device, dtype):
-                    break
-                if step + 1 < o.steps:
-                    snapshot.save_or_warn(cfg, model, opt, train, trained(trained_before, meter))
-    except Exception:
-        snapshot.remove(cfg)  # a failed run starts afresh; a stopped one (KeyboardInterrupt, a kill) goes on
-        raise
-    finally:
-        bar.close()
-        record.measure |= meter.summary() | trained(trained_before, meter)
-    try:
+    with snapshot.until_ended(lambda: snapshot.remove(cfg)):  # a failed run starts afresh
+        try:
+            for step in range(train["steps_done"], o.steps):
+                t_data = time.perf_counter()
+                batch = task.sample("train", o.batch_size, seed=derive_seed("train", seed, step)).to(device)
+                t0 = time.perf_counter()
+                train["data_time_s"] += t0 - t_data
+                scored, targets, mask = scored_targets(batch)
+                with autocast(device, dtype):
+                    logits, _ = model(batch.inputs, batch.segment_pos, scored=scored)
+                loss = masked_loss(logits, targets, mask, spec)
+                opt.zero_grad()
+                loss.backward()
+                loss_val = loss.item()
+                if not math.isfinite(loss_val):
+                    raise _fail(opt, "loss", loss_val, step, cfg)
+                gnorm = torch.nn.utils.clip_grad_norm_(opt.params, o.grad_clip or math.inf).item()
+                if not math.isfinite(gnorm):
+                    raise _fail(opt, "gradient norm", gnorm, step, cfg)
+                opt.step()
+                meter.sync()
+                meter.step(time.perf_counter() - t0, batch.inputs.shape[0] * batch.inputs.shape[1])
+                train["steps_done"] = step + 1
+                if step % r.log_every == 0 or step == o.steps - 1:
+                    train["loss_curve"].append([step, loss_val])
+                acc = batch_accuracy(logits.detach(), targets, mask, spec)
+                ema_loss = loss_val if ema_loss is None else 0.9 * ema_loss + 0.1 * loss_val
+                if acc is not None:
+                    ema_acc = acc if ema_acc is None else 0.9 * ema_acc + 0.1 * acc
+                bar.set_postfix_str(_postfix(ema_loss, ema_acc, meter), refresh=False)
+                bar.update(1)
+                if (step + 1) % r.eval_every == 0 or step == o.steps - 1:
+                    if validate(model, task, cfg, train, step + 1, device, dtype):
+                        break
+                    if step + 1 < o.steps:
+                        snapshot.save_or_warn(cfg, model, opt, train, trained(trained_before, meter))
+        finally:
+            bar.close()
+            record.measure |= meter.summary() | trained(trained_before, meter)
         finish_run(model, task, cfg, record, model_cfg, device, dtype, meter.summary()["wall_time_s"])
-    finally:
-        snapshot.remove(cfg)
 
 
 def trained(before: dict, meter: Meter) -> dict:

@@ -56,6 +56,9 @@ def test_a_stopped_run_resumes_at_its_last_validation_and_ends_as_if_never_stopp
     same_run(resumed, whole)
     assert resumed.measure["resumed"]["from_step"] == 4 and "resumed" not in whole.measure
     assert resumed.measure["train_tokens"] == whole.measure["train_tokens"]
+    m = resumed.measure
+    assert m["tokens_per_s"] == pytest.approx(m["train_tokens"] / m["train_time_s"])
+    assert m["train_time_s"] > m["resumed"]["earlier_train_time_s"] > 0
     assert not snapshot.snapshot_file(cfg).parents[2].exists()
 
 
@@ -146,6 +149,9 @@ def test_a_stopped_stack_resumes_with_the_runs_not_yet_recorded(tmp_path, tiny_c
         same_run(o.record, w)
         assert o.reused == (n <= 6) and (o.reused or o.record.measure["resumed"]["from_step"] == 6)
         assert o.record.measure["train_tokens"] == w.measure["train_tokens"]
+        m = o.record.measure  # totals over both parts, as a run alone records them
+        assert m["tokens_per_s"] == pytest.approx(m["train_tokens"] / m["train_time_s"])
+        assert o.reused or m["train_time_s"] > m["resumed"]["earlier_train_time_s"] > 0
     assert not (tmp_path / "stopped" / snapshot.PARTIAL).exists()
 
 
