@@ -290,6 +290,9 @@ if cell_runs:
                            "models": len(models), "runs": recorded.loc[name, "runs"],
                            "with a record": recorded.loc[name, "recorded"]}
                           for name, (cell, models) in declared.items()]).set_index("cell"))
+    left_out = {cell.family: cell.why for cell, models in declared.values() if cell.why and model not in models}
+    for family, why in left_out.items():
+        display(Markdown(f"**The `{profile}` profile trains the `{family}` cells without {model}**: {why}."))
 else:
     display(Markdown(f"**The `{profile}` profile trains no cells**: `params/grid.yaml` declares them for "
                      "the `full` and `book` profiles, so the sections below are empty here."))
@@ -325,15 +328,16 @@ if not no_records("zoology"):
 # %% [markdown]
 # ### Accuracy against state size
 #
-# Each point is one cell of the sweep and one model: its `test` accuracy at the rate chosen on
-# `val`, against the decode state the model keeps after the longest sequence it was evaluated on
+# Each point is one cell of the sweep and one model, or Zoology's cell (the sweep's configuration
+# at $d = 128$, $L = 256$): its `test` accuracy at the rate chosen on `val`, against the decode state the model keeps after the longest sequence it was evaluated on
 # (elements per sequence, Zoology's `state_size` accounting: the KV cache of attention grows with
 # the sequence, a recurrent state does not). Lines join the widths of one model at one length.
 # This page's model is drawn in full, the others faded.
 
 # %%
 if not no_records("sweep"):
-    sweep = cell_scores[(cell_scores["family"] == "sweep") & (cell_scores["recorded"] > 0)].copy()
+    sweep = (cell_scores[cell_scores["family"].isin(["sweep", "zoology"]) & (cell_scores["recorded"] > 0)]
+             .drop_duplicates(["model", "d_model", "seq_len"]).copy())  # full: zoology is sweep-d128-L256
     sweep["this page"] = sweep["model"] == model
     points = alt.Chart(sweep).encode(
         x=alt.X("state_size:Q", title="decode state (elements per sequence)", scale=alt.Scale(type="log")),

@@ -63,7 +63,7 @@ import torch
 from torch.func import functional_call, vmap
 from torch.utils._pytree import tree_leaves, tree_map
 
-from seqlib import snapshot
+from seqlib import cuda_context, snapshot
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig
 from seqlib.data import Prefetcher, bucket
@@ -636,6 +636,7 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
 
     out_of_memory = None
     if todo:
+        cuda_context.require_usable()  # runs that cannot start here are not recorded as failed
         try:
             execute_stack([cfgs[i] for i in todo], [records[i] for i in todo], task, on_done=write,
                           compiled=compiled and default_instances(cfgs[0]) == "vmap")

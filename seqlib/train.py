@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from seqlib import snapshot
+from seqlib import cuda_context, snapshot
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig, check_stopping, out_of_distribution, select_split
 from seqlib.evaluate import eval_plan, evaluate_split, split_metric, summarize
@@ -443,6 +443,7 @@ def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None
     done = None if force else finished(cfg)
     if done is not None:
         return done
+    cuda_context.require_usable()  # a run that cannot start here is not recorded as failed
     record = new_record(cfg)
     try:
         execute(cfg, record, task)
@@ -455,9 +456,11 @@ def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None
 
 
 def failure_reason(e: Exception) -> str:
-    """A failed run's reason: the exception, and for a run out of GPU memory within a share of the
-    GPU, that share (:func:`seqlib.measure.share_hint`)."""
-    return f"{type(e).__name__}: {e}" + (share_hint() if isinstance(e, torch.cuda.OutOfMemoryError) else "")
+    """A failed run's reason: the exception, for a run out of GPU memory within a share of the GPU
+    that share (:func:`seqlib.measure.share_hint`), and whether it left this process's CUDA context
+    unusable (:func:`seqlib.cuda_context.lost_after_failure`)."""
+    return (f"{type(e).__name__}: {e}" + (share_hint() if isinstance(e, torch.cuda.OutOfMemoryError) else "")
+            + cuda_context.lost_after_failure())
 
 
 def sweep_plan(cfg: ExperimentConfig, chosen_lr: float | None = None) -> list[ExperimentConfig]:

@@ -31,6 +31,7 @@ from seqlib.book.grid import load_grid, planned_runs, planned_training, stack_jo
 from seqlib.config import ConfigError, default_params_dir, known_profiles, load_config
 from seqlib.models import build_model
 from seqlib.provenance import REPO
+from seqlib.stack import default_instances
 from seqlib.tasks import get_task
 from seqlib.tasks.mqar import MQAR
 
@@ -220,7 +221,19 @@ BAD = [
     ({"cells": {"X y": {"set": {"model.d_model": 8}, "profiles": {"tiny": {}}}}}, "a cell name"),
     ({"cells": {"x": {"set": {"model.d_model": 8}, "profiles": {"tiny": {"seed": 1}}}}}, "profile 'tiny'"),
     ({"train": False, "cells": {"x": {"set": {"model.d_model": 8}, "profiles": {"tiny": {}}}}}, "train: true"),
+    ({"cells": {"x": {"set": {"model.d_model": 8}, "profiles": {"tiny": {"models": ["hawk"]}}}}}, "why must say why"),
+    ({"cells": {"x": {"set": {"model.d_model": 8}, "profiles": {"book": {"models": ["mamba9"], "why": "w"}}}}},
+     "profile 'book': models"),
 ]
+
+
+def test_a_profile_trains_a_cell_for_some_models_and_says_why():
+    entry = copy.deepcopy(ENTRY)
+    entry["cells"]["narrow"]["profiles"]["tiny"] |= {"models": ["hawk", "gru"], "why": "the budget"}
+    narrow = [c for c in declared(entry, "tiny", WHERE, PROFILES) if c.family == "narrow"]
+    assert narrow and all((c.models, c.why) == (("hawk",), "the budget") for c in narrow)  # gru: not the entry's
+    book = [c for c in declared(entry, "book", WHERE, PROFILES) if c.family == "narrow"]
+    assert book and all((c.models, c.why) == (("hawk", "griffin", "lstm"), None) for c in book)  # other profiles
 
 
 @pytest.mark.parametrize(("change", "message"), BAD)
@@ -299,5 +312,9 @@ def test_the_repository_grid_declares_the_issue_cells():
     widths = {book[n].settings["model.d_model"] for n in book if n.startswith("sweep-")}
     lengths = {book[n].settings["task.params.seq_len"] for n in book if n.startswith("sweep-")}
     assert {64, 128, 256} <= widths and len(lengths) >= 2 and "zoology" in book
-    assert all(set(c.models) == set(entry["models"]) for n, c in book.items() if not n.startswith("window"))
+    assert set(book["zoology"].models) == set(entry["models"])  # every architecture at Zoology's point
+    # the sweep: the book's own models (vmapped stacks); the zoo (run by run) is left out, and the cell says why
+    zoo = {m for m in entry["models"] if default_instances(load_config("mqar", m, "book")) == "loop"}
+    assert zoo and all(set(c.models) == set(entry["models"]) - zoo and "zoo" in c.why
+                       for n, c in book.items() if n.startswith("sweep-"))
     assert book_cells.GRID == REPO / "params" / "grid.yaml"

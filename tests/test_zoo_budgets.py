@@ -47,6 +47,8 @@ def test_every_zoo_model_is_sized_to_its_task_family_budget(model, largest):
         got = count_params(sized, spec)
         assert abs(got - cfg.param_budget) <= TOLERANCE * cfg.param_budget, (entry["chapter"], got, cfg.param_budget)
         assert (sized.n_layers, sized.num_heads) == (cfg.model.n_layers, cfg.model.num_heads)  # only widths change
+        if FLA_LAYERS[model].head_dims:  # PaTH, DeltaFormer: fla's kernels refuse other head widths
+            assert sized.d_model // sized.num_heads in FLA_LAYERS[model].head_dims, (entry["chapter"], sized.d_model)
     assert SequenceModel(sized, spec).num_params() == got  # the layers built for real (CPU), as counted
 
 

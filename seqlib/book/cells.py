@@ -38,7 +38,7 @@ from seqlib.provenance import REPO
 GRID = REPO / "params" / "grid.yaml"
 STORE = "cells"  # <results_dir>/cells: the cells' records, beside the task folders, never among them
 CELL_KEYS = ("set", "models", "model_set", "axes", "profiles")
-PROFILE_KEYS = ("set", "axes")
+PROFILE_KEYS = ("set", "axes", "models", "why")
 # what a cell may not change: the run's identity and where its record goes
 FIXED = ("model.name", "task.name", "run.profile", "run.results_dir")
 NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -49,7 +49,8 @@ LABEL = re.compile(r"[A-Za-z0-9_.]+")  # no '-': it joins the labels in a cell's
 class Cell:
     """One expanded cell: its ``name`` (``family`` plus a label per axis), its ``labels`` (axis ->
     label), the ``settings`` laid over every model's configuration, in order, the ``model_settings``
-    laid over a model's after them, and the ``models`` of the entry it applies to."""
+    laid over a model's after them, the ``models`` of the entry it applies to, and ``why`` the
+    profile leaves the cell's other models out (None: it leaves none out)."""
 
     name: str
     family: str
@@ -57,6 +58,7 @@ class Cell:
     settings: dict[str, Any]
     model_settings: dict[str, dict[str, Any]]
     models: tuple[str, ...]
+    why: str | None = None
 
     def overrides(self, model: str) -> list[str]:
         """The cell's settings for ``model`` as :func:`seqlib.config.load_config` overrides (JSON is YAML)."""
@@ -156,16 +158,23 @@ def declared(entry: dict, profile: str, where: str, profiles: set[str]) -> list[
                                  f"of their labels, got {picks!r}"[:400])
             labels = {axis: _names(picks[axis], f"{at}, profile {name!r}, axis {axis!r}", "labels", list(axes[axis]),
                                    LABEL) if axis in picks else list(axes[axis]) for axis in axes}
-            chosen[name] = (labels, _settings(choice.get("set"), f"{at}, profile {name!r}, set"))
-        if profile not in chosen or not models:
+            kept, why = models, None
+            if "models" in choice:  # the profile trains the cell for some of its models only, and says why
+                limit = _names(choice["models"], f"{at}, profile {name!r}", "models", own)
+                kept = [m for m in models if m in limit]
+                why = choice.get("why")
+                if not (isinstance(why, str) and why.strip()):
+                    raise ValueError(f"{at}, profile {name!r}: models limits the cell, so why must say why")
+            chosen[name] = (labels, _settings(choice.get("set"), f"{at}, profile {name!r}, set"), kept, why)
+        if profile not in chosen or not chosen[profile][2]:
             continue
-        labels, extra = chosen[profile]
+        labels, extra, models, why = chosen[profile]
         for combo in itertools.product(*labels.values()):
             settings = dict(base)
             for axis, label in zip(axes, combo):
                 settings |= axes[axis][label]
             cells.append(Cell("-".join([family, *combo]), family, dict(zip(axes, combo)), settings | extra,
-                              model_settings, tuple(models)))
+                              model_settings, tuple(models), why))
     return cells
 
 

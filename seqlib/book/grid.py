@@ -74,6 +74,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -302,11 +303,36 @@ def train(config: dict) -> dict:
     try:
         # one lock per run (config hash): a second grid training the same run waits here, then
         # finds the finished record and keeps it (run_one) instead of training it again
-        with FileLock(run_lock(cfg)):
+        with FileLock(run_lock(cfg)), usable_worker():
             outcome = run_one(cfg)
     except OSError as err:  # the store cannot be written (read-only, disk full): this run fails, the grid goes on
         return unwritten(path, start, err)
     return training_status(outcome, path, start)
+
+
+# the exit status of a grid worker whose CUDA context was lost (its nanny starts a fresh one)
+CUDA_LOST_EXIT = 75
+
+
+@contextmanager
+def usable_worker():
+    """Around a training job: on a Dask worker whose CUDA context an earlier job's sticky error left
+    unusable (:mod:`seqlib.cuda_context`), exit the process before the job writes anything. Its nanny
+    starts a fresh worker and the scheduler hands the job to a worker that can train it; in this
+    process (no Dask) the error stops the grid, whose finished records stay."""
+    from seqlib.cuda_context import CudaContextLost
+
+    try:
+        yield
+    except CudaContextLost as err:
+        try:
+            from distributed import get_worker
+
+            worker = get_worker()
+        except (ImportError, ValueError):
+            raise err from None
+        print(f"{worker.name}: {err}; this worker exits", file=sys.stderr, flush=True)
+        os._exit(CUDA_LOST_EXIT)
 
 
 def train_stack(configs: list[dict], names: list[str], compiled: bool = False) -> list[tuple[str, dict]]:
@@ -329,6 +355,7 @@ def train_stack(configs: list[dict], names: list[str], compiled: bool = False) -
         with ExitStack() as held:
             for lock in sorted(run_lock(c) for c in cfgs):
                 held.enter_context(FileLock(lock))
+            held.enter_context(usable_worker())
             outcomes = run_stack(cfgs, compiled=compiled)
     except OSError as err:
         return [(name, unwritten(path, start, err)) for name, path in zip(names, paths)]

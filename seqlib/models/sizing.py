@@ -4,7 +4,8 @@ Widths are searched on the meta device (no memory is allocated). Attention and r
 models first take the largest ``d_model`` (a multiple of ``4 * num_heads``, so RoPE halves stay
 even) whose model fits the budget with the paper's MLP width 3D, then set ``mlp_width`` so the
 total lands on the budget (the next width up, with a narrower MLP, is also tried; the MLP stays
-within 1.5D..6D); LSTM/GRU search their hidden size. The returned config says exactly
+within 1.5D..6D); LSTM/GRU search their hidden size; an fla layer whose kernels take some head widths only
+(:attr:`seqlib.models.zoo.FlaLayer.head_dims`) takes the nearest of those widths. The returned config says exactly
 what was changed; chapters report the resulting counts and state sizes.
 """
 
@@ -16,6 +17,7 @@ import torch
 
 from seqlib.models.config import ModelConfig
 from seqlib.models.sequence_model import SequenceModel
+from seqlib.models.zoo import takes_width
 from seqlib.tasks.base import TaskSpec
 
 TOLERANCE = 0.03
@@ -61,10 +63,18 @@ def match_budget(cfg: ModelConfig, spec: TaskSpec, target_params: int, tolerance
             lo = mid
         else:
             hi = mid
-    candidates = [at_width(lo), at_width(hi)]
+    widths = [lo, hi]
+    if not all(takes_width(cfg.block_types, cfg.num_heads, d) for d in widths):
+        # fla kernels that take some head widths only: the nearest such widths under and over the budget
+        takes = [d for d in range(step, 64 * hi, step) if takes_width(cfg.block_types, cfg.num_heads, d)]
+        widths = [d for d in takes if d <= lo][-1:] + [d for d in takes if d >= hi][:1]
+        if not widths:
+            raise ValueError(f"cannot size {cfg.name!r}: fla's kernels take no d_model near {lo} "
+                             f"over {cfg.num_heads} heads (seqlib.models.zoo.FlaLayer.head_dims)")
+    candidates = [at_width(d) for d in widths]
     if not recurrent_baseline and cfg.mlp_expansion > 0:
         # the width just under and just over the budget, each with its MLP resized onto the budget
-        candidates = [c for c in (_fit_mlp(at_width(d), spec, target_params) for d in (lo, hi)) if c] or candidates
+        candidates = [c for c in (_fit_mlp(at_width(d), spec, target_params) for d in widths) if c] or candidates
 
     def preference(c: ModelConfig) -> tuple[bool, float]:
         miss = abs(count_params(c, spec) - target_params)

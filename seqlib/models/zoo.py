@@ -272,6 +272,7 @@ class FlaLayer:
     limit: str | None = None  # a platform where fla refuses to train it (pages list it with the model)
     title: str | None = None  # the name pages show
     graphs: str | None = None  # why its training step is not replayed from CUDA graphs (it then runs eagerly)
+    head_dims: tuple[int, ...] | None = None  # the only head widths (d_model / num_heads) its kernels take
 
 
 # GPU test record (H100, fla 0.6.0, 2026-11-22; forward/backward finite in bf16 autocast, packed documents ==
@@ -301,6 +302,11 @@ _FLASH_STANDIN = "with the flash-attn stand-in on fla's parallel_attn (no flash-
 _DELTAFORMER_GRAPHS = ("replaying fla's DeltaFormer training step from a CUDA graph hits an illegal memory access "
                        "(H200, fla 0.6.0; cause not diagnosed): it trains eagerly")
 
+# fla 0.6.0's head widths: parallel_path_attn asserts head_dim in (16, 32, 64, 128); DeltaFormer's kernels
+# allocate [BLOCK_C, D] tiles, which Triton builds for powers of two only (at head_dim 28 every DeltaFormer
+# run failed to compile, H200, 2026-12-03)
+_POWERS_OF_TWO = tuple(2**i for i in range(4, 9))
+
 FLA_LAYERS: dict[str, FlaLayer] = {
     "mamba2": FlaLayer(_mamba2, "Mamba-2 (Dao & Gu 2024), fla Mamba2, no mamba_ssm: chunked-SSD PyTorch path",
                        _mamba2_mode, varlen=False, title="Mamba-2"),
@@ -325,11 +331,11 @@ FLA_LAYERS: dict[str, FlaLayer] = {
     "path": FlaLayer(_path, "PaTH attention (Yang et al. 2025, Householder position encoding)",
                      configured("parallel", "fla's PaTHAttention runs parallel_path_attn"),
                      decode="fla's PaTHAttention decodes only through its padded-batch attention_mask path "
-                            "(not wired up here)", title="PaTH attention"),
+                            "(not wired up here)", title="PaTH attention", head_dims=(16, 32, 64, 128)),
     "deltaformer": FlaLayer(_deltaformer, "DeltaFormer (Zhong et al. 2025)",
                             configured("parallel", f"fla's DeltaFormer runs its parallel kernels, {_FLASH_STANDIN}"),
                             decode="fla's DeltaFormerAttention raises on past_key_values (no decoding kernel)",
-                            title="DeltaFormer", graphs=_DELTAFORMER_GRAPHS),
+                            title="DeltaFormer", graphs=_DELTAFORMER_GRAPHS, head_dims=_POWERS_OF_TWO),
     "nsa": FlaLayer(_nsa, "Native Sparse Attention (Yuan et al. 2025)",
                     configured("parallel", f"fla's NativeSparseAttention runs parallel_nsa, {_FLASH_STANDIN}"),
                     decode=_DECODE_FAILED, title="NSA"),
@@ -439,6 +445,12 @@ def fla_kernel_mode(name: str, cfg, where) -> tuple[str, str]:
     if where.training and layer.limit and chunk_backward_refused(where.device):
         return f"{mode}{BACKWARD_REFUSED}", f"{why}; {layer.limit}"
     return mode, why
+
+
+def takes_width(block_types, num_heads: int, d_model: int) -> bool:
+    """Whether fla's kernels of these blocks take ``d_model`` over ``num_heads`` heads (FlaLayer.head_dims)."""
+    return all(d_model % num_heads == 0 and d_model // num_heads in FLA_LAYERS[k].head_dims
+               for k in block_types if k in FLA_LAYERS and FLA_LAYERS[k].head_dims)
 
 
 def graphs_refused(block_types) -> str | None:
