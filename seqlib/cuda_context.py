@@ -16,6 +16,8 @@ import torch
 
 # the error that made this process's CUDA context unusable (None: none seen)
 _lost: str | None = None
+# what a failed run's reason says when its error left the context unusable (the grid reads it)
+LOST_NOTE = "this process's CUDA context is unusable after it"
 
 
 class CudaContextLost(RuntimeError):
@@ -44,7 +46,7 @@ def lost_after_failure() -> str:
             _lost = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
     if _lost is None:
         return ""
-    return f" [this process's CUDA context is unusable after it ({_lost}): no later run starts in it]"
+    return f" [{LOST_NOTE} ({_lost}): no later run starts in it]"
 
 
 def require_usable() -> None:

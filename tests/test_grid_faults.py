@@ -162,6 +162,29 @@ def test_a_run_out_of_memory_within_its_share_waits_for_fewer_workers_per_gpu(tm
     assert len(grid_module.planned_training([run], {run.out: [cfg]})) == 1  # no share: kept
 
 
+@pytest.mark.parametrize("note,held_back", [(True, True), (False, False)])
+def test_a_run_that_crashed_its_process_waits_for_retry_crashed(tmp_path, note, held_back):
+    """A run whose record failed with a CUDA error that left its process's context unusable
+    (seqlib.cuda_context) is held back, named in ``crashes``, unless the grid retries crashes (no
+    list); a run that failed otherwise, the same error in another process included, is trained again."""
+    from seqlib.cuda_context import LOST_NOTE
+    from seqlib.results import write_record
+    from seqlib.train import new_record
+
+    cfg = tiny_config(tmp_path / "store")
+    record = new_record(cfg)
+    record.status = "failed"
+    record.reason = "AcceleratorError: CUDA error: an illegal memory access was encountered" + (
+        f" [{LOST_NOTE} (AcceleratorError: ...): no later run starts in it]" if note else "")
+    write_record(cfg.run.results_dir, record)
+    run = grid_module.Run(tmp_path / "c.ipynb", tmp_path / "out.ipynb",
+                          {"task": "parity_check", "model": "lstm", "profile": "tiny"}, trains=["parity_check"])
+    crashes: list[str] = []
+    jobs = grid_module.planned_training([run], {run.out: [cfg]}, None, 8, [], crashes)
+    assert (jobs == []) == held_back and crashes == ([jobs_name(cfg)] if held_back else [])
+    assert len(grid_module.planned_training([run], {run.out: [cfg]}, None, 8, [])) == 1  # --retry-crashed
+
+
 def jobs_name(cfg) -> str:
     return f"{cfg.task.name}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
 

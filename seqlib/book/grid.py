@@ -722,8 +722,19 @@ def out_of_share(record, share: int | None) -> bool:
             and bool(procs) and share >= procs)
 
 
+def crashed(record) -> bool:
+    """Whether the stored ``record`` failed with a sticky CUDA error that left its process's CUDA
+    context unusable (:mod:`seqlib.cuda_context`): trained again it would likely crash again (fla's
+    kernels on the H200, 2026-12-03: every PaTH and RetNet parity run of a round), at the cost of a
+    worker restart."""
+    from seqlib.cuda_context import LOST_NOTE
+
+    return record.status == "failed" and LOST_NOTE in (record.reason or "")
+
+
 def planned_training(runs: list[Run], plans: dict[Path, list], problems: list[str] | None = None,
-                     share: int | None = None, held: list[str] | None = None) -> list[tuple[str, dict]]:
+                     share: int | None = None, held: list[str] | None = None,
+                     crashes: list[str] | None = None) -> list[tuple[str, dict]]:
     """``(name, train kwargs)`` for every planned run, and every run of the runs' cells of each run's
     model (:func:`shown_configs`: a run left out leaves out its cells), without a finished record
     (each once, however many chapters show it). Order: the tasks swept over
@@ -736,7 +747,8 @@ def planned_training(runs: list[Run], plans: dict[Path, list], problems: list[st
     Each job's configuration has an absolute ``run.results_dir`` (:func:`absolute_store`). A corrupt
     stored record counts as not finished: it is reported (stderr and ``problems``) and trained again.
     With ``share`` (workers per GPU), a run whose record ran out of memory within no more of the GPU
-    (:func:`out_of_share`) is left out, its name in ``held``."""
+    (:func:`out_of_share`) is left out, its name in ``held``; with ``crashes`` (a list), a run whose
+    record :func:`crashed` is left out, its name in ``crashes``."""
     from seqlib.results import ResultsError
     from seqlib.train import stored_record
 
@@ -768,6 +780,9 @@ def planned_training(runs: list[Run], plans: dict[Path, list], problems: list[st
         if old is not None and out_of_share(old, share):
             if held is not None:
                 held.append(name)
+            continue
+        if old is not None and crashes is not None and crashed(old):
+            crashes.append(name)
             continue
         chapter = chapters.index(run.params["task"])
         order = ((run.train_last, False, cfg.task.name not in multi_seed, cfg.optim.seeds[0], chapter,
@@ -809,6 +824,10 @@ def arguments() -> argparse.ArgumentParser:
                         default=os.environ.get("STACK_COMPILE", "") not in ("", "0"),
                         help="run each vmapped stack's forward through torch.compile (env STACK_COMPILE=1; "
                              "seqlib.stack; the sweep's --compile measures whether it pays)")
+    parser.add_argument("--retry-crashed", action="store_true",
+                        default=os.environ.get("RETRY_CRASHED", "") not in ("", "0"),
+                        help="train again the runs whose records failed with a CUDA error that left their "
+                             "process's context unusable (env RETRY_CRASHED=1; held back by default)")
     parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
                         help="address of an existing Dask scheduler (env DASK_SCHEDULER_ADDRESS)")
     return parser
@@ -902,8 +921,10 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []  # store faults met on the way (corrupt records or notebooks): the summary lists them
     # a run that ran out of memory within as small a share of a GPU waits for a grid with fewer workers per GPU
     share, held = (None if args.plan or not gpus else args.workers_per_gpu), []
+    # a run whose sticky CUDA error ended its process waits for --retry-crashed (a GPU grid only)
+    crashes = None if share is None or args.retry_crashed else []
     try:  # resolves the cells' configurations: a setting they refuse stops the grid before any work
-        training = planned_training(runs, plans, problems, share, held)
+        training = planned_training(runs, plans, problems, share, held, crashes)
     except ConfigError as e:
         parser.error(str(e))
     # a plan estimates GPU hours, so it plans the GPU's stacks wherever it runs
@@ -917,6 +938,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(held)} run(s) held back: they ran out of GPU memory within a share no larger than this grid's "
               f"1/{share} (--workers-per-gpu {share}); fewer workers per GPU give them more: "
               f"{', '.join(held[:5])}{', ...' if len(held) > 5 else ''}", flush=True)
+    if crashes:
+        print(f"{len(crashes)} run(s) held back: their records failed with a CUDA error that left the process's "
+              f"context unusable (seqlib.cuda_context); --retry-crashed (RETRY_CRASHED=1) trains them again: "
+              f"{', '.join(crashes[:5])}{', ...' if len(crashes) > 5 else ''}", flush=True)
     if args.plan:  # the plan and its estimate, before (instead of) any work
         from seqlib.book.plan import plan_lines
 

@@ -288,6 +288,12 @@ class FlaLayer:
 # (tests/test_stack.py) passed for all 14 trainable layers, each alone in its process, at the book's 4 heads
 # (at 2 heads of 64, PaTH's fp32 backward needs 240 KB of shared memory: over the H200's 227 KB) and with
 # DeltaFormer eager (FlaLayer.graphs).
+# H200 book rounds (fla 0.6.0, torch 2.11+cu130, triton 3.6, 6-8 training processes per GPU, autotuning capped
+# at 4 configurations, 2026-12-03), parity at 500k parameters: illegal memory accesses in every PaTH run (head
+# width 32, in l2norm's backward at the first step), in 9 of 11 RetNet runs (head width 24) and in a DeltaFormer
+# run (step 30); DeltaNet, its control, GLA, RWKV-7, MesaNet and NSA trained. Not diagnosed (one process
+# alone, CUDA_LAUNCH_BLOCKING, no autotune cap are the next checks); triton-lang/triton#10573 reports illegal
+# memory accesses from Triton 3.6 kernels at head width 32 on an H100 with this torch.
 # fla 0.6.0 warns on building its RWKV layers that they may differ from the official RWKV-LM code
 RWKV_CAVEAT = "fla's implementation, which fla asks to cross-check against the official RWKV-LM before reporting numbers"
 _DECODE_FAILED = "failed the GPU decode == full-forward check (H100, fla 0.6.0); cause not yet diagnosed"
