@@ -62,6 +62,7 @@ from seqlib.book.report import (
     selection_note,
     state_frontier,
 )
+from seqlib.book.sources import against_sources
 from seqlib.config import load_config
 from seqlib.results import records_frame
 
@@ -185,85 +186,20 @@ if not board.empty:
 # so they are shown for orientation, not as baselines our runs must reach. Zoology's values
 # {cite:p}`arora2023zoology` are read by eye from its Figure 2; Griffin's {cite:p}`de2024griffin` are
 # statements of its §6.2 and App. H, without numbers. Hawk and Griffin are in none of these sources
-# except Griffin's own §6.2. Delétang et al. report the best of their seeds: compare it with our best
-# seed, beside our mean. The scores differ in training budget above all: see each task's page for
-# the discussion of where we agree, where we do not, and why.
+# except Griffin's own §6.2 (Grazzi et al.'s theorem covers them: a prediction, not a run).
+#
+# Each row is marked from the records (`seqlib.book.sources.against_sources`): **agrees** when our
+# runs do what the source reports (solve the task, at the card's solve line, or fail it), **disagrees**
+# when they do the opposite, **not comparable** when there is no run, the source reports nothing this
+# model can be held to, or our runs did not even fit their training distribution (then they say
+# nothing about longer lengths). Delétang et al. and Grazzi et al. report the best of their seeds, so
+# our best seed is compared; Liu et al. count runs, so every seed must. `our budget` is the share of
+# the source's training sequences our chosen runs had: a disagreement at a small share is first of all
+# a question of budget.
 
 # %% tags=["hide-input"]
-DELETANG, GRAZZI = "Delétang et al. 2023, Table 2", "Grazzi et al. 2024, §5.1 (scaled accuracy)"
-LIU, GRIFFIN, ZOOLOGY = "Liu et al. 2023", "De et al. 2024 (Griffin), §6.2 and App. H", "Arora et al. 2023 (Zoology), Fig. 2"
-UNVERIFIED = "not verified against the paper (a third-party quote)"
-CHECKED = {  # source -> how far its published value is checked
-    DELETANG: UNVERIFIED, GRAZZI: UNVERIFIED,
-    LIU: UNVERIFIED + "; the abstract confirms only the Transformers' long tail of sporadic errors",
-    GRIFFIN: "the paper's statement (no number)",
-    ZOOLOGY: "read by eye from the figure (about ±0.03)",
-}
-PUBLISHED = {  # (task, model) -> (published result, source)
-    ("parity_check", "transformer"): ("52.0% (best positional encoding; chance 50%)", DELETANG),
-    ("parity_check", "lstm"): ("100%", DELETANG),
-    ("parity_check", "hawk"): ("not reported; linear RNNs with decays in [0, 1] (Mamba [0,1]) score 0.000, "
-                               "with [-1, 1] 1.000", GRAZZI),
-    ("parity_check", "griffin"): ("not reported (as Hawk: a_t in (0, 1))", GRAZZI),
-    ("even_pairs", "lstm"): ("100%", DELETANG),
-    ("even_pairs", "transformer"): ("96.4%", DELETANG),
-    ("cycle_navigation", "lstm"): ("100%", DELETANG),
-    ("cycle_navigation", "transformer"): ("61.9% (chance 20%)", DELETANG),
-    ("modular_arithmetic", "lstm"): ("100%", DELETANG),
-    ("modular_arithmetic", "transformer"): ("24.2% (chance 20%)", DELETANG),
-    ("reverse_string", "lstm"): ("60.9%", DELETANG),
-    ("reverse_string", "transformer"): ("62.3%", DELETANG),
-    ("stack_manipulation", "lstm"): ("59.1%", DELETANG),
-    ("stack_manipulation", "transformer"): ("57.5%", DELETANG),
-    ("modular_arithmetic_brackets", "lstm"): ("59.2% (chance 20%)", DELETANG),
-    ("modular_arithmetic_brackets", "transformer"): ("32.5% (chance 20%)", DELETANG),
-    ("solve_equation", "lstm"): ("67.8% (chance 20%)", DELETANG),
-    ("solve_equation", "transformer"): ("25.7% (chance 20%)", DELETANG),
-    ("duplicate_string", "lstm"): ("57.6%", DELETANG),
-    ("duplicate_string", "transformer"): ("52.8%", DELETANG),
-    ("missing_duplicate_string", "lstm"): ("54.3%", DELETANG),
-    ("missing_duplicate_string", "transformer"): ("56.4%", DELETANG),
-    ("odds_first", "lstm"): ("55.6%", DELETANG),
-    ("odds_first", "transformer"): ("52.8%", DELETANG),
-    ("binary_addition", "lstm"): ("55.5%", DELETANG),
-    ("binary_addition", "transformer"): ("54.3%", DELETANG),
-    ("binary_multiplication", "lstm"): ("53.1%", DELETANG),
-    ("binary_multiplication", "transformer"): ("52.2%", DELETANG),
-    ("compute_sqrt", "lstm"): ("57.5%", DELETANG),
-    ("compute_sqrt", "transformer"): ("52.4%", DELETANG),
-    ("bucket_sort", "lstm"): ("99.3%", DELETANG),
-    ("bucket_sort", "transformer"): ("91.9%", DELETANG),
-    ("flipflop", "lstm"): ("0 glitches: perfect extrapolation in 100/100 runs", LIU),
-    ("flipflop", "transformer"): ("≈0 in distribution, sporadic glitches on the sparse split, varying by "
-                                  "orders of magnitude across seeds", LIU),
-    ("selective_copying", "hawk"): ("solved, but learns much more slowly than MQA", GRIFFIN),
-    ("selective_copying", "griffin"): ("solved, about as fast as MQA", GRIFFIN),
-    ("selective_copying", "transformer"): ("solved (MQA)", GRIFFIN),
-    ("induction_heads", "hawk"): ("solved; extrapolates to far longer sequences", GRIFFIN),
-    ("induction_heads", "griffin"): ("solved; extrapolates", GRIFFIN),
-    ("induction_heads", "transformer"): ("solved at the training length; fails to extrapolate (RoPE)", GRIFFIN),
-    ("induction_heads", "local_transformer"): ("not reported (MQA solves it at the training length)", GRIFFIN),
-    ("mqar", "transformer"): ("≈1.0 at every width (attention), L = 256", ZOOLOGY),
-    ("mqar", "local_transformer"): ("not reported (global attention ≈1.0)", ZOOLOGY),
-    ("mqar", "hawk"): ("not reported (gated convolutions and RWKV at width 128: 0.07 to 0.63)", ZOOLOGY),
-    ("mqar", "griffin"): ("not reported (attention ≈1.0; gated convolutions and RWKV at width 128: 0.07 to 0.63)",
-                          ZOOLOGY),
-    ("mqar", "lstm"): ("not reported (gated convolutions and RWKV at width 128: 0.07 to 0.63)", ZOOLOGY),
-}
 if not board.empty:
-    ours = board.set_index(["task", "model"])
-    ours_cells = seed_cells(board).set_index(["task", "model"])
-    rows = []
-    for (task, model), (result, source) in PUBLISHED.items():
-        checked = {"source": source, "checked": CHECKED[source]}
-        if (task, model) not in ours.index:
-            rows.append({"task": task, "model": model, "ours": "no run", "reported by the source": result, **checked})
-            continue
-        r, c = ours.loc[(task, model)], ours_cells.loc[(task, model)]
-        rows.append({"task": task, "model": model,
-                     "ours": f"mean {c['mean [95% CI]']}, best {r['best']:.3f} ({r['label']}, {r['n_seeds']} seeds)",
-                     "reported by the source": result, **checked})
-    show_table(pd.DataFrame(rows).set_index(["task", "model"]))  # the sources and their checks in full
+    show_table(against_sources(board, records).set_index(["task", "model"]))  # the sources and their checks in full
 
 # %% [markdown]
 # ## Is one model better than the other?

@@ -41,6 +41,7 @@ from seqlib.book.report import (
     scoring,
     selection_note,
 )
+from seqlib.book.sources import against_sources
 from seqlib.book.toc import model_title
 from seqlib.config import load_config
 from seqlib.provenance import REPO
@@ -296,6 +297,26 @@ def family_table(rows: pd.DataFrame, family: Family, base: str) -> str:
     return "\n\n".join(tables)
 
 
+def sources_section(rows: pd.DataFrame, records: list[RunRecord], family: Family) -> list[str]:
+    """The family's comparisons with the published results (:func:`seqlib.book.sources.against_sources`)
+    as a paragraph and a markdown table, or nothing where no source reports on its tasks."""
+    table = against_sources(rows, records, family.tasks)
+    if table.empty:
+        return []
+    marks = Counter(table["verdict"])
+    head = ("**Beside the published results.** Each comparison the book makes on these tasks, marked from the "
+            f"records ({', '.join(f'{n} {mark}' for mark, n in sorted(marks.items()))}; the Results page says how): "
+            "the source's value, where it comes from and how far it is checked, and the share of the source's "
+            "training budget our chosen runs had.")
+    columns = ["task", "model", "ours", "reported by the source", "verdict", "why", "our budget", "source", "checked"]
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    for r in table.itertuples(index=False):
+        cells = dict(zip(table.columns, r))
+        cells["task"], cells["model"] = cells["task"].replace("_", BREAK), model_title(cells["model"])
+        lines.append("| " + " | ".join(str(cells[c]) for c in columns) + " |")
+    return [head, "\n".join(lines)]
+
+
 @dataclass
 class Findings:
     """The records of one profile and the findings they support."""
@@ -349,7 +370,8 @@ class Findings:
                             "Headline per task and model: the mean over seeds at the chosen learning rate, with its "
                             "95% bootstrap interval where there are two seeds or more; the best in bold. Each model's "
                             "page shows its runs.", family_table(rows, family, "../runs/"),
-                            "\n".join(family_bullets(rows, records, family, "../runs/"))]) + "\n"
+                            "\n".join(family_bullets(rows, records, family, "../runs/")),
+                            *sources_section(rows, records, family)]) + "\n"
 
     def model_page(self, name: str, model: str) -> tuple[str, object]:
         """A task chapter page's opening: the findings for ``model`` among the models of its chapter, and the
