@@ -14,6 +14,9 @@
 #                                      it wrote (runs, the round record) as DIR/records.tar.gz; ROUND_TIMEOUT=s
 #                                      stops the grid after s seconds and still packs what it wrote; a run or stack
 #                                      that it stopped goes on from its snapshot in the next round on this disk
+#   scripts/gpu_node.sh diagnose M...  each model alone in its process under CUDA_LAUNCH_BLOCKING=1, a short run
+#                                      of its book parity configuration (DIAG_TASK, DIAG_STEPS), with the autotune
+#                                      cap and without: is a crash seen in a round the kernel's or the round's?
 #   scripts/gpu_node.sh pack DIR       the run records (no checkpoints) and book/runs as DIR/*.tar.gz
 #   scripts/gpu_node.sh corpus FILE    restore the text chapter's corpus from FILE (python -m seqlib.corpus
 #                                      --pack FILE on a machine that built it: about 12 MB), checked
@@ -27,7 +30,7 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export SEQLIB_COMMIT=${SEQLIB_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 
-step=${1:?usage: scripts/gpu_node.sh setup|test|bench|grid|round|pack|corpus ...}
+step=${1:?usage: scripts/gpu_node.sh setup|test|bench|grid|round|diagnose|pack|corpus ...}
 shift
 case "$step" in
   setup)
@@ -74,6 +77,19 @@ case "$step" in
     echo "round: $(tar -tzf "$out/records.tar.gz" | wc -l) records in $out/records.tar.gz (grid exit status $status)"
     exit $status
     ;;
+  diagnose)
+    # into results/scratch (never packed), one seed at the first rate of the sweep, one process at a time
+    for model in "${@:?models to diagnose}"; do
+      for cap in 4 ""; do
+        echo "== $model, autotune cap ${cap:-none}, CUDA_LAUNCH_BLOCKING=1"
+        CUDA_LAUNCH_BLOCKING=1 SEQLIB_AUTOTUNE_MAX=$cap timeout "${DIAG_TIMEOUT:-300}" "$PY" -m seqlib train \
+          --task "${DIAG_TASK:-parity_check}" --model "$model" --profile book --set "optim.steps=${DIAG_STEPS:-60}" \
+          --set optim.warmup_steps=10 --set "optim.lr_sweep=[1.0e-4]" --set "optim.seeds=[0]" \
+          --set "optim.sweep_seeds=null" \
+          --results-dir results/scratch/diagnose --force --no-progress 2>&1 | tail -n 4 || true
+      done
+    done
+    ;;
   corpus)
     "$PY" -m seqlib.corpus --unpack "${1:?packed corpus (.tar.xz)}"
     ;;
@@ -85,7 +101,7 @@ case "$step" in
     ls -la "$out"
     ;;
   *)
-    echo "unknown step '$step': use setup, test, bench, grid, round, pack or corpus" >&2
+    echo "unknown step '$step': use setup, test, bench, grid, round, diagnose, pack or corpus" >&2
     exit 2
     ;;
 esac
