@@ -104,7 +104,7 @@ book: venv ## write _toc.yml from params/grid.yaml and the findings from the rec
 	  $(if $(BOOK_PROFILE),&& $(PY) -m seqlib.book.toc --profile $(BOOK_PROFILE) --pages "$$src/book/runs" --out "$$src/_toc.yml" >/dev/null) \
 	  && $(JB) build "$$src" --all -W -n --keep-going
 
-run-all: venv ## train the grid's runs, then execute its chapters into book/runs (other profiles than the committed one: _build/pages/<profile>); PROFILE=full|book|smoke|tiny, FORCE=1, DEADLINE=s, WORKERS_PER_GPU=n, STACK_SIZE=k (runs per stacked job; 64 on a GPU and in a plan), PLAN=1 (print the plan and its GPU-hour estimate, run nothing)
+run-all: venv ## train the grid's runs, then execute its chapters into book/runs (other profiles than the committed one: _build/pages/<profile>); PROFILE=full|book|smoke|tiny, FORCE=1, DEADLINE=s, WORKERS_PER_GPU=n, STACK_SIZE=k (runs per stacked job; 64 on a GPU and in a plan), RETRY_CRASHED=1 (train again runs whose CUDA error ended their process), PLAN=1 (print the plan and its GPU-hour estimate, run nothing)
 	PROFILE=$(PROFILE) FORCE=$(FORCE) DEADLINE=$(DEADLINE) WORKERS_PER_GPU=$(WORKERS_PER_GPU) STACK_SIZE=$(STACK_SIZE) $(PY) -m seqlib.book.grid $(if $(PLAN),--plan)
 
 lab: venv ## JupyterLab on chapters/ with the project's kernel (installs jupyterlab into .venv on first use; --allow-root as root, e.g. in a container)
