@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 from seqlib import cuda_context
 from seqlib.results import read_record
@@ -98,3 +99,43 @@ def test_a_grid_worker_with_a_lost_context_exits_and_its_job_trains_on_a_fresh_w
         assert (name, status["status"]) == ("the run", "ok"), status
         assert client.submit(process_id, pure=False).result() != lost  # the worker that trained it is new
     assert read_record(tmp_path, "parity_check", "hawk", cfg.hash()).status == "ok"
+
+
+WILD_STORE = """
+import torch, triton, triton.language as tl
+from seqlib import cuda_context
+
+@triton.jit
+def wild(p):
+    tl.store(p + (1 << 40), 1.0)  # a terabyte past a one-element tensor: an illegal address
+
+x = torch.zeros(1, device="cuda")
+try:
+    wild[(1,)](x)
+    torch.cuda.synchronize()
+    print("no error")
+except Exception as err:
+    print("raised", type(err).__name__)
+print("note:" + cuda_context.lost_after_failure())
+try:
+    cuda_context.require_usable()
+    print("started")
+except cuda_context.CudaContextLost:
+    print("refused")
+"""
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_real_illegal_memory_access_is_seen_as_a_lost_context():
+    """On a GPU, in a fresh process (the error ends its CUDA context): a kernel's illegal memory access is
+    probed as a lost context, noted, and the next run refused."""
+    import subprocess
+    import sys
+
+    from seqlib.provenance import REPO
+
+    proc = subprocess.run([sys.executable, "-c", WILD_STORE], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.stdout.splitlines()[0].startswith("raised"), proc.stdout + proc.stderr
+    assert f"note: [{cuda_context.LOST_NOTE} (" in proc.stdout and proc.stdout.rstrip().endswith("refused"), \
+        proc.stdout + proc.stderr
