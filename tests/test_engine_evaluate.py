@@ -129,3 +129,38 @@ def test_the_length_slice_comes_first_and_is_never_capped():
     rows = summarize(per_example, BINARY, "test")
     assert {r["slice_key"] for r in rows} == {"all", "length", "value_scale"}
     assert len({r["slice_value"] for r in rows if r["slice_key"] == "length"}) == n
+
+
+def test_an_evaluation_out_of_gpu_memory_goes_on_in_halves_with_the_same_statistics(tiny_config, tmp_path):
+    """A forward that runs out of GPU memory above 3 examples (faked on the CPU): the batch is split in
+    halves until it fits, and every per-example statistic is what the whole batch gives."""
+    from seqlib.evaluate import evaluate_split_stack
+    from seqlib.models import build_model
+    from seqlib.tasks import get_task
+
+    cfg = tiny_config(tmp_path, "hawk", "parity_check")
+    task = get_task(cfg.task.name, **cfg.task.params)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, task.spec).eval()
+    tried, ran = [], []
+
+    def whole(x, s):
+        return model(x, s)[0][None]
+
+    def small(x, s):
+        tried.append(x.shape[0])
+        if x.shape[0] > 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (faked)")
+        ran.append(x.shape[0])
+        return whole(x, s)
+
+    args = (task, "test", 32, 0, 16, torch.device("cpu"))
+    (expected,), (got,) = evaluate_split_stack(whole, 1, *args), evaluate_split_stack(small, 1, *args)
+    assert max(tried) > 3 >= max(ran) and sum(ran) == len(expected)  # whole batches failed, their halves ran
+    pd.testing.assert_frame_equal(got, expected)
+
+    def never(x, s):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (faked)")
+
+    with pytest.raises(torch.cuda.OutOfMemoryError):  # not even one example fits: the error stands
+        evaluate_split_stack(never, 1, *args)
