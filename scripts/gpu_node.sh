@@ -70,7 +70,8 @@ case "$step" in
     # ROUND_TIMEOUT=s stops the grid after s seconds (jobs under way are lost) and still packs what it wrote
     # fla's autotuning compiles dozens of configurations per kernel, per process: minutes per model, more
     # than a book run trains; the cap (recorded in each run) changes the kernels' speed, not their function
-    SEQLIB_AUTOTUNE_MAX=${SEQLIB_AUTOTUNE_MAX:-4} PROFILE=${PROFILE:-book} timeout "${ROUND_TIMEOUT:-0}" \
+    # SIGTERM at ROUND_TIMEOUT: the grid records the round and exits 124 (a KILL follows 60 s later if it hangs)
+    SEQLIB_AUTOTUNE_MAX=${SEQLIB_AUTOTUNE_MAX:-4} PROFILE=${PROFILE:-book} timeout -k 60 "${ROUND_TIMEOUT:-0}" \
       "$PY" -m seqlib.book.grid --train-only "$@" || status=$?
     find results -newer "$stamp" -type f -name '*.json' -not -path 'results/scratch/*' -print0 \
       | tar -czf "$out/records.tar.gz" --null -T -

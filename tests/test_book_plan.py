@@ -189,6 +189,10 @@ def test_a_round_record_beside_the_estimate_and_the_plan_at_the_measured_rate(tm
     # a job the plan cannot estimate leaves the round without a ratio; two GPUs count twice the wall time
     gru = round_summary([("gru", {"configs": [tiny("parity_check", "gru")]})], 10.0, 2, 4, store, bench)
     assert gru["measured_over_estimate"] is None and gru["gpu_hours"] * 3600 == pytest.approx(20.0)
+    # a round stopped by SIGTERM with jobs under way is recorded, without a ratio (its wall time holds them)
+    cut = round_summary([("parity", {"configs": [run] * 4})], 7.6, 1, 4, store, bench, stopped=True)
+    assert cut["stopped"] and cut["measured_over_estimate"] is None and cut["estimated_gpu_hours"] > 0
+    assert data["stopped"] is False
     (bench / "grid-round-20260103T000000.json").write_text(json.dumps({**data, "measured_over_estimate": 0.3}))
     (bench / "grid-round-20260104T000000.json").write_text(json.dumps({**data, "workers_per_gpu": 8,
                                                                       "measured_over_estimate": None}))

@@ -335,6 +335,37 @@ def test_a_grid_killed_mid_run_leaves_whole_files_and_the_next_grid_finishes_reu
     assert toy.outputs(out / "parity_check" / "gru.ipynb") == "parity_check gru 0\n"
 
 
+@pytest.mark.book
+@pytest.mark.slow
+def test_a_grid_sent_sigterm_mid_run_stops_with_status_124_and_records_no_failure(book, monkeypatch):
+    """A round's ``timeout`` sends SIGTERM: the grid stops training (exit status 124, as ``timeout``
+    gives), executes no page, and the run it was training has no record (not a failure: it is trained
+    next time); the records finished before stay whole."""
+    planned = training_book(book, monkeypatch)
+    store = book / "store"
+    proc = start(grid_command(book), book / "termed")
+    locks = store / LOCKS_DIR
+
+    def training() -> list[Path]:
+        held = {p.stem for p in locks.glob("*.lock")} if locks.is_dir() else set()
+        return [p for p in planned if p.stem in held and not p.exists()]
+
+    wait_for(proc, lambda: any(p.exists() for p in planned) and training(), "record, then a run in training")
+    stopped = training()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        kill(proc)
+        raise AssertionError("the grid did not end after SIGTERM") from None
+    out = (book / "termed.out").read_text()
+    assert proc.returncode == 124 and "stopped by SIGTERM" in out, out + (book / "termed.err").read_text()[-3000:]
+    records = audit_store(store)
+    assert records and all(r.status == "ok" for r in records.values())
+    assert stopped and not any(p.exists() for p in stopped)  # no failed record of the run under way
+    assert not (book / "runs").exists() or not list((book / "runs").rglob("*.ipynb"))  # no page executed
+
+
 # -- 3. a full disk (a real tmpfs) ---------------------------------------------------------------
 
 

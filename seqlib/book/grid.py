@@ -70,6 +70,7 @@ import json
 import keyword
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -611,16 +612,30 @@ def dispatch(fn, jobs: list[tuple[str, dict]], client, deadline: float | None = 
         submit_next()
 
 
+class Stopped(BaseException):
+    """The grid was sent SIGTERM (a round's ``timeout``): it stops training and records the round. Not an
+    ``Exception``: no run records it as its failure, and a run's snapshot stays (:func:`seqlib.snapshot.until_ended`)."""
+
+
+# the exit status of a grid stopped by SIGTERM, as `timeout` gives
+STOPPED_EXIT = 124
+
+
+def stop_training(signum, frame) -> None:
+    raise Stopped
+
+
 def save_round(training: list[tuple[str, dict]], wall_s: float, gpus: int, workers_per_gpu: int, stack_size: int,
-               store: Path) -> Path:
-    """The round record of this call's training (:func:`seqlib.book.plan.round_summary`) under ``store``/bench."""
+               store: Path, stopped: bool = False) -> Path:
+    """The round record of this call's training (:func:`seqlib.book.plan.round_summary`) under ``store``/bench;
+    ``stopped``: a SIGTERM ended it with jobs under way, so its wall time is more than its finished jobs'."""
     import datetime as dt
 
     from seqlib.bench.record import save_record
     from seqlib.book.plan import ROUND_KIND, round_summary
 
     bench = store / "bench"
-    summary = round_summary(stack_jobs(training, stack_size), wall_s, gpus, workers_per_gpu, store, bench)
+    summary = round_summary(stack_jobs(training, stack_size), wall_s, gpus, workers_per_gpu, store, bench, stopped)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = save_record(ROUND_KIND, {**summary, "stack_size": stack_size}, bench / f"{ROUND_KIND}-{stamp}.json")
     print(f"seqbook grid: this call's training took {summary['gpu_hours']:.3f} GPU hours, the plan's estimate of "
@@ -975,33 +990,42 @@ def main(argv: list[str] | None = None) -> int:
     try:
         deadline = start + args.deadline if args.deadline is not None else None
         attempted: set[str] = set()
-        train_start, ran = time.monotonic(), set()
-        while True:  # rounds (:func:`next_round`): a round's records may plan the next (a second stage)
-            todo = next_round(training, attempted, headline, last)
-            if not todo or (deadline is not None and time.monotonic() >= deadline):
-                break
-            attempted |= {name for name, _ in todo}
-            expected |= {name: str(record_file(ExperimentConfig.model_validate(job["config"]))) for name, job in todo}
-            jobs = [(label, {**job, "compiled": args.compile_stacks}) for label, job in stack_jobs(todo, stack_size)]
-            for name, record in ((n, r) for _, results in dispatch(train_stack, jobs, client, deadline) for n, r in results):
-                record = check_trained(record, expected[name])
-                trained.append(record)
-                ran.add(name)
-                if record["status"] != "ok":
-                    failed_training.append((name, record))
-                failed = sum(r["status"] != "ok" for r in trained)
-                line = f"  {name}: {record['status']} in {record['seconds']} s"
-                if record["status"] != "ok":
-                    line += f" -- {record['error'][:300]}"
-                print(f"[train: {len(trained) - failed} done, {failed} failed, {len(expected) - len(trained)} "
-                      f"remaining, {time.monotonic() - start:.0f} s]{line}", flush=True)
-            plans = planned_runs(runs)
-            known = {name for name, _ in training}
-            training += [(n, j) for n, j in planned_training(runs, plans, problems, share) if n not in known]
+        train_start, ran, stopped = time.monotonic(), set(), False
+        previous = signal.signal(signal.SIGTERM, stop_training)  # what `timeout` (ROUND_TIMEOUT) sends
+        try:
+            while True:  # rounds (:func:`next_round`): a round's records may plan the next (a second stage)
+                todo = next_round(training, attempted, headline, last)
+                if not todo or (deadline is not None and time.monotonic() >= deadline):
+                    break
+                attempted |= {name for name, _ in todo}
+                expected |= {name: str(record_file(ExperimentConfig.model_validate(job["config"]))) for name, job in todo}
+                jobs = [(label, {**job, "compiled": args.compile_stacks}) for label, job in stack_jobs(todo, stack_size)]
+                for name, record in ((n, r) for _, results in dispatch(train_stack, jobs, client, deadline) for n, r in results):
+                    record = check_trained(record, expected[name])
+                    trained.append(record)
+                    ran.add(name)
+                    if record["status"] != "ok":
+                        failed_training.append((name, record))
+                    failed = sum(r["status"] != "ok" for r in trained)
+                    line = f"  {name}: {record['status']} in {record['seconds']} s"
+                    if record["status"] != "ok":
+                        line += f" -- {record['error'][:300]}"
+                    print(f"[train: {len(trained) - failed} done, {failed} failed, {len(expected) - len(trained)} "
+                          f"remaining, {time.monotonic() - start:.0f} s]{line}", flush=True)
+                plans = planned_runs(runs)
+                known = {name for name, _ in training}
+                later = planned_training(runs, plans, problems, share, [], None if crashes is None else [])
+                training += [(n, j) for n, j in later if n not in known]  # held runs stay held
+        except Stopped:
+            stopped = True
+            print("seqbook grid: stopped by SIGTERM; a run or stack under way goes on from its snapshot next time",
+                  flush=True)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         if gpus and ran:  # what this call measured beside the plan's estimate (seqlib.book.plan)
             save_round([(n, j) for n, j in training if n in ran], time.monotonic() - train_start, len(gpus),
-                       n_workers // len(gpus) if n_workers else 1, stack_size, args.results)
-        for phase in [] if args.train_only else phases:  # the store is read once the runs that write it are done
+                       n_workers // len(gpus) if n_workers else 1, stack_size, args.results, stopped)
+        for phase in [] if args.train_only or stopped else phases:  # the store is read once the runs that write it are done
             todo = []
             for run in phase:
                 code = run_code_hash(run, args.results, [cfg for _, cfg in shown_configs(run, plans, runs)])
@@ -1037,7 +1061,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if default_out is None else "; `make book` builds them" if args.out == REPO / COMMITTED \
             else f"; `BOOK_PROFILE={profile} make book` builds them"
         print(f"seqbook grid: the {profile} pages are in {shown_path(args.out)}{hint}")
-    return status
+    return STOPPED_EXIT if stopped else status
 
 
 def shown_path(path: Path) -> str:

@@ -332,9 +332,11 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
 
 
 def round_summary(jobs: list[tuple[str, dict]], wall_s: float, gpus: int, workers_per_gpu: int, store: Path,
-                  bench_dir: Path) -> dict:
+                  bench_dir: Path, stopped: bool = False) -> dict:
     """One GPU round of the grid: the training ``jobs`` it ran, its wall time on ``gpus`` GPUs shared by
-    ``workers_per_gpu`` workers each, and this plan's estimate of the same jobs (module docstring)."""
+    ``workers_per_gpu`` workers each, and this plan's estimate of the same jobs (module docstring). A
+    ``stopped`` round (SIGTERM, jobs under way) gives no measured-over-estimate ratio: its wall time
+    holds work that no finished job accounts for."""
     est = estimate(jobs, store, bench_dir)
     estimated = sum(r["train"] + r["eval"] for r in est.tasks.values())
     unknown = sum(r["unknown"] for r in est.tasks.values())
@@ -343,7 +345,8 @@ def round_summary(jobs: list[tuple[str, dict]], wall_s: float, gpus: int, worker
             "jobs": len(jobs), "runs": sum(r["runs"] for r in est.tasks.values()),
             "runs_per_task": {task: r["runs"] for task, r in est.tasks.items()},
             "estimated_gpu_hours": estimated, "unestimated_jobs": unknown,
-            "measured_over_estimate": measured / estimated if estimated and not unknown else None}
+            "measured_over_estimate": measured / estimated if estimated and not unknown and not stopped else None,
+            "stopped": stopped}
 
 
 def round_ratios(bench_dir: Path) -> dict[int, list[tuple[float, str]]]:
