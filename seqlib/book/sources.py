@@ -75,6 +75,9 @@ PUBLISHED: dict[tuple[str, str], Published] = {
     ("parity_check", "hawk"): Published("not reported; Theorem 1: a linear RNN with transition eigenvalues in "
                                         "[0, 1] cannot (Mamba [0,1]: 0.000, [-1,1]: 1.000)", GRAZZI, FAILS, True),
     ("parity_check", "griffin"): Published("not reported (as Hawk: a_t in (0, 1))", GRAZZI, FAILS, True),
+    **{("parity_check", m): Published("not reported; with eigenvalues in [-1, 1] a linear RNN can (Mamba [-1,1]: "
+                                      "1.000, DeltaNet [-1,1]: 1.000)", GRAZZI, SOLVES, True)
+       for m in ("hawk_neg", "griffin_neg")},  # the book's controls: the RG-LRU's a_t in (-1, 1)
     ("parity_check", "deltanet"): Published("0.017 (DeltaNet [0,1])", GRAZZI, FAILS),
     ("parity_check", "deltanet_neg"): Published("1.000 (DeltaNet [-1,1])", GRAZZI, SOLVES),
     **{("even_pairs", m): p for m, p in _deletang(100, 96.4).items()},
