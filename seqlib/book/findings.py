@@ -33,6 +33,7 @@ from seqlib.book.pages import GRID, PagesError, chosen_profile, pages_dir
 from seqlib.book.report import (
     ALPHA,
     NOT_FIT,
+    chosen_runs,
     fit_note,
     leaderboard,
     model_sizes,
@@ -103,11 +104,6 @@ def budget(runs: list[RunRecord]) -> str:
                       for r in runs if r.train.get("steps_done") != cap)
     stopped = ", ".join(f"{why} ({n})" for why, n in sorted(reasons.items(), key=str) if why)
     return used + (f"; stopped: {stopped}" if stopped else "")
-
-
-def chosen_runs(row: pd.Series, records: list[RunRecord]) -> list[RunRecord]:
-    """The successful runs a leaderboard row summarises (its task, model and chosen rate)."""
-    return [r for r in records if r.status == "ok" and (r.task, r.model, r.lr) == (row["task"], row["model"], row["lr"])]
 
 
 def value(row: pd.Series, records: list[RunRecord]) -> str:
@@ -299,22 +295,20 @@ def family_table(rows: pd.DataFrame, family: Family, base: str) -> str:
 
 def sources_section(rows: pd.DataFrame, records: list[RunRecord], family: Family) -> list[str]:
     """The family's comparisons with the published results (:func:`seqlib.book.sources.against_sources`)
-    as a paragraph and a markdown table, or nothing where no source reports on its tasks."""
+    as a paragraph and a bullet per comparison (a table of them is wider than the page), or nothing where
+    no source reports on its tasks."""
     table = against_sources(rows, records, family.tasks)
     if table.empty:
         return []
     marks = Counter(table["verdict"])
     head = ("**Beside the published results.** Each comparison the book makes on these tasks, marked from the "
             f"records ({', '.join(f'{n} {mark}' for mark, n in sorted(marks.items()))}; the Results page says how): "
-            "the source's value, where it comes from and how far it is checked, and the share of the source's "
-            "training budget our chosen runs had.")
-    columns = ["task", "model", "ours", "reported by the source", "verdict", "why", "our budget", "source", "checked"]
-    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
-    for r in table.itertuples(index=False):
-        cells = dict(zip(table.columns, r))
-        cells["task"], cells["model"] = cells["task"].replace("_", BREAK), model_title(cells["model"])
-        lines.append("| " + " | ".join(str(cells[c]) for c in columns) + " |")
-    return [head, "\n".join(lines)]
+            "our headline, the source's value, where it comes from and how far it is checked, and the share of "
+            "the source's training budget our chosen runs had.")
+    bullets = [f"- **{r['task'].replace('_', BREAK)}, {model_title(r['model'])}: {r['verdict']}.** Ours: {r['ours']}. "
+               f"{r['source']}: {r['reported by the source']}; {r['checked']}. {r['why'][:1].upper()}{r['why'][1:]}"
+               + (f"; {r['our budget']}." if r["our budget"] else ".") for r in table.to_dict("records")]
+    return [head, "\n".join(bullets)]
 
 
 @dataclass

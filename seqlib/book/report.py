@@ -325,6 +325,11 @@ def _headlines(records: list[RunRecord]) -> Iterator[tuple[str, Scoring, pd.Data
         yield task, cards[task], chosen
 
 
+def chosen_runs(row: pd.Series, records: list[RunRecord]) -> list[RunRecord]:
+    """The successful runs a :func:`leaderboard` row summarises (its task, model and chosen rate)."""
+    return [r for r in records if r.status == "ok" and (r.task, r.model, r.lr) == (row["task"], row["model"], row["lr"])]
+
+
 def leaderboard(records: list[RunRecord]) -> pd.DataFrame:
     """Per (task, model): the headline at the learning rate :func:`select_lr` chose, summarised over
     seeds (:func:`seqlib.stats.summarize_seeds` with the task's card), beside the split and metric the

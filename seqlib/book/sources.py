@@ -159,8 +159,7 @@ def against_sources(board: pd.DataFrame, records: list[RunRecord], tasks: list[s
     :func:`seqlib.book.report.leaderboard` row: mean, best seed, seeds), the source's result, where it
     comes from and how far it is checked, the :func:`verdict` and why, and our share of the source's
     training budget (:func:`share`, the chosen rate's runs)."""
-    from seqlib.book.findings import chosen_runs
-    from seqlib.book.report import seed_cells
+    from seqlib.book.report import chosen_runs, seed_cells
 
     ours = board.set_index(["task", "model"]) if not board.empty else None
     cells = seed_cells(board).set_index(["task", "model"]) if not board.empty else None
