@@ -1014,7 +1014,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"remaining, {time.monotonic() - start:.0f} s]{line}", flush=True)
                 plans = planned_runs(runs)
                 known = {name for name, _ in training}
-                later = planned_training(runs, plans, problems, share, [], None if crashes is None else [])
+                later = planned_training(runs, plans, problems, share, crashes=None if crashes is None else [])
                 training += [(n, j) for n, j in later if n not in known]  # held runs stay held
         except Stopped:
             stopped = True
