@@ -13,7 +13,9 @@
 #                                      to the grid, e.g. --workers-per-gpu 8 --deadline 300), then the records
 #                                      it wrote (runs, the round record) as DIR/records.tar.gz; ROUND_TIMEOUT=s
 #                                      stops the grid after s seconds and still packs what it wrote; a run or stack
-#                                      that it stopped goes on from its snapshot in the next round on this disk
+#                                      that it stopped goes on from its snapshot in the next round on this disk,
+#                                      which also keeps each call's records ($SEQBOOK_ROUNDS, default
+#                                      ~/seqbook-rounds) and restores them first (a call replaces the tree's)
 #   scripts/gpu_node.sh diagnose M...  each model alone in its process under CUDA_LAUNCH_BLOCKING=1, a short run
 #                                      of its book parity configuration (DIAG_TASK, DIAG_STEPS), with the autotune
 #                                      cap and without: is a crash seen in a round the kernel's or the round's?
@@ -64,6 +66,14 @@ case "$step" in
     echo "round: $(find results/.partial -name '*.pt' 2>/dev/null | wc -l) snapshot(s) to resume (seqlib.snapshot)," \
       "Triton cache $(du -sh "${TRITON_CACHE_DIR:-$HOME/.triton/cache}" 2>/dev/null | cut -f1 || echo none)," \
       "$(nvidia-smi --query-compute-apps=pid --format=csv,noheader 2>/dev/null | wc -l) process(es) on the GPU"
+    # each call's records stay on this disk, outside the tree (a call replaces the tree's tracked files,
+    # the records among them, with the caller's copy): restored first, so that a chained call on a warm
+    # machine goes on after them rather than training them again (seqlib.results.merge_archives)
+    kept=${SEQBOOK_ROUNDS:-$HOME/seqbook-rounds}
+    mkdir -p "$kept"
+    if compgen -G "$kept/*.tar.gz" >/dev/null; then
+      "$PY" -c "import sys; from seqlib.results import merge_archives as m; print('round: restored %d record(s) of earlier calls on this disk (%d already as good here)' % m(sorted(sys.argv[1:])))" "$kept"/*.tar.gz
+    fi
     stamp=$(mktemp)
     sleep 1  # the records written from now on are newer than the stamp
     status=0
@@ -75,6 +85,7 @@ case "$step" in
       "$PY" -m seqlib.book.grid --train-only "$@" || status=$?
     find results -newer "$stamp" -type f -name '*.json' -not -path 'results/scratch/*' -print0 \
       | tar -czf "$out/records.tar.gz" --null -T -
+    cp "$out/records.tar.gz" "$kept/records-$(date -u +%Y%m%dT%H%M%S).tar.gz"
     echo "round: $(tar -tzf "$out/records.tar.gz" | wc -l) records in $out/records.tar.gz (grid exit status $status)"
     exit $status
     ;;

@@ -88,6 +88,52 @@ def _load_one(path: Path) -> RunRecord:
         raise ResultsError(f"corrupt result record {path}: {e}") from e
 
 
+def replaces(new: dict, old: dict | None) -> bool:
+    """Whether the run record ``new`` (its JSON) should take the place of the stored ``old``: there is
+    none; or ``new`` is ``ok`` and ``old`` is not; or both are ``ok`` or both not, and ``new`` ended
+    later. An ``ok`` record is never replaced by one that is not (a failed run destroys no result).
+    A file that is not a run record (a round record) is written only where there is none."""
+    if old is None:
+        return True
+    if "status" not in new or "status" not in old:
+        return False
+    ok_new, ok_old = new["status"] == "ok", old["status"] == "ok"
+    if ok_new != ok_old:
+        return ok_new
+    end = lambda record: (record.get("provenance") or {}).get("end_time") or ""  # noqa: E731 - ISO strings
+    return end(new) > end(old)
+
+
+def merge_archives(archives: list[str | Path], root: str | Path = ".") -> tuple[int, int]:
+    """Restore the JSON files of ``.tar.gz`` archives (``scripts/gpu_node.sh round``'s records, paths
+    relative to the repository) under ``root``, each where it :func:`replaces` what is there, in the
+    archives' order; returns (written, kept). A lent GPU machine that stays warm between calls keeps
+    its own disk, but each call replaces the repository's tracked files with the caller's copy: the
+    records of the calls before, restored like this, keep the next call from training them again."""
+    import tarfile
+
+    root, written, kept = Path(root).resolve(), 0, 0
+    for archive in archives:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                if not (member.isfile() and member.name.endswith(".json")):
+                    continue
+                path = (root / member.name).resolve()
+                if not path.is_relative_to(root):
+                    raise ResultsError(f"{archive}: {member.name} lies outside {root}")
+                data = tar.extractfile(member).read()
+                try:
+                    old = json.loads(path.read_text()) if path.exists() else None
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                    old = None  # a corrupt file there: the archive's takes its place
+                if replaces(json.loads(data), old):
+                    atomic_write_bytes(path, data)
+                    written += 1
+                else:
+                    kept += 1
+    return written, kept
+
+
 def load_records(results_dir: str | Path, strict: bool = False) -> list[RunRecord]:
     """All records in ``results_dir/<task>/<model>/``. A corrupt record, a leftover temp file (an
     interrupted write) or a stray file there is reported with its name: a warning by default,

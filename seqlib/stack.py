@@ -88,6 +88,7 @@ from seqlib.train import (
     new_record,
     nonfinite_message,
     parameter_groups,
+    record_failure,
     resolve_device,
     resolve_dtype,
     run_model_config,
@@ -655,8 +656,7 @@ def run_stack(cfgs: list[ExperimentConfig], force: bool = False, task: Task | No
                 reason = failure_reason(e)
                 for j, i in enumerate(todo):
                     if i not in outcomes:
-                        records[i].status, records[i].reason = "failed", reason
-                        records[i].traceback = traceback.format_exc()
+                        record_failure(records[i], e, reason)
                         write(j)
     if out_of_memory:
         halves = [out_of_memory[: len(out_of_memory) // 2], out_of_memory[len(out_of_memory) // 2 :]]

@@ -37,7 +37,7 @@ from seqlib import cuda_context, snapshot
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig, check_stopping, out_of_distribution, select_split
 from seqlib.evaluate import eval_plan, evaluate_split, split_metric, summarize
-from seqlib.measure import Meter, model_size, share_hint
+from seqlib.measure import Meter, device_processes, model_size, share_hint
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.objective import autocast, batch_accuracy, derive_seed, masked_loss, scored_targets
 from seqlib.provenance import now, this_process
@@ -450,8 +450,7 @@ def run_one(cfg: ExperimentConfig, force: bool = False, task: Task | None = None
     except ModelUnavailable as e:
         record.status, record.reason = "skipped", f"model unavailable: {e}"
     except Exception as e:  # noqa: BLE001 - every failure is recorded, then reported by the caller
-        record.status, record.reason = "failed", failure_reason(e)
-        record.traceback = traceback.format_exc()
+        record_failure(record, e)
     return store_outcome(cfg, record)
 
 
@@ -461,6 +460,17 @@ def failure_reason(e: Exception) -> str:
     unusable (:func:`seqlib.cuda_context.lost_after_failure`)."""
     return (f"{type(e).__name__}: {e}" + (share_hint() if isinstance(e, torch.cuda.OutOfMemoryError) else "")
             + cuda_context.lost_after_failure())
+
+
+def record_failure(record: RunRecord, e: Exception, reason: str | None = None) -> None:
+    """Mark ``record`` failed by ``e`` (in its ``except`` block: the traceback is the current one), with
+    ``reason`` (default :func:`failure_reason`). A run out of GPU memory also records the share of the
+    GPU it had (``measure.device_processes``, whatever stage it failed in), which tells a later grid
+    with no larger a share not to train it again (:func:`seqlib.book.grid.out_of_share`)."""
+    record.status, record.reason = "failed", failure_reason(e) if reason is None else reason
+    record.traceback = traceback.format_exc()
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        record.measure.setdefault("device_processes", device_processes())
 
 
 def sweep_plan(cfg: ExperimentConfig, chosen_lr: float | None = None) -> list[ExperimentConfig]:

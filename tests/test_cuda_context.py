@@ -127,15 +127,18 @@ except cuda_context.CudaContextLost:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_a_real_illegal_memory_access_is_seen_as_a_lost_context():
+def test_a_real_illegal_memory_access_is_seen_as_a_lost_context(tmp_path):
     """On a GPU, in a fresh process (the error ends its CUDA context): a kernel's illegal memory access is
-    probed as a lost context, noted, and the next run refused."""
+    probed as a lost context, noted, and the next run refused. The script is a file: ``triton.jit`` reads
+    its kernel's source, which ``python -c`` does not have."""
     import subprocess
     import sys
 
     from seqlib.provenance import REPO
 
-    proc = subprocess.run([sys.executable, "-c", WILD_STORE], capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert proc.stdout.splitlines()[0].startswith("raised"), proc.stdout + proc.stderr
+    script = tmp_path / "wild_store.py"
+    script.write_text(WILD_STORE)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.stdout.startswith("raised"), proc.stdout + proc.stderr
     assert f"note: [{cuda_context.LOST_NOTE} (" in proc.stdout and proc.stdout.rstrip().endswith("refused"), \
         proc.stdout + proc.stderr

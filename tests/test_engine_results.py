@@ -178,3 +178,48 @@ def test_the_cells_stores_locks_are_no_records_but_a_stray_file_is_reported(tmp_
     stray.write_text("x")
     with pytest.raises(ResultsError, match="unexpected file .*notes.txt among the result records"):
         load_records(tmp_path, strict=True)
+
+
+def test_merged_archives_restore_the_better_record_and_never_lose_a_result(tmp_path):
+    """A warm GPU machine's earlier calls' records, restored into a tree that a call replaced
+    (scripts/gpu_node.sh round): an ``ok`` record takes the place of a failed or missing one, a failed
+    one never of an ``ok`` one, the later of two alike wins, a round record is written only where there
+    is none, and a member outside the tree is refused."""
+    import io
+    import tarfile
+
+    def record(status: str, end: str) -> dict:
+        return {"status": status, "run_id": "r", "provenance": {"end_time": end}}
+
+    def archive(name: str, files: dict[str, dict]) -> Path:
+        path = tmp_path / name
+        with tarfile.open(path, "w:gz") as tar:
+            for member, content in files.items():
+                data = json.dumps(content).encode()
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return path
+
+    tree = tmp_path / "tree"
+    stored = {"results/t/m/ok.json": record("ok", "2026-12-01"), "results/t/m/failed.json": record("failed", "2026-12-01"),
+              "results/t/m/old.json": record("failed", "2026-12-01"), "results/bench/round.json": {"round": 1}}
+    for name, content in stored.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text(json.dumps(content))
+    first = archive("a.tar.gz", {"results/t/m/ok.json": record("failed", "2026-12-03"),      # kept: ok stays
+                                 "results/t/m/failed.json": record("ok", "2026-11-30"),      # ok wins
+                                 "results/t/m/old.json": record("failed", "2026-12-02"),     # later wins
+                                 "results/t/m/new.json": record("failed", "2026-12-02"),     # none there
+                                 "results/bench/round.json": {"round": 2}})                  # kept
+    second = archive("b.tar.gz", {"results/t/m/new.json": record("ok", "2026-12-01")})     # ok wins
+    assert results.merge_archives([first, second], tree) == (4, 2)
+    got = {name: json.loads((tree / name).read_text()) for name in [*stored, "results/t/m/new.json"]}
+    assert got["results/t/m/ok.json"] == record("ok", "2026-12-01")
+    assert got["results/t/m/failed.json"] == record("ok", "2026-11-30")
+    assert got["results/t/m/old.json"] == record("failed", "2026-12-02")
+    assert got["results/t/m/new.json"] == record("ok", "2026-12-01")
+    assert got["results/bench/round.json"] == {"round": 1}
+    with pytest.raises(ResultsError, match="outside"):
+        results.merge_archives([archive("c.tar.gz", {"../escape.json": record("ok", "2026-12-01")})], tree)
+    assert not (tmp_path / "escape.json").exists()

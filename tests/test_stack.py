@@ -497,3 +497,11 @@ def test_a_single_run_out_of_memory_fails_and_names_its_share_of_the_gpu(tmp_pat
     (got,) = run_stack([cfg], force=True) if path == "stack" else [train_module.run_one(cfg, force=True)]
     assert got.record.status == "failed" and got.record.reason.startswith("OutOfMemoryError: CUDA out of memory")
     assert (f"1/{share} share of the GPU's memory ({SHARE_ENV}={share})" in got.record.reason) == (share > 1)
+    # the share is recorded whatever stage failed (here before any step), so a grid with no more
+    # memory per worker holds the run back and one with more trains it (seqlib.book.grid.out_of_share)
+    from seqlib.book.grid import out_of_share
+    from seqlib.train import stored_record
+
+    stored = stored_record(cfg)
+    assert stored.measure["device_processes"] == share and stored.traceback
+    assert out_of_share(stored, share) and (share == 1 or not out_of_share(stored, share // 2))
