@@ -100,8 +100,8 @@ def replaces(new: dict, old: dict | None) -> bool:
     ok_new, ok_old = new["status"] == "ok", old["status"] == "ok"
     if ok_new != ok_old:
         return ok_new
-    end = lambda record: (record.get("provenance") or {}).get("end_time") or ""  # noqa: E731 - ISO strings
-    return end(new) > end(old)
+    new_end, old_end = ((r.get("provenance") or {}).get("end_time") or "" for r in (new, old))  # ISO strings
+    return new_end > old_end
 
 
 def merge_archives(archives: list[str | Path], root: str | Path = ".") -> tuple[int, int]:
