@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from seqlib.provenance import REPO
@@ -292,40 +293,82 @@ def test_place_is_atomic_across_file_systems(tmp_path, monkeypatch):
 
 
 def test_training_rounds_take_the_headline_tasks_then_the_rest_then_the_cells():
-    """next_round: of the runs not attempted, the first class present; a headline task's second stage,
-    planned after its first round, comes before any other task's run."""
-    from seqlib.book.grid import next_round
+    """next_round without a train_order (one tier: the tasks of several seeds): of the runs not
+    attempted, the first class present; a headline task's second stage, planned after its first
+    round, comes before any other task's run."""
+    from seqlib.book.grid import TrainOrder, next_round
 
     def names(todo):
         return [name for name, _ in todo]
 
     first = [("parity_check/hawk/lr=0.001/seed=0", {}), ("even_pairs/hawk/lr=0.001/seed=0", {}),
              ("mqar:zoology/hawk/lr=0.001/seed=0", {}), ("mqar/hawk/lr=0.001/seed=0", {})]
-    headline = {"mqar", "parity_check"}
+    order = TrainOrder((("mqar", "parity_check"),))
     attempted: set[str] = set()
-    round_one = next_round(first, attempted, headline)
+    round_one = next_round(first, attempted, order)
     assert names(round_one) == ["parity_check/hawk/lr=0.001/seed=0", "mqar/hawk/lr=0.001/seed=0"]
     attempted |= set(names(round_one))
     planned_again = first + [("mqar/hawk/lr=0.001/seed=1", {})]  # the second stage, planned from round one
-    assert names(next_round(planned_again, attempted, headline)) == ["mqar/hawk/lr=0.001/seed=1"]
+    assert names(next_round(planned_again, attempted, order)) == ["mqar/hawk/lr=0.001/seed=1"]
     attempted.add("mqar/hawk/lr=0.001/seed=1")
-    assert names(next_round(planned_again, attempted, headline)) == ["even_pairs/hawk/lr=0.001/seed=0"]
+    assert names(next_round(planned_again, attempted, order)) == ["even_pairs/hawk/lr=0.001/seed=0"]
     attempted.add("even_pairs/hawk/lr=0.001/seed=0")
-    assert names(next_round(planned_again, attempted, headline)) == ["mqar:zoology/hawk/lr=0.001/seed=0"]
+    assert names(next_round(planned_again, attempted, order)) == ["mqar:zoology/hawk/lr=0.001/seed=0"]
     attempted.add("mqar:zoology/hawk/lr=0.001/seed=0")
-    assert next_round(planned_again, attempted, headline) == []
+    assert next_round(planned_again, attempted, order) == []
+
+
+def test_a_train_order_puts_its_tiers_and_their_cells_first():
+    """train_order: each tier's tasks and cells (every combination of a cell's axes) in one round, tier
+    after tier; then the tasks no tier names, then the other cells; a task that trains last after all."""
+    from seqlib.book.grid import TrainOrder, next_round
+
+    todo = [("lis/hawk/lr=0.001/seed=0", {}), ("mqar:window-w16/griffin/lr=0.001/seed=0", {}),
+            ("flipflop/hawk/lr=0.001/seed=0", {}), ("text/hawk/lr=0.001/seed=0", {}),
+            ("mqar:sweep-d64-L64/hawk/lr=0.001/seed=0", {}), ("mqar/hawk/lr=0.001/seed=0", {}),
+            ("mqar:sweep_other-x/hawk/lr=0.001/seed=0", {})]
+    order = TrainOrder((("mqar", "mqar:sweep"), ("flipflop",)), frozenset({"text"}))
+    attempted: set[str] = set()
+    rounds = []
+    while batch := next_round(todo, attempted, order):
+        rounds.append(sorted(name.split("/")[0] for name, _ in batch))
+        attempted |= {name for name, _ in batch}
+    assert rounds == [["mqar", "mqar:sweep-d64-L64"], ["flipflop"], ["lis"],
+                      ["mqar:sweep_other-x", "mqar:window-w16"], ["text"]]
+    assert order.place("mqar:sweep-d64-L64") == (0, 1) and order.place("flipflop") == (1, 0)
+
+
+def test_a_train_order_that_names_what_no_entry_trains_is_refused(tmp_path):
+    """load_order: an unknown task or cell, a name listed twice, a task that trains last or a tier that is
+    not a list of names is an error naming it; no train_order is the default order."""
+    from seqlib.book.grid import GRID, TrainOrder, default_order, load_grid, load_order
+
+    runs = load_grid(GRID, REPO / "chapters", REPO / "book" / "runs", "book")
+    spec = yaml.safe_load(GRID.read_text())
+    book = load_order(GRID, runs)
+    assert book.tiers[0][:3] == ("mqar", "mqar:zoology", "mqar:sweep") and book.last == frozenset({"text"})
+    grid = tmp_path / "grid.yaml"
+    for tiers, message in (([["mqar", "nope"]], "'nope' is no task"), ([["mqar:nocell"]], "'mqar:nocell' is no task"),
+                           ([["mqar"], ["mqar"]], "'mqar' is listed twice"), ([["text"]], "trains last"),
+                           (["mqar"], "a list of tiers"), ([[]], "a list of tiers")):
+        grid.write_text(yaml.safe_dump({**spec, "train_order": tiers}))
+        with pytest.raises(ValueError, match=message):
+            load_order(grid, runs)
+    grid.write_text(yaml.safe_dump({k: v for k, v in spec.items() if k != "train_order"}))
+    assert load_order(grid, runs) == default_order(runs)
+    assert isinstance(default_order(runs), TrainOrder) and set(default_order(runs).tiers[0]) == {"mqar", "parity_check"}
 
 
 def test_an_entry_that_trains_last_waits_for_every_other_run_and_cell():
     """``train_last``: the text task's runs, several seeds or not, come after every other class, even the
     cells; its own cells after its runs. In the book's grid it is the text entry, never a headline."""
-    from seqlib.book.grid import GRID, headline_tasks, last_tasks, load_grid, next_round
+    from seqlib.book.grid import GRID, TrainOrder, headline_tasks, last_tasks, load_grid, next_round
 
     todo = [("text/hawk/lr=0.002/seed=1", {}), ("text:large/hawk/lr=0.001/seed=0", {}),
             ("mqar:zoology/hawk/lr=0.001/seed=0", {}), ("even_pairs/hawk/lr=0.001/seed=0", {})]
     attempted: set[str] = set()
     order = []
-    while batch := next_round(todo, attempted, {"text"}, {"text"}):
+    while batch := next_round(todo, attempted, TrainOrder((), frozenset({"text"}))):
         order.append([name for name, _ in batch])
         attempted |= set(order[-1])
     assert [names[0].split("/")[0] for names in order] == ["even_pairs", "mqar:zoology", "text", "text:large"]

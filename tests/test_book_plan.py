@@ -244,3 +244,32 @@ def test_a_model_timed_on_another_task_only_is_priced_from_it_by_hand(tmp_path):
     assert even["eval"] * 3600 == pytest.approx(28 * 0.1 * 2)
     assert any("1 (task, model) pair(s) priced from the same model on another task" in line
                and "even_pairs gla from parity_check" in line for line in plan_lines(jobs, store, bench))
+
+
+def test_a_model_timed_on_another_task_takes_the_other_models_ratio_by_hand(tmp_path):
+    """gla timed on parity_check only (0.010 s a step); hawk on parity_check (0.020) and on even_pairs
+    (0.030: 1.5 times): gla's even_pairs run is priced at 1.5 x its parity step, not at the ratio of
+    tokens per step. Measured stacks carry over alike, and a superseded record of the store still
+    times: deltanet's parity stack (in results/superseded/) and hawk's stacks on both tasks (even_pairs
+    costs hawk 3 times parity) price deltanet's even_pairs stack at 3 x its own."""
+    from seqlib.book.plan import plan_lines
+
+    store, bench = tmp_path / "results", tmp_path / "results" / "bench"
+    write_record(store, gpu_record("parity_check", "gla", A, 0.010, evals=2, eval_s=1.2))
+    write_record(store, gpu_record("parity_check", "hawk", A, 0.020, evals=2, eval_s=1.2))
+    hawk = gpu_record("even_pairs", "hawk", A, 0.030, evals=2, eval_s=1.2)
+    hawk.measure["train_tokens"] = 8000  # 4 times the tokens: the token ratio would say 4 x
+    write_record(store, hawk)
+    jobs = [("gla", {"configs": [tiny("even_pairs", "gla")]})]
+    assert estimate(jobs, store, bench).tasks["even_pairs"]["train"] * 3600 == pytest.approx(100 * 0.010 * 1.5)
+    assert any("even_pairs gla from parity_check x the ratio of 1 other model(s)" in line
+               for line in plan_lines(jobs, store, bench))
+    stacks = tmp_path / "stacks"
+    for folder, task, model, step in ((stacks / "superseded" / "old", "parity_check", "deltanet", 0.040),
+                                      (stacks, "parity_check", "hawk", 0.040), (stacks, "even_pairs", "hawk", 0.120)):
+        rec = gpu_record(task, model, A, step, evals=1, eval_s=2.0, stacked=True)
+        rec.measure["device_processes"] = 8
+        write_record(folder, rec)
+    est = estimate([("deltanet", {"configs": [tiny("even_pairs", "deltanet")] * 4})], stacks, stacks / "bench")
+    assert est.tasks["even_pairs"]["train"] * 3600 == pytest.approx(100 * 4 * 3 * 0.040 / 32)
+    assert est.measured_pairs == 3

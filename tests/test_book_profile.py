@@ -93,7 +93,14 @@ def test_headline_tasks_have_six_seeds_and_train_first(book, monkeypatch):
     rate chosen on it); their runs are the grid's first round, and before any record the plan counts
     their second stages (five seeds per model) at a stand-in rate."""
     from seqlib.book.chapter import load_tasks
-    from seqlib.book.grid import headline_tasks, last_tasks, next_round, pending_second_stages
+    from seqlib.book.grid import (
+        GRID,
+        headline_tasks,
+        last_tasks,
+        load_order,
+        next_round,
+        pending_second_stages,
+    )
 
     runs, plans, pairs = book
     monkeypatch.setattr(train, "stored_record", lambda cfg: None)  # plan every run, stored or not
@@ -104,8 +111,11 @@ def test_headline_tasks_have_six_seeds_and_train_first(book, monkeypatch):
             if name in headlines:
                 assert len(cfg.optim.seeds) >= SIX and cfg.optim.sweep_seeds == [0], name
                 assert {c.optim.seeds[0] for c in pairs[name, cfg.model.name]} == {0}  # stage 2 waits
-    first = next_round(planned_training(runs, plans), set(), headlines)
-    assert {name.split("/")[0] for name, _ in first} == headlines
+    order = load_order(GRID, runs)
+    first = next_round(planned_training(runs, plans, order=order), set(), order)
+    tier = {name.split("/")[0].split("-")[0] for name, _ in first}  # a cell's runs by its family
+    assert headlines <= tier <= set(order.tiers[0])  # the first tier: MQAR and parity with the issue's others
+    assert {name.split("seed=")[1] for name, _ in first} == {"0"}  # the second stages wait for the first
     pending = pending_second_stages(runs)
     models = {name.split("/")[1] for name, _ in first}
     staged = headlines | last_tasks(runs)  # the text chapter's second stage too, though it trains last

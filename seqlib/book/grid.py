@@ -20,9 +20,12 @@ parameters ``task`` and ``model`` set. Every run also gets ``profile`` and ``see
   ``stored_only=True``: they show the stored records, train nothing, and list any planned run that
   has no record yet.
 * Cells: a task entry's ``cells:`` (:mod:`seqlib.book.cells`) are variants of its runs (other
-  widths, lengths, block patterns, windows) that train after every entry's runs as runs of their
-  own, recorded in ``<results_dir>/cells/``; the entry's pages show them (their records are in the
-  pages' code hash), and the plan lists them as ``<task>:<cell>``.
+  widths, lengths, block patterns, windows) that train as runs of their own, recorded in
+  ``<results_dir>/cells/``; the entry's pages show them (their records are in the pages' code
+  hash), and the plan lists them as ``<task>:<cell>``.
+* Order: the grid file's ``train_order`` lists tiers of tasks and cells that train one tier after
+  another, each seed by seed; the other tasks' runs follow, then the other cells (without one, the
+  tasks of several seeds come first: :class:`TrainOrder`).
 * Resumable: an executed notebook records its parameters hash and code hash (the chapter and every
   ``seqlib/**/*.py``; for a task chapter also the records of its runs) in its metadata; a run whose
   stored notebook has the same two is skipped unless ``--force``/``FORCE=1``.
@@ -693,17 +696,71 @@ def last_tasks(runs: list[Run]) -> set[str]:
     return {task for run in runs if run.train_last for task in run.trains}
 
 
-def next_round(training: list[tuple[str, dict]], attempted: set[str], headline: set[str],
-               last: set[str] = frozenset()) -> list[tuple[str, dict]]:
+@dataclass(frozen=True)
+class TrainOrder:
+    """The order the grid trains in (grid.yaml ``train_order``): ``tiers`` of names, each a registry
+    task (its runs) or ``<task>:<cell>`` (the runs of every combination of that cell's axes), one
+    tier after another; then the runs of the tasks no tier names, then the cells no tier names; the
+    tasks in ``last`` (:func:`last_tasks`) after all of those, their runs before their cells."""
+
+    tiers: tuple[tuple[str, ...], ...]
+    last: frozenset[str] = frozenset()
+
+    def place(self, at: str) -> tuple[int, int]:
+        """``(class, position in its tier)`` of the runs named ``<at>/<model>/...`` (``at``: a task, or
+        ``<task>:<cell>-<label>-...``, :func:`planned_training`); a lower class trains first."""
+        task, _, cell = at.partition(":")
+        n = len(self.tiers)
+        if task in self.last:
+            return n + 2 + bool(cell), 0
+        name = f"{task}:{cell.split('-')[0]}" if cell else task  # a cell's family: its name has no '-'
+        for i, tier in enumerate(self.tiers):
+            if name in tier:
+                return i, tier.index(name)
+        return n + bool(cell), 0
+
+
+def default_order(runs: list[Run]) -> TrainOrder:
+    """One tier, the tasks trained over several seeds (:func:`headline_tasks`) in grid order."""
+    headline = headline_tasks(runs)
+    return TrainOrder((tuple(dict.fromkeys(t for run in runs for t in run.trains if t in headline)),),
+                      frozenset(last_tasks(runs)))
+
+
+def load_order(grid: Path, runs: list[Run]) -> TrainOrder:
+    """The grid file's ``train_order`` (:class:`TrainOrder`): a list of tiers, each a list of names;
+    without one, :func:`default_order`. A name that no entry trains or declares as a cell, a name
+    listed twice and a task of an entry that trains last are errors (``ValueError``), checked before
+    any work."""
+    spec = yaml.safe_load(grid.read_text()) or {}
+    last = frozenset(last_tasks(runs))
+    declared = spec.get("train_order")
+    if declared is None:
+        return default_order(runs)
+    if not (isinstance(declared, list) and all(
+            isinstance(tier, list) and tier and all(isinstance(n, str) for n in tier) for tier in declared)):
+        raise ValueError(f"{grid}: train_order must be a list of tiers, each a non-empty list of task or "
+                         f"<task>:<cell> names, got {declared!r}"[:400])
+    known = set()
+    for entry in (e for e in spec.get("runs", []) if e.get("train") and "task" in e):
+        tasks = (entry.get("params") or {}).get("subtasks") or [entry["task"]]
+        known |= {*tasks, *(f"{t}:{c}" for t in tasks for c in entry.get("cells") or {})}
+    names = [n for tier in declared for n in tier]
+    problems = ([f"{n!r} is no task a train: true entry trains, nor one of its cells" for n in names if n not in known]
+                + [f"{n!r} is listed twice" for n in sorted({n for n in names if names.count(n) > 1})]
+                + [f"{n!r} belongs to an entry that trains last (train_last)" for n in names if n.split(":")[0] in last])
+    if problems:
+        raise ValueError(f"{grid}: train_order: {'; '.join(problems)}"[:600])
+    return TrainOrder(tuple(tuple(tier) for tier in declared), last)
+
+
+def next_round(training: list[tuple[str, dict]], attempted: set[str], order: TrainOrder) -> list[tuple[str, dict]]:
     """The next round of training: of the planned runs not attempted yet (:func:`planned_training`
-    names), those of the first class present: the headline tasks' (:func:`headline_tasks`), then the
-    other tasks', then the cells'; the tasks in ``last`` (:func:`last_tasks`) after all of them, their
-    runs before their cells. The grid plans again after each round, so a headline task's second
-    stage of its rate sweep (planned from the first stage's records, :func:`seqlib.train.sweep_plan`)
-    trains before any other task."""
+    names), those of the first class of ``order`` present. The grid plans again after each round, so
+    a task's second stage of its rate sweep (planned from the first stage's records,
+    :func:`seqlib.train.sweep_plan`) trains before any task of a later class."""
     def rank(name: str) -> int:
-        at = name.split("/")[0]
-        return (3 if at.split(":")[0] in last else 0) + (2 if ":" in at else 0 if at in headline else 1)
+        return order.place(name.split("/")[0])[0]
 
     todo = [(name, job) for name, job in training if name not in attempted]
     first = min((rank(name) for name, _ in todo), default=None)
@@ -749,16 +806,14 @@ def crashed(record) -> bool:
 
 def planned_training(runs: list[Run], plans: dict[Path, list], problems: list[str] | None = None,
                      share: int | None = None, held: list[str] | None = None,
-                     crashes: list[str] | None = None) -> list[tuple[str, dict]]:
+                     crashes: list[str] | None = None, order: TrainOrder | None = None) -> list[tuple[str, dict]]:
     """``(name, train kwargs)`` for every planned run, and every run of the runs' cells of each run's
     model (:func:`shown_configs`: a run left out leaves out its cells), without a finished record
-    (each once, however many chapters show it). Order: the tasks swept over
-    several seeds (the headline comparisons) first, seed by seed (every headline task's first seed
-    before any second seed), then the rest; within that, tasks in grid order (chapters, then their
-    tasks), each for every lr and model; then the cells, chapter by chapter in their declared order;
-    an entry with ``train_last: true`` after all of those, its runs before its cells. So a grid
-    stopped by a deadline has one seed of every headline task, for every model, first, and the cells
-    last. A cell's runs are named ``<task>:<cell>/<model>/lr=../seed=..``.
+    (each once, however many chapters show it). Order: the classes of ``order`` (:class:`TrainOrder`;
+    default :func:`default_order`: the tasks swept over several seeds, the rest, the cells), and within a class seed by seed (every first seed before any second seed), then the
+    tier's order (else grid order: chapters, then their tasks, then their cells as declared), each for
+    every lr and model. So a grid stopped by a deadline has the first seed of the first tier's tasks,
+    for every model, first. A cell's runs are named ``<task>:<cell>/<model>/lr=../seed=..``.
     Each job's configuration has an absolute ``run.results_dir`` (:func:`absolute_store`). A corrupt
     stored record counts as not finished: it is reported (stderr and ``problems``) and trained again.
     With ``share`` (workers per GPU), a run whose record ran out of memory within no more of the GPU
@@ -769,10 +824,7 @@ def planned_training(runs: list[Run], plans: dict[Path, list], problems: list[st
 
     keyed, seen = [], set()
     chapters = list(dict.fromkeys(run.params["task"] for run in runs if run.out in plans))
-    seeds: dict[str, set[int]] = {}
-    for cfg in (cfg for cfgs in plans.values() for cfg in cfgs):
-        seeds.setdefault(cfg.task.name, set()).add(cfg.optim.seeds[0])
-    multi_seed = {task for task, planned in seeds.items() if len(planned) > 1} - last_tasks(runs)
+    order = order or default_order(runs)
     shown = [(run, item) for run in runs for item in shown_configs(run, plans, own=True)]
     # the runs of the plans first: a cell run that is also a planned run (its hash) is trained as that one
     for run, (cell, cfg) in sorted(shown, key=lambda pair: pair[1][0] is not None):
@@ -800,10 +852,10 @@ def planned_training(runs: list[Run], plans: dict[Path, list], problems: list[st
             crashes.append(name)
             continue
         chapter = chapters.index(run.params["task"])
-        order = ((run.train_last, False, cfg.task.name not in multi_seed, cfg.optim.seeds[0], chapter,
-                  run.trains.index(cfg.task.name), cfg.optim.lr) if cell is None
-                 else (run.train_last, True, chapter, run.cells.cells.index(cell)))
-        keyed.append((order, name, {"config": absolute_store(cfg).model_dump(mode="json")}))
+        within = run.trains.index(cfg.task.name) if cell is None else len(run.trains) + run.cells.cells.index(cell)
+        rank, position = order.place(at)
+        key = (rank, cfg.optim.seeds[0], position, chapter, within, cfg.optim.lr)
+        keyed.append((key, name, {"config": absolute_store(cfg).model_dump(mode="json")}))
     keyed.sort(key=lambda item: item[0])  # stable: the models keep their grid order
     return [(name, job) for _, name, job in keyed]
 
@@ -920,6 +972,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out = (args.out or default_out).absolute()
         site_profile(args.out, profile, strict=False)  # never over another profile's pages
         runs = load_grid(args.grid, args.chapters, args.out, profile)
+        order = load_order(args.grid, runs)
     except (ConfigError, ValueError, FileNotFoundError, PagesError) as e:
         parser.error(str(e))
     if profile not in profiles:
@@ -939,7 +992,7 @@ def main(argv: list[str] | None = None) -> int:
     # a run whose sticky CUDA error ended its process waits for --retry-crashed (a GPU grid only)
     crashes = None if share is None or args.retry_crashed else []
     try:  # resolves the cells' configurations: a setting they refuse stops the grid before any work
-        training = planned_training(runs, plans, problems, share, held, crashes)
+        training = planned_training(runs, plans, problems, share, held, crashes, order)
     except ConfigError as e:
         parser.error(str(e))
     # a plan estimates GPU hours, so it plans the GPU's stacks wherever it runs
@@ -970,7 +1023,6 @@ def main(argv: list[str] | None = None) -> int:
     from seqlib.train import record_file
 
     expected: dict[str, str] = {}  # name -> its record file, for the runs dispatched so far
-    headline, last = headline_tasks(runs), last_tasks(runs)
     writes = sorted({Path(job["config"]["run"]["results_dir"]) for _, job in training}
                     | ({args.out.absolute()} if runs and not args.train_only else set()))
     try:
@@ -994,7 +1046,7 @@ def main(argv: list[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, stop_training)  # what `timeout` (ROUND_TIMEOUT) sends
         try:
             while True:  # rounds (:func:`next_round`): a round's records may plan the next (a second stage)
-                todo = next_round(training, attempted, headline, last)
+                todo = next_round(training, attempted, order)
                 if not todo or (deadline is not None and time.monotonic() >= deadline):
                     break
                 attempted |= {name for name, _ in todo}
@@ -1014,7 +1066,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"remaining, {time.monotonic() - start:.0f} s]{line}", flush=True)
                 plans = planned_runs(runs)
                 known = {name for name, _ in training}
-                later = planned_training(runs, plans, problems, share, crashes=None if crashes is None else [])
+                later = planned_training(runs, plans, problems, share, None, None if crashes is None else [], order)
                 training += [(n, j) for n, j in later if n not in known]  # held runs stay held
         except Stopped:
             stopped = True

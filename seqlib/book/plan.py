@@ -43,12 +43,19 @@ scale, from the store's records; a tie goes to the larger; parity without token 
   step costs ``step_time_s / (device_processes x stack_size)``: training ``steps x K`` of those, and
   evaluation, per forward batch, ``(wall - training time) / (device_processes x stack_size)`` over the
   batches each instance evaluated (median over the records). These include the stacking and the
-  sharing.
+  sharing. A pair without them whose model has measured stacks on another task, where other models
+  were measured on both, is priced from its own times the median ratio of theirs between the two
+  tasks (:func:`relative_costs`: a model's cost relative to others carries over; the zoo's kernels
+  are launch-bound, so their time does not grow with the tokens per step). The records are the
+  store's and those of ``results/superseded/`` (:func:`timing_records`: superseded results, valid
+  timings).
 
 * a model that the store timed run by run on other tasks only (the fla zoo after its first round):
-  its time on the one whose tokens per step are nearest the task's (log scale), times the ratio of
-  tokens per step, for training and evaluation alike (a planning guess, listed in the plan: these
-  small models' steps are partly launch-bound, so it errs high on tasks with more tokens).
+  its time on another task times the median ratio between the two tasks of the other models timed
+  run by run on both (:func:`relative_costs`, the task with most of them); without any, its time on
+  the task whose tokens per step are nearest (log scale) times the ratio of tokens per step, for
+  training and evaluation alike (a planning guess, listed in the plan: these small models' steps
+  are partly launch-bound, so it errs high on tasks with more tokens).
 
 A job without a measurement has no estimate and is counted as such. The estimate is a planning aid,
 not a measurement, and outside the measured stacks it knows nothing of workers sharing a GPU
@@ -73,6 +80,7 @@ from seqlib.results import load_records
 
 PARITY = "parity"  # the shape every model was measured on: the fallback
 ROUND_KIND = "grid-round"  # the grid's round records in the benchmark folder (module docstring)
+SUPERSEDED = "superseded"  # the store's folder of superseded records (results/superseded/README.md)
 
 
 def pooled(pairs, scale: dict[str, float]) -> dict:
@@ -168,6 +176,28 @@ def stacked_costs(records: list) -> dict[tuple[str, str], tuple[float, float]]:
             for key, v in steps.items()}
 
 
+def relative_costs(times: dict[tuple[str, str], tuple], task: str, model: str) -> tuple[tuple, str] | None:
+    """``model``'s costs on ``task`` (a tuple per (task, model) in ``times``) from its own on another
+    task, times the median ratio between the two tasks of the reference models timed on both ->
+    (costs, where from), or None without such a pair (module docstring). The source task is the one
+    with most reference models."""
+    sources = [(len(refs), t, refs) for t in sorted({t for t, m in times if m == model and t != task})
+               if (refs := sorted(r for tt, r in times if tt == task and r != model and (t, r) in times))]
+    if not sources:
+        return None
+    _, source, refs = max(sources)
+    costs = tuple(value * statistics.median(times[task, r][i] / times[source, r][i] for r in refs)
+                  for i, value in enumerate(times[source, model]))
+    return costs, f"{source} x the ratio of {len(refs)} other model(s)"
+
+
+def timing_records(store: Path) -> list:
+    """The records the estimate is timed from: the store's, and those its ``superseded/<change>/``
+    folders keep (superseded as results, not as timings of the same device and task)."""
+    return [r for folder in [store, *sorted(p for p in (store / SUPERSEDED).glob("*") if p.is_dir())]
+            for r in load_records(folder)]
+
+
 def task_of(cfg):
     from seqlib.tasks import get_task
 
@@ -236,12 +266,15 @@ def scaled_time(times: dict[tuple[str, str], float], tokens: dict[str, float], t
                 model: str) -> tuple[float, str | None]:
     """``model``'s time on ``task`` from ``times`` of it on other tasks (module docstring) -> (time,
     the task it came from), or (nan, None) without one."""
+    relative = relative_costs({key: (value,) for key, value in times.items()}, task, model)
+    if relative is not None:
+        return relative[0][0], relative[1]
     known = sorted((abs(math.log(tokens[task] / tokens[t])), -tokens[t], t) for t, m in times
                    if m == model and t != task and t in tokens and task in tokens)
     if not known:
         return math.nan, None
     source = known[0][2]
-    return times[source, model] * tokens[task] / tokens[source], source
+    return times[source, model] * tokens[task] / tokens[source], f"{source} x the ratio of tokens per step"
 
 
 def nearest_shape(task: str, tokens: dict[str, float], shapes) -> str:
@@ -273,7 +306,7 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
     """The GPU-time estimate of the training jobs ``jobs`` (:func:`seqlib.book.grid.stack_jobs`)."""
     from seqlib.config import ExperimentConfig
 
-    stored_records = load_records(store)
+    stored_records = timing_records(store)
     rows, records = sweep_rows(bench_dir), per_run_records(stored_records)
     loops = loop_times(rows)
     scale = calibrations(records, loops)
@@ -295,6 +328,8 @@ def estimate(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> Esti
         row["runs"] += k
         row["steps"] += steps * k
         t_run, t_batch = measured.get((task, model), (math.nan, math.nan))
+        if math.isnan(t_run + t_batch) and (relative := relative_costs(measured, task, model)):
+            (t_run, t_batch), out.scaled[(task, model)] = relative
         measured_stack = not math.isnan(t_run + t_batch)
         if measured_stack:  # GPU time per instance, stacking and sharing in
             gain = (1.0, f"measured stacks of {task} {model} in the store")
@@ -384,8 +419,8 @@ def plan_lines(jobs: list[tuple[str, dict]], store: Path, bench_dir: Path) -> li
         "measurement are not in the hours (seqlib.book.plan says how)",
         "a row <task>:<cell> is a cell of the task (seqlib.book.cells), timed as the task's runs of its model, "
         "whatever the cell's shape (the cells' own step times are not measured yet)",
-        *([f"{len(est.scaled)} (task, model) pair(s) priced from the same model on another task, times the ratio of "
-           "tokens per step: " + ", ".join(f"{t} {m} from {src}" for (t, m), src in sorted(est.scaled.items())[:8])
+        *([f"{len(est.scaled)} (task, model) pair(s) priced from the same model on another task: "
+           + ", ".join(f"{t} {m} from {src}" for (t, m), src in sorted(est.scaled.items())[:8])
            + (", ..." if len(est.scaled) > 8 else "")] if est.scaled else []),
         *round_lines(round_ratios(bench_dir), total["train"] + total["eval"], est.measured_hours),
         "stacking speed-ups used (shape model K: value, from):",
