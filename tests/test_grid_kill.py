@@ -338,7 +338,7 @@ def test_a_grid_killed_mid_run_leaves_whole_files_and_the_next_grid_finishes_reu
 @pytest.mark.book
 @pytest.mark.slow
 def test_a_grid_sent_sigterm_mid_run_stops_with_status_124_and_records_no_failure(book, monkeypatch):
-    """A round's ``timeout`` sends SIGTERM: the grid stops training (exit status 124, as ``timeout``
+    """A round's ``timeout`` sends SIGTERM (twice: to the grid, then to its process group): the grid stops training (exit status 124, as ``timeout``
     gives), executes no page, and the run it was training has no record (not a failure: it is trained
     next time); the records finished before stay whole."""
     planned = training_book(book, monkeypatch)
@@ -353,6 +353,8 @@ def test_a_grid_sent_sigterm_mid_run_stops_with_status_124_and_records_no_failur
     wait_for(proc, lambda: any(p.exists() for p in planned) and training(), "record, then a run in training")
     stopped = training()
     proc.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # `timeout` signals the grid, then its process group: twice
     try:
         proc.wait(TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -625,6 +625,10 @@ STOPPED_EXIT = 124
 
 
 def stop_training(signum, frame) -> None:
+    """SIGTERM's handler while training: raise :class:`Stopped` once. `timeout` signals the grid and then
+    its whole process group, the grid again among it: the signals after the first are ignored while
+    the grid records the round and exits."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Stopped
 
 
@@ -1072,8 +1076,9 @@ def main(argv: list[str] | None = None) -> int:
             stopped = True
             print("seqbook grid: stopped by SIGTERM; a run or stack under way goes on from its snapshot next time",
                   flush=True)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        finally:  # once stopped, further SIGTERMs stay ignored while the round is recorded
+            if not stopped:
+                signal.signal(signal.SIGTERM, previous)
         if gpus and ran:  # what this call measured beside the plan's estimate (seqlib.book.plan)
             save_round([(n, j) for n, j in training if n in ran], time.monotonic() - train_start, len(gpus),
                        n_workers // len(gpus) if n_workers else 1, stack_size, args.results, stopped)
