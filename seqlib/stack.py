@@ -541,7 +541,7 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
             on_done(i)
 
     read_step = [start]
-    t_read = time.perf_counter()
+    t_read = began = time.perf_counter()
 
     def save(step: int) -> None:
         """The snapshot of the runs still in the stack after ``step`` steps (replacing the last)."""
@@ -599,6 +599,9 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
                     run_step.reset()
                 if ending and stack.ids and step < last_step:
                     save(step + 1)
+                if ending and r.progress:  # one line per validation: a GPU round's log shows how far each stack got
+                    print(f"stack {cfg0.task.name} {cfg0.model.name}: step {step + 1} of {last_step + 1}, "
+                          f"{len(stack.ids)} run(s) left, {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
                 if ending:  # evaluation (and the snapshot) is not training time: the clock restarts after it
                     meter.sync()
                     t_read = time.perf_counter()

@@ -185,6 +185,36 @@ def test_a_run_that_crashed_its_process_waits_for_retry_crashed(tmp_path, note, 
     assert len(grid_module.planned_training([run], {run.out: [cfg]}, None, 8, [])) == 1  # --retry-crashed
 
 
+@pytest.mark.parametrize("change,held_back", [(None, True), ("triton", False), ("device_name", False)])
+def test_a_run_skipped_on_this_gpu_and_software_is_not_tried_again(tmp_path, change, held_back):
+    """A run whose record was skipped (its model cannot train there) on a GPU of this name with these
+    versions is left out, named in ``skipped``; another version or GPU tries it again, and so does a
+    grid that passes no list (a plan, a CPU grid)."""
+    from seqlib.provenance import Provenance
+    from seqlib.results import write_record
+    from seqlib.train import new_record
+
+    here = Provenance(commit=None, dirty=None, device="cuda", device_name="NVIDIA H200",
+                      versions={"torch": "2.11.0", "triton": "3.6.0"}, hostname="vm", start_time="2026-12-03T00:00:00")
+    cfg = tiny_config(tmp_path / "store")
+    record = new_record(cfg)
+    record.status, record.reason = "skipped", "model unavailable: cannot train here: ..."
+    record.provenance = Provenance(**{**here.to_dict(), "versions": {**here.versions}})
+    if change == "triton":
+        record.provenance.versions["triton"] = "3.7.1"
+    elif change == "device_name":
+        record.provenance.device_name = "NVIDIA A100"
+    write_record(cfg.run.results_dir, record)
+    run = grid_module.Run(tmp_path / "c.ipynb", tmp_path / "out.ipynb",
+                          {"task": "parity_check", "model": "lstm", "profile": "tiny"}, trains=["parity_check"])
+    skipped: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("seqlib.provenance.this_process", lambda device=None: here)
+        jobs = grid_module.planned_training([run], {run.out: [cfg]}, None, 8, [], [], skipped=skipped)
+        assert len(grid_module.planned_training([run], {run.out: [cfg]}, None, 8, [], [])) == 1  # no list: tried
+    assert (jobs == []) == held_back and skipped == ([jobs_name(cfg)] if held_back else [])
+
+
 def jobs_name(cfg) -> str:
     return f"{cfg.task.name}/{cfg.model.name}/lr={cfg.optim.lr:g}/seed={cfg.optim.seeds[0]}"
 

@@ -808,9 +808,19 @@ def crashed(record) -> bool:
     return record.status == "failed" and LOST_NOTE in (record.reason or "")
 
 
+def skipped_here(record, here) -> bool:
+    """Whether the stored ``record`` was skipped (its model cannot train there) on a GPU of the name and
+    with the versions of ``here`` (:func:`seqlib.provenance.this_process`): trained again here it would be
+    skipped again (Gated DeltaNet on the H200 with Triton 3.6: seqlib.models.zoo); another GPU or
+    another version of torch, Triton or fla tries it again."""
+    return (record.status == "skipped" and record.provenance.device == here.device == "cuda"
+            and record.provenance.device_name == here.device_name and record.provenance.versions == here.versions)
+
+
 def planned_training(runs: list[Run], plans: dict[Path, list], problems: list[str] | None = None,
                      share: int | None = None, held: list[str] | None = None,
-                     crashes: list[str] | None = None, order: TrainOrder | None = None) -> list[tuple[str, dict]]:
+                     crashes: list[str] | None = None, order: TrainOrder | None = None,
+                     skipped: list[str] | None = None) -> list[tuple[str, dict]]:
     """``(name, train kwargs)`` for every planned run, and every run of the runs' cells of each run's
     model (:func:`shown_configs`: a run left out leaves out its cells), without a finished record
     (each once, however many chapters show it). Order: the classes of ``order`` (:class:`TrainOrder`;
@@ -822,9 +832,13 @@ def planned_training(runs: list[Run], plans: dict[Path, list], problems: list[st
     stored record counts as not finished: it is reported (stderr and ``problems``) and trained again.
     With ``share`` (workers per GPU), a run whose record ran out of memory within no more of the GPU
     (:func:`out_of_share`) is left out, its name in ``held``; with ``crashes`` (a list), a run whose
-    record :func:`crashed` is left out, its name in ``crashes``."""
+    record :func:`crashed` is left out, its name in ``crashes``; with ``skipped`` (a list), a run whose
+    record was skipped on this GPU and software (:func:`skipped_here`) is left out, its name in ``skipped``."""
+    from seqlib.provenance import this_process
     from seqlib.results import ResultsError
     from seqlib.train import stored_record
+
+    here = this_process() if skipped is not None else None
 
     keyed, seen = [], set()
     chapters = list(dict.fromkeys(run.params["task"] for run in runs if run.out in plans))
@@ -854,6 +868,9 @@ def planned_training(runs: list[Run], plans: dict[Path, list], problems: list[st
             continue
         if old is not None and crashes is not None and crashed(old):
             crashes.append(name)
+            continue
+        if old is not None and skipped is not None and skipped_here(old, here):
+            skipped.append(name)
             continue
         chapter = chapters.index(run.params["task"])
         within = run.trains.index(cfg.task.name) if cell is None else len(run.trains) + run.cells.cells.index(cell)
@@ -995,8 +1012,10 @@ def main(argv: list[str] | None = None) -> int:
     share, held = (None if args.plan or not gpus else args.workers_per_gpu), []
     # a run whose sticky CUDA error ended its process waits for --retry-crashed (a GPU grid only)
     crashes = None if share is None or args.retry_crashed else []
+    # a run skipped on this GPU and software (its model cannot train here) is not tried again (a GPU grid only)
+    unavailable = None if share is None else []
     try:  # resolves the cells' configurations: a setting they refuse stops the grid before any work
-        training = planned_training(runs, plans, problems, share, held, crashes, order)
+        training = planned_training(runs, plans, problems, share, held, crashes, order, unavailable)
     except ConfigError as e:
         parser.error(str(e))
     # a plan estimates GPU hours, so it plans the GPU's stacks wherever it runs
@@ -1014,6 +1033,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(crashes)} run(s) held back: their records failed with a CUDA error that left the process's "
               f"context unusable (seqlib.cuda_context); --retry-crashed (RETRY_CRASHED=1) trains them again: "
               f"{', '.join(crashes[:5])}{', ...' if len(crashes) > 5 else ''}", flush=True)
+    if unavailable:
+        print(f"{len(unavailable)} run(s) not tried again: their records were skipped on this GPU with these versions "
+              f"(their model cannot train here): {', '.join(unavailable[:5])}{', ...' if len(unavailable) > 5 else ''}",
+              flush=True)
     if args.plan:  # the plan and its estimate, before (instead of) any work
         from seqlib.book.plan import plan_lines
 
@@ -1070,7 +1093,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"remaining, {time.monotonic() - start:.0f} s]{line}", flush=True)
                 plans = planned_runs(runs)
                 known = {name for name, _ in training}
-                later = planned_training(runs, plans, problems, share, None, None if crashes is None else [], order)
+                later = planned_training(runs, plans, problems, share, None, None if crashes is None else [], order,
+                                         None if unavailable is None else [])
                 training += [(n, j) for n, j in later if n not in known]  # held runs stay held
         except Stopped:
             stopped = True
