@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import test_book_grid as toy
 import torch
+import yaml
 
 from seqlib.book.grid import load_grid, planned_runs
 
@@ -100,3 +101,50 @@ def test_the_line_a_family_page_opens_with():
     assert tasks_run_line("R `parity_check`", 1, 15) == "**This page runs 1 of the 15 tasks**: R `parity_check`."
     line = tasks_run_line("`knapsack`", 1, why="the budget")
     assert line == "**This page runs 1 task**: `knapsack`. In this profile this model runs only these: the budget"
+
+
+CELLS_ONLY = """\
+runs:
+  - chapter: task
+    task: parity_check
+    train: true
+    models: [hawk, lstm, gru]
+    profile_cells_only:
+      tiny: {models: [gru], why: "the test's reason"}
+    cells:
+      wide: {set: {model.d_model: 48}, profiles: {tiny: {}}}
+"""
+
+
+def test_a_cells_only_model_has_no_page_but_trains_in_the_entry_cells(book):
+    """profile_cells_only: under its profile the model has no page and no runs of its own; its cell runs
+    train with the entry's first page and every page shows them; its missing page says why; another
+    profile gives it a page."""
+    from seqlib.book.grid import planned_training, shown_configs
+    from seqlib.book.toc import missing_pages
+
+    (book / "grid.yaml").write_text(CELLS_ONLY)
+    runs = load_grid(book / "grid.yaml", book / "chapters", book / "runs", "tiny")
+    assert [r.params["model"] for r in runs] == ["hawk", "lstm"] and runs[0].adopts == ("gru",) and not runs[1].adopts
+    plans = planned_runs(runs)
+    names = [name for name, _ in planned_training(runs, plans)]
+    assert sorted(n.split("/")[0] + "/" + n.split("/")[1] for n in names if n.startswith("parity_check:")) == [
+        "parity_check:wide/gru", "parity_check:wide/hawk", "parity_check:wide/lstm"]
+    assert not any(n.startswith("parity_check/gru/") for n in names)  # no runs of its own
+    assert {cfg.model.name for cell, cfg in shown_configs(runs[1], plans, runs) if cell} == {"hawk", "lstm", "gru"}
+    why = missing_pages(yaml.safe_load(CELLS_ONLY), yaml.safe_load(CELLS_ONLY)["runs"][0], book / "runs", "tiny")
+    assert "trains it in this chapter's cells only: the test's reason" in why["gru"]
+    other = load_grid(book / "grid.yaml", book / "chapters", book / "runs", "smoke")
+    assert [r.params["model"] for r in other] == ["hawk", "lstm", "gru"] and not any(r.adopts for r in other)
+
+
+@pytest.mark.parametrize("change, problem, message", [
+    ("models: [gru], why", "models: [mamba2], why", "which the entry does not list"),
+    ('why: "the test\'s reason"', 'why: " "', "must be {models"),
+    ("profiles: {tiny: {}}", "profiles: {smoke: {}}", "no cell of the profile trains"),
+    ("models: [gru], why", "models: [hawk, lstm, gru], why", "every model is cells only"),
+])
+def test_bad_profile_cells_only_is_refused(book, change, problem, message):
+    (book / "grid.yaml").write_text(CELLS_ONLY.replace(change, problem))
+    with pytest.raises(ValueError, match=message):
+        load_grid(book / "grid.yaml", book / "chapters", book / "runs", "tiny")

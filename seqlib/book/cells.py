@@ -239,14 +239,15 @@ def expand(entry: EntryCells) -> list[CellRun]:
 
 
 def grid_entry(task: str, profile: str, grid: Path = GRID) -> tuple[dict, str]:
-    """The entry of ``grid`` that trains ``task``, with the models ``profile`` runs (as
+    """The entry of ``grid`` that trains ``task``, with the models ``profile`` runs in its cells (as
     :func:`seqlib.book.grid.load_grid` reads it), and the label errors name it by."""
     from seqlib.book.toc import entry_models
 
     spec = yaml.safe_load(grid.read_text()) or {}
     for entry in spec.get("runs", []):
         if entry.get("task") == task and entry.get("train"):
-            return {**entry, "models": entry_models(spec, entry, profile, str(grid))[0]}, f"{grid}: entry {entry['chapter']!r}"
+            models = entry_models(spec, entry, profile, str(grid), cells=True)[0]  # cells-only models too
+            return {**entry, "models": models}, f"{grid}: entry {entry['chapter']!r}"
     raise ValueError(f"{grid}: no entry trains task {task!r}")
 
 

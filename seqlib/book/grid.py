@@ -140,6 +140,7 @@ class Run:
     trains: list[str] = field(default_factory=list)  # registry tasks whose runs the grid trains first
     cells: EntryCells | None = None  # the entry's cells under the profile (seqlib.book.cells), trained after
     train_last: bool = False  # the entry's runs and cells train after every other entry's (grid.yaml)
+    adopts: tuple[str, ...] = ()  # models of the entry's cells without a page (profile_cells_only): trained with this run
 
     @property
     def params_hash(self) -> str:
@@ -147,7 +148,7 @@ class Run:
 
 
 ENTRY_KEYS = {"chapter", "task", "models", "params", "reads_results", "train", "train_last", "cells", "skip",
-              "profile_subtasks"}
+              "profile_subtasks", "profile_cells_only"}
 
 
 def profile_subtasks(entry: dict, profile: str, models: list[str], where: str) -> dict[str, dict]:
@@ -210,13 +211,19 @@ def load_grid(grid: Path, chapters: Path, out: Path, profile: str) -> list[Run]:
             where = f"{grid}: entry {entry['chapter']!r}"
             models = entry_models(spec, entry, profile, str(grid))[0]
             fewer = profile_subtasks(entry, profile, models, where)
-            entry = {**entry, "models": models}
-            cells = entry_cells(entry, profile, where)
+            # the models of the entry's cells: also those the profile trains in its cells only, without a page
+            cells = entry_cells({**entry, "models": entry_models(spec, entry, profile, str(grid), cells=True)[0]},
+                                profile, where)
+            only = [m for m in entry_models(spec, entry, profile, str(grid), cells=True)[0] if m not in models]
+            untrained = [m for m in only if not any(m in cell.models for cell in (cells.cells if cells else []))]
+            if untrained or (only and not models):
+                raise ValueError(f"{where}: profile_cells_only.{profile}: " + (
+                    f"no cell of the profile trains {untrained}" if untrained else "every model is cells only"))
             runs += [Run(chapter, out / entry["task"] / f"{model}.ipynb",
                          {**base, **shown, "task": entry["task"], "model": model, **fewer.get(model, {})},
                          trains=fewer[model]["subtasks"] if model in fewer and trains else trains, cells=cells,
-                         train_last=bool(entry.get("train_last")))
-                     for model in entry["models"]]
+                         train_last=bool(entry.get("train_last")), adopts=tuple(only) if i == 0 else ())
+                     for i, model in enumerate(models)]
         elif entry.get("train") or "cells" in entry:
             raise ValueError(f"{grid}: chapter {entry['chapter']!r} has train: true or cells but no task and models")
         else:
@@ -666,8 +673,9 @@ def shown_configs(run: Run, plans: dict[Path, list], runs: list[Run] | None = No
     page's findings set its model beside them, :mod:`seqlib.book.findings`), then the runs of its
     entry's cells (:class:`seqlib.book.cells.EntryCells`: every model's, since each of the entry's
     pages shows them all; with ``own`` only its planned runs and its model's cells, which the grid
-    trains with that run)."""
-    cells = [r for r in (run.cells.runs if run.cells else []) if not own or r.config.model.name == run.params["model"]]
+    trains with that run, and those of the models it ``adopts``: the entry's cells-only models)."""
+    cells = [r for r in (run.cells.runs if run.cells else [])
+             if not own or r.config.model.name in (run.params["model"], *run.adopts)]
     siblings = [] if own or not run.trains else [
         cfg for other in runs or [] if other.out != run.out and other.trains
         and (other.chapter, other.params.get("task")) == (run.chapter, run.params.get("task"))

@@ -64,10 +64,34 @@ def profile_models(grid: dict, where: str = "the grid") -> dict[str, tuple[list[
     return out
 
 
-def entry_models(grid: dict, entry: dict, profile: str | None, where: str = "the grid") -> tuple[list[str], dict]:
+def cells_only(entry: dict, profile: str | None, where: str = "the grid") -> tuple[list[str], str]:
+    """A task entry's ``profile_cells_only`` under ``profile``: ``{<profile>: {models: [...], why: <reason>}}``
+    -> (the models that profile trains in the entry's cells only, without a page or runs of their own,
+    and why), checked for every profile (a model the entry does not list is an error)."""
+    declared = entry.get("profile_cells_only") or {}
+    at = f"{where}: profile_cells_only"
+    if not isinstance(declared, dict):
+        raise ValueError(f"{at} must map profiles to {{models: [...], why: <reason>}}")
+    out = ([], "")
+    for name, spec in declared.items():
+        if not (isinstance(spec, dict) and set(spec) == {"models", "why"} and isinstance(spec["models"], list)
+                and spec["models"] and isinstance(spec["why"], str) and spec["why"].strip()):
+            raise ValueError(f"{at}.{name} must be {{models: [...], why: <reason>}}, got {spec!r}"[:300])
+        unknown = [m for m in spec["models"] if m not in (entry.get("models") or [])]
+        if unknown:
+            raise ValueError(f"{at}.{name} names {unknown}, which the entry does not list among its models")
+        if name == profile:
+            out = (list(spec["models"]), " ".join(spec["why"].split()))
+    return out
+
+
+def entry_models(grid: dict, entry: dict, profile: str | None, where: str = "the grid",
+                 cells: bool = False) -> tuple[list[str], dict]:
     """The models a task chapter ``entry`` runs under ``profile`` (its ``models`` that the profile runs,
-    in order) and ``{model: why not}`` for the others: the ones the profile leaves out and the
-    entry's ``skip`` pairs. A skip without a reason, or of a listed model, is an error."""
+    in order) and ``{model: why not}`` for the others: the ones the profile leaves out, those it trains
+    in the entry's cells only (:func:`cells_only`; with ``cells``, those count as run: the models of the
+    entry's cells) and the entry's ``skip`` pairs. A skip without a reason, or of a listed model, is an
+    error."""
     listed, skip = entry.get("models") or [], entry.get("skip") or {}
     where = f"{where}: entry {entry.get('chapter')!r}"
     if not isinstance(listed, list) or not all(isinstance(m, str) for m in listed):
@@ -78,6 +102,10 @@ def entry_models(grid: dict, entry: dict, profile: str | None, where: str = "the
         raise ValueError(f"{where}: {sorted(set(skip) & set(listed))} both listed and skipped")
     runs, why = profile_models(grid, where).get(profile, (listed, ""))
     left_out = {m: f"not in the `{profile}` profile: {why}" for m in listed if m not in runs}
+    only, only_why = cells_only(entry, profile, where)
+    if not cells:
+        left_out |= {m: f"the `{profile}` profile trains it in this chapter's cells only: {only_why}"
+                     for m in only if m not in left_out}
     return [m for m in listed if m not in left_out], {
         **left_out, **{m: f"not run on this task: {' '.join(r.split())}" for m, r in skip.items()}}
 
