@@ -148,3 +148,16 @@ def test_bad_profile_cells_only_is_refused(book, change, problem, message):
     (book / "grid.yaml").write_text(CELLS_ONLY.replace(change, problem))
     with pytest.raises(ValueError, match=message):
         load_grid(book / "grid.yaml", book / "chapters", book / "runs", "tiny")
+
+
+def test_only_some_chapters_plan_and_an_unknown_one_is_refused(book):
+    """--only: the runs of the chapters named, nothing else; a chapter the grid lacks is a usage error."""
+    toy.chapter(book / "chapters" / "other.ipynb", "print(task, model)")
+    (book / "grid.yaml").write_text(CELLS_ONLY + "  - chapter: other\n    task: even_pairs\n    train: true\n"
+                                    "    models: [hawk]\n")
+    both, only = toy.grid(book, "--plan"), toy.grid(book, "--plan", "--only", "other")
+    assert both.returncode == only.returncode == 0, both.stderr + only.stderr
+    assert ", 3 runs, " in both.stdout and ", 1 runs, " in only.stdout
+    assert "parity_check" not in only.stdout.split("unestimated jobs")[1].split("total")[0]
+    bad = toy.grid(book, "--plan", "--only", "nope")
+    assert bad.returncode == 2 and "--only: ['nope'] are no chapters" in bad.stderr

@@ -924,6 +924,9 @@ def arguments() -> argparse.ArgumentParser:
                         default=os.environ.get("RETRY_CRASHED", "") not in ("", "0"),
                         help="train again the runs whose records failed with a CUDA error that left their "
                              "process's context unusable (env RETRY_CRASHED=1; held back by default)")
+    parser.add_argument("--only", nargs="+", metavar="CHAPTER",
+                        help="only the runs of these chapters' entries (e.g. --only chomsky: a round of the "
+                             "state-tracking tasks); the training order is the grid's")
     parser.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS"),
                         help="address of an existing Dask scheduler (env DASK_SCHEDULER_ADDRESS)")
     return parser
@@ -1002,6 +1005,11 @@ def main(argv: list[str] | None = None) -> int:
         site_profile(args.out, profile, strict=False)  # never over another profile's pages
         runs = load_grid(args.grid, args.chapters, args.out, profile)
         order = load_order(args.grid, runs)
+        if args.only:
+            unknown = sorted(set(args.only) - {run.chapter.stem for run in runs})
+            if unknown:
+                raise ValueError(f"--only: {unknown} are no chapters of {args.grid}")
+            runs = [run for run in runs if run.chapter.stem in args.only]
     except (ConfigError, ValueError, FileNotFoundError, PagesError) as e:
         parser.error(str(e))
     if profile not in profiles:
