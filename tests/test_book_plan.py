@@ -273,3 +273,28 @@ def test_a_model_timed_on_another_task_takes_the_other_models_ratio_by_hand(tmp_
     est = estimate([("deltanet", {"configs": [tiny("even_pairs", "deltanet")] * 4})], stacks, stacks / "bench")
     assert est.tasks["even_pairs"]["train"] * 3600 == pytest.approx(100 * 4 * 3 * 0.040 / 32)
     assert est.measured_pairs == 3
+
+
+def test_a_round_counts_its_finished_runs_config_steps_per_gpu_second_by_hand(tmp_path):
+    """Two ok runs of one stack of 2, 8 processes on the GPU, 100 steps in 16 s of wall time each: each
+    had 16 / (8 x 2) = 1 GPU-second, so 200 steps in 2 s; a failed run and one without device_processes
+    count nothing."""
+    from seqlib.book.plan import round_summary
+    from seqlib.config import ExperimentConfig
+    from seqlib.train import new_record
+
+    store = tmp_path / "results"
+    configs = []
+    for seed, (status, procs) in enumerate([("ok", 8), ("ok", 8), ("failed", 8), ("ok", None)]):
+        cfg = ExperimentConfig.model_validate(tiny("parity_check", "hawk"))
+        cfg = cfg.for_run(1e-3, seed).model_copy(update={"run": cfg.run.model_copy(update={"results_dir": str(store)})})
+        rec = new_record(cfg)
+        rec.status = status
+        rec.measure = {"wall_time_s": 16.0, "stack_size": 2, **({"device_processes": procs} if procs else {})}
+        rec.train["steps_done"] = 100
+        write_record(store, rec)
+        configs.append(cfg.model_dump(mode="json"))
+    summary = round_summary([("job", {"configs": configs})], 30.0, 1, 8, store, store / "bench", stopped=True)
+    assert (summary["run_steps_done"], summary["gpu_share_s"]) == (200, pytest.approx(2.0))
+    assert summary["config_steps_per_gpu_s"] == pytest.approx(100.0)
+    assert round_summary([], 1.0, 1, 8, store, store / "bench")["config_steps_per_gpu_s"] is None

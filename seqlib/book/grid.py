@@ -652,9 +652,11 @@ def save_round(training: list[tuple[str, dict]], wall_s: float, gpus: int, worke
     summary = round_summary(stack_jobs(training, stack_size), wall_s, gpus, workers_per_gpu, store, bench, stopped)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = save_record(ROUND_KIND, {**summary, "stack_size": stack_size}, bench / f"{ROUND_KIND}-{stamp}.json")
+    speed = summary["config_steps_per_gpu_s"]
     print(f"seqbook grid: this call's training took {summary['gpu_hours']:.3f} GPU hours, the plan's estimate of "
-          f"its jobs {summary['estimated_gpu_hours']:.3f} ({summary['unestimated_jobs']} unestimated): "
-          f"{shown_path(path)}", flush=True)
+          f"its jobs {summary['estimated_gpu_hours']:.3f} ({summary['unestimated_jobs']} unestimated)"
+          + (f"; its finished runs trained {speed:.0f} config-steps per GPU-second of their share" if speed else "")
+          + f": {shown_path(path)}", flush=True)
     return path
 
 

@@ -376,12 +376,34 @@ def round_summary(jobs: list[tuple[str, dict]], wall_s: float, gpus: int, worker
     estimated = sum(r["train"] + r["eval"] for r in est.tasks.values())
     unknown = sum(r["unknown"] for r in est.tasks.values())
     measured = wall_s * gpus / 3600
+    steps, share = finished_share(jobs)
     return {"gpus": gpus, "workers_per_gpu": workers_per_gpu, "wall_s": wall_s, "gpu_hours": measured,
+            "run_steps_done": steps, "gpu_share_s": share,
+            "config_steps_per_gpu_s": steps / share if share else None,
             "jobs": len(jobs), "runs": sum(r["runs"] for r in est.tasks.values()),
             "runs_per_task": {task: r["runs"] for task, r in est.tasks.items()},
             "estimated_gpu_hours": estimated, "unestimated_jobs": unknown,
             "measured_over_estimate": measured / estimated if estimated and not unknown and not stopped else None,
             "stopped": stopped}
+
+
+def finished_share(jobs: list[tuple[str, dict]]) -> tuple[int, float]:
+    """Over the ``ok`` records of the jobs' runs that say how many processes shared their GPU: the steps
+    they trained and their share of the GPU's time, each run's wall time (evaluation in) over
+    ``device_processes x stack_size`` -> (steps, seconds): the stacked grid's config-steps per
+    GPU-second, whether or not the round was stopped with jobs under way."""
+    from seqlib.config import ExperimentConfig
+    from seqlib.train import stored_record
+
+    steps, share = 0, 0.0
+    for _, job in jobs:
+        for config in job["configs"]:
+            record = stored_record(ExperimentConfig.model_validate(config))
+            m = record.measure if record is not None and record.status == "ok" else {}
+            if m.get("device_processes") and m.get("wall_time_s"):
+                steps += int(record.train.get("steps_done") or 0)
+                share += m["wall_time_s"] / (m["device_processes"] * (m.get("stack_size") or 1))
+    return steps, share
 
 
 def round_ratios(bench_dir: Path) -> dict[int, list[tuple[float, str]]]:
