@@ -82,3 +82,85 @@ def test_every_entry_names_a_known_task_and_model_and_deletangs_bar():
         if pub.source is sources.DELETANG:  # >= 90%: their bar for generalising
             assert pub.expects == (SOLVES if float(pub.result.split("%")[0]) >= 90 else FAILS), (task, model)
             assert task in pub.source.budgets
+
+
+# MQAR's cells against the sources' plots (sources.against_cells)
+GDN = sources.Frontier(1.7e4, 0.89, 6.5e4, 1.0)
+BEST_ONLY = sources.Frontier(1e5, 0.85, 1e5, 0.85)
+
+
+@pytest.mark.parametrize("frontier,value,state,holds", [
+    (GDN, 0.90, 1e4, True),     # below the plot's smallest state: no higher than its lowest reading (+ tolerance)
+    (GDN, 0.99, 1e4, False),    # more recall from less state than the source's best
+    (GDN, 0.96, 1e5, True),     # beyond its largest: no lower than its highest reading (- tolerance)
+    (GDN, 0.90, 1e5, False),
+    (GDN, 0.945, 1.7e4 * (6.5e4 / 1.7e4) ** 0.5, True),   # half-way in log state: the curve reads 0.945
+    (GDN, 0.88, 1.7e4 * (6.5e4 / 1.7e4) ** 0.5, False),
+    (BEST_ONLY, 0.86, 2e5, True),   # one point: the best it reports at any state, either side within tolerance
+    (BEST_ONLY, 0.99, 2e5, False),
+    (BEST_ONLY, 0.30, 5e4, True),   # below its state: any lower recall is consistent
+])
+def test_a_cell_on_the_frontier_is_read_at_its_state(frontier, value, state, holds):
+    got, why = frontier.judge(value, state)
+    assert got is holds, why
+    assert f"{state:,.0f}" in why or "best it reports" in why
+
+
+def sweep(values: dict[tuple[int, int], float]) -> pd.DataFrame:
+    return pd.DataFrame([{"cell": f"sweep-d{d}-L{n}", "d_model": d, "seq_len": n, "value": v}
+                         for (d, n), v in values.items()])
+
+
+@pytest.mark.parametrize("values,holds", [
+    ({(64, 64): 0.9, (64, 128): 0.4, (128, 64): 1.0, (128, 128): 0.98}, True),   # falls at d 64, not at d 128
+    ({(64, 64): 0.4, (64, 128): 0.9, (128, 64): 1.0, (128, 128): 0.5}, False),   # rises with the length at d 64
+    ({(64, 64): 0.3, (64, 128): 0.3}, False),                                     # flat: nothing falls
+    ({(64, 64): 1.0, (64, 128): 0.995}, False),                                   # solves every cell
+    ({(64, 64): 0.9, (128, 128): 0.4}, False),                                    # no width at two lengths
+])
+def test_recall_falling_with_the_length_at_one_width(values, holds):
+    got, why = sources.falls_with_length(sweep(values))
+    assert got is holds, why
+
+
+@pytest.mark.parametrize("values,holds", [
+    ([0.2, 0.4, 0.7, 0.95], True),
+    ([0.2, 0.5, 0.3, 0.95], False),   # falls by more than the tolerance from 32 to 64
+    ([0.9, 0.91, 0.9, 0.92], False),  # flat
+    ([0.5], False),
+])
+def test_recall_rising_with_the_window(values, holds):
+    rows = pd.DataFrame({"window": [16, 32, 64, 128][:len(values)], "value": values})
+    got, why = sources.rises_with_window(rows)
+    assert got is holds, why
+
+
+def cell_scores(**values) -> pd.DataFrame:
+    """Zoology-cell scores of some models (None: no record), as seqlib.book.cells.scores gives them."""
+    return pd.DataFrame([{"cell": "zoology", "family": "zoology", "model": m, "runs": 4,
+                          "recorded": 0 if v is None else 4, "value": v, "seeds": 1, "split": "test",
+                          "metric": "accuracy", "state_size": 8192, "train_sequences": 512_000}
+                         for m, v in values.items()])
+
+
+def test_cells_are_marked_from_their_scores_with_the_budget_share():
+    table = sources.against_cells(cell_scores(transformer=0.97, deltanet=0.95, gla=None, hawk=0.5), "mqar")
+    by = table.set_index("model")
+    assert by.loc["transformer", "verdict"] == AGREES                 # Fig. 2: attention ≈1.0 here
+    assert by.loc["deltanet", "verdict"] == DISAGREES                 # 8,192 < 9e3: at most 0.79 + tolerance
+    assert "below the plot's smallest" in by.loc["deltanet", "why"]
+    assert (by.loc["gla", "verdict"], by.loc["gla", "ours"]) == (NOT_COMPARABLE, "no run")
+    assert "hawk" not in by.index                                     # no source plots Hawk's Zoology cell
+    assert by.loc["transformer", "our budget"].startswith("8.00% of its 6,400,000")
+    assert set(table["task"]) == {"mqar (zoology cells)"}
+    assert sources.against_cells(cell_scores(transformer=0.97), "chomsky").empty   # no cell comparisons there
+
+
+def test_every_cell_comparison_is_a_cell_the_book_profile_trains():
+    from seqlib.book.cells import entry_plan
+
+    trained = {(r.cell.family, r.config.model.name) for r in entry_plan("mqar", "book")}
+    for task, published in sources.CELL_PUBLISHED.items():
+        assert task == "mqar"
+        for pub in published:
+            assert (pub.family, pub.model) in trained, (pub.family, pub.model)

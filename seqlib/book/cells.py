@@ -274,7 +274,7 @@ def entry_plan(task: str, profile: str, grid: Path = GRID) -> list[CellRun]:
 
 SCORE_COLUMNS = ["cell", "family", "model", "runs", "recorded", "d_model", "n_layers", "blocks", "mlp_width",
                  "window", "lr", "seeds", "select_split", "select_value", "split", "metric", "value", "num_params",
-                 "state_size", "state_size_seq_len"]
+                 "state_size", "state_size_seq_len", "train_sequences"]
 
 
 def scores(groups: dict[tuple[str, str], list]) -> pd.DataFrame:
@@ -282,11 +282,12 @@ def scores(groups: dict[tuple[str, str], list]) -> pd.DataFrame:
     and over those the model they built (the record's configuration: sized to a budget where one is
     set), the rate chosen on their selection split (:func:`seqlib.book.report.select_lr`, the choice
     of every page) with the means over its seeds of the selection score and of the task card's
-    headline (``value`` on ``split``), and the parameters and decode state (elements per sequence
-    after ``state_size_seq_len`` tokens, the longest evaluated) the records measured; then the
+    headline (``value`` on ``split``), the parameters and decode state (elements per sequence
+    after ``state_size_seq_len`` tokens, the longest evaluated) the records measured, and the
+    training sequences (steps done x batch) of the chosen runs, their mean; then the
     task's parameters (one column each). A group without a record has NaN there. The family is the
     cell's name up to its first ``-``."""
-    from seqlib.book.report import select_lr
+    from seqlib.book.report import select_lr, training_sequences
     from seqlib.models import ModelConfig
     from seqlib.models.sequence_model import mlp_width
     from seqlib.train import stored_record
@@ -305,12 +306,13 @@ def scores(groups: dict[tuple[str, str], list]) -> pd.DataFrame:
                     "lr": chosen["lr"].iloc[0], "seeds": len(chosen), "select_split": chosen["select_split"].iloc[0],
                     "select_value": chosen["select_value"].mean(), "split": chosen["split"].iloc[0],
                     "metric": chosen["metric"].iloc[0], "value": chosen["value"].mean(),
-                    **{k: kept.measure.get(k, math.nan) for k in ("num_params", "state_size", "state_size_seq_len")}}
+                    **{k: kept.measure.get(k, math.nan) for k in ("num_params", "state_size", "state_size_seq_len")},
+                    "train_sequences": training_sequences([r for r in records if r.run_id in set(chosen["run_id"])])}
         rows.append(row | dict(cfgs[0].task.params))
     columns = SCORE_COLUMNS + sorted({k for row in rows for k in row} - set(SCORE_COLUMNS))
     counts = ["runs", "recorded", "d_model", "n_layers", "mlp_width", "seeds", "num_params", "state_size",
               "state_size_seq_len"]
-    return pd.DataFrame(rows, columns=columns).astype(dict.fromkeys(counts, "Int64"))
+    return pd.DataFrame(rows, columns=columns).astype(dict.fromkeys(counts, "Int64") | {"train_sequences": float})
 
 
 def by_cell(runs: list[CellRun]) -> dict[tuple[str, str], list]:

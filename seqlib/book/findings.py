@@ -42,7 +42,7 @@ from seqlib.book.report import (
     scoring,
     selection_note,
 )
-from seqlib.book.sources import against_sources
+from seqlib.book.sources import CELL_PUBLISHED, against_cells, against_sources
 from seqlib.book.toc import model_title
 from seqlib.config import load_config
 from seqlib.provenance import REPO
@@ -293,11 +293,13 @@ def family_table(rows: pd.DataFrame, family: Family, base: str) -> str:
     return "\n\n".join(tables)
 
 
-def sources_section(rows: pd.DataFrame, records: list[RunRecord], family: Family) -> list[str]:
-    """The family's comparisons with the published results (:func:`seqlib.book.sources.against_sources`)
-    as a paragraph and a bullet per comparison (a table of them is wider than the page), or nothing where
-    no source reports on its tasks."""
-    table = against_sources(rows, records, family.tasks)
+def sources_section(rows: pd.DataFrame, records: list[RunRecord], family: Family,
+                    cells: pd.DataFrame | None = None) -> list[str]:
+    """The family's comparisons with the published results (:func:`seqlib.book.sources.against_sources`,
+    then those of its ``cells``: :func:`~seqlib.book.sources.against_cells`) as a paragraph and a bullet
+    per comparison (a table of them is wider than the page), or nothing where no source reports on its
+    tasks."""
+    table = pd.concat([against_sources(rows, records, family.tasks), cells], ignore_index=True)
     if table.empty:
         return []
     marks = Counter(table["verdict"])
@@ -318,6 +320,7 @@ class Findings:
     profile: str
     families: list[Family]
     records: list[RunRecord]
+    grid: Path = GRID
 
     @classmethod
     def load(cls, profile: str, grid: Path = GRID, pages: Path | None = None, executed: bool = True) -> Findings:
@@ -326,7 +329,7 @@ class Findings:
         tasks = {t for f in found for t in f.tasks}
         store = store_of(profile, *next(((f.tasks[0], next(iter(f.pages))) for f in found if f.pages), ("mqar", "hawk")))
         records = [r for r in profile_records(store, profile).records if r.task in tasks]
-        return cls(profile, found, records)
+        return cls(profile, found, records, grid)
 
     @cached_property
     def board(self) -> pd.DataFrame:
@@ -339,6 +342,14 @@ class Findings:
     def family_board(self, family: Family) -> pd.DataFrame:
         """The leaderboard of one task chapter's records, its pages' rows (:func:`evidenced`)."""
         return evidenced(leaderboard(self.family_records(family)), family)
+
+    def cell_comparisons(self, family: Family) -> pd.DataFrame | None:
+        """The comparisons of the family's cells with the published results (None: no source plots them)."""
+        from seqlib.book.cells import by_cell, entry_plan, scores
+
+        if family.name not in CELL_PUBLISHED:
+            return None
+        return against_cells(scores(by_cell(entry_plan(family.name, self.profile, self.grid))), family.name)
 
     def family(self, name: str) -> Family:
         return next(f for f in self.families if f.name == name)
@@ -365,7 +376,7 @@ class Findings:
                             "95% bootstrap interval where there are two seeds or more; the best in bold. Each model's "
                             "page shows its runs.", family_table(rows, family, "../runs/"),
                             "\n".join(family_bullets(rows, records, family, "../runs/")),
-                            *sources_section(rows, records, family)]) + "\n"
+                            *sources_section(rows, records, family, self.cell_comparisons(family))]) + "\n"
 
     def model_page(self, name: str, model: str) -> tuple[str, object]:
         """A task chapter page's opening: the findings for ``model`` among the models of its chapter, and the

@@ -185,6 +185,15 @@ def model_sizes(records: list[RunRecord]) -> pd.DataFrame:
                                "state_range": "decode state (range)", "length": "at length"})
 
 
+def training_sequences(records: list[RunRecord]) -> float | None:
+    """The mean over ``records`` of their training sequences (steps done x batch); None where there is no
+    record or one has no step count."""
+    done = [r.train.get("steps_done") for r in records]
+    if not records or None in done:
+        return None
+    return sum(d * r.config["optim"]["batch_size"] for d, r in zip(done, records)) / len(records)
+
+
 def shared_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``runs`` (one per run) whose seed has a selection score at every rate of its
     (task, model, profile): the rates are compared on the same seeds (a two-stage sweep's second

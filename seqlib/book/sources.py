@@ -8,10 +8,18 @@ A comparison follows the source's own reading: Delétang et al. and Grazzi et al
 their seeds and rates, so our best seed is compared (solved: it reaches the task card's solve line);
 Liu et al. count runs, so every seed must (or must not) solve. A run that did not fit its training
 distribution supports no claim about lengths or splits beyond it: such a comparison is not comparable.
+
+MQAR's cells (Zoology's configuration, its width x length sweep, Griffin's window) are held to what
+the sources plot (:func:`against_cells`): a value near Zoology Fig. 2's, a point on the recall-state
+frontier of Zoology's README plot (:class:`Frontier`), recall falling with the length at one width
+(Zoology's reading of recurrences), recall rising with the window (Based Fig. 2), each within the
+reading's tolerance (:data:`TOLERANCE`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -121,13 +129,18 @@ PUBLISHED: dict[tuple[str, str], Published] = {
 def share(rows: list[RunRecord], source: Source, task: str) -> tuple[float | None, str]:
     """Our runs' training sequences (steps done x batch, their mean) as a share of the source's -> (the
     share or None, the phrase the table shows)."""
+    from seqlib.book.report import training_sequences
+
+    return sequences_share(training_sequences(rows), source, task)
+
+
+def sequences_share(ours: float | None, source: Source, task: str) -> tuple[float | None, str]:
+    """``ours`` training sequences (None or NaN: not recorded) as a share of ``source``'s on ``task``."""
     budget = (source.budgets or {}).get(task)
     if budget is None:
         return None, "the source does not state its budget"
-    done = [r.train.get("steps_done") for r in rows]
-    if not rows or None in done:
+    if ours is None or pd.isna(ours):
         return None, "steps not recorded"
-    ours = sum(d * r.config["optim"]["batch_size"] for d, r in zip(done, rows)) / len(rows)
     return ours / budget, f"{ours / budget:.2%} of its {budget:,} training sequences"
 
 
@@ -181,3 +194,167 @@ def against_sources(board: pd.DataFrame, records: list[RunRecord], tasks: list[s
                     "verdict": mark, "why": why, "our budget": budget, "source": pub.source.name,
                     "checked": pub.source.checked})
     return pd.DataFrame(out)
+
+
+# MQAR's cells (seqlib.book.cells) beside the published results: Zoology's Fig. 2 configuration, the
+# recall-state frontier of Zoology's README plot, its width x length sweep, and Based's window sweep
+TOLERANCE = 0.05  # a source's value read by eye (about ±0.03) against one seed of ours
+BASED_MIXTURE = 32 * (100_000 + 4 * 20_000)  # Based Fig. 2's mixture: 32 epochs of 180k sequences
+ZOOLOGY_PLOT = Source("Zoology's README plot 'Recall-Memory Tradeoff' (HazyResearch/zoology, "
+                      "analysis/paper/zoology_paper/zoology_results.png, 2025-09-24)",
+                      "read by eye from the image (about ±0.03); its runs train Based Fig. 2's mixture of lengths "
+                      "up to 256 and test up to 1,024, ours Zoology Fig. 2's length 256; its state sizes are its "
+                      "code's, ours seqlib's (elements of every layer)", {"mqar": BASED_MIXTURE})
+BASED = Source("Arora et al. 2024 (Based), Fig. 2", "read by eye from the figure (about ±0.03); its runs train a "
+               "mixture of lengths up to 256", {"mqar": BASED_MIXTURE})
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """A source's best recall of one model against its decode state (elements), read from a plot: from
+    (``low_state``, ``low``) to (``high_state``, ``high``). One point (``low_state == high_state``) is
+    the best the source reports at any state."""
+
+    low_state: float
+    low: float
+    high_state: float
+    high: float
+
+    def judge(self, value: float, state: float) -> tuple[bool, str]:
+        """Whether ``value`` at ``state`` lies on the frontier within :data:`TOLERANCE` -> (it does, why).
+        Below the plot's smallest state the model should recall no more than there, beyond a curve's
+        largest no less; in between the curve is read at our state (linear in log state)."""
+        point = self.low_state == self.high_state
+        if state < self.low_state:
+            return value <= self.low + TOLERANCE, (f"our state ({state:,.0f}) is below the plot's smallest "
+                                                   f"({self.low_state:,.0f}, where it reads {self.low:.2f}): ours "
+                                                   "should be no higher")
+        if state > self.high_state and not point:
+            return value >= self.high - TOLERANCE, (f"our state ({state:,.0f}) is beyond the plot's largest "
+                                                    f"({self.high_state:,.0f}, where it reads {self.high:.2f}): "
+                                                    "ours should be no lower")
+        if point:
+            expected, where = self.high, f"the best it reports ({self.high:.2f}, at {self.high_state:,.0f})"
+        else:
+            t = math.log(state / self.low_state) / math.log(self.high_state / self.low_state)
+            expected = self.low + t * (self.high - self.low)
+            where = f"the plot's curve at our state ({state:,.0f}): {expected:.2f}"
+        return abs(value - expected) <= TOLERANCE, f"{where}, ours within {TOLERANCE} of it"
+
+
+@dataclass(frozen=True)
+class CellPublished:
+    """What ``source`` reports that a model's cells of ``family`` (MQAR's, :mod:`seqlib.book.cells`)
+    can be held to: ``result`` in words, and ``judge`` the check of their scores (the rows of
+    :func:`seqlib.book.cells.scores` with a record) -> (it holds, why). ``predicted``: the source
+    states it for the model's class, not from a run of this model."""
+
+    family: str
+    model: str
+    result: str
+    source: Source
+    judge: Callable[[pd.DataFrame], tuple[bool, str]]
+    predicted: bool = False
+
+
+def near_one(rows: pd.DataFrame) -> tuple[bool, str]:
+    """Every cell at about 1.0 (at least 1 - :data:`TOLERANCE`)."""
+    low = rows[rows["value"] < 1 - TOLERANCE]
+    return low.empty, ("every cell at least " if low.empty else "below ") + (
+        f"{1 - TOLERANCE:.2f}" + ("" if low.empty else ": " + cell_values(low)))
+
+
+def on_frontier(frontier: Frontier) -> Callable[[pd.DataFrame], tuple[bool, str]]:
+    def judge(rows: pd.DataFrame) -> tuple[bool, str]:
+        row = rows.iloc[0]
+        if pd.isna(row["state_size"]):
+            return False, "the record has no state size"
+        return frontier.judge(float(row["value"]), float(row["state_size"]))
+    return judge
+
+
+def falls_with_length(rows: pd.DataFrame) -> tuple[bool, str]:
+    """Zoology's reading for recurrences and gated convolutions: at one width, recall falls as the
+    sequence (and its pairs) grows, so the width must grow with it. Holds where at no width the longer
+    length scores more than :data:`TOLERANCE` above the shorter and at some width less, the model not
+    solving every cell."""
+    drops = {}
+    for d, g in rows.groupby("d_model"):
+        by_length = g.set_index("seq_len")["value"].sort_index()
+        if len(by_length) > 1:
+            drops[int(d)] = float(by_length.iloc[0] - by_length.iloc[-1])
+    if not drops:
+        return False, "no width has cells at two lengths"
+    text = "; ".join(f"d {d}: {-drop:+.2f} from the shortest length to the longest" for d, drop in drops.items())
+    if (rows["value"] >= 0.99).all():
+        return False, f"it solves every cell ({text})"
+    return bool(min(drops.values()) >= -TOLERANCE and max(drops.values()) > TOLERANCE), text
+
+
+def rises_with_window(rows: pd.DataFrame) -> tuple[bool, str]:
+    """Based's sliding-window attention: recall rises with the window. Holds where no larger window
+    scores more than :data:`TOLERANCE` below a smaller one and the largest beats the smallest by more."""
+    by_window = rows.set_index("window")["value"].sort_index()
+    text = ", ".join(f"W {int(w)}: {v:.2f}" for w, v in by_window.items())
+    if len(by_window) < 2:
+        return False, f"one window only ({text})"
+    falls = (by_window.cummax() - by_window).max() > TOLERANCE
+    return bool(not falls and by_window.iloc[-1] - by_window.iloc[0] > TOLERANCE), text
+
+
+def cell_values(rows: pd.DataFrame) -> str:
+    return ", ".join(f"{r['cell']} {r['value']:.2f}" for _, r in rows.iterrows())
+
+
+ATTENTION = ("transformer", "transformer_vanilla")
+CELL_PUBLISHED: dict[str, list[CellPublished]] = {"mqar": [  # per task entry of the grid
+    *(CellPublished("zoology", m, "attention ≈1.0 at d = 128, L = 256 (this cell's configuration)", ZOOLOGY,
+                    near_one) for m in ATTENTION),
+    CellPublished("zoology", "gated_deltanet", "0.89 at 1.7e4 state elements to ≈1.0 at 6.5e4", ZOOLOGY_PLOT,
+                  on_frontier(Frontier(1.7e4, 0.89, 6.5e4, 1.0))),
+    CellPublished("zoology", "deltanet", "0.79 at 9e3 state elements to 0.99 at 1.3e5", ZOOLOGY_PLOT,
+                  on_frontier(Frontier(9e3, 0.79, 1.3e5, 0.99))),
+    CellPublished("zoology", "gla", "up to 0.95, at 7e4 state elements", ZOOLOGY_PLOT,
+                  on_frontier(Frontier(7e4, 0.95, 7e4, 0.95))),
+    CellPublished("zoology", "mamba2", "up to 0.85, at 1e5 state elements", ZOOLOGY_PLOT,
+                  on_frontier(Frontier(1e5, 0.85, 1e5, 0.85))),
+    CellPublished("zoology", "rwkv7", "up to 0.98, at 1e6 state elements", ZOOLOGY_PLOT,
+                  on_frontier(Frontier(1e6, 0.98, 1e6, 0.98))),
+    *(CellPublished("sweep", m, "attention ≈1.0 at every width and length", ZOOLOGY, near_one) for m in ATTENTION),
+    *(CellPublished("sweep", m, "gated convolutions and RWKV: at one width recall falls with the length (L 64 to "
+                    "128 at d 64: RWKV 0.74 to 0.18, BaseConv 0.69 to 0.37), so the width must grow with it",
+                    ZOOLOGY, falls_with_length, predicted=True) for m in ("hawk", "hawk_neg", "lstm", "gru")),
+    CellPublished("window", "griffin", "sliding-window attention rises from 0.07 to 1.0 as its window grows",
+                  BASED, rises_with_window, predicted=True),
+]}
+
+
+def against_cells(cell_scores: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Per :data:`CELL_PUBLISHED` entry of ``task``, from ``cell_scores`` (:func:`seqlib.book.cells.scores` of the
+    profile's cells of ``task``): our cells' test scores at the rate chosen on ``val``, the source's
+    result, the verdict and why, and our share of the source's training budget (the cells' mean);
+    columns as :func:`against_sources`', the cell family in ``task``. A family the profile does not
+    train for the model has no row."""
+    out = []
+    for pub in CELL_PUBLISHED.get(task, []):
+        mine = cell_scores[(cell_scores["family"] == pub.family) & (cell_scores["model"] == pub.model)]
+        if mine.empty:
+            continue
+        done = mine[mine["recorded"] > 0].sort_values("cell")
+        if done.empty:
+            mark, why, ours, budget = NOT_COMPARABLE, "no run", "no run", ""
+        else:
+            holds, why = pub.judge(done)
+            mark = AGREES if holds else DISAGREES
+            if pub.predicted:
+                why += " (the source's statement for a related model class, not a run of this model)"
+            seeds = sorted(set(done["seeds"].astype(int)))
+            ours = (cell_values(done) + f" ({done['split'].iloc[0]} {done['metric'].iloc[0]}, "
+                    f"{'/'.join(map(str, seeds))} seed{'s' * (seeds != [1])} at the rate chosen on val"
+                    + (f", {len(mine) - len(done)} of {len(mine)} cells without a record)" if len(done) < len(mine) else ")"))
+            budget = sequences_share(done["train_sequences"].mean(), pub.source, task)[1]
+        out.append({"task": f"{task} ({pub.family} cells)", "model": pub.model, "ours": ours,
+                    "reported by the source": pub.result, "verdict": mark, "why": why, "our budget": budget,
+                    "source": pub.source.name, "checked": pub.source.checked})
+    return pd.DataFrame(out, columns=["task", "model", "ours", "reported by the source", "verdict", "why",
+                                      "our budget", "source", "checked"])
