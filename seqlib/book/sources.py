@@ -56,6 +56,7 @@ DELETANG = Source("Delétang et al. 2023, Table 2", UNVERIFIED,
 GRAZZI = Source("Grazzi et al. 2024, §5.1 (scaled accuracy)", UNVERIFIED,
                 {"parity_check": 20_000 * 256, "modular_arithmetic": 100_000 * 256,
                  "modular_arithmetic_brackets": 100_000 * 256})
+MAMBA3 = Source("Mamba-3 (arXiv 2603.15569), Table 4b (scaled accuracy)", UNVERIFIED)  # its budget not in our notes
 LIU = Source("Liu et al. 2023", UNVERIFIED + "; the abstract confirms only the Transformers' long tail of sporadic errors",
              {"flipflop": 10_000 * 16}, runs="all")
 GRIFFIN = Source("De et al. 2024 (Griffin), §6.2 and App. H", "the paper's statement (no number)")
@@ -97,6 +98,12 @@ _OTHERS: dict[tuple[str, str], Published] = {
     ("parity_check", "deltanet_neg"): Published("1.000 (DeltaNet [-1,1])", GRAZZI, SOLVES),
     ("modular_arithmetic", "deltanet"): Published("0.314 (DeltaNet [0,1])", GRAZZI, FAILS),
     ("modular_arithmetic", "deltanet_neg"): Published("0.971 (DeltaNet [-1,1])", GRAZZI, SOLVES),
+    ("parity_check", "gated_deltanet"): Published("not reported; eigenvalues in [0, 1], as DeltaNet [0,1]: 0.017",
+                                                  GRAZZI, FAILS, True),
+    ("parity_check", "gated_deltanet_neg"): Published("100% (Gated DeltaNet [-1,1])", MAMBA3, SOLVES),
+    ("modular_arithmetic", "gated_deltanet_neg"): Published("99.25% (Gated DeltaNet [-1,1])", MAMBA3, SOLVES),
+    ("parity_check", "mamba2"): Published("0.90%", MAMBA3, FAILS),
+    ("modular_arithmetic", "mamba2"): Published("47.81%", MAMBA3, FAILS),
     ("flipflop", "lstm"): Published("0 glitches: perfect extrapolation in 100/100 runs", LIU, SOLVES),
     ("flipflop", "transformer"): Published("≈0 in distribution, sporadic glitches on the sparse split, varying by "
                                            "orders of magnitude across seeds", LIU, FAILS),
