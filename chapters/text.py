@@ -51,7 +51,7 @@ from seqlib.book.chapter import (
 )
 from seqlib.book.findings import show_findings, store_of
 from seqlib.book.plots import bottom_legend
-from seqlib.book.report import at_chosen_lr, choice_lines, profile_records, seed_cells, select_lr
+from seqlib.book.report import at_chosen_lr, bits_curves, choice_lines, profile_records, seed_cells, select_lr
 from seqlib.evaluate import POSITION_KEY
 from seqlib.results import records_frame
 from seqlib.stats import summarize_seeds
@@ -214,15 +214,10 @@ else:
 
 # %%
 stored = [r for r in profile_records(store_of(profile, task, model), profile).records if r.task == task]
-everyone = at_chosen_lr(records_frame(stored), select_lr(stored)) if stored else pd.DataFrame()
-if everyone.empty:
+curves = bits_curves(stored)
+if curves.empty:
     print("no stored run of this chapter under this profile")
 else:
-    curves = everyone[(everyone["slice_key"] == "length") & (everyone["metric"] == "loss")]
-    curves = curves.assign(bits=curves["value"] / math.log(2), length=curves["slice_value"].astype(int),
-                           split=curves["split"].str.removesuffix("_long"))
-    curves = curves[curves["split"] == "test"].groupby(["model", "length"], as_index=False).agg(
-        bits=("bits", "mean"), seeds=("seed", "nunique"))
     pick = alt.selection_point(fields=["model"], bind="legend", value=[{"model": model}])
     display(alt.Chart(curves, title="test bits per byte by evaluation length, every model").mark_line(
         point=True).encode(

@@ -49,6 +49,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,16 @@ def load_split(split: str, root: str | Path | None = None) -> tuple[np.ndarray, 
     if len(starts) != sum(info["documents"].values()):
         raise ValueError(f"{split}.docs.npy has {len(starts)} documents, the manifest says {info['documents']}")
     return np.memmap(path, dtype=np.uint8, mode="r"), starts
+
+
+@lru_cache(maxsize=4)
+def unigram_bits(split: str = "test", root: str | Path | None = None) -> float:
+    """Bits per byte on ``split`` of the byte-unigram model of the train split (add-one counts): what a
+    model that ignores its context scores, the bar a text run must beat to say anything about context."""
+    train, _ = load_split("train", root)
+    counts = np.bincount(train, minlength=256) + 1
+    data, _ = load_split(split, root)
+    return float(-(np.bincount(data, minlength=256) * np.log2(counts / counts.sum())).sum() / len(data))
 
 
 def split_of(source: str, key: str) -> str:

@@ -83,3 +83,19 @@ def test_the_book_includes_the_findings():
     for family in findings.families(committed_profile()):
         page = (REPO / "book" / "tasks" / f"{family.name}.md").read_text()
         assert f"```{{include}} ../runs/_findings/{family.name}.md" in page, family.name
+
+
+def test_the_text_page_states_extrapolation_and_griffins_claims(monkeypatch):
+    import test_book_sources as src
+
+    monkeypatch.setattr(findings, "unigram_bar", lambda: 4.75)
+    models = {"griffin": (1.50, src.FALLS), "transformer": (1.52, src.RISES), "lstm": (5.1, {1024: 5.1, 4096: 5.1})}
+    records = [r for m, (bits, curve) in models.items() for r in src.text_runs(m, bits, curve)]
+    family = Family("text", ["text"], {m: REPO / "book" / "runs" / "text" / f"{m}.ipynb" for m in models})
+    page = Findings("book", [family], records).task_page("text")
+    line = next(p for p in page.split("\n\n") if p.startswith("**Past the training context**"))
+    assert "improves: Griffin (-6.2%)" in line and "breaks: Transformer (+73.3%)" in line
+    assert line.endswith("byte-unigram model (4.750 bits per byte): LSTM.")   # 5.1 bits: held to nothing
+    assert "**text (~5M parameters), Griffin: agrees.**" in page
+    assert "**text (past the training context), Transformer: agrees.**" in page
+    assert "**text (~5M parameters), Hawk: not comparable.** Ours: no run." in page

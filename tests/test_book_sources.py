@@ -164,3 +164,69 @@ def test_every_cell_comparison_is_a_cell_the_book_profile_trains():
         assert task == "mqar"
         for pub in published:
             assert (pub.family, pub.model) in trained, (pub.family, pub.model)
+
+
+# Griffin's language-modelling claims on the text task's records (sources.against_lm_claims)
+LN2 = math.log(2)
+
+
+def text_runs(model: str, bits: float, curve: dict[int, float], seeds: int = 3) -> list[RunRecord]:
+    """Text records of ``seeds`` seeds: ``bits`` per byte on val and test, ``curve`` the test bits per byte by
+    evaluation length (the training length 1024 on test, the longer ones on test_long), 600 steps of 32."""
+    import test_book_report as rep
+
+    out = []
+    for seed in range(seeds):
+        at_train = {n: b for n, b in curve.items() if n <= 1024}
+        metrics = (rep.rows("val", {}, bits, "bits") + rep.rows("test", {}, bits, "bits")
+                   + rep.rows("test", {n: b * LN2 for n, b in at_train.items()}, metric="loss")
+                   + rep.rows("test_long", {n: b * LN2 for n, b in curve.items() if n > 1024}, metric="loss"))
+        r = rep.record(task="text", model=model, seed=seed, params={"seq_len": 1024}, metrics=metrics, select="val")
+        r.config["optim"] = {"batch_size": 32, "steps": 600}
+        r.train["steps_done"] = 600
+        out.append(r)
+    return out
+
+
+def lm_claims(bar: float | None = 4.75, **models) -> pd.DataFrame:
+    from seqlib.book.report import leaderboard
+
+    records = [r for m, (bits, curve) in models.items() for r in text_runs(m, bits, curve)]
+    return sources.against_lm_claims(leaderboard(records), records, bar=bar)
+
+
+FALLS = {1024: 1.60, 2048: 1.55, 16384: 1.50}
+RISES = {1024: 1.50, 2048: 1.70, 16384: 2.60}
+
+
+def test_griffins_claims_are_marked_from_the_text_records():
+    table = lm_claims(griffin=(1.50, FALLS), hawk=(1.62, FALLS), transformer=(1.52, RISES))
+    by = table.set_index(["task", "model"])["verdict"]
+    assert by[("text (~5M parameters)", "griffin")] == AGREES      # 1.50 against 1.52: matches or beats
+    assert by[("text (~5M parameters)", "hawk")] == DISAGREES      # +6.6%: more than 5% behind
+    assert by[("text (past the training context)", "hawk")] == AGREES         # falls with length
+    assert by[("text (past the training context)", "transformer")] == AGREES  # RoPE: rises past 1024
+    budget = table.set_index("model").loc["hawk", "our budget"].iloc[0]
+    assert budget.startswith("19,660,800 training bytes") and "0.26%" in budget   # 600 x 32 x 1024 / (1.9e9 x 4)
+
+
+def test_a_claim_needs_runs_that_beat_the_unigram_model():
+    table = lm_claims(griffin=(5.0, {1024: 5.0, 4096: 5.0}), transformer=(1.52, RISES))
+    by = table.set_index(["task", "model"])
+    assert by.loc[("text (~5M parameters)", "griffin"), "verdict"] == NOT_COMPARABLE
+    assert "does not beat the byte-unigram model" in by.loc[("text (past the training context)", "griffin"), "why"]
+    unknown = lm_claims(bar=None, griffin=(1.5, FALLS), transformer=(1.52, RISES))
+    assert (unknown["verdict"] == NOT_COMPARABLE).all() and unknown["why"].str.contains("make corpus").any()
+    assert (lm_claims()["verdict"] == NOT_COMPARABLE).all()           # no run at all
+
+
+def test_the_second_budget_is_held_to_the_same_claims():
+    from seqlib.book.report import leaderboard
+
+    records = text_runs("transformer", 1.52, RISES)
+    large = pd.DataFrame([{"family": "large", "model": m, "recorded": 1, "value": v, "train_sequences": 19200.0}
+                          for m, v in (("griffin", 1.40), ("transformer", 1.30), ("hawk", 1.35))])
+    table = sources.against_lm_claims(leaderboard(records), records, large, bar=4.75).set_index(["task", "model"])
+    assert table.loc[("text (~20M parameters, one seed)", "griffin"), "verdict"] == DISAGREES   # +7.7%
+    assert table.loc[("text (~20M parameters, one seed)", "hawk"), "verdict"] == AGREES        # +3.8% < 5%
+    assert table.loc[("text (~20M parameters, one seed)", "hawk"), "our budget"].startswith("19,660,800")

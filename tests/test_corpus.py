@@ -3,8 +3,10 @@ split rule, the atomic write, the errors), then the real corpus that `make corpu
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
+import math
 import random
 import tarfile
 
@@ -219,3 +221,14 @@ def test_a_tampered_pack_leaves_no_corpus(tmp_path, monkeypatch):
     assert not (tmp_path / "b" / corpus.MANIFEST).exists() and not list((tmp_path / "b").glob("*.bin"))
     with pytest.raises(FileNotFoundError, match="make corpus"):
         corpus.pack(tmp_path / "none.tar.xz", tmp_path / "empty")
+
+
+def test_the_unigram_bar_is_the_train_splits_byte_frequencies_on_another_split(tmp_path):
+    corpus._write(tmp_path, synthetic_documents(), [])
+    train, _ = corpus.load_split("train", tmp_path)
+    test, _ = corpus.load_split("test", tmp_path)
+    counts = collections.Counter(train.tobytes())
+    total = len(train) + 256  # add-one over every byte value
+    by_hand = -sum(math.log2((counts[b] + 1) / total) for b in test.tobytes()) / len(test)
+    assert corpus.unigram_bits("test", tmp_path) == pytest.approx(by_hand, rel=1e-9)
+    assert 2 < by_hand < 8  # a few distinct bytes: far below the 8 bits of a uniform byte

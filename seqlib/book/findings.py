@@ -42,7 +42,7 @@ from seqlib.book.report import (
     scoring,
     selection_note,
 )
-from seqlib.book.sources import CELL_PUBLISHED, against_cells, against_sources
+from seqlib.book.sources import CELL_PUBLISHED, against_cells, against_lm_claims, against_sources
 from seqlib.book.toc import model_title
 from seqlib.config import load_config
 from seqlib.provenance import REPO
@@ -313,6 +313,42 @@ def sources_section(rows: pd.DataFrame, records: list[RunRecord], family: Family
     return [head, "\n".join(bullets)]
 
 
+def unigram_bar() -> float | None:
+    """The byte-unigram model's bits per byte on the corpus's test split (:func:`seqlib.corpus.unigram_bits`),
+    or None where the corpus is not built."""
+    from seqlib import corpus
+
+    try:
+        return corpus.unigram_bits("test")
+    except FileNotFoundError:
+        return None
+
+
+def extrapolation_lines(records: list[RunRecord], family: Family) -> list[str]:
+    """For the text task: which models improve, hold or break past the training context
+    (:func:`seqlib.book.report.extrapolation` of their test curves), those that do not beat the
+    byte-unigram model apart; nothing for a family without it or without a curve."""
+    from seqlib.book.report import EXTRAPOLATION_TOLERANCE, bits_curves, extrapolation
+
+    if "text" not in family.tasks:
+        return []
+    trends = extrapolation(bits_curves([r for r in records if r.task == "text"]))
+    if trends.empty:
+        return []
+    bar = unigram_bar()
+    learned = trends if bar is None else trends[trends["train_bits"] < bar]
+    parts = [f"{trend}: " + ", ".join(f"{model_title(r.model)} ({r.change:+.1%})" for r in g.itertuples())
+             for trend, g in learned.groupby("trend", sort=False)]
+    unfit = trends.drop(learned.index)
+    return [f"**Past the training context** (test bits per byte at the longest length against the training length "
+            f"{trends['train_length'].iloc[0]:,}, at each model's chosen rate; a change within "
+            f"±{EXTRAPOLATION_TOLERANCE:.0%} holds): " + "; ".join(parts)
+            + (f"; not held to it, as they do not beat the byte-unigram model ({bar:.3f} bits per byte): "
+               + ", ".join(model_title(m) for m in unfit["model"]) if not unfit.empty else "")
+            + ("" if bar is not None else " (the corpus is not built here, so no run is checked against the "
+               "byte-unigram model)") + "."]
+
+
 @dataclass
 class Findings:
     """The records of one profile and the findings they support."""
@@ -343,13 +379,21 @@ class Findings:
         """The leaderboard of one task chapter's records, its pages' rows (:func:`evidenced`)."""
         return evidenced(leaderboard(self.family_records(family)), family)
 
-    def cell_comparisons(self, family: Family) -> pd.DataFrame | None:
-        """The comparisons of the family's cells with the published results (None: no source plots them)."""
+    def further_comparisons(self, family: Family, rows: pd.DataFrame) -> pd.DataFrame | None:
+        """The family's comparisons beyond its leaderboard's (None: it has none): its cells' with the
+        sources' plots (MQAR) and Griffin's language-modelling claims (the text task, with its second
+        budget's cell)."""
         from seqlib.book.cells import by_cell, entry_plan, scores
 
-        if family.name not in CELL_PUBLISHED:
+        lm = "text" in family.tasks
+        if family.name not in CELL_PUBLISHED and not lm:
             return None
-        return against_cells(scores(by_cell(entry_plan(family.name, self.profile, self.grid))), family.name)
+        cells = scores(by_cell(entry_plan(family.name, self.profile, self.grid)))
+        tables = [against_cells(cells, family.name)] if family.name in CELL_PUBLISHED else []
+        if lm:
+            tables.append(against_lm_claims(rows, self.family_records(family), cells[cells["family"] == "large"],
+                                            unigram_bar()))
+        return pd.concat(tables, ignore_index=True)
 
     def family(self, name: str) -> Family:
         return next(f for f in self.families if f.name == name)
@@ -376,7 +420,8 @@ class Findings:
                             "95% bootstrap interval where there are two seeds or more; the best in bold. Each model's "
                             "page shows its runs.", family_table(rows, family, "../runs/"),
                             "\n".join(family_bullets(rows, records, family, "../runs/")),
-                            *sources_section(rows, records, family, self.cell_comparisons(family))]) + "\n"
+                            *extrapolation_lines(records, family),
+                            *sources_section(rows, records, family, self.further_comparisons(family, rows))]) + "\n"
 
     def model_page(self, name: str, model: str) -> tuple[str, object]:
         """A task chapter page's opening: the findings for ``model`` among the models of its chapter, and the

@@ -494,6 +494,43 @@ def length_curves(records: list[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "model", "length", "accuracy", "seeds", "lr", "train_length"])
 
 
+def bits_curves(records: list[RunRecord], splits: tuple[str, ...] = ("test", "test_long")) -> pd.DataFrame:
+    """Bits per byte by evaluation length (the text task's ``length`` slice of the loss over ln 2) on
+    ``splits`` (the training length's and the long ones, by default the test side), per model at the
+    learning rate :func:`select_lr` chose, averaged over seeds. Columns: model, length, bits, seeds, lr.
+    The text chapter's curve of every model and the extrapolation findings."""
+    ok = [r for r in records if r.status == "ok"]
+    columns = ["model", "length", "bits", "seeds", "lr"]
+    if not ok:
+        return pd.DataFrame(columns=columns)
+    at = at_chosen_lr(records_frame(ok), select_lr(ok))
+    at = at[(at["slice_key"] == "length") & (at["metric"] == "loss") & at["split"].isin(splits)]
+    at = at.assign(bits=at["value"] / math.log(2), length=at["slice_value"].astype(int))
+    return (at.groupby(["model", "length"], as_index=False)
+            .agg(bits=("bits", "mean"), seeds=("seed", "nunique"), lr=("lr", "first"))[columns])
+
+
+EXTRAPOLATION_TOLERANCE = 0.01  # a relative change of bits per byte that counts as holding
+
+
+def extrapolation(curves: pd.DataFrame, tolerance: float = EXTRAPOLATION_TOLERANCE) -> pd.DataFrame:
+    """Per model of :func:`bits_curves`: bits per byte at its shortest length (the training length: the
+    ``test`` windows) and at its longest, the relative change between them, and whether it
+    ``improves`` (falls by more than ``tolerance``), ``holds`` or ``breaks`` (rises by more) past the
+    training context; a model evaluated at one length only is left out."""
+    rows = []
+    for model, g in curves.sort_values("length").groupby("model", sort=False):
+        if len(g) < 2:
+            continue
+        first, last = g.iloc[0], g.iloc[-1]
+        change = last["bits"] / first["bits"] - 1
+        rows.append({"model": model, "train_length": int(first["length"]), "train_bits": first["bits"],
+                     "longest": int(last["length"]), "longest_bits": last["bits"], "change": change,
+                     "trend": "improves" if change < -tolerance else "breaks" if change > tolerance else "holds"})
+    return pd.DataFrame(rows, columns=["model", "train_length", "train_bits", "longest", "longest_bits", "change",
+                                       "trend"])
+
+
 def log_binned(curves: pd.DataFrame, per_octave: int = 4) -> pd.DataFrame:
     """``curves`` averaged over log-spaced length bins (``per_octave`` per doubling) for drawing; a
     bin never mixes lengths inside and beyond the training length."""

@@ -365,3 +365,103 @@ def against_cells(cell_scores: pd.DataFrame, task: str) -> pd.DataFrame:
                     "source": pub.source.name, "checked": pub.source.checked})
     return pd.DataFrame(out, columns=["task", "model", "ours", "reported by the source", "verdict", "why",
                                       "our budget", "source", "checked"])
+
+
+# Griffin's language-modelling claims (De et al. 2024), held to the text chapter's runs in miniature
+MATCHES, CLOSE = 0.01, 0.05  # "matches or beats": within 1% of the baseline's bits per byte; "close": within 5%
+BYTES_PER_TOKEN = 4  # an assumption for the budget share: the paper counts tokens of its tokenizer, we count bytes
+GRIFFIN_LM = Source("De et al. 2024 (Griffin), §3 (Fig. 1) and §6.1 (Fig. 5)",
+                    "the paper's statements, at 100M to 14B parameters on up to 300B tokens; no number of theirs "
+                    "is compared, only the direction", {"text": 1_900_000_000})  # its smallest size (App. C, Table 2)
+
+
+def text_budget(records: list[RunRecord]) -> str:
+    """Our runs' training bytes (steps done x batch x window, their mean) beside the paper's tokens."""
+    from seqlib.book.report import task_of, training_sequences
+
+    sequences = training_sequences(records)
+    return "steps not recorded" if sequences is None else bytes_budget(sequences * task_of(records[0]).seq_len)
+
+
+def bytes_budget(ours: float) -> str:
+    tokens = GRIFFIN_LM.budgets["text"]
+    return (f"{ours:,.0f} training bytes; the paper's smallest model trains on {tokens:,} tokens (App. C, Table 2), "
+            f"so about {ours / (tokens * BYTES_PER_TOKEN):.2%} of it at an assumed {BYTES_PER_TOKEN} bytes a token")
+
+
+def _learned(bits: float, bar: float | None, who: str) -> str | None:
+    """Why a run of ``bits`` per byte cannot be held to a claim (None: it can): it must beat the
+    byte-unigram model's ``bar`` (:func:`seqlib.corpus.unigram_bits`)."""
+    if bar is None:
+        return "the byte corpus is not built here (make corpus), so the unigram bar a run must beat is unknown"
+    if not bits < bar:
+        return (f"{who} ({bits:.3f} bits per byte) does not beat the byte-unigram model ({bar:.3f}): it has not "
+                "learned to use its context")
+    return None
+
+
+def against_lm_claims(board: pd.DataFrame, records: list[RunRecord], large: pd.DataFrame | None = None,
+                      bar: float | None = None) -> pd.DataFrame:
+    """Griffin's claims on the text task's runs: quality at a matched budget (Griffin matches or beats the
+    Transformer, within :data:`MATCHES`; Hawk comes close, within :data:`CLOSE`; mean test bits per byte
+    at the rate chosen on val, the ``board``'s rows, and again at the ``large`` cell's one seed), and
+    extrapolation (Hawk and Griffin hold or improve past the training length, the RoPE Transformer breaks:
+    :func:`seqlib.book.report.extrapolation`). A run that does not beat the unigram ``bar`` is held to
+    nothing. Columns as :func:`against_sources`'."""
+    from seqlib.book.report import bits_curves, chosen_runs, extrapolation, task_of
+
+    rows = {r["model"]: r for _, r in board.iterrows() if r["task"] == "text"} if not board.empty else {}
+    budgets = {"~5M parameters": ({m: r["mean"] for m, r in rows.items()},
+                                  lambda m: text_budget(chosen_runs(rows[m], records)))}
+    if large is not None and not large.empty:
+        done = large[large["recorded"] > 0]
+        texts = [r for r in records if r.task == "text" and r.status == "ok"]
+        window = task_of(texts[0]).seq_len if texts else None  # the cell's windows are the entry's
+        seen = dict(zip(done["model"], done["train_sequences"]))
+        budgets["~20M parameters, one seed"] = (dict(zip(done["model"], done["value"])), lambda m: (
+            bytes_budget(seen[m] * window) if window and pd.notna(seen[m]) else "training bytes not known"))
+    out = []
+
+    def add(where: str, model: str, ours: str, claim: str, mark: str, why: str, budget: str) -> None:
+        out.append({"task": f"text ({where})", "model": model, "ours": ours, "reported by the source": claim,
+                    "verdict": mark, "why": why, "our budget": budget, "source": GRIFFIN_LM.name,
+                    "checked": GRIFFIN_LM.checked})
+
+    for where, (bits, budget_of) in budgets.items():
+        for model, claim, within in (("griffin", "matches or beats the Transformer baseline at equal training "
+                                      "compute", MATCHES), ("hawk", "comes close to the Transformer baseline", CLOSE)):
+            if model not in bits or "transformer" not in bits:
+                add(where, model, "no run" if model not in bits else f"{bits[model]:.3f} bits per byte", claim,
+                    NOT_COMPARABLE, "no run of " + (model if model not in bits else "the Transformer"), "")
+                continue
+            ratio = bits[model] / bits["transformer"] - 1
+            ours = f"{bits[model]:.3f} bits per byte against the Transformer's {bits['transformer']:.3f} ({ratio:+.1%})"
+            unfit = _learned(bits[model], bar, model) or _learned(bits["transformer"], bar, "the Transformer")
+            if unfit:
+                add(where, model, ours, claim, NOT_COMPARABLE, unfit, budget_of(model))
+                continue
+            holds = ratio <= within
+            add(where, model, ours, claim, AGREES if holds else DISAGREES,
+                f"{'within' if holds else 'more than'} {within:.0%} of the baseline's bits per byte, at equal "
+                "parameters and bytes (not the paper's equal FLOPs)", budget_of(model))
+    trends = extrapolation(bits_curves([r for r in records if r.task == "text"])).set_index("model")
+    for model, claim, expects in (("hawk", "extrapolates: holds or improves to at least 4x its training length",
+                                   ("holds", "improves")),
+                                  ("griffin", "extrapolates: holds or improves to at least 4x its training length",
+                                   ("holds", "improves")),
+                                  ("transformer", "the RoPE baseline gets worse past its training length",
+                                   ("breaks",))):
+        if model not in trends.index:
+            add("past the training context", model, "no run", claim, NOT_COMPARABLE, "no run evaluated past its "
+                "training length", "")
+            continue
+        t = trends.loc[model]
+        ours = (f"{t['train_bits']:.3f} bits per byte at {t['train_length']:,}, {t['longest_bits']:.3f} at "
+                f"{t['longest']:,} ({t['change']:+.1%}: {t['trend']})")
+        unfit = _learned(t["train_bits"], bar, model)
+        holds = t["trend"] in expects
+        add("past the training context", model, ours, claim, NOT_COMPARABLE if unfit else AGREES if holds else DISAGREES,
+            unfit or f"it {t['trend']} (a change beyond ±1% of its bits at the training length counts)",
+            budgets["~5M parameters"][1](model) if model in rows else "")
+    return pd.DataFrame(out, columns=["task", "model", "ours", "reported by the source", "verdict", "why",
+                                      "our budget", "source", "checked"])
