@@ -196,6 +196,12 @@ if not board.empty:
 # our best seed is compared; Liu et al. count runs, so every seed must. `our budget` is the share of
 # the source's training sequences our chosen runs had: a disagreement at a small share is first of all
 # a question of budget.
+#
+# Two families of comparisons are on their task pages, not here: MQAR's cells against Zoology's
+# Figure 2, the recall-state frontier of Zoology's README plot and Based's window sweep
+# {cite:p}`arora2024based` (the [MQAR](../tasks/mqar.md) page), and Griffin's language-modelling
+# claims, quality at a matched budget and extrapolation past the training context (the
+# [text](../tasks/text.md) page).
 
 # %% tags=["hide-input"]
 if not board.empty:
