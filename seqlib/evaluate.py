@@ -116,15 +116,68 @@ def eval_plan(task: Task, split: str, n: int, batch_size: int) -> list[tuple[int
     return [(None, min(batch_size, n - i)) for i in range(0, n, batch_size)]
 
 
+PACKED, PER_GROUP = "packed", "per group"  # measure.eval_batching of a record: how its evaluations were batched
+
+
+def eval_packs(task: Task, counts: list[int], batch_size: int, batching: str = PACKED) -> list[list[int]]:
+    """The groups of an evaluation (their example counts, :func:`eval_plan`'s order) as packs that run
+    in the same forward batches: ``packed``, groups smaller than a batch join their neighbours up to
+    ``batch_size`` examples in all (one batch, right-padded to its longest example: exact for these
+    causal models, whose outputs at a position read no later one, and for pooled heads, which skip the
+    padding), and a larger group is a pack of its own, in batches of ``batch_size``; so a Chomsky
+    validation of 1,024 examples over 40 lengths is 10 forward batches instead of 40. A task with
+    position buckets (their columns follow a batch's length) and ``per group`` batching (the records
+    before packing) keep every group apart."""
+    if batching not in (PACKED, PER_GROUP):
+        raise ValueError(f"unknown evaluation batching {batching!r}: {PACKED!r} or {PER_GROUP!r}")
+    if batching == PER_GROUP or task.scoring.position_buckets:
+        return [[i] for i in range(len(counts))]
+    packs: list[list[int]] = []
+    run, size = [], 0
+    for i, n in enumerate(counts):
+        if n >= batch_size or size + n > batch_size:
+            if run:
+                packs.append(run)
+            run, size = [], 0
+        if n >= batch_size:
+            packs.append([i])
+        else:
+            run.append(i)
+            size += n
+    return packs + ([run] if run else [])
+
+
+def pack_batches(task: Task, counts: list[int], batch_size: int, batching: str = PACKED) -> int:
+    """Forward batches of an evaluation of groups of ``counts`` examples (:func:`eval_packs`)."""
+    return sum(-(-sum(counts[i] for i in pack) // batch_size) for pack in eval_packs(task, counts, batch_size, batching))
+
+
+def joined(groups: list[Batch]) -> Batch:
+    """The examples of ``groups`` as one batch, each right-padded to the longest (:func:`seqlib.data.pad_batch`)."""
+    from seqlib.data import pad_batch
+
+    if len(groups) == 1:
+        return groups[0]
+    keys = set(groups[0].meta)
+    if any(set(g.meta) != keys for g in groups):
+        raise ValueError(f"cannot join evaluation groups with different metadata keys: {[sorted(g.meta) for g in groups]}")
+    width = max(g.inputs.shape[1] for g in groups)
+    padded = [pad_batch(g, width) for g in groups]
+    return Batch(torch.cat([g.inputs for g in padded]), torch.cat([g.targets for g in padded]),
+                 torch.cat([g.mask for g in padded]), torch.cat([g.segment_pos for g in padded]),
+                 {k: np.concatenate([np.asarray(g.meta[k]) for g in padded]) for k in groups[0].meta})
+
+
 def evaluate_split(model: torch.nn.Module, task: Task, split: str, n: int, seed: int, batch_size: int,
-                   device: torch.device, dtype: torch.dtype = torch.float32) -> pd.DataFrame:
+                   device: torch.device, dtype: torch.dtype = torch.float32, batching: str = PACKED) -> pd.DataFrame:
     """Per-example statistics and metadata for the examples of :func:`eval_plan` (deterministic in
-    ``seed``); ``.attrs["seq_len"]`` holds the longest input length seen."""
+    ``seed``), in the forward batches of ``batching`` (:func:`eval_packs`); ``.attrs["seq_len"]`` holds
+    the longest input length seen."""
     was_training = model.training
     model.eval()
     try:
         return evaluate_split_stack(lambda x, s: model(x, s)[0][None], 1, task, split, n, seed, batch_size,
-                                    device, dtype)[0]
+                                    device, dtype, batching)[0]
     finally:
         model.train(was_training)
 
@@ -148,19 +201,26 @@ def in_halves(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], inp
 
 def evaluate_split_stack(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], k: int, task: Task,
                          split: str, n: int, seed: int, batch_size: int, device: torch.device,
-                         dtype: torch.dtype = torch.float32) -> list[pd.DataFrame]:
+                         dtype: torch.dtype = torch.float32, batching: str = PACKED) -> list[pd.DataFrame]:
     """:func:`evaluate_split` of ``k`` models at once, on the same examples: ``forward(inputs,
     segment_pos)`` returns the logits of all k, ``[k, B, ...]`` (a stack of instances under vmap,
-    :mod:`seqlib.stack`; a single model is ``k = 1``). One per-example frame per model, in order."""
+    :mod:`seqlib.stack`; a single model is ``k = 1``). One per-example frame per model, in order. The
+    groups of examples run in the forward batches of :func:`eval_packs` (``batching``)."""
     frames: list[list[pd.DataFrame]] = [[] for _ in range(k)]
     seq_len = 0
+    plan = eval_plan(task, split, n, batch_size)
+
+    def group(g: int) -> Batch:
+        length, count = plan[g]
+        return task.sample(split, count, seed=derive_seed(f"eval/{split}", seed, g),
+                           **({} if length is None else {"length": length}))
+
     with torch.no_grad():
-        for g, (length, count) in enumerate(eval_plan(task, split, n, batch_size)):
-            kwargs = {} if length is None else {"length": length}
-            group = task.sample(split, count, seed=derive_seed(f"eval/{split}", seed, g), **kwargs)
-            seq_len = max(seq_len, group.inputs.shape[1])
-            for i in range(0, len(group), batch_size):
-                batch = _slice(group, i, i + batch_size).to(device)
+        for pack in eval_packs(task, [count for _, count in plan], batch_size, batching):
+            examples = joined([group(g) for g in pack])
+            seq_len = max(seq_len, examples.inputs.shape[1])
+            for i in range(0, len(examples), batch_size):
+                batch = _slice(examples, i, i + batch_size).to(device)
                 with autocast(device, dtype):
                     logits = in_halves(forward, batch.inputs, batch.segment_pos)
                 meta = _sliceable(batch.meta, len(batch))

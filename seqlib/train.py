@@ -36,7 +36,7 @@ from tqdm import tqdm
 from seqlib import cuda_context, snapshot
 from seqlib import tasks as task_registry
 from seqlib.config import ExperimentConfig, check_stopping, out_of_distribution, select_split
-from seqlib.evaluate import eval_plan, evaluate_split, split_metric, summarize
+from seqlib.evaluate import PACKED, eval_plan, evaluate_split, pack_batches, split_metric, summarize
 from seqlib.measure import Meter, device_processes, model_size, share_hint
 from seqlib.models import ModelUnavailable, build_model
 from seqlib.objective import autocast, batch_accuracy, derive_seed, masked_loss, scored_targets
@@ -166,10 +166,11 @@ def eval_size(cfg: ExperimentConfig, split: str) -> int:
     return cfg.run.eval_size_per_split.get(split, cfg.run.eval_size)
 
 
-def split_batches(cfg: ExperimentConfig, task: Task, split: str) -> int:
-    """Forward batches of one evaluation of ``split`` (:func:`seqlib.evaluate.eval_plan`)."""
+def split_batches(cfg: ExperimentConfig, task: Task, split: str, batching: str = PACKED) -> int:
+    """Forward batches of one evaluation of ``split`` (:func:`seqlib.evaluate.eval_plan`), batched as
+    ``batching`` says (a record's ``measure.eval_batching``; :func:`seqlib.evaluate.eval_packs`)."""
     bs = cfg.run.eval_batch_size
-    return sum(-(-count // bs) for _, count in eval_plan(task, split, eval_size(cfg, split), bs))
+    return pack_batches(task, [count for _, count in eval_plan(task, split, eval_size(cfg, split), bs)], bs, batching)
 
 
 def check_eval_splits(cfg: ExperimentConfig, task: Task) -> None:
@@ -184,11 +185,13 @@ def check_eval_splits(cfg: ExperimentConfig, task: Task) -> None:
 
 
 def new_record(cfg: ExperimentConfig) -> RunRecord:
-    """A run's record before it runs: status ``failed`` / ``did not finish`` until :func:`execute` ends."""
+    """A run's record before it runs: status ``failed`` / ``did not finish`` until :func:`execute` ends;
+    ``measure.eval_batching`` says how its evaluations are batched (:func:`seqlib.evaluate.eval_packs`)."""
     h = cfg.hash()
     device = "cuda" if cfg.run.device == "auto" and torch.cuda.is_available() else cfg.run.device.replace("auto", "cpu")
     return RunRecord(run_id=run_id(h), config_hash=h, task=cfg.task.name, model=cfg.model.name, lr=cfg.optim.lr,
-                     seed=cfg.optim.seeds[0], config=cfg.model_dump(mode="json"), provenance=this_process(device))
+                     seed=cfg.optim.seeds[0], config=cfg.model_dump(mode="json"), provenance=this_process(device),
+                     measure={"eval_batching": PACKED})
 
 
 def execute(cfg: ExperimentConfig, record: RunRecord, task: Task | None = None) -> None:

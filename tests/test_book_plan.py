@@ -13,6 +13,7 @@ from test_book_report import record
 
 from seqlib.book.plan import estimate, eval_batches, nearest_shape, speedup, sweep_rows, task_of
 from seqlib.config import load_config
+from seqlib.evaluate import PER_GROUP
 from seqlib.results import write_record
 
 book = toy.book  # the toy book fixture of the grid tests
@@ -94,9 +95,12 @@ def test_eval_batches_by_hand():
                                  "run": cfg.run.model_copy(update={"eval_every": 40})})
     # val: 6 lengths x ceil(8/6) = 2 examples, one batch each; test: 4 lengths; train: 6
     # periodic: ceil(100/40) = 3 evaluations of val = 18; final: train 6 + val 6 + test 4 = 16
-    assert eval_batches(cfg, task_of(cfg)) == 34
+    assert eval_batches(cfg, task_of(cfg), batching=PER_GROUP) == 34
+    # packed (today's): each split's 8 to 12 examples fit one batch of 32: 3 + 3
+    assert eval_batches(cfg, task_of(cfg)) == 6
     only = cfg.model_copy(update={"run": cfg.run.model_copy(update={"eval_splits": ["test"], "eval_every": 100})})
-    assert eval_batches(only, task_of(only)) == 6 + 4
+    assert eval_batches(only, task_of(only), batching=PER_GROUP) == 6 + 4
+    assert eval_batches(only, task_of(only)) == 1 + 1
 
 
 def test_estimate_by_hand(tmp_path):
@@ -111,7 +115,7 @@ def test_estimate_by_hand(tmp_path):
         write_record(store, gpu_record("even_pairs", "lstm", B, step, seed, evals=2, eval_s=0.6 + seed))
     write_sweep(bench, "20260101T000000", [row("parity", "hawk", 16, 8.0, loop=50.0)])
     write_sweep(bench, "20260102T000000", [row("parity", "hawk", 64, 16.0, loop=50.0)])
-    run = tiny("parity_check", "hawk", eval_every=50)  # 2 x 6 + 16 = 28 batches a run
+    run = tiny("parity_check", "hawk", eval_every=50)  # packed: 2 x 1 + 3 = 5 batches a run (per group: 2 x 6 + 16)
     jobs = [("parity", {"configs": [run] * 4}),
             ("even lstm", {"configs": [tiny("even_pairs", "lstm", eval_every=50)]}),
             ("even hawk", {"configs": [tiny("even_pairs", "hawk", eval_every=50)] * 16}),
@@ -119,14 +123,14 @@ def test_estimate_by_hand(tmp_path):
     est = estimate(jobs, store, bench)
     assert est.calibration == pytest.approx({A: 2 / 3})
     parity, even = est.tasks["parity_check"], est.tasks["even_pairs"]
-    # parity x4: 100 steps x 0.020 s (the loop) x 4 / 2 (8 x 4/16) = 4 s; 4 x 28 batches x 0.1 x 2/3
+    # parity x4: 100 steps x 0.020 s (the loop) x 4 / 2 (8 x 4/16) = 4 s; 4 x 5 batches x 0.1 x 2/3
     assert parity["train"] * 3600 == pytest.approx(4.0)
-    assert parity["eval"] * 3600 == pytest.approx(4 * 28 * 0.1 * 2 / 3)
-    # even lstm x1: 100 x 0.040 = 4 s, 28 x 0.05; even hawk x16: 100 x 0.030 x 16 / 8 = 6 s, 16 x 28 x 0.1
+    assert parity["eval"] * 3600 == pytest.approx(4 * 5 * 0.1 * 2 / 3)
+    # even lstm x1: 100 x 0.040 = 4 s, 5 x 0.05; even hawk x16: 100 x 0.030 x 16 / 8 = 6 s, 16 x 5 x 0.1
     assert even["train"] * 3600 == pytest.approx(4.0 + 6.0)
-    assert even["eval"] * 3600 == pytest.approx(28 * 0.05 + 16 * 28 * 0.1)
+    assert even["eval"] * 3600 == pytest.approx(5 * 0.05 + 16 * 5 * 0.1)
     assert (even["jobs"], even["runs"], even["steps"], even["unknown"]) == (3, 18, 1800, 1)  # gru: no record
-    assert even["done"] * 3600 == pytest.approx(4.0 + 4 * 28 * 0.1 * 2 / 3 + 10.0 + 28 * 0.05 + 16 * 28 * 0.1)
+    assert even["done"] * 3600 == pytest.approx(4.0 + 4 * 5 * 0.1 * 2 / 3 + 10.0 + 5 * 0.05 + 16 * 5 * 0.1)
     assert est.speedups[("parity", "hawk", 4)] == (2.0, "parity hawk: sweep-20260101T000000.json K=16 x 4/16")
     assert math.isclose(est.speedups[("parity", "hawk", 16)][0], 8.0)
 
@@ -151,15 +155,15 @@ def test_a_stacked_evaluation_and_a_model_the_store_never_ran_by_hand(tmp_path):
     assert stacked_eval(measured, "parity", "gla", 8) == 0.02  # K' = 4 <= 8
     assert stacked_eval(measured, "parity", "gla", 2) == pytest.approx(0.02 * 4 / 2)  # only K' > K: x K'/K
     assert stacked_eval(measured, "mqar", "gla", 4) is None
-    gla = tiny("even_pairs", "gla", eval_every=50)  # 28 batches a run; parity's shape (no token counts)
+    gla = tiny("even_pairs", "gla", eval_every=50)  # 5 batches a run; parity's shape (no token counts)
     hawk = tiny("even_pairs", "hawk", eval_every=50)
     est = estimate([("gla", {"configs": [gla] * 4}), ("hawk", {"configs": [hawk] * 4})], store, bench)
     even = est.tasks["even_pairs"]
-    # gla: 100 steps x 1/25 s (the loop on parity) x 4 / 2 = 8 s, 4 x 28 x 0.02; hawk: stored 0.020 x 4 / 2 = 4 s
+    # gla: 100 steps x 1/25 s (the loop on parity) x 4 / 2 = 8 s, 4 x 5 x 0.02; hawk: stored 0.020 x 4 / 2 = 4 s
     # (parity's loop is not even_pairs'), its stored 0.15 s a batch / (0.1 / 0.025 = 4) = 0.0375
     assert even["unknown"] == 0
     assert even["train"] * 3600 == pytest.approx(8.0 + 4.0)
-    assert even["eval"] * 3600 == pytest.approx(4 * 28 * 0.02 + 4 * 28 * 0.0375)
+    assert even["eval"] * 3600 == pytest.approx(4 * 5 * 0.02 + 4 * 5 * 0.0375)
 
 
 def test_grid_plan_prints_the_plan_and_runs_nothing(book):
@@ -176,16 +180,16 @@ def test_a_round_record_beside_the_estimate_and_the_plan_at_the_measured_rate(tm
     store, bench = tmp_path / "results", tmp_path / "results" / "bench"
     write_record(store, gpu_record("parity_check", "hawk", A, 0.020, evals=1, eval_s=0.6))  # 0.1 s a batch
     write_sweep(bench, "20260101T000000", [row("parity", "hawk", 16, 8.0, loop=50.0)])
-    run = tiny("parity_check", "hawk", eval_every=50)  # 28 batches a run
-    # 4 runs stack as one job: 100 x 0.020 x 4 / 2 = 4 s of training, 4 x 28 x 0.1 = 11.2 s of evaluation
+    run = tiny("parity_check", "hawk", eval_every=50)  # 5 batches a run
+    # 4 runs stack as one job: 100 x 0.020 x 4 / 2 = 4 s of training, 4 x 5 x 0.1 = 2 s of evaluation
     training = [(f"parity_check/hawk/lr=0.001/seed={s}", {"config": run}) for s in range(4)]
-    path = save_round(training, 7.6, 1, 4, 64, store)
+    path = save_round(training, 3.0, 1, 4, 64, store)
     data = json.loads(path.read_text())
     assert path.parent == bench and data["kind"] == "grid-round"
-    assert data["estimated_gpu_hours"] * 3600 == pytest.approx(15.2)
-    assert data["gpu_hours"] * 3600 == pytest.approx(7.6) and data["measured_over_estimate"] == pytest.approx(0.5)
+    assert data["estimated_gpu_hours"] * 3600 == pytest.approx(6.0)
+    assert data["gpu_hours"] * 3600 == pytest.approx(3.0) and data["measured_over_estimate"] == pytest.approx(0.5)
     assert (data["jobs"], data["runs"], data["workers_per_gpu"], data["unestimated_jobs"]) == (1, 4, 4, 0)
-    assert "0.002 GPU hours" in capsys.readouterr().out
+    assert "0.001 GPU hours" in capsys.readouterr().out
     # a job the plan cannot estimate leaves the round without a ratio; two GPUs count twice the wall time
     gru = round_summary([("gru", {"configs": [tiny("parity_check", "gru")]})], 10.0, 2, 4, store, bench)
     assert gru["measured_over_estimate"] is None and gru["gpu_hours"] * 3600 == pytest.approx(20.0)
@@ -212,14 +216,14 @@ def test_measured_stacks_price_their_jobs_by_hand(tmp_path):
     write_record(store, rec)
     unshared = gpu_record("even_pairs", "hawk", A, 0.040, evals=1, eval_s=2.0, stacked=True)
     write_record(store, unshared)  # no device_processes: its sharing is unknown, so it prices nothing
-    run = tiny("parity_check", "hawk", eval_every=50)  # 28 batches a run
+    run = tiny("parity_check", "hawk", eval_every=50)  # 5 batches a run
     est = estimate([("parity", {"configs": [run] * 4}), ("even", {"configs": [tiny("even_pairs", "hawk")]})],
                    store, bench)
     parity = est.tasks["parity_check"]
     # per instance: 0.040 / (8 x 4) = 1.25 ms a step (the GPU ran all 8 stacks of 4 in that time);
-    # evaluation (2.0 s / (8 x 4)) over 1 x 6 + 16 batches evaluated
+    # evaluation (2.0 s / (8 x 4)) over 1 x 6 + 16 batches evaluated (a record before packing), x 5 a run
     assert parity["train"] * 3600 == pytest.approx(100 * 4 * 0.040 / 32)
-    assert parity["eval"] * 3600 == pytest.approx(4 * 28 * 2.0 / 32 / 22)
+    assert parity["eval"] * 3600 == pytest.approx(4 * 5 * 2.0 / 32 / 22)
     assert est.measured_pairs == 1 and est.tasks["even_pairs"]["unknown"] == 1
     assert est.measured_hours == pytest.approx(parity["train"] + parity["eval"])
     assert est.speedups[("parity", "hawk", 4)] == (1.0, "measured stacks of parity_check hawk in the store")
@@ -236,12 +240,12 @@ def test_a_model_timed_on_another_task_only_is_priced_from_it_by_hand(tmp_path):
     hawk = gpu_record("even_pairs", "hawk", A, 0.020)
     hawk.measure["train_tokens"] = 4000
     write_record(store, hawk)
-    gla, gsa = tiny("even_pairs", "gla", eval_every=50), tiny("even_pairs", "gsa", eval_every=50)  # 28 batches a run
+    gla, gsa = tiny("even_pairs", "gla", eval_every=50), tiny("even_pairs", "gsa", eval_every=50)  # 5 batches a run
     jobs = [("gla", {"configs": [gla]}), ("gsa", {"configs": [gsa]})]
     even = estimate(jobs, store, bench).tasks["even_pairs"]
     assert even["unknown"] == 1  # gsa
     assert even["train"] * 3600 == pytest.approx(100 * 0.010 * 2)
-    assert even["eval"] * 3600 == pytest.approx(28 * 0.1 * 2)
+    assert even["eval"] * 3600 == pytest.approx(5 * 0.1 * 2)
     assert any("1 (task, model) pair(s) priced from the same model on another task" in line
                and "even_pairs gla from parity_check" in line for line in plan_lines(jobs, store, bench))
 

@@ -164,3 +164,88 @@ def test_an_evaluation_out_of_gpu_memory_goes_on_in_halves_with_the_same_statist
 
     with pytest.raises(torch.cuda.OutOfMemoryError):  # not even one example fits: the error stands
         evaluate_split_stack(never, 1, *args)
+
+
+# packed evaluation (seqlib.evaluate.eval_packs): groups smaller than a batch share forward batches
+def test_small_groups_pack_up_to_a_batch_and_large_ones_stay_alone():
+    from seqlib.evaluate import PER_GROUP, eval_packs, pack_batches
+    from seqlib.tasks import get_task
+
+    parity, text = get_task("parity_check"), get_task("text")
+    assert eval_packs(parity, [26] * 40, 128) == [list(range(i, i + 4)) for i in range(0, 40, 4)]  # 4 x 26 = 104
+    assert pack_batches(parity, [26] * 40, 128) == 10 and pack_batches(parity, [26] * 40, 128, PER_GROUP) == 40
+    assert eval_packs(parity, [50, 200, 50, 50, 100], 128) == [[0], [1], [2, 3], [4]]
+    assert pack_batches(parity, [50, 200, 50, 50, 100], 128) == 1 + 2 + 1 + 1
+    assert eval_packs(parity, [128] * 3, 128) == [[0], [1], [2]]          # the Chomsky test split: as before
+    assert eval_packs(text, [32] * 4, 8) == [[0], [1], [2], [3]]          # position buckets: never packed
+    assert eval_packs(parity, [26] * 3, 128, PER_GROUP) == [[0], [1], [2]]
+    with pytest.raises(ValueError, match="unknown evaluation batching 'mixed'"):
+        eval_packs(parity, [1], 8, "mixed")
+
+
+@pytest.mark.parametrize("model_name", ["hawk", "griffin", "local_transformer", "transformer", "lstm", "gru",
+                                        "transformer_vanilla", "simplicial"])
+def test_a_packed_evaluation_gives_every_example_the_statistics_of_its_own_group(tiny_config, tmp_path, model_name):
+    """Parity's val split at 6 lengths, 7 examples each, in batches of 16: packed, 3 forward batches of
+    mixed lengths right-padded; per group, 6. Each example's statistics are the same (causal models)."""
+    from seqlib.evaluate import PER_GROUP, evaluate_split
+    from seqlib.models import build_model
+    from seqlib.tasks import get_task
+
+    cfg = tiny_config(tmp_path, model_name, "parity_check")
+    task = get_task(cfg.task.name, **cfg.task.params)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, task.spec)
+    calls = []
+    model.register_forward_hook(lambda m, args, out: calls.append(tuple(args[0].shape)))
+    args = (model, task, "val", 42, 0, 16, torch.device("cpu"))
+    packed = evaluate_split(*args)
+    packed_calls, calls[:] = list(calls), []
+    alone = evaluate_split(*args, batching=PER_GROUP)
+    assert len(packed_calls) == 3 and len(calls) == 6 and len({t for _, t in packed_calls}) > 1
+    assert packed.attrs["seq_len"] == alone.attrs["seq_len"]
+    exact = [c for c in alone.columns if c != "loss_sum"]
+    pd.testing.assert_frame_equal(packed[exact], alone[exact])
+    np.testing.assert_allclose(packed["loss_sum"], alone["loss_sum"], rtol=1e-5, atol=1e-6)
+
+
+def test_padding_that_leaked_into_earlier_positions_would_be_seen(tiny_config, tmp_path):
+    """The check above can fail: a forward that reads the whole padded row (a mean over time, not causal)
+    changes the packed statistics."""
+    from seqlib.evaluate import PER_GROUP, evaluate_split_stack
+    from seqlib.models import build_model
+    from seqlib.tasks import get_task
+
+    cfg = tiny_config(tmp_path, "hawk", "parity_check")
+    task = get_task(cfg.task.name, **cfg.task.params)
+    model = build_model(cfg.model, task.spec)
+
+    def leaky(x, s):
+        logits = model(x, s)[0]
+        classes = torch.arange(logits.shape[-1], dtype=logits.dtype)  # a shift by class: softmax sees it
+        return (logits + x.float().mean(1)[:, None, None] * classes)[None]
+
+    args = (leaky, 1, task, "val", 42, 0, 16, torch.device("cpu"))
+    (packed,), (alone,) = evaluate_split_stack(*args), evaluate_split_stack(*args, batching=PER_GROUP)
+    assert not np.allclose(packed["loss_sum"], alone["loss_sum"], rtol=1e-5)
+
+
+def test_a_pooled_head_skips_the_padding_of_a_joined_batch(tiny_config, tmp_path):
+    """Subset sum (a pooled head) at two lengths joined into one batch: each example's logits are those
+    of its own group alone."""
+    from seqlib.evaluate import joined
+    from seqlib.models import build_model
+    from seqlib.tasks import get_task
+
+    task = get_task("subset_sum")
+    cfg = tiny_config(tmp_path, "hawk", "subset_sum", params={})
+    torch.manual_seed(0)
+    model = build_model(cfg.model, task.spec).eval()
+    short, long = task.sample("test", 3, seed=0), task.sample("test_length", 4, seed=0)
+    assert short.inputs.shape[1] < long.inputs.shape[1] and task.spec.output_kind == "pooled"
+    both = joined([short, long])
+    assert both.inputs.shape[:2] == (7, long.inputs.shape[1]) and list(both.meta["length"][:3]) == list(short.meta["length"])
+    with torch.no_grad():
+        together = model(both.inputs, both.segment_pos)[0]
+        apart = torch.cat([model(b.inputs, b.segment_pos)[0] for b in (short, long)])
+    torch.testing.assert_close(together, apart, rtol=1e-5, atol=1e-6)

@@ -24,7 +24,8 @@ scale, from the store's records; a tie goes to the larger; parity without token 
     slower); the larger bound is used, at least 1 (K = 1: 1). A model the shape was not measured
     with takes the smaller of its own parity-shape value and the shape's lowest;
 * evaluation: the forward batches of the periodic evaluations of the selection split and of the
-  final evaluation of every split, times a run's seconds per batch:
+  final evaluation of every split (packed, :func:`seqlib.evaluate.eval_packs`; a record's own
+  batches as it ran them, :func:`batching`), times a run's seconds per batch:
 
   - run by run, the store's records of the task and model (their periodic evaluations: wall time
     less training and data time, over the batches evaluated), calibrated as their steps; those
@@ -145,7 +146,7 @@ def eval_batch_times(records, scale: dict[str, float]) -> dict[tuple[str, str], 
         except ValidationError:  # a record of an older configuration schema: no estimate from it
             continue
         spent = r.measure["wall_time_s"] - r.measure["train_time_s"] - r.train.get("data_time_s", 0.0)
-        batches = evals * split_batches(cfg, task_of(cfg), r.train["select_split"])
+        batches = evals * split_batches(cfg, task_of(cfg), r.train["select_split"], batching(r))
         pairs.append((((r.task, r.model), r.provenance.commit), spent / batches))
     return pooled(pairs, scale)
 
@@ -169,7 +170,7 @@ def stacked_costs(records: list) -> dict[tuple[str, str], tuple[float, float]]:
             continue
         share = 1 / (m["device_processes"] * m["stack_size"])  # the GPU ran every process's stack meanwhile
         steps[r.task, r.model].append(m["step_time_s"] * share)
-        evaluated = eval_batches(cfg, task_of(cfg), len(r.train.get("eval_curve") or []))
+        evaluated = eval_batches(cfg, task_of(cfg), len(r.train.get("eval_curve") or []), batching(r))
         if evaluated:
             batches[r.task, r.model].append((m["wall_time_s"] - m["train_time_s"]) * share / evaluated)
     return {key: (statistics.median(v), statistics.median(batches[key]) if batches[key] else math.nan)
@@ -204,16 +205,27 @@ def task_of(cfg):
     return get_task(cfg.task.name, **cfg.task.params)
 
 
-def eval_batches(cfg, task, evaluations: int | None = None) -> int:
+def batching(record) -> str:
+    """How ``record``'s evaluations were batched (:func:`seqlib.evaluate.eval_packs`): records before
+    packing say nothing, and ran every group of examples apart."""
+    from seqlib.evaluate import PER_GROUP
+
+    return record.measure.get("eval_batching", PER_GROUP)
+
+
+def eval_batches(cfg, task, evaluations: int | None = None, batching: str | None = None) -> int:
     """Forward batches a run evaluates: every ``eval_every`` steps (and at its last) the selection
     split, then every evaluation split once (:func:`seqlib.train.execute`); ``evaluations``: the
-    selection split's evaluations a run made (default: its cap's, ``ceil(steps / eval_every)``)."""
+    selection split's evaluations a run made (default: its cap's, ``ceil(steps / eval_every)``);
+    ``batching``: a record's (default: today's, :data:`seqlib.evaluate.PACKED`)."""
+    from seqlib.evaluate import PACKED
     from seqlib.train import select_split, split_batches
 
     if evaluations is None:
         evaluations = math.ceil(cfg.optim.steps / cfg.run.eval_every)
-    periodic = evaluations * split_batches(cfg, task, select_split(cfg, task))
-    return periodic + sum(split_batches(cfg, task, s) for s in cfg.run.eval_splits or task.splits)
+    how = batching or PACKED
+    periodic = evaluations * split_batches(cfg, task, select_split(cfg, task), how)
+    return periodic + sum(split_batches(cfg, task, s, how) for s in cfg.run.eval_splits or task.splits)
 
 
 def sweep_rows(bench_dir: Path) -> dict[tuple[str, str, int], dict]:
