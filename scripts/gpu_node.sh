@@ -16,6 +16,9 @@
 #                                      that it stopped goes on from its snapshot in the next round on this disk,
 #                                      which also keeps each call's records ($SEQBOOK_ROUNDS, default
 #                                      ~/seqbook-rounds) and restores them first (a call replaces the tree's)
+#   scripts/gpu_node.sh scaling [ARGS]  the grid's speed-up on all visible GPUs against one, in one call
+#                                      (python -m seqlib.book.scaling ARGS, e.g. --only chomsky --devices 1 4
+#                                      --workers-per-gpu 8 --deadline 180): the record into results/bench
 #   scripts/gpu_node.sh diagnose M...  each model alone in its process under CUDA_LAUNCH_BLOCKING=1, a short run
 #                                      of its book parity configuration (DIAG_TASK, DIAG_STEPS), with the autotune
 #                                      cap and without: is a crash seen in a round the kernel's or the round's?
@@ -32,7 +35,7 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export SEQLIB_COMMIT=${SEQLIB_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 
-step=${1:?usage: scripts/gpu_node.sh setup|test|bench|grid|round|diagnose|pack|corpus ...}
+step=${1:?usage: scripts/gpu_node.sh setup|test|bench|grid|round|scaling|diagnose|pack|corpus ...}
 shift
 case "$step" in
   setup)
@@ -88,6 +91,9 @@ case "$step" in
     cp "$out/records.tar.gz" "$kept/records-$(date -u +%Y%m%dT%H%M%S).tar.gz"
     echo "round: $(tar -tzf "$out/records.tar.gz" | wc -l) records in $out/records.tar.gz (grid exit status $status)"
     exit $status
+    ;;
+  scaling)
+    "$PY" -m seqlib.book.scaling "$@"
     ;;
   diagnose)
     # into results/scratch (never packed), one seed at the first rate of the sweep, one process at a time

@@ -293,3 +293,26 @@ def test_the_backward_is_refused_exactly_where_the_limit_says_gpu(name):
     else:
         assert "refused" not in mode
         loss.backward()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_right_padding_leaves_the_real_positions_alone_gpu(name):
+    """A batch right-padded as a packed evaluation pads it (seqlib.evaluate.eval_packs, seqlib.data.pad_batch:
+    token 0, segment_pos -1) gives the real positions the logits of the unpadded batch: fla's kernels are
+    causal, so the packed evaluation of the zoo is exact."""
+    from seqlib.data import pad_batch
+    from seqlib.tasks.base import Batch
+
+    _fla_or_skip()
+    torch.manual_seed(2)
+    model = build_model(small(name), SPEC).cuda().eval()
+    T = 70
+    inputs = torch.randint(0, VOCAB, (3, T), device="cuda")
+    seg = torch.arange(T, device="cuda").expand(3, T).clone()
+    batch = Batch(inputs, inputs, torch.ones_like(inputs, dtype=torch.bool), seg, {})
+    padded = pad_batch(batch, 150)
+    with torch.no_grad():
+        alone, _ = model(inputs, seg)
+        long, _ = model(padded.inputs, padded.segment_pos)
+    assert rel(long[:, :T], alone) < 2e-2
