@@ -117,7 +117,7 @@ def run_pass(copy: Path, grid: Path, n: int, args: argparse.Namespace, gpus: lis
         cmd += ["--workers-per-gpu", str(args.workers_per_gpu)]
     elif n > 1:
         cmd += ["--workers", str(n)]
-    sampler = Sampler() if gpus else None
+    sampler = Sampler() if gpus and shutil.which("nvidia-smi") else None  # no nvidia-smi: busy time not measured
     start = time.monotonic()
     done = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=args.timeout)
     wall = time.monotonic() - start
