@@ -49,7 +49,7 @@ from IPython.display import Markdown, display
 
 from seqlib.bench.record import latest_record, merged_train_record
 from seqlib.book.chapter import RESULT_PROFILES, setup, show_table
-from seqlib.book.plots import frontier_chart, headline_chart
+from seqlib.book.plots import capability_chart, frontier_chart, headline_chart
 from seqlib.book.report import (
     capability_cost,
     leaderboard,
@@ -261,7 +261,8 @@ else:
 #
 # The models that the Efficiency chapter's benchmarks measured, each with its mean score over the
 # tasks every one of them has a score on, beside its training throughput and its decode latency per
-# token from those benchmarks (`seqlib.book.report.capability_cost`). The benchmarks size every model
+# token from those benchmarks (`seqlib.book.report.capability_cost`): the figure puts the score
+# against each cost, the table gives the numbers. The benchmarks size every model
 # to about 100M parameters on one H200, not to the tasks' budgets, so the columns compare the
 # architectures' costs at that size, not the cost of these runs.
 
@@ -270,6 +271,9 @@ cost = capability_cost(board, merged_train_record(store / "bench"), latest_recor
 if cost.empty:
     print("No model of the leaderboard has a benchmark record: nothing to join.")
 else:
+    chart = capability_chart(cost)
+    if chart is not None:
+        display(chart)
     show_table(cost.round(3))
 
 # %% [markdown]

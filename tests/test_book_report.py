@@ -277,6 +277,15 @@ def test_capability_cost_by_hand():
     assert out["decode ms/token"].tolist() == [2.0, 4.0] and out["decode context"].tolist() == [1024, 1024]
     assert out.loc["hawk", "decode ms/token (graphed)"] == 0.5 and pd.isna(out.loc["transformer", "decode ms/token (graphed)"])
     assert report.capability_cost(board, None, None).empty
+    from seqlib.book.plots import capability_chart
+
+    spec = capability_chart(out).to_dict()  # one panel per cost, each model a point at its cost and score
+    panels = spec["concat"]
+    assert [p["title"]["text"] for p in panels] == ["training tokens/s (higher is cheaper)",
+                                                   "decode ms per token (lower is cheaper)"]
+    points = [{(v["model"], v["cost"], v["mean score"]) for v in spec["datasets"][p["data"]["name"]]} for p in panels]
+    assert points == [{("hawk", 100.0, 0.6), ("transformer", 90.0, 0.8)}, {("hawk", 2.0, 0.6), ("transformer", 4.0, 0.8)}]
+    assert capability_chart(out.drop(columns=["train tokens/s", "decode ms/token"])) is None
 
 
 def test_oriented_keeps_the_scores_in_0_1_and_turns_a_lower_is_better_one():

@@ -130,3 +130,28 @@ def frontier_chart(frontier, panel_width: int = 220, height: int = 170):
             panel = base.transform_filter(alt.datum.on_frontier).mark_line(color="gray", strokeDash=[4, 3]) + panel
         panels.append(panel.properties(width=panel_width, height=height))
     return alt.concat(*panels, columns=facet_columns(panel_width)).resolve_scale(color="shared", shape="shared")
+
+
+def capability_chart(cost, panel_width: int = 300, height: int = 200):
+    """Capability against cost (:func:`seqlib.book.report.capability_cost`): each model's mean score
+    beside its training tokens/s and, where measured, its decode latency per token (log scales), one
+    panel each; a legend click picks a model. None where the table has neither cost."""
+    import altair as alt
+
+    rows = cost.reset_index()
+    costs = [(c, t) for c, t in (("train tokens/s", "training tokens/s (higher is cheaper)"),
+                                 ("decode ms/token", "decode ms per token (lower is cheaper)")) if c in rows]
+    if not costs:
+        return None
+    pick = alt.selection_point(fields=["model"], bind="legend")
+    color = alt.Color("model:N", scale=alt.Scale(domain=sorted(rows["model"])), legend=bottom_legend())
+    panels = []
+    for column, title in costs:
+        data = rows.dropna(subset=[column, "mean score"]).rename(columns={column: "cost"})
+        chart = alt.Chart(data, title=alt.Title(title, fontSize=12)).mark_point(size=70, filled=True).encode(
+            x=alt.X("cost:Q", scale=alt.Scale(type="log"), title=column),
+            y=alt.Y("mean score:Q", title="mean score over the shared tasks"), color=color,
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.2)),
+            tooltip=["model:N", alt.Tooltip("mean score:Q", format=".3f"), "tasks:Q", alt.Tooltip("cost:Q", format=".4g")])
+        panels.append((chart.add_params(pick) if not panels else chart).properties(width=panel_width, height=height))
+    return alt.concat(*panels, columns=facet_columns(panel_width)).resolve_scale(color="shared")
