@@ -69,13 +69,36 @@ def bucket_labels(buckets: tuple[int, ...], length: int) -> list[tuple[str, int,
     return out
 
 
-def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec,
-                 buckets: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
+def scored_index(mask: torch.Tensor) -> torch.Tensor | None:
+    """The flat positions ``b * T + t`` of a per-position task's scored positions (``mask`` [B, T]), the
+    form in which the model computes its head there only (``SequenceModel.forward``'s ``scored``:
+    MQAR scores 16 of 256 positions of a V = 8192 head); None for a pooled task."""
+    return mask.flatten().nonzero().squeeze(1) if mask.dim() == 2 else None
+
+
+def _at_positions(values: torch.Tensor, index: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``values`` [N] of the flat positions ``index`` laid into a zero tensor of ``shape``."""
+    return values.new_zeros(shape.numel()).index_copy(0, index, values).view(shape)
+
+
+def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec, buckets: tuple[int, ...] = (),
+                 index: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """Per-example sums: scored positions, correct positions, loss; the exact-match flag; and, with
-    ``buckets``, the loss and the scored positions of each position bucket (:func:`bucket_labels`)."""
+    ``buckets``, the loss and the scored positions of each position bucket (:func:`bucket_labels`).
+    ``logits`` are of every position, or with ``index`` (:func:`scored_index`) of those positions only
+    ``[N, ...]``: the same sums."""
     mask = batch.mask
-    loss = position_loss(logits, batch.targets, mask, spec)
-    correct = position_correct(logits, batch.targets, spec)
+    if index is None:
+        loss = position_loss(logits, batch.targets, mask, spec)
+        correct = position_correct(logits, batch.targets, spec)
+        pred = flat_logits(logits, spec).reshape(mask.shape) > 0 if spec.loss == "bce" else None
+    else:
+        targets = batch.targets.flatten()[index]
+        scored = torch.ones_like(targets, dtype=torch.bool)
+        loss = _at_positions(position_loss(logits, targets, scored, spec), index, mask.shape)
+        hit = position_correct(logits, targets, spec)
+        correct = None if hit is None else _at_positions(hit, index, mask.shape)
+        pred = _at_positions(flat_logits(logits, spec) > 0, index, mask.shape) if spec.loss == "bce" else None
     if mask.dim() == 1:  # pooled: one scored "position" per example
         mask, loss = mask[:, None], loss[:, None]
         correct = None if correct is None else correct[:, None]
@@ -87,7 +110,6 @@ def _per_example(logits: torch.Tensor, batch: Batch, spec: TaskSpec,
         out["n_correct"] = hits.sum(dims)
         out["exact"] = (hits.sum(dims) == n_scored) & (n_scored > 0)
     if spec.loss == "bce":
-        pred = flat_logits(logits, spec).reshape(mask.shape) > 0
         truth = batch.targets.reshape(mask.shape) > 0.5
         out["tp"] = (pred & truth & mask).sum(dims)
         out["fp"] = (pred & ~truth & mask).sum(dims)
@@ -176,36 +198,39 @@ def evaluate_split(model: torch.nn.Module, task: Task, split: str, n: int, seed:
     was_training = model.training
     model.eval()
     try:
-        return evaluate_split_stack(lambda x, s: model(x, s)[0][None], 1, task, split, n, seed, batch_size,
-                                    device, dtype, batching)[0]
+        return evaluate_split_stack(lambda x, s, i: model(x, s, scored=i)[0][None], 1, task, split, n, seed,
+                                    batch_size, device, dtype, batching)[0]
     finally:
         model.train(was_training)
 
 
-def in_halves(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-              segment_pos: torch.Tensor) -> torch.Tensor:
-    """``forward(inputs, segment_pos)`` (logits ``[k, B, ...]``), or, where that runs out of GPU memory,
-    the same on each half of the batch, joined (recursively, down to one example): each example's
-    logits depend on its own row alone, so an evaluation that fits a smaller share of the GPU gives the
-    same statistics (2-simplicial attention at 496 tokens, 6 processes per H200, 2026-12-03)."""
+def in_halves(forward: Callable[..., torch.Tensor], inputs: torch.Tensor, segment_pos: torch.Tensor,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``forward(inputs, segment_pos, index)`` (logits ``[k, B, ...]``, or ``[k, N, ...]`` at the
+    :func:`scored_index` of a per-position ``mask``), or, where that runs out of GPU memory, the same on
+    each half of the batch, joined (recursively, down to one example): each example's logits depend on
+    its own row alone, so an evaluation that fits a smaller share of the GPU gives the same statistics
+    (2-simplicial attention at 496 tokens, 6 processes per H200, 2026-12-03)."""
     try:
-        return forward(inputs, segment_pos)
+        return forward(inputs, segment_pos, None if mask is None else scored_index(mask))
     except torch.cuda.OutOfMemoryError:
         if inputs.shape[0] == 1:
             raise
     torch.cuda.empty_cache()  # outside the handler: the failed attempt's tensors are released
     h = inputs.shape[0] // 2
-    return torch.cat([in_halves(forward, inputs[:h], segment_pos[:h]),
-                      in_halves(forward, inputs[h:], segment_pos[h:])], dim=1)
+    return torch.cat([in_halves(forward, inputs[rows], segment_pos[rows], None if mask is None else mask[rows])
+                      for rows in (slice(None, h), slice(h, None))], dim=1)
 
 
-def evaluate_split_stack(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], k: int, task: Task,
+def evaluate_split_stack(forward: Callable[..., torch.Tensor], k: int, task: Task,
                          split: str, n: int, seed: int, batch_size: int, device: torch.device,
                          dtype: torch.dtype = torch.float32, batching: str = PACKED) -> list[pd.DataFrame]:
     """:func:`evaluate_split` of ``k`` models at once, on the same examples: ``forward(inputs,
-    segment_pos)`` returns the logits of all k, ``[k, B, ...]`` (a stack of instances under vmap,
-    :mod:`seqlib.stack`; a single model is ``k = 1``). One per-example frame per model, in order. The
-    groups of examples run in the forward batches of :func:`eval_packs` (``batching``)."""
+    segment_pos, index)`` returns the logits of all k (a stack of instances under vmap,
+    :mod:`seqlib.stack`; a single model is ``k = 1``), ``[k, B, ...]``, or for a per-position task
+    ``[k, N, ...]`` at the flat positions ``index`` it is scored at (:func:`scored_index`). One
+    per-example frame per model, in order. The groups of examples run in the forward batches of
+    :func:`eval_packs` (``batching``)."""
     frames: list[list[pd.DataFrame]] = [[] for _ in range(k)]
     seq_len = 0
     plan = eval_plan(task, split, n, batch_size)
@@ -221,12 +246,15 @@ def evaluate_split_stack(forward: Callable[[torch.Tensor, torch.Tensor], torch.T
             seq_len = max(seq_len, examples.inputs.shape[1])
             for i in range(0, len(examples), batch_size):
                 batch = _slice(examples, i, i + batch_size).to(device)
+                per_position = batch.mask if batch.mask.dim() == 2 else None
                 with autocast(device, dtype):
-                    logits = in_halves(forward, batch.inputs, batch.segment_pos)
+                    logits = in_halves(forward, batch.inputs, batch.segment_pos, per_position)
+                index = None if per_position is None else scored_index(per_position)
                 meta = _sliceable(batch.meta, len(batch))
                 buckets = task.scoring.position_buckets
                 for j in range(k):
-                    frames[j].append(pd.DataFrame({**_per_example(logits[j], batch, task.spec, buckets), **meta}))
+                    frames[j].append(pd.DataFrame({**_per_example(logits[j], batch, task.spec, buckets, index),
+                                                   **meta}))
     out = [pd.concat(f, ignore_index=True) for f in frames]
     for frame in out:
         frame.attrs["seq_len"] = seq_len
@@ -393,8 +421,13 @@ class ConstantAnswer(torch.nn.Module):
             raise ValueError(f"ConstantAnswer: {value!r} is not an answer of a {spec.loss} task "
                              f"with {spec.num_outputs} outputs")
 
-    def forward(self, inputs: torch.Tensor, segment_pos: torch.Tensor | None = None, cache=None):
+    def forward(self, inputs: torch.Tensor, segment_pos: torch.Tensor | None = None, cache=None,
+                scored: torch.Tensor | None = None):
+        """As ``SequenceModel.forward``: with ``scored`` (a flat index or a bool mask), the answers at those
+        positions only."""
         lead = inputs.shape[:1] if self.spec.output_kind == "pooled" else inputs.shape[:2]
+        if scored is not None:
+            lead = (int(scored.sum()) if scored.dtype == torch.bool else len(scored),)
         return self.answer.expand(*lead, -1), cache
 
 

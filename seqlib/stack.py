@@ -503,10 +503,10 @@ def execute_stack(cfgs: list[ExperimentConfig], records: list[RunRecord], task: 
         fixed = {n: t[idx] for n, t in stack.fixed.items()}
         batched = instance_map(forward, (0, 0, None, None, None), instances)
 
-        def logits(inputs, segment_pos):  # [len(rows), B, ...], a chunk of instances at a time
+        def logits(inputs, segment_pos, index):  # [len(rows), B or N, ...], a chunk of instances at a time
             chunk = max(1, EVAL_TOKENS // inputs.numel())
             return torch.cat([batched({n: v[c : c + chunk] for n, v in params.items()},
-                                      {n: v[c : c + chunk] for n, v in fixed.items()}, inputs, segment_pos, None)
+                                      {n: v[c : c + chunk] for n, v in fixed.items()}, inputs, segment_pos, index)
                               for c in range(0, len(rows), chunk)])
 
         out: dict[int, dict[str, object]] = {row: {} for row in rows}

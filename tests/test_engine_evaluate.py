@@ -144,22 +144,22 @@ def test_an_evaluation_out_of_gpu_memory_goes_on_in_halves_with_the_same_statist
     model = build_model(cfg.model, task.spec).eval()
     tried, ran = [], []
 
-    def whole(x, s):
-        return model(x, s)[0][None]
+    def whole(x, s, index):
+        return model(x, s, scored=index)[0][None]
 
-    def small(x, s):
+    def small(x, s, index):
         tried.append(x.shape[0])
         if x.shape[0] > 3:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (faked)")
         ran.append(x.shape[0])
-        return whole(x, s)
+        return whole(x, s, index)
 
     args = (task, "test", 32, 0, 16, torch.device("cpu"))
     (expected,), (got,) = evaluate_split_stack(whole, 1, *args), evaluate_split_stack(small, 1, *args)
     assert max(tried) > 3 >= max(ran) and sum(ran) == len(expected)  # whole batches failed, their halves ran
     pd.testing.assert_frame_equal(got, expected)
 
-    def never(x, s):
+    def never(x, s, index):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (faked)")
 
     with pytest.raises(torch.cuda.OutOfMemoryError):  # not even one example fits: the error stands
@@ -220,10 +220,10 @@ def test_padding_that_leaked_into_earlier_positions_would_be_seen(tiny_config, t
     task = get_task(cfg.task.name, **cfg.task.params)
     model = build_model(cfg.model, task.spec)
 
-    def leaky(x, s):
+    def leaky(x, s, index):
         logits = model(x, s)[0]
         classes = torch.arange(logits.shape[-1], dtype=logits.dtype)  # a shift by class: softmax sees it
-        return (logits + x.float().mean(1)[:, None, None] * classes)[None]
+        return (logits + x.float().mean(1)[:, None, None] * classes).flatten(0, 1)[index][None]
 
     args = (leaky, 1, task, "val", 42, 0, 16, torch.device("cpu"))
     (packed,), (alone,) = evaluate_split_stack(*args), evaluate_split_stack(*args, batching=PER_GROUP)
@@ -249,3 +249,33 @@ def test_a_pooled_head_skips_the_padding_of_a_joined_batch(tiny_config, tmp_path
         together = model(both.inputs, both.segment_pos)[0]
         apart = torch.cat([model(b.inputs, b.segment_pos)[0] for b in (short, long)])
     torch.testing.assert_close(together, apart, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mqar", "knapsack", "parity_check", "selective_copying", "flipflop", "text"])
+def test_the_head_at_the_scored_positions_only_gives_the_same_statistics(name):
+    """The evaluator computes a per-position task's head at its scored positions only (``scored_index``:
+    MQAR's 16 of 256): every per-example statistic is what the logits of every position give."""
+    from test_tasks_registry import small
+
+    from seqlib.evaluate import scored_index
+    from seqlib.models import ModelConfig, build_model
+
+    try:
+        task = small(name)
+        batch = task.sample(task.scoring.split, 6, seed=0)
+    except FileNotFoundError as err:  # the text task without the built corpus (make corpus)
+        pytest.skip(str(err))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="hawk", d_model=16, n_layers=2, num_heads=2, window=8), task.spec).eval()
+    index = scored_index(batch.mask)
+    assert index is not None and len(index) == int(batch.mask.sum())
+    with torch.no_grad():
+        full = model(batch.inputs, batch.segment_pos)[0]
+        at = model(batch.inputs, batch.segment_pos, scored=index)[0]
+    assert at.shape[0] == len(index)
+    buckets = task.scoring.position_buckets
+    every, scored = (pd.DataFrame(_per_example(lg, batch, task.spec, buckets, i)) for lg, i in ((full, None), (at, index)))
+    exact = [c for c in every.columns if not c.startswith(("loss_sum", "pos_loss"))]
+    pd.testing.assert_frame_equal(scored[exact], every[exact])
+    losses = [c for c in every.columns if c.startswith(("loss_sum", "pos_loss"))]
+    np.testing.assert_allclose(scored[losses], every[losses], rtol=1e-5, atol=1e-6)
