@@ -99,3 +99,4 @@ def test_the_text_page_states_extrapolation_and_griffins_claims(monkeypatch):
     assert "**text (~5M parameters), Griffin: agrees.**" in page
     assert "**text (past the training context), Transformer: agrees.**" in page
     assert "**text (~5M parameters), Hawk: not comparable.** Ours: no run." in page
+    assert page.rstrip().endswith("the RoPE Transformer where it breaks.") and "within 5%" in page  # the rule, generated

@@ -42,7 +42,13 @@ from seqlib.book.report import (
     scoring,
     selection_note,
 )
-from seqlib.book.sources import CELL_PUBLISHED, against_cells, against_lm_claims, against_sources
+from seqlib.book.sources import (
+    CELL_PUBLISHED,
+    against_cells,
+    against_lm_claims,
+    against_sources,
+    lm_claims_rule,
+)
 from seqlib.book.toc import model_title
 from seqlib.config import load_config
 from seqlib.provenance import REPO
@@ -421,7 +427,8 @@ class Findings:
                             "page shows its runs.", family_table(rows, family, "../runs/"),
                             "\n".join(family_bullets(rows, records, family, "../runs/")),
                             *extrapolation_lines(records, family),
-                            *sources_section(rows, records, family, self.further_comparisons(family, rows))]) + "\n"
+                            *sources_section(rows, records, family, self.further_comparisons(family, rows)),
+                            *([lm_claims_rule()] if "text" in family.tasks else [])]) + "\n"
 
     def model_page(self, name: str, model: str) -> tuple[str, object]:
         """A task chapter page's opening: the findings for ``model`` among the models of its chapter, and the

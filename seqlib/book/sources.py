@@ -375,6 +375,20 @@ GRIFFIN_LM = Source("De et al. 2024 (Griffin), §3 (Fig. 1) and §6.1 (Fig. 5)",
                     "is compared, only the direction", {"text": 1_900_000_000})  # its smallest size (App. C, Table 2)
 
 
+def lm_claims_rule() -> str:
+    """How :func:`against_lm_claims` marks the claims, in words, from its constants (the text page states it)."""
+    from seqlib.book.report import EXTRAPOLATION_TOLERANCE
+
+    return ("**How Griffin's claims are marked.** A run is held to a claim only if its `test` bits per byte beat a "
+            "byte-unigram model fitted on the train split (`seqlib.corpus.unigram_bits`): one that does not has not "
+            f"learned to use its context. Griffin *matches or beats* the Transformer where its mean is within "
+            f"{MATCHES:.0%} of the Transformer's bits per byte or below; Hawk *comes close* within {CLOSE:.0%}: our "
+            "readings of the paper's words, at equal parameters and bytes, not its equal FLOPs. A curve *holds* past "
+            "the training context where the bits per byte at the longest length are within "
+            f"{EXTRAPOLATION_TOLERANCE:.0%} of those at the training length, *improves* below that and *breaks* above "
+            "it; Hawk and Griffin agree with §6.1 where they hold or improve, the RoPE Transformer where it breaks.")
+
+
 def text_budget(records: list[RunRecord]) -> str:
     """Our runs' training bytes (steps done x batch x window, their mean) beside the paper's tokens."""
     from seqlib.book.report import task_of, training_sequences
