@@ -106,3 +106,23 @@ def test_bench_scan_on_the_cpu_exits_2(tmp_path):
                           text=True, env={**os.environ, "SEQLIB_BENCH_DIR": str(tmp_path)})
     assert proc.returncode == 2 and proc.stderr.strip() == "scan benchmark needs a CUDA GPU"
     assert not list(tmp_path.iterdir())
+
+
+def test_a_profile_table_ranks_the_operations_by_their_self_time():
+    """seqlib.bench.models.top_kernels (the GPU profile of `bench models train --profile`), read here from
+    a CPU profile: the operations by self time, each with its share of the total and its count."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from seqlib.bench.models import top_kernels
+
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            (a @ b).relu_()
+    table = top_kernels(prof.key_averages(), n=2, attr="self_cpu_time_total")
+    assert len(table["top"]) == 2 and table["total_ms"] > 0
+    assert table["top"][0]["ms"] >= table["top"][1]["ms"] and 0 < table["top"][0]["share"] <= 1
+    names = {r["name"]: r["calls"] for r in table["top"]}
+    assert names.get("aten::mm", 3) == 3  # if the matmul is among the top two, it was called 3 times
+    everything = top_kernels(prof.key_averages(), n=1000, attr="self_cpu_time_total")
+    assert sum(r["share"] for r in everything["top"]) == pytest.approx(1.0)

@@ -14,6 +14,9 @@
   steps after 5 warm-up steps, for Hawk, Griffin and the Transformer (whose global cache grows
   by ``torch.cat`` each step: a real cost of that implementation, measured as such).
 
+``train --profile hawk hgrn2`` also profiles a step of those models at the first length: the top
+kernels by device time, per step (:func:`profile_one`), so Hawk's gap to HGRN2 is read before tuning.
+
 Goals (issue 6): Griffin's tokens/s >= the global Transformer's at T=4096 and ahead at 8192;
 Hawk/Griffin decode flat (within +-10%) from 1k to 32k while the Transformer's grows; Hawk >=
 HGRN2 tokens/s at equal size. A wall-clock budget (``--budget`` s) skips what does not fit.
@@ -65,12 +68,11 @@ def _sync_time(fn) -> float:
     return time.perf_counter() - t0
 
 
-def train_one(name: str, T: int, warmup: int = 2, steps: int = 4, batch: int | None = None) -> dict:
+def training_step(name: str, T: int, batch: int | None = None) -> tuple:
+    """A ~100M ``name`` (:func:`sized_config`) on the GPU with its AdamW and a random batch of 16k tokens
+    at length ``T`` -> (its config, the batch size, one training step as a function)."""
     from seqlib.models import build_model
-    from seqlib.models.sizing import count_params
-    from seqlib.models.zoo import limit_triton_autotuning
 
-    autotune_max = limit_triton_autotuning()
     cfg = sized_config(name)
     dev = torch.device("cuda")
     model = build_model(cfg, _spec()).to(dev)
@@ -89,6 +91,15 @@ def train_one(name: str, T: int, warmup: int = 2, steps: int = 4, batch: int | N
         opt.zero_grad(set_to_none=True)
         return loss
 
+    return cfg, B, step
+
+
+def train_one(name: str, T: int, warmup: int = 2, steps: int = 4, batch: int | None = None) -> dict:
+    from seqlib.models.sizing import count_params
+    from seqlib.models.zoo import limit_triton_autotuning
+
+    autotune_max = limit_triton_autotuning()
+    cfg, B, step = training_step(name, T, batch)
     for _ in range(warmup):
         step()
     torch.cuda.reset_peak_memory_stats()
@@ -102,6 +113,38 @@ def train_one(name: str, T: int, warmup: int = 2, steps: int = 4, batch: int | N
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30, "loss_finite": bool(torch.isfinite(
             torch.tensor(loss))),
     }
+
+
+def top_kernels(averages, n: int = 15, attr: str = "self_device_time_total") -> dict:
+    """The ``n`` operations or kernels with the most self time (``attr``, us) of a profiler's
+    ``key_averages()``, each with its share of the total and its count, and the total (ms)."""
+    timed = [(e.key, getattr(e, attr, 0.0) or 0.0, e.count) for e in averages]
+    total = sum(t for _, t, _ in timed)
+    rows = [{"name": key[:120], "ms": t / 1e3, "share": t / total if total else None, "calls": count}
+            for key, t, count in sorted(timed, key=lambda r: -r[1])[:n]]
+    return {"total_ms": total / 1e3, "top": rows}
+
+
+def profile_one(name: str, T: int, steps: int = 3) -> dict:
+    """Where a training step of ``name`` at length ``T`` spends its GPU time (issue 20: profile Hawk
+    against HGRN2 before tuning): ``steps`` profiled steps after two warm-up steps, their top kernels
+    by device time (:func:`top_kernels`), per step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from seqlib.models.zoo import limit_triton_autotuning
+
+    limit_triton_autotuning()
+    _, B, step = training_step(name, T)
+    for _ in range(2):
+        step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    table = top_kernels(prof.key_averages())
+    return {"model": name, "T": T, "B": B, "steps": steps, "device_ms_per_step": table["total_ms"] / steps,
+            "top": [{**r, "ms": r["ms"] / steps, "calls": r["calls"] / steps} for r in table["top"]]}
 
 
 def warm(name: str, T: int) -> None:
@@ -370,6 +413,9 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=180.0, help="seconds for the training sweep")
     ap.add_argument("--decode-budget", type=float, default=240.0)
     ap.add_argument("--decode-models", nargs="*", default=["hawk", "griffin", "transformer"])
+    ap.add_argument("--profile", nargs="*", default=[], metavar="MODEL",
+                    help="train: also profile a step of these models at the first of --lengths, their top kernels "
+                         "by device time (e.g. --profile hawk hgrn2)")
     args = ap.parse_args(argv)
     if no_cuda("models"):
         return 2
@@ -389,6 +435,11 @@ def main(argv=None) -> int:
         warmed = precompile(zoo, args.lengths, jobs=args.precompile) if args.precompile and zoo else None
         rec = train(models, lengths=tuple(args.lengths), budget_s=args.budget)
         rec["precompile"] = warmed
+        rec["profiles"] = [profile_one(m, args.lengths[0]) for m in args.profile]
+        for prof in rec["profiles"]:
+            print(f"\nprofile {prof['model']} T={prof['T']}: {prof['device_ms_per_step']:.2f} ms of kernels a step")
+            for r in prof["top"]:
+                print(f"  {r['ms']:8.3f} ms {100 * r['share']:5.1f}% x{r['calls']:.0f}  {r['name']}")
         path = save_record("models-train", rec, rec.pop("path"))
         print(f"\ntraining tokens/s ({env['device']}, commit {env['commit'][:10]}), record {path}")
         _table(rec, "T", "tokens_per_s", ".0f")
