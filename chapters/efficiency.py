@@ -174,7 +174,7 @@ else:
          "verdict": verdict(g["faster_than_fla"])} for g in att["goals"] if g["flex_over_fla"]])
     fig, axes = plt.subplots(1, 2, figsize=(6.8, 3.2), sharey=True)
     for ax, mode in zip(axes, ("fwd", "fwd+bwd")):
-        sub = df[df["pass"] == mode]
+        sub = df[(df["pass"] == mode) & ~df["variant"].str.startswith("flex tiles")]  # the tiles: the tables
         for name, g in sub.groupby("variant"):
             ax.plot(g["T"], g["TFLOP/s (window work)"], "o-", label=name)
         ax.set_title(mode)

@@ -10,6 +10,12 @@ W + 1 keys) at T in {4096, 8192}, forward and forward+backward, for
 * ``sdpa_mask``   -- SDPA with a boolean [T, T] mask (no flash kernel; O(T^2) work);
 * ``flash_causal`` -- full causal flash SDPA, the yardstick.
 
+``--tiles`` also times FlexAttention at the first length with other tile sizes (issue 20: "tile sizes
+tuned for Hopper"): the block mask's ``BLOCK_SIZE`` and the kernel's ``BLOCK_M``/``BLOCK_N``/warps/stages
+(:data:`TILES`), each checked against the masked SDPA and recorded as a ``flex tiles ...`` row (a
+configuration the compiler refuses is recorded with its error); the layer keeps its defaults until a
+record shows a better one.
+
 ``ratio`` = time / (flash_causal time * window share), where the window share is the number of
 (query, key) pairs inside the window over those of full causal attention; the goal is <= 1.5 and
 faster than fla. Times are ``triton.testing.do_bench`` medians (ms). Each record (device, commit,
@@ -26,6 +32,16 @@ import torch
 import torch.nn.functional as F
 
 from seqlib.bench.record import environment, no_cuda, save_record
+
+# (block mask BLOCK_SIZE, FlexAttention kernel_options): the defaults, then Hopper-sized tiles
+TILES = [(128, {}), (64, {}),
+         (128, {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3}),
+         (128, {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}),
+         (64, {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 2})]
+
+
+def tile_name(block: int, options: dict) -> str:
+    return f"flex tiles mask {block}" + "".join(f", {k} {v}" for k, v in options.items())
 
 
 def window_share(T: int, W: int) -> float:
@@ -112,12 +128,58 @@ def _one_length(T: int, W: int, B: int, H: int, Dh: int) -> list[dict]:
     return rows
 
 
-def run(T_values=(4096, 8192), W=1024, B=4, H=8, Dh=128) -> dict:
-    """Time every variant at each T, save the record and print it; returns the record."""
-    rows = []
+def tile_rows(T: int, W: int, B: int, H: int, Dh: int, base: dict[str, float]) -> tuple[list[dict], list[dict]]:
+    """FlexAttention's sliding window at each of :data:`TILES`, forward and fwd+bwd, against ``base`` (the
+    flash causal yardstick's ms per pass, measured beside it); each checked against the masked SDPA ->
+    (the rows, the tiles that failed with their errors)."""
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    dev = torch.device("cuda")
+    g = torch.Generator(device=dev).manual_seed(T)
+    q = torch.randn(B, H, T, Dh, device=dev, dtype=torch.bfloat16, generator=g).requires_grad_()
+    k, v = (torch.randn(B, 1, T, Dh, device=dev, dtype=torch.bfloat16, generator=g).requires_grad_() for _ in range(2))
+    do = torch.randn(B, H, T, Dh, device=dev, dtype=torch.bfloat16, generator=g)
+    i = torch.arange(T, device=dev)
+    with torch.no_grad():
+        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=(i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] <= W),
+                                             enable_gqa=True).float()
+    compiled = torch.compile(flex_attention, dynamic=False)
+    share, rows, errors = window_share(T, W), [], []
+    for block, options in TILES:
+        name = tile_name(block, options)
+        try:
+            mask = create_block_mask(lambda b, h, qi, ki: (ki <= qi) & (qi - ki <= W), None, None, T, T, device=dev,
+                                     BLOCK_SIZE=block)
+
+            def fn(mask=mask, options=options):
+                return compiled(q, k, v, block_mask=mask, enable_gqa=True, kernel_options=options or None)
+
+            with torch.no_grad():
+                err = float((fn().float() - ref).norm() / ref.norm())
+            for mode in ("fwd", "fwd+bwd"):
+                ms = _bench(fn, mode == "fwd+bwd", (q, k, v), do)
+                rows.append({"T": T, "W": W, "B": B, "H": H, "Hkv": 1, "Dh": Dh, "dtype": "bfloat16", "variant": name,
+                             "pass": mode, "ms": ms, "window_share": share,
+                             "ratio_to_flash_share": ms / (base[mode] * share) if mode in base else None,
+                             "rel_err_vs_sdpa_mask": err if mode == "fwd" else None})
+        except Exception as exc:  # noqa: BLE001 - a tile the compiler refuses is a result too
+            errors.append({"T": T, "variant": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+            print(f"{name} T={T} failed: {errors[-1]['error']}")
+        torch.cuda.empty_cache()
+    return rows, errors
+
+
+def run(T_values=(4096, 8192), W=1024, B=4, H=8, Dh=128, tiles: bool = False) -> dict:
+    """Time every variant at each T (and with ``tiles`` :data:`TILES` at the first), save the record and
+    print it; returns the record."""
+    rows, tile_errors = [], []
     for T in T_values:
         rows += _one_length(T, W, B, H, Dh)
         torch.cuda.empty_cache()
+    if tiles:
+        base = {r["pass"]: r["ms"] for r in rows if r["T"] == T_values[0] and r["variant"] == "flash_causal"}
+        tiled, tile_errors = tile_rows(T_values[0], W, B, H, Dh, base)
+        rows += tiled
     goals = []
     for T in T_values:
         for mode in ("fwd", "fwd+bwd"):
@@ -131,7 +193,7 @@ def run(T_values=(4096, 8192), W=1024, B=4, H=8, Dh=128) -> dict:
                     "faster_than_fla": (get["flex"]["ms"] < fla["ms"]) if fla else None,
                 })
     record = {"config": {"W": W, "B": B, "H": H, "Hkv": 1, "Dh": Dh, "dtype": "bfloat16"}, "rows": rows,
-              "goals": goals}
+              "goals": goals, **({"tile_errors": tile_errors} if tiles else {})}
     path = save_record("attention", record)
     print(f"\nattention benchmark ({environment()['device']}), record {path}")
     print(f"{'T':>6} {'pass':>8} {'variant':>13} {'ms':>8} {'ratio':>7} {'rel_err':>9}")
@@ -139,6 +201,8 @@ def run(T_values=(4096, 8192), W=1024, B=4, H=8, Dh=128) -> dict:
         ratio = f"{r['ratio_to_flash_share']:.2f}" if r["ratio_to_flash_share"] else "-"
         err = f"{r['rel_err_vs_sdpa_mask']:.1e}" if r["rel_err_vs_sdpa_mask"] is not None else ""
         print(f"{r['T']:>6} {r['pass']:>8} {r['variant']:>13} {r['ms']:>8.3f} {ratio:>7} {err:>9}")
+    for r in tile_errors:
+        print(f"{r['T']:>6} {r['variant']}: {r['error']}")
     for g in goals:
         print(f"goal T={g['T']} {g['pass']}: flex/(flash*share) = {g['flex_ratio']:.2f} "
               f"({'met' if g['ratio_met'] else 'MISSED'} <= 1.5); flex/fla = {g['flex_over_fla']}")
@@ -152,10 +216,11 @@ def main(argv=None) -> int:
     ap.add_argument("--B", type=int, default=4)
     ap.add_argument("--H", type=int, default=8, help="query heads (one KV head)")
     ap.add_argument("--Dh", type=int, default=128)
+    ap.add_argument("--tiles", action="store_true", help="also time FlexAttention's other tile sizes at the first T")
     args = ap.parse_args(argv)
     if no_cuda("attention"):
         return 2
-    run(tuple(args.T), args.W, args.B, args.H, args.Dh)
+    run(tuple(args.T), args.W, args.B, args.H, args.Dh, args.tiles)
     return 0
 
 
