@@ -87,6 +87,8 @@ def test_nearest_shape_by_tokens_per_step():
         "knapsack": "parity"}
     assert nearest_shape("unmeasured", tokens, shapes) == "parity"
     assert nearest_shape("reverse_string", tokens, {"parity"}) == "parity"  # only parity was measured
+    # a task's own shape, once measured, whatever the tokens say (text: no record gives its tokens yet)
+    assert nearest_shape("text", tokens, shapes) == "parity" and nearest_shape("text", tokens, shapes | {"text"}) == "text"
 
 
 def test_eval_batches_by_hand():

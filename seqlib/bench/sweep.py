@@ -8,7 +8,8 @@ The same full-profile configurations trained three ways, side by side in one cal
   (:func:`seqlib.stack.execute_stack`), its step replayed from CUDA graphs (``--eager``: without).
 
 Shapes: parity (Chomsky, B = 128, lengths 1..40), MQAR (T = 256, B = 128) and flip-flop (T = 512,
-B = 16), each model at its full-profile size: by default the six native models; ``--models`` takes
+B = 16), and on request (``--shapes text``, with the byte corpus built) the text chapter's windows
+(T = 1024, B = 32), each model at its full-profile size: by default the six native models; ``--models`` takes
 any model of the grid (the fla zoo stacks its instances in a loop, ``seqlib.stack``). Each way trains ``--steps`` steps (after which
 its small final evaluation is not timed); the rate is config-steps per second from the median step
 time (the stacked step includes its batch wait, the loop's step adds its mean data time). The loop
@@ -44,7 +45,9 @@ import torch
 
 from seqlib.bench.record import no_cuda, save_record
 
-SHAPES = {"parity": ("parity_check", 128), "mqar": ("mqar", 128), "flipflop": ("flipflop", 16)}  # task, batch
+SHAPES = {"parity": ("parity_check", 128), "mqar": ("mqar", 128), "flipflop": ("flipflop", 16),  # task, batch
+          "text": ("text", 32)}
+SYNTHETIC = ["parity", "mqar", "flipflop"]  # the default shapes; text needs the byte corpus (make corpus)
 MODELS = ["hawk", "griffin", "local_transformer", "transformer", "lstm", "gru"]  # the default
 PACKED = 8
 STACKS = (16, 64)
@@ -180,7 +183,9 @@ def packed_rate(shape: str, model: str, steps: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seqlib bench sweep", description=__doc__.split("\n")[0])
-    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--shapes", nargs="+", default=SYNTHETIC, choices=list(SHAPES),
+                        help="default: the synthetic shapes; `text` (T = 1024, B = 32, ~5M parameters, the "
+                             "language-modelling chapter's) prices issue 22's runs and needs the corpus")
     parser.add_argument("--models", nargs="+", default=MODELS, choices=sorted(registered_models()))
     parser.add_argument("--stacks", nargs="+", type=int, default=list(STACKS))
     parser.add_argument("--steps", type=int, default=60, help="training steps per measurement (default 60)")

@@ -290,7 +290,11 @@ def scaled_time(times: dict[tuple[str, str], float], tokens: dict[str, float], t
 
 
 def nearest_shape(task: str, tokens: dict[str, float], shapes) -> str:
-    """The shape whose task's tokens per step are nearest ``task``'s (module docstring)."""
+    """The measured shape of ``task`` itself, else the shape whose task's tokens per step are nearest
+    ``task``'s (module docstring)."""
+    own = sorted(s for s in shapes if s in SHAPES and SHAPES[s][0] == task)
+    if own:
+        return own[0]
     known = [(abs(math.log(tokens[task] / tokens[SHAPES[s][0]])), -tokens[SHAPES[s][0]], s)
              for s in shapes if s in SHAPES and task in tokens and SHAPES[s][0] in tokens]
     return min(known)[2] if known else PARITY
