@@ -7,7 +7,8 @@
 #   scripts/gpu_node.sh test [ARGS]    pytest -m gpu, each test named with its outcome, in TEST_WORKERS (default 1)
 #                                      (SEQLIB_TEST_REPORT=FILE: each failure into FILE as it happens)
 #                                      xdist workers that restart after a crash (ARGS go to pytest)
-#   scripts/gpu_node.sh bench          the scan, attention and model benchmarks into results/bench
+#   scripts/gpu_node.sh bench          the scan, attention (with --tiles) and model benchmarks (with the Hawk and
+#                                      HGRN2 profiles) into results/bench
 #   scripts/gpu_node.sh grid [ARGS]    the run grid, full profile (ARGS go to python -m seqlib.book.grid)
 #   scripts/gpu_node.sh round DIR [ARGS]  one training round of the grid (book profile, --train-only; ARGS go
 #                                      to the grid, e.g. --workers-per-gpu 8 --deadline 300), then the records
@@ -53,9 +54,10 @@ case "$step" in
     ;;
   bench)
     "$PY" -m seqlib bench scan
-    "$PY" -m seqlib bench attention
+    "$PY" -m seqlib bench attention --tiles
     SEQLIB_AUTOTUNE_MAX=${SEQLIB_AUTOTUNE_MAX:-4} "$PY" -m seqlib bench models train \
-      --models hawk griffin transformer local_transformer hgrn2 --precompile 4 --budget "${TRAIN_BUDGET:-150}"
+      --models hawk griffin transformer local_transformer hgrn2 --precompile 4 --budget "${TRAIN_BUDGET:-150}" \
+      --profile hawk hgrn2
     "$PY" -m seqlib bench models decode --decode-budget "${DECODE_BUDGET:-150}"
     ;;
   grid)
