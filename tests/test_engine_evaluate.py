@@ -175,6 +175,7 @@ def test_small_groups_pack_up_to_a_batch_and_large_ones_stay_alone():
     assert eval_packs(parity, [26] * 40, 128) == [list(range(i, i + 4)) for i in range(0, 40, 4)]  # 4 x 26 = 104
     assert pack_batches(parity, [26] * 40, 128) == 10 and pack_batches(parity, [26] * 40, 128, PER_GROUP) == 40
     assert eval_packs(parity, [50, 200, 50, 50, 100], 128) == [[0], [1], [2, 3], [4]]
+    assert eval_packs(parity, [64, 64, 1], 128) == [[0, 1], [2]]  # a pack may fill its batch exactly
     assert pack_batches(parity, [50, 200, 50, 50, 100], 128) == 1 + 2 + 1 + 1
     assert eval_packs(parity, [128] * 3, 128) == [[0], [1], [2]]          # the Chomsky test split: as before
     assert eval_packs(text, [32] * 4, 8) == [[0], [1], [2], [3]]          # position buckets: never packed
