@@ -205,14 +205,17 @@ def evaluate_split(model: torch.nn.Module, task: Task, split: str, n: int, seed:
 
 
 def in_halves(forward: Callable[..., torch.Tensor], inputs: torch.Tensor, segment_pos: torch.Tensor,
-              mask: torch.Tensor | None = None) -> torch.Tensor:
+              mask: torch.Tensor | None = None, index: torch.Tensor | None = None) -> torch.Tensor:
     """``forward(inputs, segment_pos, index)`` (logits ``[k, B, ...]``, or ``[k, N, ...]`` at the
-    :func:`scored_index` of a per-position ``mask``), or, where that runs out of GPU memory, the same on
-    each half of the batch, joined (recursively, down to one example): each example's logits depend on
-    its own row alone, so an evaluation that fits a smaller share of the GPU gives the same statistics
-    (2-simplicial attention at 496 tokens, 6 processes per H200, 2026-12-03)."""
+    :func:`scored_index` of a per-position ``mask``, ``index`` where the caller has it), or, where that
+    runs out of GPU memory, the same on each half of the batch, joined (recursively, down to one
+    example): each example's logits depend on its own row alone, so an evaluation that fits a smaller
+    share of the GPU gives the same statistics (2-simplicial attention at 496 tokens, 6 processes per
+    H200, 2026-12-03)."""
+    if index is None and mask is not None:
+        index = scored_index(mask)
     try:
-        return forward(inputs, segment_pos, None if mask is None else scored_index(mask))
+        return forward(inputs, segment_pos, index)
     except torch.cuda.OutOfMemoryError:
         if inputs.shape[0] == 1:
             raise
@@ -247,9 +250,9 @@ def evaluate_split_stack(forward: Callable[..., torch.Tensor], k: int, task: Tas
             for i in range(0, len(examples), batch_size):
                 batch = _slice(examples, i, i + batch_size).to(device)
                 per_position = batch.mask if batch.mask.dim() == 2 else None
-                with autocast(device, dtype):
-                    logits = in_halves(forward, batch.inputs, batch.segment_pos, per_position)
                 index = None if per_position is None else scored_index(per_position)
+                with autocast(device, dtype):
+                    logits = in_halves(forward, batch.inputs, batch.segment_pos, per_position, index)
                 meta = _sliceable(batch.meta, len(batch))
                 buckets = task.scoring.position_buckets
                 for j in range(k):

@@ -25,7 +25,7 @@ scale, from the store's records; a tie goes to the larger; parity without token 
     with takes the smaller of its own parity-shape value and the shape's lowest;
 * evaluation: the forward batches of the periodic evaluations of the selection split and of the
   final evaluation of every split (packed, :func:`seqlib.evaluate.eval_packs`; a record's own
-  batches as it ran them, :func:`batching`), times a run's seconds per batch:
+  batches as it ran them, :func:`record_batching`), times a run's seconds per batch:
 
   - run by run, the store's records of the task and model (their periodic evaluations: wall time
     less training and data time, over the batches evaluated), calibrated as their steps; those
@@ -146,7 +146,7 @@ def eval_batch_times(records, scale: dict[str, float]) -> dict[tuple[str, str], 
         except ValidationError:  # a record of an older configuration schema: no estimate from it
             continue
         spent = r.measure["wall_time_s"] - r.measure["train_time_s"] - r.train.get("data_time_s", 0.0)
-        batches = evals * split_batches(cfg, task_of(cfg), r.train["select_split"], batching(r))
+        batches = evals * split_batches(cfg, task_of(cfg), r.train["select_split"], record_batching(r))
         pairs.append((((r.task, r.model), r.provenance.commit), spent / batches))
     return pooled(pairs, scale)
 
@@ -170,7 +170,7 @@ def stacked_costs(records: list) -> dict[tuple[str, str], tuple[float, float]]:
             continue
         share = 1 / (m["device_processes"] * m["stack_size"])  # the GPU ran every process's stack meanwhile
         steps[r.task, r.model].append(m["step_time_s"] * share)
-        evaluated = eval_batches(cfg, task_of(cfg), len(r.train.get("eval_curve") or []), batching(r))
+        evaluated = eval_batches(cfg, task_of(cfg), len(r.train.get("eval_curve") or []), record_batching(r))
         if evaluated:
             batches[r.task, r.model].append((m["wall_time_s"] - m["train_time_s"]) * share / evaluated)
     return {key: (statistics.median(v), statistics.median(batches[key]) if batches[key] else math.nan)
@@ -205,7 +205,7 @@ def task_of(cfg):
     return get_task(cfg.task.name, **cfg.task.params)
 
 
-def batching(record) -> str:
+def record_batching(record) -> str:
     """How ``record``'s evaluations were batched (:func:`seqlib.evaluate.eval_packs`): records before
     packing say nothing, and ran every group of examples apart."""
     from seqlib.evaluate import PER_GROUP

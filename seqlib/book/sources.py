@@ -27,6 +27,7 @@ import pandas as pd
 from seqlib.record import RunRecord
 
 SOLVES, FAILS = "solves", "fails"
+COLUMNS = ["task", "model", "ours", "reported by the source", "verdict", "why", "our budget", "source", "checked"]
 AGREES, DISAGREES, NOT_COMPARABLE = "agrees", "disagrees", "not comparable"
 UNVERIFIED = "not verified against the paper (a third-party quote)"
 
@@ -200,7 +201,7 @@ def against_sources(board: pd.DataFrame, records: list[RunRecord], tasks: list[s
         out.append({"task": task, "model": model, "ours": text, "reported by the source": pub.result,
                     "verdict": mark, "why": why, "our budget": budget, "source": pub.source.name,
                     "checked": pub.source.checked})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=COLUMNS)
 
 
 # MQAR's cells (seqlib.book.cells) beside the published results: Zoology's Fig. 2 configuration, the
@@ -246,7 +247,7 @@ class Frontier:
             t = math.log(state / self.low_state) / math.log(self.high_state / self.low_state)
             expected = self.low + t * (self.high - self.low)
             where = f"the plot's curve at our state ({state:,.0f}): {expected:.2f}"
-        return abs(value - expected) <= TOLERANCE, f"{where}, ours within {TOLERANCE} of it"
+        return abs(value - expected) <= TOLERANCE, f"{where}: ours should be within {TOLERANCE} of it"
 
 
 @dataclass(frozen=True)
@@ -363,8 +364,7 @@ def against_cells(cell_scores: pd.DataFrame, task: str) -> pd.DataFrame:
         out.append({"task": f"{task} ({pub.family} cells)", "model": pub.model, "ours": ours,
                     "reported by the source": pub.result, "verdict": mark, "why": why, "our budget": budget,
                     "source": pub.source.name, "checked": pub.source.checked})
-    return pd.DataFrame(out, columns=["task", "model", "ours", "reported by the source", "verdict", "why",
-                                      "our budget", "source", "checked"])
+    return pd.DataFrame(out, columns=COLUMNS)
 
 
 # Griffin's language-modelling claims (De et al. 2024), held to the text chapter's runs in miniature
@@ -422,7 +422,7 @@ def against_lm_claims(board: pd.DataFrame, records: list[RunRecord], large: pd.D
     extrapolation (Hawk and Griffin hold or improve past the training length, the RoPE Transformer breaks:
     :func:`seqlib.book.report.extrapolation`). A run that does not beat the unigram ``bar`` is held to
     nothing. Columns as :func:`against_sources`'."""
-    from seqlib.book.report import bits_curves, chosen_runs, extrapolation, task_of
+    from seqlib.book.report import EXTRAPOLATION_TOLERANCE, bits_curves, chosen_runs, extrapolation, task_of
 
     rows = {r["model"]: r for _, r in board.iterrows() if r["task"] == "text"} if not board.empty else {}
     budgets = {"~5M parameters": ({m: r["mean"] for m, r in rows.items()},
@@ -475,7 +475,7 @@ def against_lm_claims(board: pd.DataFrame, records: list[RunRecord], large: pd.D
         unfit = _learned(t["train_bits"], bar, model)
         holds = t["trend"] in expects
         add("past the training context", model, ours, claim, NOT_COMPARABLE if unfit else AGREES if holds else DISAGREES,
-            unfit or f"it {t['trend']} (a change beyond ±1% of its bits at the training length counts)",
+            unfit or f"it {t['trend']} (a change beyond ±{EXTRAPOLATION_TOLERANCE:.0%} of its bits at the training "
+                     "length counts)",
             budgets["~5M parameters"][1](model) if model in rows else "")
-    return pd.DataFrame(out, columns=["task", "model", "ours", "reported by the source", "verdict", "why",
-                                      "our budget", "source", "checked"])
+    return pd.DataFrame(out, columns=COLUMNS)
